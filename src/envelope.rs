@@ -73,7 +73,12 @@ pub fn verifying_key(bytes: &[u8]) -> Result<VerifyingKey, EnvelopeError> {
 }
 
 /// Seals `body` (already encoded) with one signature.
-pub fn seal_bytes(payload_type: &str, body: Vec<u8>, signer_id: &str, key: &SigningKey) -> pb::Envelope {
+pub fn seal_bytes(
+    payload_type: &str,
+    body: Vec<u8>,
+    signer_id: &str,
+    key: &SigningKey,
+) -> pb::Envelope {
     let mut env = pb::Envelope {
         payload_type: payload_type.to_string(),
         body,
@@ -84,7 +89,12 @@ pub fn seal_bytes(payload_type: &str, body: Vec<u8>, signer_id: &str, key: &Sign
 }
 
 /// Encodes `msg` once and seals the resulting bytes.
-pub fn seal<M: Message>(payload_type: &str, msg: &M, signer_id: &str, key: &SigningKey) -> pb::Envelope {
+pub fn seal<M: Message>(
+    payload_type: &str,
+    msg: &M,
+    signer_id: &str,
+    key: &SigningKey,
+) -> pb::Envelope {
     seal_bytes(payload_type, msg.encode_to_vec(), signer_id, key)
 }
 
@@ -133,13 +143,17 @@ pub fn verify_signer(
         .as_slice()
         .try_into()
         .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))?;
-    key.verify(&pae(&env.payload_type, &env.body), &ed25519_dalek::Signature::from_bytes(&bytes))
-        .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
+    key.verify(
+        &pae(&env.payload_type, &env.body),
+        &ed25519_dalek::Signature::from_bytes(&bytes),
+    )
+    .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
 }
 
 /// Decodes the body. Call only after [`verify_signer`] succeeded.
 pub fn decode<M: Message + Default>(env: &pb::Envelope) -> Result<M, EnvelopeError> {
-    M::decode(env.body.as_slice()).map_err(|e| EnvelopeError::Decode(env.payload_type.clone(), e.to_string()))
+    M::decode(env.body.as_slice())
+        .map_err(|e| EnvelopeError::Decode(env.payload_type.clone(), e.to_string()))
 }
 
 /// Verifies and then decodes.
@@ -170,7 +184,9 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips() {
         let k = key(1);
-        let msg = pb::HelloRequest { node_id: "th-atpd".into() };
+        let msg = pb::HelloRequest {
+            node_id: "th-atpd".into(),
+        };
         let env = seal("x.Hello", &msg, "th-atpd", &k);
         let back: pb::HelloRequest = open(&env, "x.Hello", "th-atpd", &k.verifying_key()).unwrap();
         assert_eq!(back, msg);
@@ -180,9 +196,18 @@ mod tests {
     fn wrong_type_signer_or_key_is_refused() {
         let k = key(1);
         let env = seal_bytes("a", b"body".to_vec(), "n1", &k);
-        assert!(matches!(verify_signer(&env, "b", "n1", &k.verifying_key()), Err(EnvelopeError::WrongType { .. })));
-        assert!(matches!(verify_signer(&env, "a", "n2", &k.verifying_key()), Err(EnvelopeError::MissingSignature(_))));
-        assert!(matches!(verify_signer(&env, "a", "n1", &key(2).verifying_key()), Err(EnvelopeError::WrongKey { .. })));
+        assert!(matches!(
+            verify_signer(&env, "b", "n1", &k.verifying_key()),
+            Err(EnvelopeError::WrongType { .. })
+        ));
+        assert!(matches!(
+            verify_signer(&env, "a", "n2", &k.verifying_key()),
+            Err(EnvelopeError::MissingSignature(_))
+        ));
+        assert!(matches!(
+            verify_signer(&env, "a", "n1", &key(2).verifying_key()),
+            Err(EnvelopeError::WrongKey { .. })
+        ));
     }
 
     #[test]
@@ -190,7 +215,10 @@ mod tests {
         let k = key(1);
         let mut env = seal_bytes("a", b"body".to_vec(), "n1", &k);
         env.payload_type = "b".into();
-        assert_eq!(verify_signer(&env, "b", "n1", &k.verifying_key()), Err(EnvelopeError::BadSignature("n1".into())));
+        assert_eq!(
+            verify_signer(&env, "b", "n1", &k.verifying_key()),
+            Err(EnvelopeError::BadSignature("n1".into()))
+        );
     }
 
     proptest! {

@@ -3,5 +3,17 @@
 //! See `docs/ARCHITECTURE.md` for the map of modules and the invariants they keep.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod convert;
 pub mod envelope;
+pub mod federation;
+pub mod identity;
+pub mod node;
 pub mod pb;
+pub mod peer;
+pub mod record;
+pub mod store;
+pub mod tls;

@@ -1,0 +1,140 @@
+//! The local API: bearer-token gRPC for officers' tools and integrators.
+//! Handlers are thin: they check the caller's role, call the domain and
+//! storage modules, and map errors through [`status`].
+
+mod node;
+mod records;
+pub mod status;
+
+use std::sync::Arc;
+
+use tonic::service::Interceptor;
+use tonic::transport::server::Router;
+use tonic::transport::Server;
+use tonic::{Request, Status};
+
+use crate::node::Node;
+use crate::pb;
+use crate::pb::UserRole;
+use crate::store;
+
+/// The authenticated local user, put in request extensions by [`Auth`].
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: UserRole,
+}
+
+/// Checks the bearer token on every call.
+#[derive(Clone)]
+pub struct Auth {
+    node: Arc<Node>,
+}
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let header = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        }) else {
+            tracing::warn!("local API call without a bearer token");
+            return Err(Status::unauthenticated(
+                "missing bearer token (authorization: Bearer <token>)",
+            ));
+        };
+        let user =
+            store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
+        let Some(user) = user else {
+            tracing::warn!("local API call with an unknown token");
+            return Err(Status::unauthenticated("unknown or revoked token"));
+        };
+        tracing::Span::current().record("user", user.name.as_str());
+        let role = UserRole::try_from(user.role).unwrap_or(UserRole::Unspecified);
+        req.extensions_mut().insert(Caller {
+            name: user.name,
+            role,
+        });
+        Ok(req)
+    }
+}
+
+/// The caller, if their role is one of `allowed`.
+pub fn require<T>(req: &Request<T>, allowed: &[UserRole]) -> Result<Caller, Status> {
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("not authenticated"))?;
+    if caller.role == UserRole::Admin || allowed.contains(&caller.role) {
+        Ok(caller)
+    } else {
+        Err(Status::permission_denied(format!(
+            "role {} may not call this method",
+            caller
+                .role
+                .as_str_name()
+                .trim_start_matches("USER_ROLE_")
+                .to_lowercase()
+        )))
+    }
+}
+
+/// Roles that may read and write records.
+pub const RECORD_WRITERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrator];
+pub const RECORD_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrator];
+pub const ANY_ROLE: &[UserRole] = &[UserRole::Officer, UserRole::Integrator, UserRole::Auditor];
+
+pub fn router(builder: Server, node: Arc<Node>) -> Router {
+    let auth = Auth {
+        node: Arc::clone(&node),
+    };
+    let mut builder = builder;
+    builder
+        .add_service(
+            pb::node_service_server::NodeServiceServer::with_interceptor(
+                node::NodeApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::peer_service_server::PeerServiceServer::with_interceptor(
+                node::PeerApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::user_service_server::UserServiceServer::with_interceptor(
+                node::UserApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::record_service_server::RecordServiceServer::with_interceptor(
+                records::RecordApi::new(node),
+                auth,
+            ),
+        )
+}
+
+pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
+    use pb::node_service_server::NodeServiceServer;
+    use pb::peer_service_server::PeerServiceServer;
+    use pb::record_service_server::RecordServiceServer;
+    use pb::user_service_server::UserServiceServer;
+    health
+        .set_serving::<NodeServiceServer<node::NodeApi>>()
+        .await;
+    health
+        .set_serving::<PeerServiceServer<node::PeerApi>>()
+        .await;
+    health
+        .set_serving::<UserServiceServer<node::UserApi>>()
+        .await;
+    health
+        .set_serving::<RecordServiceServer<records::RecordApi>>()
+        .await;
+}

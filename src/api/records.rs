@@ -1,0 +1,208 @@
+//! RecordService handlers.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::status::invalid;
+use super::{require, RECORD_READERS, RECORD_WRITERS};
+use crate::convert::from_timestamp;
+use crate::node::Node;
+use crate::pb;
+use crate::record;
+use crate::store::records::{self, Filter, Signer};
+
+pub struct RecordApi {
+    node: Arc<Node>,
+}
+
+impl RecordApi {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+    fn signer(&self) -> Signer<'_> {
+        Signer {
+            node_id: self.node.id(),
+            key: &self.node.identity.signing_key,
+        }
+    }
+}
+
+pub const MAX_PAGE: u32 = 1000;
+pub const DEFAULT_PAGE: u32 = 100;
+
+#[tonic::async_trait]
+impl pb::record_service_server::RecordService for RecordApi {
+    async fn create_record(
+        &self,
+        req: Request<pb::CreateRecordRequest>,
+    ) -> Result<Response<pb::CreateRecordResponse>, Status> {
+        require(&req, RECORD_WRITERS)?;
+        let rec = req
+            .into_inner()
+            .record
+            .ok_or_else(|| invalid("record", "required"))?;
+        if !rec.id.is_empty() {
+            record::validate_id(&rec.id)?;
+        }
+        let rec = records::create(&self.node.db, &self.signer(), rec, self.node.now()).await?;
+        Ok(Response::new(pb::CreateRecordResponse {
+            record: Some(rec),
+        }))
+    }
+
+    async fn update_record(
+        &self,
+        req: Request<pb::UpdateRecordRequest>,
+    ) -> Result<Response<pb::UpdateRecordResponse>, Status> {
+        require(&req, RECORD_WRITERS)?;
+        let r = req.into_inner();
+        let rec = r.record.ok_or_else(|| invalid("record", "required"))?;
+        if rec.id.is_empty() {
+            return Err(invalid("record.id", "required"));
+        }
+        if r.expected_version == 0 {
+            return Err(invalid(
+                "expected_version",
+                "required: the version you last read",
+            ));
+        }
+        let rec = records::update(
+            &self.node.db,
+            &self.signer(),
+            rec,
+            r.expected_version,
+            self.node.now(),
+        )
+        .await?;
+        Ok(Response::new(pb::UpdateRecordResponse {
+            record: Some(rec),
+        }))
+    }
+
+    async fn get_record(
+        &self,
+        req: Request<pb::GetRecordRequest>,
+    ) -> Result<Response<pb::GetRecordResponse>, Status> {
+        require(&req, RECORD_READERS)?;
+        let id = &req.get_ref().id;
+        if id.is_empty() {
+            return Err(invalid("id", "required"));
+        }
+        let key = records::resolve_key(self.node.id(), id);
+        let stored = records::get(self.node.db.store(), &key)?
+            .ok_or_else(|| Status::not_found(format!("record {id} not found")))?;
+        let rec = stored.record()?;
+        Ok(Response::new(pb::GetRecordResponse {
+            record: Some(rec),
+            envelope: stored.envelope,
+            provenance: stored.provenance,
+        }))
+    }
+
+    async fn list_records(
+        &self,
+        req: Request<pb::ListRecordsRequest>,
+    ) -> Result<Response<pb::ListRecordsResponse>, Status> {
+        require(&req, RECORD_READERS)?;
+        let r = req.into_inner();
+        let kind = match pb::RecordKind::try_from(r.kind) {
+            Ok(pb::RecordKind::Unspecified) => None,
+            Ok(k) => Some(k),
+            Err(_) => return Err(invalid("kind", "unknown record kind")),
+        };
+        if !r.country.is_empty() && !record::is_country(&r.country) {
+            return Err(invalid("country", "not an ISO 3166-1 alpha-2 code"));
+        }
+        if r.text.chars().count() > 200 {
+            return Err(invalid("text", "at most 200 characters"));
+        }
+        let updated_since = match &r.updated_since {
+            Some(ts) => {
+                Some(from_timestamp(ts).ok_or_else(|| invalid("updated_since", "out of range"))?)
+            }
+            None => None,
+        };
+        let page_size = match r.page_size {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n,
+            _ => return Err(invalid("page_size", "at most 1000")),
+        };
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            let raw = hex::decode(&r.page_token)
+                .map_err(|_| invalid("page_token", "not a token from a previous page"))?;
+            Some(
+                String::from_utf8(raw)
+                    .map_err(|_| invalid("page_token", "not a token from a previous page"))?,
+            )
+        };
+        let filter = Filter {
+            kind,
+            country: (!r.country.is_empty()).then(|| r.country.clone()),
+            text: (!r.text.is_empty()).then(|| r.text.to_lowercase()),
+            updated_since,
+            include_withdrawn: r.include_withdrawn,
+            originator: None,
+        };
+        let (rows, next) = records::list(
+            self.node.db.store(),
+            &filter,
+            after.as_deref(),
+            page_size as usize,
+        )?;
+        Ok(Response::new(pb::ListRecordsResponse {
+            records: rows.into_iter().map(|(r, _)| r).collect(),
+            next_page_token: next.map(hex::encode).unwrap_or_default(),
+        }))
+    }
+
+    async fn withdraw_record(
+        &self,
+        req: Request<pb::WithdrawRecordRequest>,
+    ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
+        require(&req, RECORD_WRITERS)?;
+        let r = req.into_inner();
+        if r.id.is_empty() {
+            return Err(invalid("id", "required"));
+        }
+        if r.expected_version == 0 {
+            return Err(invalid(
+                "expected_version",
+                "required: the version you last read",
+            ));
+        }
+        let rec = records::withdraw(
+            &self.node.db,
+            &self.signer(),
+            &r.id,
+            r.expected_version,
+            self.node.now(),
+        )
+        .await?;
+        Ok(Response::new(pb::WithdrawRecordResponse {
+            record: Some(rec),
+        }))
+    }
+
+    async fn lookup_identifier(
+        &self,
+        req: Request<pb::LookupIdentifierRequest>,
+    ) -> Result<Response<pb::LookupIdentifierResponse>, Status> {
+        require(&req, RECORD_READERS)?;
+        let r = req.into_inner();
+        let t = pb::IdentifierType::try_from(r.r#type)
+            .ok()
+            .filter(|t| *t != pb::IdentifierType::Unspecified)
+            .ok_or_else(|| invalid("type", "unknown identifier type"))?;
+        let normalized =
+            record::normalize_identifier(t, &r.value).map_err(|e| invalid("value", &e.reason))?;
+        let key = format!("{}:{normalized}", record::identifier_type_name(t));
+        let record_ids = records::lookup_identifier(self.node.db.store(), &key)?;
+        Ok(Response::new(pb::LookupIdentifierResponse {
+            normalized,
+            record_ids,
+        }))
+    }
+}

@@ -1,0 +1,77 @@
+//! Every module error maps to a gRPC status here, and only here.
+//! Validation failures carry a `BadRequest` detail naming the field.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::peer::PeerError;
+use crate::record::FieldError;
+use crate::store::records::RecordError;
+use crate::store::StoreError;
+
+pub fn invalid(field: &str, reason: &str) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {reason}"),
+        ErrorDetails::with_bad_request_violation(field, reason),
+    )
+}
+
+impl From<FieldError> for Status {
+    fn from(e: FieldError) -> Self {
+        invalid(&e.field, &e.reason)
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        Status::internal(e.to_string())
+    }
+}
+
+impl From<RecordError> for Status {
+    fn from(e: RecordError) -> Self {
+        match e {
+            RecordError::Invalid(f) => f.into(),
+            RecordError::NotFound(_) => Status::not_found(e.to_string()),
+            RecordError::AlreadyExists(_) => Status::already_exists(e.to_string()),
+            RecordError::StaleVersion { .. } => Status::with_error_details(
+                Code::Aborted,
+                e.to_string(),
+                ErrorDetails::with_precondition_failure_violation(
+                    "VERSION",
+                    "record",
+                    e.to_string(),
+                ),
+            ),
+            RecordError::ReadOnly(_) | RecordError::Withdrawn(_) => {
+                Status::failed_precondition(e.to_string())
+            }
+            RecordError::KindChange { .. } => invalid("record.body", &e.to_string()),
+            RecordError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<PeerError> for Status {
+    fn from(e: PeerError) -> Self {
+        match e {
+            PeerError::Card(ref c) => match c {
+                crate::identity::IdentityError::CardField { field, reason } => {
+                    invalid(&format!("card.{field}"), reason)
+                }
+                _ => invalid("card", &c.to_string()),
+            },
+            PeerError::Own(_) => invalid("card.node_id", &e.to_string()),
+            PeerError::KeyConflict(_) | PeerError::CertConflict(_) => {
+                Status::already_exists(e.to_string())
+            }
+            PeerError::NotFound(_) => Status::not_found(e.to_string()),
+            PeerError::Unreachable { .. } => Status::unavailable(e.to_string()),
+            PeerError::BadAnswer { .. } => Status::data_loss(e.to_string()),
+            PeerError::Dial(_) => Status::failed_precondition(e.to_string()),
+            PeerError::Store(s) => s.into(),
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The `liaison` command line: node set-up and run, and a client for every
+//! local API call, with human tables by default and `--json` for scripts.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Layout, LogFormat, NodeConfig, Role};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "liaison",
+    version,
+    about = "Federated information exchange for counter-trafficking authorities"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Node data directory (API address and admin token are read from it).
+    #[arg(long, global = true, env = "LIAISON_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Local API URL, e.g. http://127.0.0.1:7701 (instead of --dir).
+    #[arg(long, global = true, env = "LIAISON_API")]
+    pub api: Option<String>,
+    /// Bearer token for --api.
+    #[arg(long, global = true, env = "LIAISON_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new node: config, signing key, TLS key and certificate, admin token.
+    Init(InitArgs),
+    /// Run the node (creates ./liaison-data with defaults when there is no node yet).
+    Run(RunArgs),
+    /// This node's signed card.
+    #[command(subcommand)]
+    Card(CardCmd),
+    /// Pinned peers.
+    #[command(subcommand)]
+    Peer(PeerCmd),
+    /// Local users and their tokens.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// This node's records.
+    #[command(subcommand)]
+    Record(RecordCmd),
+    /// Contact points (own and received).
+    #[command(subcommand)]
+    Contacts(ContactsCmd),
+    /// Look up a normalised entity identifier, e.g. passport:AB123456.
+    Identifier { identifier: String },
+    /// Node status.
+    Status,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value = "")]
+    pub organisation: String,
+    /// ISO 3166-1 alpha-2 country code.
+    #[arg(long, default_value = "")]
+    pub country: String,
+    /// Region, for regional (hub) nodes.
+    #[arg(long, default_value = "")]
+    pub region: String,
+    #[arg(long, value_enum, default_value = "national")]
+    pub role: Role,
+    /// Federation (mutual TLS) listen address.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    pub listen: std::net::SocketAddr,
+    /// Local API listen address.
+    #[arg(long, default_value = "127.0.0.1:7701")]
+    pub api_listen: std::net::SocketAddr,
+    /// Endpoint published in the card (defaults to the federation address).
+    #[arg(long, default_value = "")]
+    pub endpoint: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CardCmd {
+    /// Print this node's signed card (JSON) for peers to import.
+    Export {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PeerCmd {
+    /// Verify and pin a peer's card.
+    Add {
+        card: PathBuf,
+    },
+    List,
+    Remove {
+        id: String,
+    },
+    /// Federation Hello over mutual TLS.
+    Ping {
+        id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user; prints the token once.
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "officer", "integrator", "auditor"])]
+        role: String,
+    },
+    List,
+    Remove {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecordCmd {
+    /// Add a record from a JSON file (proto3 JSON of liaison.v1.Record; - for stdin).
+    Add {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Replace a record's body and handling, at the version you last read.
+    Update {
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        expected_version: u64,
+    },
+    Show {
+        id: String,
+    },
+    List(ListArgs),
+    Withdraw {
+        id: String,
+        #[arg(long)]
+        expected_version: u64,
+    },
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ListArgs {
+    /// contact_point, intelligence_report, entity, victim_referral, statistics_report
+    #[arg(long)]
+    pub kind: Option<String>,
+    #[arg(long)]
+    pub country: Option<String>,
+    #[arg(long)]
+    pub text: Option<String>,
+    /// RFC 3339 time, e.g. 2026-01-01T00:00:00Z
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub include_withdrawn: bool,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    #[arg(long)]
+    pub page_token: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactsCmd {
+    List {
+        #[arg(long)]
+        country: Option<String>,
+    },
+    Search {
+        text: String,
+        #[arg(long)]
+        country: Option<String>,
+    },
+}
+
+/// A CLI failure: printed as one line, exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Msg(String),
+    #[error("{0}")]
+    Status(String),
+}
+
+impl From<tonic::Status> for CliError {
+    fn from(s: tonic::Status) -> Self {
+        use tonic_types::StatusExt;
+        let mut msg = format!("{}: {}", code_name(s.code()), s.message());
+        if let Some(bad) = s.get_details_bad_request() {
+            for v in bad.field_violations {
+                if !msg.contains(&v.field) {
+                    msg.push_str(&format!(" [{}: {}]", v.field, v.description));
+                }
+            }
+        }
+        CliError::Status(msg)
+    }
+}
+
+fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        Unknown => "unknown error",
+        InvalidArgument => "invalid argument",
+        DeadlineExceeded => "deadline exceeded",
+        NotFound => "not found",
+        AlreadyExists => "already exists",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "resource exhausted",
+        FailedPrecondition => "failed precondition",
+        Aborted => "aborted",
+        OutOfRange => "out of range",
+        Unimplemented => "unimplemented",
+        Internal => "internal error",
+        Unavailable => "unavailable",
+        DataLoss => "data loss",
+        Unauthenticated => "unauthenticated",
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISON_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sled=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+pub const DEFAULT_DIR: &str = "liaison-data";
+
+async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let g = cli.global.clone();
+    match cli.command {
+        Command::Init(a) => {
+            let dir = g
+                .dir
+                .clone()
+                .ok_or_else(|| CliError::Msg("--dir is required for init".into()))?;
+            let cfg = NodeConfig {
+                id: a.id,
+                name: a.name,
+                organisation: a.organisation,
+                country: a.country,
+                region: a.region,
+                role: a.role,
+                listen: a.listen,
+                api: a.api_listen,
+                endpoint: a.endpoint,
+                log_format: LogFormat::Human,
+            };
+            let layout = Layout::new(&dir);
+            let token =
+                crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
+            output::init_done(&g, &layout, &cfg, &token);
+            Ok(())
+        }
+        Command::Run(a) => run(&g, a).await,
+        other => client::dispatch(&g, other).await,
+    }
+}
+
+async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
+    let layout = match &g.dir {
+        Some(d) => Layout::new(d),
+        None => {
+            let layout = Layout::new(DEFAULT_DIR);
+            if !layout.exists() {
+                let cfg = NodeConfig {
+                    id: "local-node".into(),
+                    name: "Local liaison node".into(),
+                    organisation: String::new(),
+                    country: String::new(),
+                    region: "local".into(),
+                    role: Role::National,
+                    listen: ([127, 0, 0, 1], 7700).into(),
+                    api: ([127, 0, 0, 1], 7701).into(),
+                    endpoint: String::new(),
+                    log_format: LogFormat::Human,
+                };
+                let token =
+                    crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
+                output::init_done(g, &layout, &cfg, &token);
+            }
+            layout
+        }
+    };
+    let node = crate::node::Node::open(layout, crate::node::default_clock())
+        .map_err(|e| CliError::Msg(e.to_string()))?;
+    init_tracing(a.log_format.unwrap_or(node.config().log_format));
+    crate::node::serve(node, crate::node::shutdown_signal())
+        .await
+        .map_err(|e| CliError::Msg(e.to_string()))
+}

@@ -1,0 +1,322 @@
+//! The node's configuration file (`node.toml`) and the layout of its data directory.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Parse { path: PathBuf, reason: String },
+}
+
+impl ConfigError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    National,
+    Hub,
+    Partner,
+}
+
+impl Role {
+    pub fn to_pb(self) -> crate::pb::NodeRole {
+        match self {
+            Role::National => crate::pb::NodeRole::National,
+            Role::Hub => crate::pb::NodeRole::Hub,
+            Role::Partner => crate::pb::NodeRole::Partner,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `node.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub organisation: String,
+    /// ISO 3166-1 alpha-2; empty for a regional node.
+    #[serde(default)]
+    pub country: String,
+    /// Region name for regional (hub) nodes.
+    #[serde(default)]
+    pub region: String,
+    pub role: Role,
+    /// Federation (mutual TLS) listener.
+    pub listen: SocketAddr,
+    /// Local API (bearer tokens) listener.
+    pub api: SocketAddr,
+    /// Endpoint peers dial, as published in the card; defaults to `listen`.
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// Files inside a node's data directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+}
+
+impl Layout {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("node.toml")
+    }
+    pub fn signing_key(&self) -> PathBuf {
+        self.dir.join("signing.key")
+    }
+    pub fn tls_key(&self) -> PathBuf {
+        self.dir.join("tls.key")
+    }
+    pub fn tls_cert(&self) -> PathBuf {
+        self.dir.join("tls.crt")
+    }
+    pub fn admin_token(&self) -> PathBuf {
+        self.dir.join("admin.token")
+    }
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+    /// Written at start-up with the addresses actually bound (ports may be 0 in the config).
+    pub fn runtime(&self) -> PathBuf {
+        self.dir.join("run.toml")
+    }
+    pub fn exists(&self) -> bool {
+        self.config().exists()
+    }
+}
+
+/// Addresses bound by a running node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Runtime {
+    pub federation: SocketAddr,
+    pub api: SocketAddr,
+    pub pid: u32,
+}
+
+pub fn valid_node_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    (2..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && !id.ends_with('-')
+}
+
+impl NodeConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_node_id(&self.id) {
+            return Err(ConfigError::Invalid {
+                field: "id",
+                reason: format!(
+                    "{:?} must be 2-32 characters of a-z, 0-9 and '-', starting with a letter (e.g. th-atpd)",
+                    self.id
+                ),
+            });
+        }
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(ConfigError::Invalid {
+                field: "name",
+                reason: "must be 1-200 characters".into(),
+            });
+        }
+        if self.organisation.chars().count() > 200 {
+            return Err(ConfigError::Invalid {
+                field: "organisation",
+                reason: "at most 200 characters".into(),
+            });
+        }
+        let iso_like =
+            self.country.len() == 2 && self.country.bytes().all(|c| c.is_ascii_uppercase());
+        if !self.country.is_empty() && !iso_like {
+            return Err(ConfigError::Invalid {
+                field: "country",
+                reason: format!(
+                    "{:?} is not an ISO 3166-1 alpha-2 code (two capital letters)",
+                    self.country
+                ),
+            });
+        }
+        if self.country.is_empty() && self.region.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                field: "country",
+                reason: "a node needs a country or a region".into(),
+            });
+        }
+        if self.region.chars().count() > 100 {
+            return Err(ConfigError::Invalid {
+                field: "region",
+                reason: "at most 100 characters".into(),
+            });
+        }
+        if self.listen == self.api && self.listen.port() != 0 {
+            return Err(ConfigError::Invalid {
+                field: "api",
+                reason: "must differ from the federation listener".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn load(layout: &Layout) -> Result<Self, ConfigError> {
+        let path = layout.config();
+        let text = fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, e))?;
+        let cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The endpoint published in the card: explicit, else the bound federation address.
+    pub fn advertised_endpoint(&self, bound: SocketAddr) -> String {
+        if self.endpoint.is_empty() {
+            bound.to_string()
+        } else {
+            self.endpoint.clone()
+        }
+    }
+}
+
+/// Writes `bytes` to a new file readable only by the owner; refuses to overwrite.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| ConfigError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| ConfigError::io(path, e))?;
+    f.sync_all().map_err(|e| ConfigError::io(path, e))
+}
+
+/// Replaces a file atomically (write to a temporary file, fsync, rename).
+pub fn replace_private(path: &Path, bytes: &[u8]) -> Result<(), ConfigError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    write_private(&tmp, bytes)?;
+    fs::rename(&tmp, path).map_err(|e| ConfigError::io(path, e))
+}
+
+pub fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
+    fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| ConfigError::io(dir, e))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> NodeConfig {
+        NodeConfig {
+            id: "th-atpd".into(),
+            name: "Anti-Trafficking in Persons Division".into(),
+            organisation: "Royal Thai Police".into(),
+            country: "TH".into(),
+            region: String::new(),
+            role: Role::National,
+            listen: "127.0.0.1:7700".parse().unwrap(),
+            api: "127.0.0.1:7701".parse().unwrap(),
+            endpoint: String::new(),
+            log_format: LogFormat::Human,
+        }
+    }
+
+    #[test]
+    fn node_ids() {
+        for ok in ["th-atpd", "kh", "commit-hub", "a1"] {
+            assert!(valid_node_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "TH",
+            "1abc",
+            "th_atpd",
+            "th-",
+            "a-very-long-node-id-that-goes-past-32",
+        ] {
+            assert!(!valid_node_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = cfg();
+        c.country = "th".into();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "country",
+                ..
+            })
+        ));
+        let mut c = cfg();
+        c.api = c.listen;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid { field: "api", .. })
+        ));
+        let mut c = cfg();
+        c.country.clear();
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Invalid {
+                field: "country",
+                ..
+            })
+        ));
+        c.region = "COMMIT-Mekong".into();
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn toml_round_trip() {
+        let c = cfg();
+        let text = toml::to_string(&c).unwrap();
+        assert_eq!(toml::from_str::<NodeConfig>(&text).unwrap(), c);
+    }
+}

@@ -1,0 +1,157 @@
+//! The federation port: the gRPC server peers call, and the client used to
+//! call them. Both sides authenticate by pinned certificate (see [`crate::tls`]);
+//! the caller's node id is always taken from its certificate, never from a message.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use crate::identity::fingerprint;
+use crate::node::Node;
+use crate::pb;
+use crate::pb::federation_service_client::FederationServiceClient;
+use crate::pb::federation_service_server::{FederationService, FederationServiceServer};
+use crate::tls;
+
+/// Deadline for a single federation call unless the caller sets a shorter one.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("peer {0} is not pinned")]
+    UnknownPeer(String),
+    #[error("peer {peer}: bad endpoint {endpoint:?}: {reason}")]
+    Endpoint {
+        peer: String,
+        endpoint: String,
+        reason: String,
+    },
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Open channels to peers, keyed by node id and the certificate they pin, so a
+/// re-pinned peer never reuses a channel to its old certificate.
+#[derive(Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<String, ([u8; 32], Channel)>>,
+}
+
+impl Peers {
+    pub fn forget(&self, node_id: &str) {
+        if let Ok(mut m) = self.channels.lock() {
+            m.remove(node_id);
+        }
+    }
+}
+
+/// A lazily connecting channel to `card`'s federation endpoint over mutual TLS.
+pub fn channel(node: &Node, card: &pb::NodeCard) -> Result<Channel, DialError> {
+    let fp = fingerprint(&card.tls_certificate);
+    if let Ok(m) = node.peers.channels.lock() {
+        if let Some((pinned, ch)) = m.get(&card.node_id) {
+            if *pinned == fp {
+                return Ok(ch.clone());
+            }
+        }
+    }
+    let cfg = tls::client_config(
+        node.identity.tls_cert.clone(),
+        node.identity.tls_key.clone_key(),
+        &card.tls_certificate,
+    )?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let addr = card.federation_endpoint.clone();
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| DialError::Endpoint {
+            peer: card.node_id.clone(),
+            endpoint: addr.clone(),
+            reason: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(CALL_TIMEOUT)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    let server_name = rustls::pki_types::ServerName::try_from(format!("{}.liaison", card.node_id))
+        .map_err(|e| DialError::Endpoint {
+            peer: card.node_id.clone(),
+            endpoint: addr.clone(),
+            reason: e.to_string(),
+        })?;
+    let ch = endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri: http::Uri| {
+        let connector = connector.clone();
+        let addr = addr.clone();
+        let server_name = server_name.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            let stream = connector.connect(server_name, tcp).await?;
+            Ok::<_, std::io::Error>(TokioIo::new(stream))
+        }
+    }));
+    if let Ok(mut m) = node.peers.channels.lock() {
+        m.insert(card.node_id.clone(), (fp, ch.clone()));
+    }
+    Ok(ch)
+}
+
+pub fn client(
+    node: &Node,
+    card: &pb::NodeCard,
+) -> Result<FederationServiceClient<Channel>, DialError> {
+    Ok(FederationServiceClient::new(channel(node, card)?)
+        .max_decoding_message_size(16 * 1024 * 1024))
+}
+
+/// The node id of the peer that made this call, from its pinned certificate.
+pub fn caller<T>(node: &Node, req: &Request<T>) -> Result<String, Status> {
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let cert = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let id = node
+        .pins
+        .node_for(cert)
+        .ok_or_else(|| Status::unauthenticated("client certificate is no longer pinned"))?;
+    tracing::Span::current().record("peer", id.as_str());
+    Ok(id)
+}
+
+/// Refuses a message whose claimed sender is not the authenticated caller.
+pub fn check_claim(caller: &str, claimed: &str) -> Result<(), Status> {
+    if caller == claimed {
+        Ok(())
+    } else {
+        tracing::warn!(%caller, %claimed, "peer claimed another node's id");
+        Err(Status::permission_denied(format!(
+            "the presented certificate belongs to {caller}, which cannot act as {claimed}"
+        )))
+    }
+}
+
+pub struct FederationApi {
+    node: Arc<Node>,
+}
+
+pub fn server(node: Arc<Node>) -> FederationServiceServer<FederationApi> {
+    FederationServiceServer::new(FederationApi { node }).max_decoding_message_size(16 * 1024 * 1024)
+}
+
+#[tonic::async_trait]
+impl FederationService for FederationApi {
+    async fn hello(
+        &self,
+        req: Request<pb::HelloRequest>,
+    ) -> Result<Response<pb::HelloResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        check_claim(&caller, &req.get_ref().node_id)?;
+        let (_, env) = self.node.card();
+        Ok(Response::new(pb::HelloResponse { card: Some(env) }))
+    }
+}

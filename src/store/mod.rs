@@ -1,0 +1,204 @@
+//! Storage behind a narrow trait: named trees of ordered byte keys, atomic
+//! multi-tree batches that are durable (flushed to disk) before `apply`
+//! returns, and ordered range scans. Everything above it (records, peers,
+//! users, audit) is plain key/value layout in the submodules here; sled is one
+//! implementation and can be swapped without touching callers.
+
+mod db;
+pub mod peers;
+pub mod records;
+mod sled_store;
+pub mod users;
+
+use std::ops::Bound;
+
+pub use db::{Db, Tx};
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage failure: {0}")]
+    Backend(String),
+    #[error("stored value is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Logical trees. Names are stable: they are on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tree {
+    Meta,
+    Records,
+    Identifiers,
+    Changes,
+    Peers,
+    Users,
+    Tokens,
+    Audit,
+    Agreements,
+    Outbox,
+    Requests,
+    Relay,
+}
+
+impl Tree {
+    pub const ALL: [Tree; 12] = [
+        Tree::Meta,
+        Tree::Records,
+        Tree::Identifiers,
+        Tree::Changes,
+        Tree::Peers,
+        Tree::Users,
+        Tree::Tokens,
+        Tree::Audit,
+        Tree::Agreements,
+        Tree::Outbox,
+        Tree::Requests,
+        Tree::Relay,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tree::Meta => "meta",
+            Tree::Records => "records",
+            Tree::Identifiers => "identifiers",
+            Tree::Changes => "changes",
+            Tree::Peers => "peers",
+            Tree::Users => "users",
+            Tree::Tokens => "tokens",
+            Tree::Audit => "audit",
+            Tree::Agreements => "agreements",
+            Tree::Outbox => "outbox",
+            Tree::Requests => "requests",
+            Tree::Relay => "relay",
+        }
+    }
+}
+
+/// A set of writes applied atomically.
+#[derive(Debug, Default, Clone)]
+pub struct Batch {
+    pub ops: Vec<(Tree, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub fn put(
+        &mut self,
+        tree: Tree,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> &mut Self {
+        self.ops.push((tree, key.into(), Some(value.into())));
+        self
+    }
+    pub fn delete(&mut self, tree: Tree, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push((tree, key.into(), None));
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+pub trait Store: Send + Sync + 'static {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` entries in key order within the bounds.
+    fn range(
+        &self,
+        tree: Tree,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// Up to `limit` entries in reverse key order within the bounds.
+    fn range_rev(
+        &self,
+        tree: Tree,
+        start: Bound<Vec<u8>>,
+        end: Bound<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+    /// Applies every write or none, and returns only once it is on disk.
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+    fn len(&self, tree: Tree) -> Result<usize, StoreError>;
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+/// Keys that start with `prefix`, in order, after `after` (exclusive) if given.
+pub fn scan_prefix(
+    store: &dyn Store,
+    tree: Tree,
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<Entry>, StoreError> {
+    let start = match after {
+        Some(a) => Bound::Excluded(a.to_vec()),
+        None => Bound::Included(prefix.to_vec()),
+    };
+    let end = match prefix_end(prefix) {
+        Some(e) => Bound::Excluded(e),
+        None => Bound::Unbounded,
+    };
+    store.range(tree, start, end, limit)
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_handles_carry() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn batches_are_atomic_and_scans_ordered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStore::open(dir.path()).unwrap();
+        let mut b = Batch::default();
+        b.put(Tree::Records, b"a/2".to_vec(), b"x".to_vec())
+            .put(Tree::Records, b"a/1".to_vec(), b"y".to_vec())
+            .put(Tree::Records, b"b/1".to_vec(), b"z".to_vec())
+            .put(Tree::Peers, b"p".to_vec(), b"q".to_vec());
+        s.apply(&b).unwrap();
+        let got = scan_prefix(&s, Tree::Records, b"a/", None, 10).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (b"a/1".to_vec(), b"y".to_vec()),
+                (b"a/2".to_vec(), b"x".to_vec())
+            ]
+        );
+        let after = scan_prefix(&s, Tree::Records, b"a/", Some(b"a/1"), 10).unwrap();
+        assert_eq!(after.len(), 1);
+        let mut d = Batch::default();
+        d.delete(Tree::Peers, b"p".to_vec());
+        s.apply(&d).unwrap();
+        assert_eq!(s.get(Tree::Peers, b"p").unwrap(), None);
+        assert_eq!(s.len(Tree::Records).unwrap(), 3);
+        drop(s);
+        let s = SledStore::open(dir.path()).unwrap();
+        assert_eq!(s.get(Tree::Records, b"b/1").unwrap(), Some(b"z".to_vec()));
+        let rev = s
+            .range_rev(Tree::Records, Bound::Unbounded, Bound::Unbounded, 1)
+            .unwrap();
+        assert_eq!(rev[0].0, b"b/1".to_vec());
+    }
+}
