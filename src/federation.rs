@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::identity::fingerprint;
+use crate::identity::{fingerprint, Identity};
 use crate::node::Node;
 use crate::pb;
 use crate::pb::federation_service_client::FederationServiceClient;
@@ -59,9 +59,19 @@ pub fn channel(node: &Node, card: &pb::NodeCard) -> Result<Channel, DialError> {
             }
         }
     }
+    let ch = dial(&node.identity, card)?;
+    if let Ok(mut m) = node.peers.channels.lock() {
+        m.insert(card.node_id.clone(), (fp, ch.clone()));
+    }
+    Ok(ch)
+}
+
+/// A lazily connecting channel to `card`'s federation endpoint over mutual
+/// TLS, presenting `identity`'s certificate and accepting only the card's.
+pub fn dial(identity: &Identity, card: &pb::NodeCard) -> Result<Channel, DialError> {
     let cfg = tls::client_config(
-        node.identity.tls_cert.clone(),
-        node.identity.tls_key.clone_key(),
+        identity.tls_cert.clone(),
+        identity.tls_key.clone_key(),
         &card.tls_certificate,
     )?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
@@ -93,9 +103,6 @@ pub fn channel(node: &Node, card: &pb::NodeCard) -> Result<Channel, DialError> {
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     }));
-    if let Ok(mut m) = node.peers.channels.lock() {
-        m.insert(card.node_id.clone(), (fp, ch.clone()));
-    }
     Ok(ch)
 }
 

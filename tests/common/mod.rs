@@ -1,0 +1,221 @@
+//! Multi-node sandbox for integration tests: real `liaison` processes on
+//! 127.0.0.1 with real mutual TLS, each in its own temporary directory.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use liaison::pb;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_liaison");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub struct TestNode {
+    pub id: String,
+    pub dir: PathBuf,
+    pub fed: SocketAddr,
+    pub api: SocketAddr,
+    pub token: String,
+    child: Option<Child>,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestNode {
+    /// `liaison init` with fixed free ports so restarts keep their addresses.
+    pub fn init(root: &Path, id: &str, country: &str) -> TestNode {
+        Self::init_role(root, id, country, "national")
+    }
+
+    pub fn init_role(root: &Path, id: &str, country: &str, role: &str) -> TestNode {
+        liaison::tls::install_provider();
+        let dir = root.join(id);
+        let fed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut args: Vec<String> = vec![
+            "--dir".into(),
+            dir.display().to_string(),
+            "init".into(),
+            "--id".into(),
+            id.into(),
+            "--name".into(),
+            format!("Unit {id}"),
+            "--organisation".into(),
+            "Test police".into(),
+            "--role".into(),
+            role.into(),
+            "--listen".into(),
+            fed.to_string(),
+            "--api-listen".into(),
+            api.to_string(),
+        ];
+        if country.len() == 2 {
+            args.extend(["--country".into(), country.into()]);
+        } else {
+            args.extend(["--region".into(), country.into()]);
+        }
+        let out = Command::new(BIN).args(&args).output().expect("run liaison init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let token = std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_string();
+        TestNode { id: id.into(), dir, fed, api, token, child: None, env: Vec::new() }
+    }
+
+    /// Starts `liaison run` and waits until its API answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let _ = std::fs::remove_file(self.dir.join("run.toml"));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--dir", &self.dir.display().to_string(), "run"])
+            .env("LIAISON_LOG", "info,liaison=debug")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn liaison run");
+        let pid = child.id();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join("run.toml")) {
+                if text.contains(&format!("pid = {pid}")) {
+                    break;
+                }
+            }
+            if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
+                panic!("node {} exited at start: {status}\n{}", self.id, self.log());
+            }
+            assert!(Instant::now() < deadline, "node {} did not start:\n{}", self.id, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("not running");
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("node {} did not stop on SIGTERM", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Runs the CLI against this node.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--dir", &self.dir.display().to_string()]).args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run liaison")
+    }
+
+    /// Runs the CLI and returns stdout, panicking with stderr on failure.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "liaison {} failed on {}:\nstdout: {}\nstderr: {}",
+            args.join(" "),
+            self.id,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.cli_ok(&a)).expect("JSON output")
+    }
+
+    /// Exports this node's card to `<dir>/../<id>.card.json`.
+    pub fn card_file(&self) -> PathBuf {
+        let path = self.dir.parent().unwrap().join(format!("{}.card.json", self.id));
+        self.cli_ok(&["card", "export", "--out", &path.display().to_string()]);
+        path
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.api)).unwrap().connect().await.expect("connect API")
+    }
+
+    pub async fn authed(&self) -> InterceptedService<Channel, Bearer> {
+        self.authed_with(&self.token).await
+    }
+
+    pub async fn authed_with(&self, token: &str) -> InterceptedService<Channel, Bearer> {
+        InterceptedService::new(self.channel().await, Bearer(format!("Bearer {token}").parse().unwrap()))
+    }
+
+    pub async fn records(&self) -> pb::record_service_client::RecordServiceClient<InterceptedService<Channel, Bearer>> {
+        pb::record_service_client::RecordServiceClient::new(self.authed().await)
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone)]
+pub struct Bearer(pub MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// Pins each node's card on every other node.
+pub fn pin_all(nodes: &[&TestNode]) {
+    let cards: Vec<PathBuf> = nodes.iter().map(|n| n.card_file()).collect();
+    for (i, n) in nodes.iter().enumerate() {
+        for (j, card) in cards.iter().enumerate() {
+            if i != j {
+                n.cli_ok(&["peer", "add", &card.display().to_string()]);
+            }
+        }
+    }
+}
+
+/// Field named in a status's BadRequest detail.
+pub fn bad_field(s: &Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    s.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}
