@@ -219,3 +219,26 @@ pub fn bad_field(s: &Status) -> Option<String> {
     use tonic_types::StatusExt;
     s.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
 }
+
+/// A valid contact point record.
+pub fn contact_point(id: &str, name: &str) -> pb::Record {
+    pb::Record {
+        id: id.into(),
+        handling: pb::HandlingCode::Green as i32,
+        body: Some(pb::record::Body::ContactPoint(pb::ContactPoint {
+            name: name.into(),
+            role: pb::ContactRole::UnitHead as i32,
+            agency: "Anti-Trafficking in Persons Division".into(),
+            country: "TH".into(),
+            languages: vec!["th".into(), "en".into()],
+            channels: vec![
+                pb::Channel { r#type: pb::ChannelType::Phone as i32, value: "+66 2 123 4567".into() },
+                pb::Channel { r#type: pb::ChannelType::Email as i32, value: "atpd@police.example.th".into() },
+            ],
+            availability: Some(pb::Availability { always: true, hours: String::new(), time_zone: "Asia/Bangkok".into() }),
+            last_verified: "2026-10-01".into(),
+            office: false,
+        })),
+        ..Default::default()
+    }
+}
