@@ -2,6 +2,7 @@
 //! Handlers are thin: they check the caller's role, call the domain and
 //! storage modules, and map errors through [`status`].
 
+mod changes;
 mod node;
 mod records;
 pub mod status;
@@ -114,7 +115,13 @@ pub fn router(builder: Server, node: Arc<Node>) -> Router {
         )
         .add_service(
             pb::record_service_server::RecordServiceServer::with_interceptor(
-                records::RecordApi::new(node),
+                records::RecordApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::change_service_server::ChangeServiceServer::with_interceptor(
+                changes::ChangeApi::new(node),
                 auth,
             ),
         )

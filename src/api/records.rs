@@ -205,4 +205,28 @@ impl pb::record_service_server::RecordService for RecordApi {
             record_ids,
         }))
     }
+
+    async fn import_records(
+        &self,
+        req: Request<pb::ImportRecordsRequest>,
+    ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
+        require(&req, RECORD_WRITERS)?;
+        let recs = req.into_inner().records;
+        if recs.len() > MAX_PAGE as usize {
+            return Err(invalid("records", "at most 1000 records per call"));
+        }
+        let (stored, problems) =
+            records::create_many(&self.node.db, &self.signer(), recs, self.node.now()).await?;
+        Ok(Response::new(pb::ImportRecordsResponse {
+            stored,
+            problems: problems
+                .into_iter()
+                .map(|(i, e)| pb::ImportProblem {
+                    index: i as u32,
+                    field: e.field,
+                    reason: e.reason,
+                })
+                .collect(),
+        }))
+    }
 }

@@ -15,7 +15,7 @@ use super::{
 use crate::config::{Layout, NodeConfig, Runtime};
 use crate::pb;
 
-type Authed = InterceptedService<Channel, Bearer>;
+pub type Authed = InterceptedService<Channel, Bearer>;
 
 #[derive(Clone)]
 pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
@@ -302,6 +302,11 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                 println!("{t}:{} — {}", r.normalized, r.record_ids.join(", "));
             }
         }
+        Command::Import { file } => super::transfer::import(g, ch, &file).await?,
+        Command::Export { kind, out } => {
+            super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?
+        }
+        Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
         Command::Init(_) | Command::Run(_) => {
             return Err(CliError::Msg("internal: not a client command".into()))
         }

@@ -3,6 +3,8 @@
 
 mod client;
 mod output;
+mod transfer;
+pub use transfer::CSV_HEADER;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +67,27 @@ pub enum Command {
     Identifier { identifier: String },
     /// Node status.
     Status,
+    /// Import records: JSON lines (any kind) or CSV (contact points, see `import --help`).
+    Import {
+        /// `.jsonl`/`.json` for JSON lines, `.csv` for contact points with the header
+        /// id,name,role,agency,country,languages,phone,email,availability,last_verified,handling
+        file: PathBuf,
+    },
+    /// Export records as JSON lines.
+    Export {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the change feed as JSON lines, from after `--since` (a change seq).
+    Watch {
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Keep following new changes.
+        #[arg(long)]
+        follow: bool,
+    },
 }
 
 #[derive(Args, Debug)]

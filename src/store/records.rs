@@ -175,13 +175,12 @@ fn new_id(rec: &pb::Record) -> String {
     format!("{prefix}-{}", hex::encode(n))
 }
 
-/// Creates one of this node's own records.
-pub async fn create(
-    db: &Db,
+/// Fills the node-owned fields of a new record and validates it.
+fn prepare_new(
     signer: &Signer<'_>,
     mut rec: pb::Record,
     now: OffsetDateTime,
-) -> Result<pb::Record, RecordError> {
+) -> Result<pb::Record, FieldError> {
     if rec.id.is_empty() {
         rec.id = new_id(&rec);
     }
@@ -191,30 +190,86 @@ pub async fn create(
     rec.update_time = Some(timestamp(now));
     rec.withdrawn = false;
     record::validate(&rec)?;
+    Ok(rec)
+}
+
+fn put_new(tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
+    let stored = StoredRecord {
+        envelope: Some(envelope::seal(
+            payload::RECORD,
+            rec,
+            signer.node_id,
+            signer.key,
+        )),
+        provenance: None,
+    };
+    put(
+        tx,
+        k,
+        rec,
+        &stored,
+        None,
+        pb::ChangeType::RecordCreated,
+        now,
+    );
+}
+
+/// Creates one of this node's own records.
+pub async fn create(
+    db: &Db,
+    signer: &Signer<'_>,
+    rec: pb::Record,
+    now: OffsetDateTime,
+) -> Result<pb::Record, RecordError> {
+    let rec = prepare_new(signer, rec, now)?;
     let k = key(signer.node_id, &rec.id);
     db.write(|store, tx| {
         if store.get(Tree::Records, k.as_bytes())?.is_some() {
             return Err(RecordError::AlreadyExists(rec.id.clone()));
         }
-        let stored = StoredRecord {
-            envelope: Some(envelope::seal(
-                payload::RECORD,
-                &rec,
-                signer.node_id,
-                signer.key,
-            )),
-            provenance: None,
-        };
-        put(
-            tx,
-            &k,
-            &rec,
-            &stored,
-            None,
-            pb::ChangeType::RecordCreated,
-            now,
-        );
+        put_new(tx, signer, &k, &rec, now);
         Ok(rec.clone())
+    })
+    .await
+}
+
+/// Creates many records in one durable transaction. Each is checked on its
+/// own; the good ones are stored and each bad one is reported by index.
+pub async fn create_many(
+    db: &Db,
+    signer: &Signer<'_>,
+    recs: Vec<pb::Record>,
+    now: OffsetDateTime,
+) -> Result<(u32, Vec<(usize, FieldError)>), StoreError> {
+    let mut problems = Vec::new();
+    let mut ready = Vec::new();
+    for (i, r) in recs.into_iter().enumerate() {
+        match prepare_new(signer, r, now) {
+            Ok(r) => ready.push((i, r)),
+            Err(e) => problems.push((i, e)),
+        }
+    }
+    db.write(|store, tx| {
+        let mut stored = 0;
+        let mut seen = std::collections::HashSet::new();
+        for (i, rec) in &ready {
+            let k = key(signer.node_id, &rec.id);
+            if !seen.insert(k.clone()) || store.get(Tree::Records, k.as_bytes())?.is_some() {
+                let reason = format!("record {} already exists", rec.id);
+                problems.push((
+                    *i,
+                    FieldError {
+                        field: "record.id".into(),
+                        reason,
+                    },
+                ));
+                continue;
+            }
+            put_new(tx, signer, &k, rec, now);
+            stored += 1;
+        }
+        problems.sort_by_key(|(i, _)| *i);
+        Ok((stored, std::mem::take(&mut problems)))
     })
     .await
 }

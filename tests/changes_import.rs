@@ -1,0 +1,151 @@
+//! Integrator features: the resumable change feed, bulk import and export.
+
+mod common;
+
+use common::{contact_point, TestNode};
+use liaison::pb;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_changes_resumes_without_gap_or_duplicate() {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = TestNode::init(root.path(), "th-atpd", "TH");
+    a.start();
+    let mut records = a.records().await;
+    for i in 0..5 {
+        records
+            .create_record(pb::CreateRecordRequest {
+                record: Some(contact_point(&format!("cp-{i}"), "A")),
+            })
+            .await
+            .unwrap();
+    }
+
+    let mut seen: Vec<u64> = Vec::new();
+    {
+        let mut feed = pb::change_service_client::ChangeServiceClient::new(a.authed().await);
+        let mut stream = feed
+            .watch_changes(pb::WatchChangesRequest {
+                since_seq: 0,
+                no_follow: false,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for _ in 0..3 {
+            let item = stream.message().await.unwrap().unwrap();
+            seen.push(item.change.unwrap().seq);
+        }
+        // Client disconnects mid-stream.
+    }
+    // More changes while disconnected, including an update.
+    for i in 5..8 {
+        records
+            .create_record(pb::CreateRecordRequest {
+                record: Some(contact_point(&format!("cp-{i}"), "B")),
+            })
+            .await
+            .unwrap();
+    }
+    let mut upd = contact_point("cp-0", "A renamed");
+    upd.id = "cp-0".into();
+    records
+        .update_record(pb::UpdateRecordRequest {
+            record: Some(upd),
+            expected_version: 1,
+        })
+        .await
+        .unwrap();
+
+    let mut feed = pb::change_service_client::ChangeServiceClient::new(a.authed().await);
+    let last = *seen.last().unwrap();
+    let mut stream = feed
+        .watch_changes(pb::WatchChangesRequest {
+            since_seq: last,
+            no_follow: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds = Vec::new();
+    while seen.len() < 9 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let c = item.change.unwrap();
+        assert!(item.record.is_some(), "record changes carry the record");
+        kinds.push(c.r#type);
+        seen.push(c.seq);
+    }
+    assert_eq!(seen, (1..=9).collect::<Vec<u64>>(), "no gap, no duplicate");
+    assert_eq!(*kinds.last().unwrap(), pb::ChangeType::RecordUpdated as i32);
+
+    // Following: a change made now arrives on the open stream.
+    records
+        .create_record(pb::CreateRecordRequest {
+            record: Some(contact_point("cp-live", "C")),
+        })
+        .await
+        .unwrap();
+    let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(item.change.unwrap().seq, 10);
+    assert_eq!(item.record.unwrap().id, "cp-live");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_stores_good_lines_and_reports_bad_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = TestNode::init(root.path(), "th-atpd", "TH");
+    a.start();
+    let good = |id: &str| serde_json::to_string(&contact_point(id, "Imported")).unwrap();
+    let lines = [
+        good("cp-imp-1"),
+        "{ not json".to_string(),
+        good("cp-imp-2"),
+        good("cp-imp-1"), // duplicate id
+        String::new(),
+        good("cp-imp-3"),
+    ];
+    let file = root.path().join("in.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = a.cli_json(&["import", &file.display().to_string()]);
+    assert_eq!(out["stored"], 3, "{out}");
+    let problems = out["problems"].as_array().unwrap();
+    let line_nos: Vec<u64> = problems
+        .iter()
+        .map(|p| p["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(line_nos, vec![2, 4], "{out}");
+    assert!(problems[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+
+    // CSV of contact points.
+    let csv = format!(
+        "{}\ncp-csv-1,Border liaison office,border_office,Immigration Police,TH,th;en,+66 2 555 0100,border@imm.example.th,08:00-17:00 Asia/Bangkok,2026-10-01,green\ncp-csv-2,Bad role,not_a_role,X,TH,th,,,24/7,2026-10-01,green\n",
+        liaison::cli::CSV_HEADER
+    );
+    let file = root.path().join("contacts.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = a.cli_json(&["import", &file.display().to_string()]);
+    assert_eq!(out["stored"], 1, "{out}");
+    assert_eq!(out["problems"][0]["line"], 3);
+    assert!(out["problems"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("role"));
+
+    // Export gives back every record as JSON lines.
+    let exported = a.cli_ok(&["export", "--kind", "contact_point"]);
+    let ids: Vec<String> = exported
+        .lines()
+        .map(|l| serde_json::from_str::<pb::Record>(l).unwrap().id)
+        .collect();
+    assert_eq!(ids, vec!["cp-csv-1", "cp-imp-1", "cp-imp-2", "cp-imp-3"]);
+}
