@@ -44,7 +44,7 @@ fn pinned_nodes_hello_both_ways_and_strangers_are_refused() {
     assert!(!out.status.success(), "a removed peer must be refused");
     let listed = a.cli_json(&["peer", "list"]);
     assert!(
-        listed["peers"].as_array().map_or(true, |p| p.is_empty()),
+        listed["peers"].as_array().is_none_or(|p| p.is_empty()),
         "{listed}"
     );
 }
