@@ -4,6 +4,7 @@
 mod client;
 mod output;
 mod transfer;
+pub use output::summary as output_summary;
 pub use transfer::CSV_HEADER;
 
 use std::path::PathBuf;
