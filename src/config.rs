@@ -80,6 +80,9 @@ pub struct NodeConfig {
     pub endpoint: String,
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Prometheus exporter address; none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// Files inside a node's data directory.
@@ -262,6 +265,7 @@ mod tests {
             api: "127.0.0.1:7701".parse().unwrap(),
             endpoint: String::new(),
             log_format: LogFormat::Human,
+            metrics: None,
         }
     }
 

@@ -225,6 +225,7 @@ mod tests {
             api: "127.0.0.1:0".parse().unwrap(),
             endpoint: String::new(),
             log_format: LogFormat::Human,
+            metrics: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod envelope;
 pub mod federation;
 pub mod identity;
+pub mod metrics;
 pub mod node;
 pub mod pb;
 pub mod peer;

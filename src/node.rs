@@ -244,8 +244,17 @@ pub async fn serve(
     let mut stop_fed = stop_tx.subscribe();
     let mut stop_api = stop_tx.subscribe();
 
+    if let Some(addr) = cfg.metrics {
+        crate::metrics::install(addr).map_err(NodeError::Serve)?;
+        tracing::info!(%addr, "metrics exporter listening");
+    }
+    let gauges = crate::metrics::spawn_gauges(Arc::clone(&node));
+
     let fed_server = Server::builder()
         .trace_fn(rpc_span)
+        .layer(crate::metrics::RpcLayer {
+            listener: "federation",
+        })
         .add_service(fed_health_svc)
         .add_service(fed_refl_v1)
         .add_service(fed_refl_v1a)
@@ -253,7 +262,10 @@ pub async fn serve(
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             let _ = stop_fed.recv().await;
         });
-    let api_router = api::router(Server::builder().trace_fn(rpc_span), Arc::clone(&node))
+    let api_builder = Server::builder()
+        .trace_fn(rpc_span)
+        .layer(crate::metrics::RpcLayer { listener: "api" });
+    let api_router = api::router(api_builder, Arc::clone(&node))
         .add_service(api_health_svc)
         .add_service(api_refl_v1)
         .add_service(api_refl_v1a);
@@ -283,6 +295,7 @@ pub async fn serve(
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     accept_task.abort();
+    gauges.abort();
     for (name, h) in [("federation", fed), ("api", api)] {
         match tokio::time::timeout(Duration::from_secs(10), h).await {
             Ok(Ok(Ok(()))) => {}

@@ -89,7 +89,7 @@ pub const RECORD_WRITERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrato
 pub const RECORD_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrator];
 pub const ANY_ROLE: &[UserRole] = &[UserRole::Officer, UserRole::Integrator, UserRole::Auditor];
 
-pub fn router(builder: Server, node: Arc<Node>) -> Router {
+pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
     let auth = Auth {
         node: Arc::clone(&node),
     };

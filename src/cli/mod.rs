@@ -116,6 +116,9 @@ pub struct InitArgs {
     /// Endpoint published in the card (defaults to the federation address).
     #[arg(long, default_value = "")]
     pub endpoint: String,
+    /// Prometheus metrics listen address (off unless given).
+    #[arg(long)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -324,6 +327,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 api: a.api_listen,
                 endpoint: a.endpoint,
                 log_format: LogFormat::Human,
+                metrics: a.metrics_listen,
             };
             let layout = Layout::new(&dir);
             let token =
@@ -353,6 +357,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     api: ([127, 0, 0, 1], 7701).into(),
                     endpoint: String::new(),
                     log_format: LogFormat::Human,
+                    metrics: None,
                 };
                 let token =
                     crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;

@@ -27,6 +27,7 @@ pub struct TestNode {
     pub dir: PathBuf,
     pub fed: SocketAddr,
     pub api: SocketAddr,
+    pub metrics: SocketAddr,
     pub token: String,
     child: Option<Child>,
     pub env: Vec<(String, String)>,
@@ -43,6 +44,7 @@ impl TestNode {
         let dir = root.join(id);
         let fed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut args: Vec<String> = vec![
             "--dir".into(),
             dir.display().to_string(),
@@ -59,6 +61,8 @@ impl TestNode {
             fed.to_string(),
             "--api-listen".into(),
             api.to_string(),
+            "--metrics-listen".into(),
+            metrics.to_string(),
         ];
         if country.len() == 2 {
             args.extend(["--country".into(), country.into()]);
@@ -83,6 +87,7 @@ impl TestNode {
             dir,
             fed,
             api,
+            metrics,
             token,
             child: None,
             env: Vec::new(),
@@ -298,4 +303,19 @@ pub fn contact_point(id: &str, name: &str) -> pb::Record {
         })),
         ..Default::default()
     }
+}
+
+/// GET /metrics from the node's Prometheus exporter.
+pub fn scrape(node: &TestNode) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(node.metrics).expect("connect metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }
