@@ -110,6 +110,14 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
         good("cp-imp-1"), // duplicate id
         String::new(),
         good("cp-imp-3"),
+        serde_json::to_string(&{
+            let mut r = contact_point("cp-imp-4", "Bad country");
+            if let Some(pb::record::Body::ContactPoint(c)) = r.body.as_mut() {
+                c.country = "Thailand".into();
+            }
+            r
+        })
+        .unwrap(),
     ];
     let file = root.path().join("in.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -120,7 +128,9 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
         .iter()
         .map(|p| p["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(line_nos, vec![2, 4], "{out}");
+    assert_eq!(line_nos, vec![2, 4, 7], "{out}");
+    let reason = problems[2]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("record.contact_point.country"), "{out}");
     assert!(problems[1]["reason"]
         .as_str()
         .unwrap()
