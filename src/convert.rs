@@ -39,3 +39,106 @@ mod tests {
         );
     }
 }
+
+use crate::pb;
+
+/// Lower-case word for an enum's proto name without its prefix
+/// (`PURPOSE_VICTIM_IDENTIFICATION` → `victim_identification`).
+pub fn word(proto_name: &str, prefix: &str) -> String {
+    proto_name.trim_start_matches(prefix).to_lowercase()
+}
+
+fn from_word<T>(w: &str, prefix: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    let upper = w.trim().to_uppercase().replace(['-', ' '], "_");
+    parse(&format!("{prefix}{upper}"))
+}
+
+pub fn purpose_word(p: pb::Purpose) -> String {
+    word(p.as_str_name(), "PURPOSE_")
+}
+pub fn purpose_from_word(w: &str) -> Option<pb::Purpose> {
+    from_word(w, "PURPOSE_", pb::Purpose::from_str_name).filter(|p| *p != pb::Purpose::Unspecified)
+}
+pub fn operation_word(o: pb::Operation) -> String {
+    word(o.as_str_name(), "OPERATION_")
+}
+pub fn operation_from_word(w: &str) -> Option<pb::Operation> {
+    from_word(w, "OPERATION_", pb::Operation::from_str_name)
+        .filter(|o| *o != pb::Operation::Unspecified)
+}
+pub fn kind_word(k: pb::RecordKind) -> String {
+    word(k.as_str_name(), "RECORD_KIND_")
+}
+pub fn kind_from_word(w: &str) -> Option<pb::RecordKind> {
+    from_word(w, "RECORD_KIND_", pb::RecordKind::from_str_name)
+        .filter(|k| *k != pb::RecordKind::Unspecified)
+}
+/// TLP words: `clear`, `green`, `amber`, `amber+strict` (also `amber_strict`), `red`.
+pub fn handling_word(h: pb::HandlingCode) -> String {
+    word(h.as_str_name(), "HANDLING_CODE_").replace('_', "+")
+}
+pub fn handling_from_word(w: &str) -> Option<pb::HandlingCode> {
+    from_word(
+        &w.replace('+', "_"),
+        "HANDLING_CODE_",
+        pb::HandlingCode::from_str_name,
+    )
+    .filter(|h| *h != pb::HandlingCode::Unspecified)
+}
+pub fn onward_from_word(w: &str) -> Option<pb::OnwardSharing> {
+    from_word(w, "ONWARD_SHARING_", pb::OnwardSharing::from_str_name)
+        .filter(|o| *o != pb::OnwardSharing::Unspecified)
+}
+pub fn onward_word(o: pb::OnwardSharing) -> String {
+    word(o.as_str_name(), "ONWARD_SHARING_")
+}
+pub fn contact_role_from_word(w: &str) -> Option<pb::ContactRole> {
+    from_word(w, "CONTACT_ROLE_", pb::ContactRole::from_str_name)
+        .filter(|r| *r != pb::ContactRole::Unspecified)
+}
+pub fn contact_role_word(r: pb::ContactRole) -> String {
+    word(r.as_str_name(), "CONTACT_ROLE_")
+}
+pub fn state_word(s: pb::AgreementState) -> String {
+    word(s.as_str_name(), "AGREEMENT_STATE_")
+}
+
+#[cfg(test)]
+mod word_tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        assert_eq!(
+            handling_from_word("AMBER+STRICT"),
+            Some(pb::HandlingCode::AmberStrict)
+        );
+        assert_eq!(
+            handling_from_word("amber_strict"),
+            Some(pb::HandlingCode::AmberStrict)
+        );
+        assert_eq!(handling_word(pb::HandlingCode::AmberStrict), "amber+strict");
+        assert_eq!(
+            purpose_from_word("victim_identification"),
+            Some(pb::Purpose::VictimIdentification)
+        );
+        assert_eq!(purpose_from_word("immigration_enforcement"), None);
+        assert_eq!(purpose_from_word("unspecified"), None);
+        assert_eq!(
+            operation_from_word("hit-check"),
+            Some(pb::Operation::HitCheck)
+        );
+        assert_eq!(
+            kind_from_word("contact_point"),
+            Some(pb::RecordKind::ContactPoint)
+        );
+        assert_eq!(
+            onward_from_word("with_consent"),
+            Some(pb::OnwardSharing::WithConsent)
+        );
+        assert_eq!(
+            contact_role_from_word("unit_head"),
+            Some(pb::ContactRole::UnitHead)
+        );
+    }
+}

@@ -161,4 +161,30 @@ impl FederationService for FederationApi {
         let (_, env) = self.node.card();
         Ok(Response::new(pb::HelloResponse { card: Some(env) }))
     }
+
+    async fn deliver_agreement(
+        &self,
+        req: Request<pb::DeliverAgreementRequest>,
+    ) -> Result<Response<pb::DeliverAgreementResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let env = req
+            .into_inner()
+            .agreement
+            .ok_or_else(|| crate::api::status::invalid("agreement", "required"))?;
+        let signed_by = crate::agreement::book::receive(&self.node, &caller, env).await?;
+        Ok(Response::new(pb::DeliverAgreementResponse { signed_by }))
+    }
+
+    async fn deliver_agreement_notice(
+        &self,
+        req: Request<pb::DeliverAgreementNoticeRequest>,
+    ) -> Result<Response<pb::DeliverAgreementNoticeResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let env = req
+            .into_inner()
+            .notice
+            .ok_or_else(|| crate::api::status::invalid("notice", "required"))?;
+        crate::agreement::book::receive_notice(&self.node, &caller, env).await?;
+        Ok(Response::new(pb::DeliverAgreementNoticeResponse {}))
+    }
 }

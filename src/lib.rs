@@ -3,7 +3,9 @@
 //! See `docs/ARCHITECTURE.md` for the map of modules and the invariants they keep.
 #![forbid(unsafe_code)]
 
+pub mod agreement;
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -16,5 +18,6 @@ pub mod node;
 pub mod pb;
 pub mod peer;
 pub mod record;
+pub mod redact;
 pub mod store;
 pub mod tls;

@@ -61,7 +61,8 @@ impl Node {
     pub fn open(layout: Layout, clock: Arc<dyn Clock>) -> Result<Arc<Node>, NodeError> {
         let identity = Identity::load(&layout)?;
         let store = SledStore::open(&layout.store())?;
-        let db = Db::new(Arc::new(store))?;
+        let signer = store::db_signer(identity.id(), &identity.signing_key);
+        let db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
         let pins = PinSet::default();
         for peer in store::peers::all(db.store())? {
             if let Some(card) = &peer.card {

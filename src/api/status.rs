@@ -75,3 +75,29 @@ impl From<PeerError> for Status {
         }
     }
 }
+
+impl From<crate::agreement::AgreementError> for Status {
+    fn from(e: crate::agreement::AgreementError) -> Self {
+        invalid(&e.field, &e.reason)
+    }
+}
+
+impl From<crate::agreement::book::BookError> for Status {
+    fn from(e: crate::agreement::book::BookError) -> Self {
+        use crate::agreement::book::BookError as B;
+        match e {
+            B::Invalid(a) => a.into(),
+            B::NotFound(_) => Status::not_found(e.to_string()),
+            B::Exists { .. } => Status::already_exists(e.to_string()),
+            B::NotAParty(_) => Status::permission_denied(e.to_string()),
+            B::Conflict(_) | B::NotReceived(_) => Status::failed_precondition(e.to_string()),
+            B::Refused(_) => Status::permission_denied(e.to_string()),
+            B::Envelope(_) => Status::with_error_details(
+                Code::Unauthenticated,
+                e.to_string(),
+                ErrorDetails::with_bad_request_violation("envelope.signatures", e.to_string()),
+            ),
+            B::Store(s) => s.into(),
+        }
+    }
+}

@@ -4,6 +4,8 @@
 //! users, audit) is plain key/value layout in the submodules here; sled is one
 //! implementation and can be swapped without touching callers.
 
+pub mod agreements;
+pub mod audit;
 mod db;
 pub mod peers;
 pub mod records;
@@ -12,7 +14,15 @@ pub mod users;
 
 use std::ops::Bound;
 
-pub use db::{Db, Tx};
+pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX};
+
+/// The node's checkpoint signer.
+pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {
+    Signer {
+        node_id: node_id.to_string(),
+        key: key.clone(),
+    }
+}
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -189,6 +189,7 @@ fn prepare_new(
     rec.create_time = Some(timestamp(now));
     rec.update_time = Some(timestamp(now));
     rec.withdrawn = false;
+    rec.redacted_fields.clear();
     record::validate(&rec)?;
     Ok(rec)
 }
@@ -325,6 +326,7 @@ pub async fn update(
             withdrawn: false,
             handling: rec.handling,
             body: rec.body.clone(),
+            redacted_fields: Vec::new(),
         };
         record::validate(&next)?;
         let stored = StoredRecord {
