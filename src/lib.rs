@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod node;
 pub mod pb;
 pub mod peer;
+pub mod policy;
 pub mod record;
 pub mod redact;
 pub mod store;

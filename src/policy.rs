@@ -1,0 +1,321 @@
+//! The policy engine: the one place exchange decisions are made.
+//!
+//! Given the agreements a node holds (with their states) and a proposed
+//! exchange, [`decide`] returns either a denial with a machine-readable
+//! reason or an allowance with the redaction plan to apply. It is pure: no
+//! IO, no clock (the time is part of the exchange). Sender and receiver both
+//! call it, each with its own copy of the agreements (hard rule 1).
+
+use crate::agreement::VICTIM_PURPOSES;
+use crate::convert::from_timestamp;
+use crate::pb::{self, AgreementState, HandlingCode, Operation, Purpose, RecordKind};
+use crate::redact::{self, RedactionPlan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// This node sends to the peer.
+    Outgoing,
+    /// The peer sends to this node.
+    Incoming,
+}
+
+/// Facts about a victim referral that the victim rules need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VictimFacts {
+    pub consent: pb::ConsentStatus,
+    /// For consent "not possible": the guardian's decision is recorded.
+    pub guardian_decision: bool,
+    pub child: bool,
+    pub best_interest: pb::BestInterestOutcome,
+    /// The exchange carries the victim's identity (not just the pseudonymised record).
+    pub identity_requested: bool,
+    /// The exchange is a step of the person's return.
+    pub return_step: bool,
+}
+
+impl VictimFacts {
+    pub fn of(v: &pb::VictimReferral, identity_requested: bool, return_step: bool) -> Self {
+        let consent = v.consent.clone().unwrap_or_default();
+        Self {
+            consent: pb::ConsentStatus::try_from(consent.status).unwrap_or_default(),
+            guardian_decision: !consent.guardian_decision.trim().is_empty(),
+            child: v.child,
+            best_interest: v
+                .best_interest_determination
+                .as_ref()
+                .and_then(|b| pb::BestInterestOutcome::try_from(b.outcome).ok())
+                .unwrap_or_default(),
+            identity_requested,
+            return_step,
+        }
+    }
+
+    fn consent_recorded(&self) -> bool {
+        self.consent == pb::ConsentStatus::Given
+            || (self.consent == pb::ConsentStatus::NotPossible && self.guardian_decision)
+    }
+}
+
+/// Forwarding a record received from its originator to a third node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnwardFacts {
+    /// The onward-sharing rule of the grant the record arrived under.
+    pub rule: pb::OnwardSharing,
+    pub originator: String,
+    /// The originator's signed consent to this onward share is held.
+    pub originator_consent: bool,
+}
+
+/// A proposed exchange of one record (or one kind of record) with one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub local: String,
+    pub peer: String,
+    pub direction: Direction,
+    pub operation: Operation,
+    pub kind: RecordKind,
+    pub purpose: Purpose,
+    pub handling: HandlingCode,
+    pub at: time::OffsetDateTime,
+    pub victim: Option<VictimFacts>,
+    /// Set when the data would be merged into a record of another kind.
+    pub into_kind: Option<RecordKind>,
+    pub onward: Option<OnwardFacts>,
+}
+
+/// Why an exchange is refused. Ordered from the first check to the last:
+/// when several agreements fail, the reason reported is the one that got furthest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Denial {
+    InvalidExchange(String),
+    NoAgreement,
+    AgreementNotActive { agreement: String, state: AgreementState },
+    OutsideValidity { agreement: String },
+    WrongDirection { agreement: String },
+    KindNotGranted { agreement: String },
+    OperationNotGranted { agreement: String },
+    PurposeNotGranted { agreement: String },
+    HandlingAboveGrant { agreement: String, max: HandlingCode },
+    VictimDataIntoEntity,
+    VictimIdentityPurpose,
+    VictimConsentMissing,
+    VictimIdentityNotReleased { agreement: String },
+    ChildReturnWithoutBestInterest,
+    OnwardForbidden { originator: String },
+    OnwardConsentMissing { originator: String },
+}
+
+impl Denial {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denial::InvalidExchange(_) => "invalid_exchange",
+            Denial::NoAgreement => "no_agreement",
+            Denial::AgreementNotActive { .. } => "agreement_not_active",
+            Denial::OutsideValidity { .. } => "outside_validity",
+            Denial::WrongDirection { .. } => "wrong_direction",
+            Denial::KindNotGranted { .. } => "kind_not_granted",
+            Denial::OperationNotGranted { .. } => "operation_not_granted",
+            Denial::PurposeNotGranted { .. } => "purpose_not_granted",
+            Denial::HandlingAboveGrant { .. } => "handling_above_grant",
+            Denial::VictimDataIntoEntity => "victim_data_into_entity",
+            Denial::VictimIdentityPurpose => "victim_identity_purpose",
+            Denial::VictimConsentMissing => "victim_consent_missing",
+            Denial::VictimIdentityNotReleased { .. } => "victim_identity_not_released",
+            Denial::ChildReturnWithoutBestInterest => "child_return_without_best_interest",
+            Denial::OnwardForbidden { .. } => "onward_forbidden",
+            Denial::OnwardConsentMissing { .. } => "onward_consent_missing",
+        }
+    }
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |x: AgreementState| crate::convert::state_word(x);
+        match self {
+            Denial::InvalidExchange(r) => write!(f, "invalid exchange: {r}"),
+            Denial::NoAgreement => write!(f, "no agreement covers both parties"),
+            Denial::AgreementNotActive { agreement, state } => write!(f, "agreement {agreement} is {}", s(*state)),
+            Denial::OutsideValidity { agreement } => write!(f, "outside the validity window of agreement {agreement}"),
+            Denial::WrongDirection { agreement } => write!(f, "agreement {agreement} grants nothing in this direction"),
+            Denial::KindNotGranted { agreement } => write!(f, "agreement {agreement} does not grant this record kind"),
+            Denial::OperationNotGranted { agreement } => write!(f, "agreement {agreement} does not grant this operation"),
+            Denial::PurposeNotGranted { agreement } => write!(f, "agreement {agreement} does not grant this purpose"),
+            Denial::HandlingAboveGrant { agreement, max } => {
+                write!(f, "handling code is above the {} allowed by agreement {agreement}", crate::convert::handling_word(*max))
+            }
+            Denial::VictimDataIntoEntity => write!(f, "victim data never flows into entity (suspect) records"),
+            Denial::VictimIdentityPurpose => {
+                write!(f, "victim identity leaves only for victim identification, assistance or return")
+            }
+            Denial::VictimConsentMissing => {
+                write!(f, "victim identity needs recorded consent (or 'not possible' with the guardian's decision)")
+            }
+            Denial::VictimIdentityNotReleased { agreement } => {
+                write!(f, "agreement {agreement} does not release the victim's identity")
+            }
+            Denial::ChildReturnWithoutBestInterest => {
+                write!(f, "a child's return needs a best-interest determination in favour of return")
+            }
+            Denial::OnwardForbidden { originator } => write!(f, "{originator} forbids sharing this record onwards"),
+            Denial::OnwardConsentMissing { originator } => {
+                write!(f, "onward sharing needs {originator}'s consent, which has not arrived")
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow {
+        agreement_id: String,
+        agreement_version: u32,
+        plan: RedactionPlan,
+        /// Onward-sharing rule that travels with the record.
+        onward: pb::OnwardSharing,
+        /// Retention of the record at the receiver, in days (0: until withdrawn).
+        retention_days: u32,
+    },
+    Deny(Denial),
+}
+
+impl Decision {
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Decision::Allow { .. })
+    }
+}
+
+fn party_matches(side: &str, node: &str) -> bool {
+    side == "*" || side == node
+}
+
+fn in_window(a: &pb::Agreement, at: time::OffsetDateTime) -> bool {
+    let from = a.valid_from.as_ref().and_then(from_timestamp);
+    let until = a.valid_until.as_ref().and_then(from_timestamp);
+    matches!((from, until), (Some(f), Some(u)) if f <= at && at < u)
+}
+
+/// Decides one exchange against every agreement held.
+pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> Decision {
+    if ex.purpose == Purpose::Unspecified {
+        return Decision::Deny(Denial::InvalidExchange("purpose is required".into()));
+    }
+    if ex.kind == RecordKind::Unspecified || ex.operation == Operation::Unspecified || ex.handling == HandlingCode::Unspecified {
+        return Decision::Deny(Denial::InvalidExchange("kind, operation and handling code are required".into()));
+    }
+    if ex.local == ex.peer {
+        return Decision::Deny(Denial::InvalidExchange("a node does not exchange with itself".into()));
+    }
+    // Rules that hold whatever any agreement says.
+    if ex.kind == RecordKind::VictimReferral {
+        if ex.into_kind == Some(RecordKind::Entity) {
+            return Decision::Deny(Denial::VictimDataIntoEntity);
+        }
+        if let Some(v) = &ex.victim {
+            if v.return_step && v.child && v.best_interest != pb::BestInterestOutcome::Return {
+                return Decision::Deny(Denial::ChildReturnWithoutBestInterest);
+            }
+        }
+    }
+    if let Some(o) = &ex.onward {
+        match o.rule {
+            pb::OnwardSharing::Allowed => {}
+            pb::OnwardSharing::WithConsent if o.originator_consent => {}
+            pb::OnwardSharing::WithConsent => {
+                return Decision::Deny(Denial::OnwardConsentMissing { originator: o.originator.clone() })
+            }
+            _ => return Decision::Deny(Denial::OnwardForbidden { originator: o.originator.clone() }),
+        }
+    }
+
+    let (sender, receiver) = match ex.direction {
+        Direction::Outgoing => (ex.local.as_str(), ex.peer.as_str()),
+        Direction::Incoming => (ex.peer.as_str(), ex.local.as_str()),
+    };
+    let mut worst = Denial::NoAgreement;
+    let mut best: Option<(usize, Decision)> = None;
+    let mut consider = |d: Denial, worst: &mut Denial| {
+        if d > *worst {
+            *worst = d;
+        }
+    };
+    for (a, state) in agreements {
+        let has = |n: &str| a.parties.iter().any(|p| p == n);
+        if !(has(sender) && has(receiver)) {
+            continue;
+        }
+        let label = format!("{} v{}", a.id, a.version);
+        if *state != AgreementState::Active {
+            consider(Denial::AgreementNotActive { agreement: label, state: *state }, &mut worst);
+            continue;
+        }
+        if !in_window(a, ex.at) {
+            consider(Denial::OutsideValidity { agreement: label }, &mut worst);
+            continue;
+        }
+        for g in &a.grants {
+            let covers_direction = party_matches(&g.from, sender) && party_matches(&g.to, receiver) && !(g.from == g.to && g.from != "*");
+            if !covers_direction {
+                consider(Denial::WrongDirection { agreement: label.clone() }, &mut worst);
+                continue;
+            }
+            if !g.record_kinds.contains(&(ex.kind as i32)) {
+                consider(Denial::KindNotGranted { agreement: label.clone() }, &mut worst);
+                continue;
+            }
+            if !g.operations.contains(&(ex.operation as i32)) {
+                consider(Denial::OperationNotGranted { agreement: label.clone() }, &mut worst);
+                continue;
+            }
+            if !g.purposes.contains(&(ex.purpose as i32)) {
+                consider(Denial::PurposeNotGranted { agreement: label.clone() }, &mut worst);
+                continue;
+            }
+            let max = HandlingCode::try_from(g.max_handling).unwrap_or_default();
+            if (ex.handling as i32) > g.max_handling {
+                consider(Denial::HandlingAboveGrant { agreement: label.clone(), max }, &mut worst);
+                continue;
+            }
+            let plan = RedactionPlan::for_grant(ex.kind, &g.released_protected_fields, &g.redacted_fields);
+            let mut plan = plan;
+            if ex.kind == RecordKind::VictimReferral {
+                let facts = ex.victim.clone();
+                let identity_ok = VICTIM_PURPOSES.contains(&ex.purpose)
+                    && facts.as_ref().is_some_and(VictimFacts::consent_recorded)
+                    && !plan.strips_identity();
+                if facts.as_ref().is_some_and(|v| v.identity_requested) && !identity_ok {
+                    let d = if !VICTIM_PURPOSES.contains(&ex.purpose) {
+                        Denial::VictimIdentityPurpose
+                    } else if !facts.as_ref().is_some_and(VictimFacts::consent_recorded) {
+                        Denial::VictimConsentMissing
+                    } else {
+                        Denial::VictimIdentityNotReleased { agreement: label.clone() }
+                    };
+                    consider(d, &mut worst);
+                    continue;
+                }
+                if !identity_ok {
+                    // Not asked for, or not allowed: the record goes pseudonymised.
+                    plan.remove.extend(redact::protected_fields(RecordKind::VictimReferral).map(str::to_string));
+                }
+            }
+            let allow = Decision::Allow {
+                agreement_id: a.id.clone(),
+                agreement_version: a.version,
+                plan: plan.clone(),
+                onward: pb::OnwardSharing::try_from(g.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
+                retention_days: a.retention.as_ref().map_or(0, |r| r.days),
+            };
+            // Least redaction wins; ties keep the first (agreements in stored order).
+            if best.as_ref().is_none_or(|(n, _)| plan.remove.len() < *n) {
+                best = Some((plan.remove.len(), allow));
+            }
+        }
+    }
+    match best {
+        Some((_, d)) => d,
+        None => Decision::Deny(worst),
+    }
+}
+
+#[cfg(test)]
+mod tests;
