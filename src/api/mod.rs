@@ -2,6 +2,7 @@
 //! Handlers are thin: they check the caller's role, call the domain and
 //! storage modules, and map errors through [`status`].
 
+mod agreements;
 mod changes;
 mod node;
 mod records;
@@ -43,6 +44,12 @@ impl Interceptor for Auth {
                 .or_else(|| h.strip_prefix("bearer "))
         }) else {
             tracing::warn!("local API call without a bearer token");
+            let node = Arc::clone(&self.node);
+            tokio::spawn(async move {
+                let ev = crate::audit::Event::new("anonymous", "auth.failure")
+                    .reason("missing bearer token");
+                let _ = node.db.audit(vec![ev]).await;
+            });
             return Err(Status::unauthenticated(
                 "missing bearer token (authorization: Bearer <token>)",
             ));
@@ -51,6 +58,13 @@ impl Interceptor for Auth {
             store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
         let Some(user) = user else {
             tracing::warn!("local API call with an unknown token");
+            let node = Arc::clone(&self.node);
+            // Interceptors are synchronous; the audit write runs beside the refusal.
+            tokio::spawn(async move {
+                let ev = crate::audit::Event::new("anonymous", "auth.failure")
+                    .reason("unknown or revoked token");
+                let _ = node.db.audit(vec![ev]).await;
+            });
             return Err(Status::unauthenticated("unknown or revoked token"));
         };
         tracing::Span::current().record("user", user.name.as_str());
@@ -121,7 +135,25 @@ pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
         )
         .add_service(
             pb::change_service_server::ChangeServiceServer::with_interceptor(
-                changes::ChangeApi::new(node),
+                changes::ChangeApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::agreement_service_server::AgreementServiceServer::with_interceptor(
+                agreements::AgreementApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::policy_service_server::PolicyServiceServer::with_interceptor(
+                agreements::PolicyApi::new(Arc::clone(&node)),
+                auth.clone(),
+            ),
+        )
+        .add_service(
+            pb::audit_service_server::AuditServiceServer::with_interceptor(
+                agreements::AuditApi::new(node),
                 auth,
             ),
         )
@@ -143,5 +175,14 @@ pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
         .await;
     health
         .set_serving::<RecordServiceServer<records::RecordApi>>()
+        .await;
+    health
+        .set_serving::<pb::agreement_service_server::AgreementServiceServer<agreements::AgreementApi>>()
+        .await;
+    health
+        .set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>()
+        .await;
+    health
+        .set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>()
         .await;
 }

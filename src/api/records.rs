@@ -5,7 +5,8 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::status::invalid;
-use super::{require, RECORD_READERS, RECORD_WRITERS};
+use super::{require, Caller, RECORD_READERS, RECORD_WRITERS};
+use crate::audit::Event;
 use crate::convert::from_timestamp;
 use crate::node::Node;
 use crate::pb;
@@ -20,10 +21,11 @@ impl RecordApi {
     pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
-    fn signer(&self) -> Signer<'_> {
+    fn signer(&self, caller: &Caller) -> Signer<'_> {
         Signer {
             node_id: self.node.id(),
             key: &self.node.identity.signing_key,
+            actor: format!("user:{}", caller.name),
         }
     }
 }
@@ -37,7 +39,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         &self,
         req: Request<pb::CreateRecordRequest>,
     ) -> Result<Response<pb::CreateRecordResponse>, Status> {
-        require(&req, RECORD_WRITERS)?;
+        let caller = require(&req, RECORD_WRITERS)?;
         let rec = req
             .into_inner()
             .record
@@ -45,7 +47,8 @@ impl pb::record_service_server::RecordService for RecordApi {
         if !rec.id.is_empty() {
             record::validate_id(&rec.id)?;
         }
-        let rec = records::create(&self.node.db, &self.signer(), rec, self.node.now()).await?;
+        let rec =
+            records::create(&self.node.db, &self.signer(&caller), rec, self.node.now()).await?;
         Ok(Response::new(pb::CreateRecordResponse {
             record: Some(rec),
         }))
@@ -55,7 +58,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         &self,
         req: Request<pb::UpdateRecordRequest>,
     ) -> Result<Response<pb::UpdateRecordResponse>, Status> {
-        require(&req, RECORD_WRITERS)?;
+        let caller = require(&req, RECORD_WRITERS)?;
         let r = req.into_inner();
         let rec = r.record.ok_or_else(|| invalid("record", "required"))?;
         if rec.id.is_empty() {
@@ -69,7 +72,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         }
         let rec = records::update(
             &self.node.db,
-            &self.signer(),
+            &self.signer(&caller),
             rec,
             r.expected_version,
             self.node.now(),
@@ -84,7 +87,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         &self,
         req: Request<pb::GetRecordRequest>,
     ) -> Result<Response<pb::GetRecordResponse>, Status> {
-        require(&req, RECORD_READERS)?;
+        let caller = require(&req, RECORD_READERS)?;
         let id = &req.get_ref().id;
         if id.is_empty() {
             return Err(invalid("id", "required"));
@@ -93,6 +96,11 @@ impl pb::record_service_server::RecordService for RecordApi {
         let stored = records::get(self.node.db.store(), &key)?
             .ok_or_else(|| Status::not_found(format!("record {id} not found")))?;
         let rec = stored.record()?;
+        // Every view of protected fields is on the audit log before it is shown.
+        if crate::redact::holds_protected(&rec) {
+            let ev = Event::new(format!("user:{}", caller.name), "protected.view").record(&key);
+            self.node.db.audit(vec![ev]).await?;
+        }
         Ok(Response::new(pb::GetRecordResponse {
             record: Some(rec),
             envelope: stored.envelope,
@@ -153,7 +161,10 @@ impl pb::record_service_server::RecordService for RecordApi {
             page_size as usize,
         )?;
         Ok(Response::new(pb::ListRecordsResponse {
-            records: rows.into_iter().map(|(r, _)| r).collect(),
+            records: rows
+                .into_iter()
+                .map(|(r, _)| crate::redact::pseudonymise(&r))
+                .collect(),
             next_page_token: next.map(hex::encode).unwrap_or_default(),
         }))
     }
@@ -162,7 +173,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         &self,
         req: Request<pb::WithdrawRecordRequest>,
     ) -> Result<Response<pb::WithdrawRecordResponse>, Status> {
-        require(&req, RECORD_WRITERS)?;
+        let caller = require(&req, RECORD_WRITERS)?;
         let r = req.into_inner();
         if r.id.is_empty() {
             return Err(invalid("id", "required"));
@@ -175,7 +186,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         }
         let rec = records::withdraw(
             &self.node.db,
-            &self.signer(),
+            &self.signer(&caller),
             &r.id,
             r.expected_version,
             self.node.now(),
@@ -210,13 +221,14 @@ impl pb::record_service_server::RecordService for RecordApi {
         &self,
         req: Request<pb::ImportRecordsRequest>,
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
-        require(&req, RECORD_WRITERS)?;
+        let caller = require(&req, RECORD_WRITERS)?;
         let recs = req.into_inner().records;
         if recs.len() > MAX_PAGE as usize {
             return Err(invalid("records", "at most 1000 records per call"));
         }
         let (stored, problems) =
-            records::create_many(&self.node.db, &self.signer(), recs, self.node.now()).await?;
+            records::create_many(&self.node.db, &self.signer(&caller), recs, self.node.now())
+                .await?;
         Ok(Response::new(pb::ImportRecordsResponse {
             stored,
             problems: problems

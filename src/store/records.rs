@@ -7,6 +7,7 @@ use prost::Message;
 use time::OffsetDateTime;
 
 use super::{scan_prefix, Db, Store, StoreError, Tree, Tx};
+use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
 use crate::pb;
@@ -160,6 +161,8 @@ pub fn delete(tx: &mut Tx, key: &str, rec: &pb::Record, now: OffsetDateTime) {
 pub struct Signer<'a> {
     pub node_id: &'a str,
     pub key: &'a ed25519_dalek::SigningKey,
+    /// Who asked for the write, for the audit log ("user:alice").
+    pub actor: String,
 }
 
 fn new_id(rec: &pb::Record) -> String {
@@ -347,6 +350,7 @@ pub async fn update(
             pb::ChangeType::RecordUpdated,
             now,
         );
+        tx.audit(Event::new(&signer.actor, "record.update").record(&k));
         Ok(next)
     })
     .await
@@ -387,6 +391,7 @@ pub async fn withdraw(
             pb::ChangeType::RecordWithdrawn,
             now,
         );
+        tx.audit(Event::new(&signer.actor, "record.withdraw").record(&k));
         Ok(next)
     })
     .await
