@@ -219,6 +219,33 @@ pub fn redact(record: &pb::Record, plan: &RedactionPlan) -> pb::Record {
     out
 }
 
+/// The record with every protected field removed (for listings and feeds).
+pub fn pseudonymise(record: &pb::Record) -> pb::Record {
+    let Some(kind) = crate::record::kind(record) else {
+        return record.clone();
+    };
+    let plan = RedactionPlan {
+        remove: protected_fields(kind).map(str::to_string).collect(),
+    };
+    if plan.remove.is_empty() || !holds_protected(record) {
+        return record.clone();
+    }
+    redact(record, &plan)
+}
+
+/// True if any protected field of the record holds a value.
+pub fn holds_protected(record: &pb::Record) -> bool {
+    match &record.body {
+        Some(Body::VictimReferral(v)) => {
+            v.identity
+                .as_ref()
+                .is_some_and(|i| *i != pb::VictimIdentity::default())
+                || !v.notes.is_empty()
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,32 +386,5 @@ mod tests {
                 }
             }
         }
-    }
-}
-
-/// The record with every protected field removed (for listings and feeds).
-pub fn pseudonymise(record: &pb::Record) -> pb::Record {
-    let Some(kind) = crate::record::kind(record) else {
-        return record.clone();
-    };
-    let plan = RedactionPlan {
-        remove: protected_fields(kind).map(str::to_string).collect(),
-    };
-    if plan.remove.is_empty() || !holds_protected(record) {
-        return record.clone();
-    }
-    redact(record, &plan)
-}
-
-/// True if any protected field of the record holds a value.
-pub fn holds_protected(record: &pb::Record) -> bool {
-    match &record.body {
-        Some(Body::VictimReferral(v)) => {
-            v.identity
-                .as_ref()
-                .is_some_and(|i| *i != pb::VictimIdentity::default())
-                || !v.notes.is_empty()
-        }
-        _ => false,
     }
 }

@@ -184,7 +184,7 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
         };
         let kind: pb::RecordKind = required_enum("kind", r.kind)?;
         let victim = if r.victim_record_id.is_empty() {
-            (kind == pb::RecordKind::VictimReferral).then(|| VictimFacts {
+            (kind == pb::RecordKind::VictimReferral).then_some(VictimFacts {
                 consent: pb::ConsentStatus::Unspecified,
                 guardian_decision: false,
                 child: false,

@@ -425,7 +425,7 @@ fn oracle(a: &pb::Agreement, state: AgreementState, e: &Exchange) -> bool {
     a.grants.iter().any(|g| {
         let dir = (g.from == "*" || &g.from == s)
             && (g.to == "*" || &g.to == r)
-            && !(g.from == g.to && g.from != "*");
+            && (g.from != g.to || g.from == "*");
         let victim_ok = if e.kind == RecordKind::VictimReferral {
             let v = e.victim.as_ref().unwrap();
             let consent = v.consent == pb::ConsentStatus::Given
