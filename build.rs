@@ -25,8 +25,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(fds.clone())?;
 
     let descriptor_bytes = fs::read(&descriptor_path)?;
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptor_bytes)?
-        .build(&[".liaison"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.build(&[".liaison"])?;
     Ok(())
 }

@@ -20,18 +20,12 @@ pub struct AgreementError {
 }
 
 fn fail<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, AgreementError> {
-    Err(AgreementError {
-        field: field.into(),
-        reason: reason.into(),
-    })
+    Err(AgreementError { field: field.into(), reason: reason.into() })
 }
 
 /// Purposes for which a victim's identity may ever be released.
-pub const VICTIM_PURPOSES: [pb::Purpose; 3] = [
-    pb::Purpose::VictimIdentification,
-    pb::Purpose::VictimAssistance,
-    pb::Purpose::ReturnAndReintegration,
-];
+pub const VICTIM_PURPOSES: [pb::Purpose; 3] =
+    [pb::Purpose::VictimIdentification, pb::Purpose::VictimAssistance, pb::Purpose::ReturnAndReintegration];
 
 /// The request types an SOP may define.
 pub const REQUEST_TYPES: [&str; 6] = [
@@ -124,9 +118,7 @@ struct RetentionToml {
 pub fn parse_duration(field: &str, s: &str) -> Result<u64, AgreementError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .or_else(|_| fail(field, format!("{s:?} is not a duration like 8h, 3d, 2w")))?;
+    let n: u64 = num.parse().or_else(|_| fail(field, format!("{s:?} is not a duration like 8h, 3d, 2w")))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -137,10 +129,7 @@ pub fn parse_duration(field: &str, s: &str) -> Result<u64, AgreementError> {
     };
     n.checked_mul(mult)
         .filter(|v| *v > 0)
-        .ok_or_else(|| AgreementError {
-            field: field.into(),
-            reason: format!("{s:?} must be a positive duration"),
-        })
+        .ok_or_else(|| AgreementError { field: field.into(), reason: format!("{s:?} must be a positive duration") })
 }
 
 /// "YYYY-MM-DD" (midnight UTC) or RFC 3339.
@@ -149,10 +138,8 @@ fn parse_time(field: &str, s: &str) -> Result<OffsetDateTime, AgreementError> {
     if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
         return Ok(t);
     }
-    let d = crate::record::parse_date(field, s).map_err(|e| AgreementError {
-        field: field.into(),
-        reason: e.reason,
-    })?;
+    let d =
+        crate::record::parse_date(field, s).map_err(|e| AgreementError { field: field.into(), reason: e.reason })?;
     Ok(d.midnight().assume_utc())
 }
 
@@ -193,41 +180,28 @@ pub fn parse_toml(text: &str) -> Result<pb::Agreement, AgreementError> {
         grants.push(pb::Grant {
             from: g.from.clone(),
             to: g.to.clone(),
-            record_kinds: words(
-                &format!("{f}.record_kinds"),
-                &g.record_kinds,
-                convert::kind_from_word,
-                "record kind",
-            )?,
-            purposes: words(
-                &format!("{f}.purposes"),
-                &g.purposes,
-                convert::purpose_from_word,
-                "purpose",
-            )?,
+            record_kinds: words(&format!("{f}.record_kinds"), &g.record_kinds, convert::kind_from_word, "record kind")?,
+            purposes: words(&format!("{f}.purposes"), &g.purposes, convert::purpose_from_word, "purpose")?,
             operations: words(
                 &format!("{f}.operations"),
                 &g.operations,
                 convert::operation_from_word,
                 "operation (query, hit_check, push, sync)",
             )?,
-            max_handling: convert::handling_from_word(&g.max_handling)
-                .map(|h| h as i32)
-                .ok_or_else(|| AgreementError {
+            max_handling: convert::handling_from_word(&g.max_handling).map(|h| h as i32).ok_or_else(|| {
+                AgreementError {
                     field: format!("{f}.max_handling"),
-                    reason: format!(
-                        "{:?} is not a TLP code (clear, green, amber, amber+strict, red)",
-                        g.max_handling
-                    ),
-                })?,
+                    reason: format!("{:?} is not a TLP code (clear, green, amber, amber+strict, red)", g.max_handling),
+                }
+            })?,
             released_protected_fields: g.released_protected_fields.clone(),
             redacted_fields: g.redacted_fields.clone(),
-            onward_sharing: convert::onward_from_word(&g.onward_sharing)
-                .map(|o| o as i32)
-                .ok_or_else(|| AgreementError {
+            onward_sharing: convert::onward_from_word(&g.onward_sharing).map(|o| o as i32).ok_or_else(|| {
+                AgreementError {
                     field: format!("{f}.onward_sharing"),
                     reason: "must be forbidden, with_consent or allowed".into(),
-                })?,
+                }
+            })?,
         });
     }
     let sop = match &t.sop {
@@ -238,37 +212,23 @@ pub fn parse_toml(text: &str) -> Result<pb::Agreement, AgreementError> {
                 types.push(pb::RequestTypeTerms {
                     name: r.name.clone(),
                     ack_within_seconds: parse_duration(&format!("{f}.ack_within"), &r.ack_within)?,
-                    answer_within_seconds: parse_duration(
-                        &format!("{f}.answer_within"),
-                        &r.answer_within,
-                    )?,
-                    urgent_ack_within_seconds: parse_duration(
-                        &format!("{f}.urgent_ack_within"),
-                        &r.urgent_ack_within,
-                    )?,
+                    answer_within_seconds: parse_duration(&format!("{f}.answer_within"), &r.answer_within)?,
+                    urgent_ack_within_seconds: parse_duration(&format!("{f}.urgent_ack_within"), &r.urgent_ack_within)?,
                     urgent_answer_within_seconds: parse_duration(
                         &format!("{f}.urgent_answer_within"),
                         &r.urgent_answer_within,
                     )?,
-                    escalation_role: convert::contact_role_from_word(&r.escalation_role)
-                        .map(|x| x as i32)
-                        .ok_or_else(|| AgreementError {
+                    escalation_role: convert::contact_role_from_word(&r.escalation_role).map(|x| x as i32).ok_or_else(
+                        || AgreementError {
                             field: format!("{f}.escalation_role"),
                             reason: format!("{:?} is not a contact role", r.escalation_role),
-                        })?,
-                    purposes: words(
-                        &format!("{f}.purposes"),
-                        &r.purposes,
-                        convert::purpose_from_word,
-                        "purpose",
+                        },
                     )?,
+                    purposes: words(&format!("{f}.purposes"), &r.purposes, convert::purpose_from_word, "purpose")?,
                     source: r.source.clone(),
                 });
             }
-            Some(pb::SopTerms {
-                name: s.name.clone(),
-                request_types: types,
-            })
+            Some(pb::SopTerms { name: s.name.clone(), request_types: types })
         }
         None => None,
     };
@@ -282,10 +242,7 @@ pub fn parse_toml(text: &str) -> Result<pb::Agreement, AgreementError> {
         valid_until: Some(timestamp(parse_time("valid_until", &t.valid_until)?)),
         grants,
         sop,
-        retention: t.retention.map(|r| pb::Retention {
-            days: r.days,
-            purge_on_revoke: r.purge_on_revoke,
-        }),
+        retention: t.retention.map(|r| pb::Retention { days: r.days, purge_on_revoke: r.purge_on_revoke }),
         hub: t.hub,
     };
     validate(&doc)?;
@@ -297,10 +254,7 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), AgreementError> {
         return fail(field, "required");
     }
     if v.chars().count() > max || v.chars().any(|c| c.is_control() && c != '\n') {
-        return fail(
-            field,
-            format!("at most {max} characters, no control characters"),
-        );
+        return fail(field, format!("at most {max} characters, no control characters"));
     }
     Ok(())
 }
@@ -314,10 +268,7 @@ fn known<E: TryFrom<i32>>(field: &str, v: i32) -> Result<(), AgreementError> {
 
 /// Checks an agreement, however it arrived (TOML or protobuf from a peer).
 pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
-    crate::record::validate_id(&a.id).map_err(|e| AgreementError {
-        field: "id".into(),
-        reason: e.reason,
-    })?;
+    crate::record::validate_id(&a.id).map_err(|e| AgreementError { field: "id".into(), reason: e.reason })?;
     if a.version == 0 {
         return fail("version", "starts at 1");
     }
@@ -341,10 +292,7 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
     let from = a.valid_from.as_ref().and_then(from_timestamp);
     let until = a.valid_until.as_ref().and_then(from_timestamp);
     let (Some(from), Some(until)) = (from, until) else {
-        return fail(
-            "valid_from",
-            "validity window (valid_from, valid_until) is required",
-        );
+        return fail("valid_from", "validity window (valid_from, valid_until) is required");
     };
     if until <= from {
         return fail("valid_until", "the validity window ends before it starts");
@@ -364,16 +312,10 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
         for (i, r) in sop.request_types.iter().enumerate() {
             let f = format!("sop.request_types[{i}]");
             if !REQUEST_TYPES.contains(&r.name.as_str()) {
-                return fail(
-                    format!("{f}.name"),
-                    format!("{:?} is not one of {}", r.name, REQUEST_TYPES.join(", ")),
-                );
+                return fail(format!("{f}.name"), format!("{:?} is not one of {}", r.name, REQUEST_TYPES.join(", ")));
             }
             if !names.insert(r.name.as_str()) {
-                return fail(
-                    format!("{f}.name"),
-                    format!("duplicate request type {}", r.name),
-                );
+                return fail(format!("{f}.name"), format!("duplicate request type {}", r.name));
             }
             for (n, v) in [
                 ("ack_within", r.ack_within_seconds),
@@ -398,10 +340,7 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
                 );
             }
             if r.ack_within_seconds > r.answer_within_seconds {
-                return fail(
-                    format!("{f}.ack_within"),
-                    "acknowledgement cannot be due after the answer",
-                );
+                return fail(format!("{f}.ack_within"), "acknowledgement cannot be due after the answer");
             }
             known::<pb::ContactRole>(&format!("{f}.escalation_role"), r.escalation_role)?;
             for (j, p) in r.purposes.iter().enumerate() {
@@ -424,28 +363,16 @@ fn validate_grant(f: &str, g: &pb::Grant, parties: &BTreeSet<&str>) -> Result<()
         }
     }
     if g.from == g.to && g.from != "*" {
-        return fail(
-            format!("{f}.to"),
-            "a grant cannot be from a party to itself",
-        );
+        return fail(format!("{f}.to"), "a grant cannot be from a party to itself");
     }
     if g.record_kinds.is_empty() {
-        return fail(
-            format!("{f}.record_kinds"),
-            "empty grant: name at least one record kind",
-        );
+        return fail(format!("{f}.record_kinds"), "empty grant: name at least one record kind");
     }
     if g.purposes.is_empty() {
-        return fail(
-            format!("{f}.purposes"),
-            "empty grant: name at least one purpose",
-        );
+        return fail(format!("{f}.purposes"), "empty grant: name at least one purpose");
     }
     if g.operations.is_empty() {
-        return fail(
-            format!("{f}.operations"),
-            "empty grant: name at least one operation",
-        );
+        return fail(format!("{f}.operations"), "empty grant: name at least one operation");
     }
     for (i, k) in g.record_kinds.iter().enumerate() {
         known::<pb::RecordKind>(&format!("{f}.record_kinds[{i}]"), *k)?;
@@ -458,40 +385,26 @@ fn validate_grant(f: &str, g: &pb::Grant, parties: &BTreeSet<&str>) -> Result<()
     }
     known::<pb::HandlingCode>(&format!("{f}.max_handling"), g.max_handling)?;
     known::<pb::OnwardSharing>(&format!("{f}.onward_sharing"), g.onward_sharing)?;
-    let kinds: Vec<&str> = g
-        .record_kinds
-        .iter()
-        .filter_map(|k| pb::RecordKind::try_from(*k).ok())
-        .map(redact::kind_prefix)
-        .collect();
-    for (list, name) in [
-        (&g.released_protected_fields, "released_protected_fields"),
-        (&g.redacted_fields, "redacted_fields"),
-    ] {
+    let kinds: Vec<&str> =
+        g.record_kinds.iter().filter_map(|k| pb::RecordKind::try_from(*k).ok()).map(redact::kind_prefix).collect();
+    for (list, name) in
+        [(&g.released_protected_fields, "released_protected_fields"), (&g.redacted_fields, "redacted_fields")]
+    {
         for (i, path) in list.iter().enumerate() {
             if !redact::is_known_field(path) {
-                return fail(
-                    format!("{f}.{name}[{i}]"),
-                    format!("{path:?} is not a field a grant can name"),
-                );
+                return fail(format!("{f}.{name}[{i}]"), format!("{path:?} is not a field a grant can name"));
             }
             if !kinds.iter().any(|k| path.starts_with(&format!("{k}."))) {
-                return fail(
-                    format!("{f}.{name}[{i}]"),
-                    format!("{path} is not a field of a kind this grant covers"),
-                );
+                return fail(format!("{f}.{name}[{i}]"), format!("{path} is not a field of a kind this grant covers"));
             }
         }
     }
-    let releases_identity = g.released_protected_fields.iter().any(|p| {
-        redact::covers(redact::VICTIM_IDENTITY, p)
-            || redact::covers(p, "victim_referral.identity.full_name")
-    });
+    let releases_identity = g
+        .released_protected_fields
+        .iter()
+        .any(|p| redact::covers(redact::VICTIM_IDENTITY, p) || redact::covers(p, "victim_referral.identity.full_name"));
     if releases_identity {
-        let all_victim = g
-            .purposes
-            .iter()
-            .all(|p| VICTIM_PURPOSES.iter().any(|v| *v as i32 == *p));
+        let all_victim = g.purposes.iter().all(|p| VICTIM_PURPOSES.iter().any(|v| *v as i32 == *p));
         if !all_victim {
             return fail(
                 format!("{f}.released_protected_fields"),
@@ -504,11 +417,7 @@ fn validate_grant(f: &str, g: &pb::Grant, parties: &BTreeSet<&str>) -> Result<()
 
 /// SOP terms by request type name.
 pub fn request_terms(a: &pb::Agreement) -> BTreeMap<String, pb::RequestTypeTerms> {
-    a.sop
-        .iter()
-        .flat_map(|s| s.request_types.iter())
-        .map(|r| (r.name.clone(), r.clone()))
-        .collect()
+    a.sop.iter().flat_map(|s| s.request_types.iter()).map(|r| (r.name.clone(), r.clone())).collect()
 }
 
 // ---- life cycle --------------------------------------------------------
@@ -544,9 +453,7 @@ pub fn suspended(notices: &[pb::AgreementNotice]) -> bool {
 }
 
 pub fn revoked(notices: &[pb::AgreementNotice]) -> bool {
-    notices
-        .iter()
-        .any(|n| n.action == pb::NoticeAction::Revoke as i32)
+    notices.iter().any(|n| n.action == pb::NoticeAction::Revoke as i32)
 }
 
 /// The state at `now`. Revocation is final; suspension lasts until the

@@ -27,11 +27,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(actor: impl Into<String>, action: impl Into<String>) -> Self {
-        Self {
-            actor: actor.into(),
-            action: action.into(),
-            ..Default::default()
-        }
+        Self { actor: actor.into(), action: action.into(), ..Default::default() }
     }
     pub fn record(mut self, id: impl Into<String>) -> Self {
         self.record_id = id.into();
@@ -72,15 +68,7 @@ pub fn canonical(e: &pb::AuditEntry) -> Vec<u8> {
     let t = e.time.unwrap_or_default();
     out.extend_from_slice(&t.seconds.to_be_bytes());
     out.extend_from_slice(&t.nanos.to_be_bytes());
-    for f in [
-        &e.actor,
-        &e.action,
-        &e.record_id,
-        &e.agreement_id,
-        &e.purpose,
-        &e.decision,
-        &e.reason,
-    ] {
+    for f in [&e.actor, &e.action, &e.record_id, &e.agreement_id, &e.purpose, &e.decision, &e.reason] {
         out.extend_from_slice(&(f.len() as u64).to_be_bytes());
         out.extend_from_slice(f.as_bytes());
     }
@@ -102,20 +90,14 @@ pub struct Chain {
 
 impl Default for Chain {
     fn default() -> Self {
-        Self {
-            next_seq: 1,
-            last_hash: vec![0; 32],
-        }
+        Self { next_seq: 1, last_hash: vec![0; 32] }
     }
 }
 
 impl Chain {
     /// Continues after a stored entry.
     pub fn after(last: &pb::AuditEntry) -> Self {
-        Self {
-            next_seq: last.seq + 1,
-            last_hash: last.hash.clone(),
-        }
+        Self { next_seq: last.seq + 1, last_hash: last.hash.clone() }
     }
 
     pub fn append(&mut self, ev: Event, now: time::OffsetDateTime) -> pb::AuditEntry {
@@ -141,9 +123,7 @@ impl Chain {
 
 /// Checks entries in stored order. Reports the first entry whose sequence,
 /// link or hash is wrong.
-pub fn verify<'a>(
-    entries: impl IntoIterator<Item = &'a pb::AuditEntry>,
-) -> Result<u64, AuditError> {
+pub fn verify<'a>(entries: impl IntoIterator<Item = &'a pb::AuditEntry>) -> Result<u64, AuditError> {
     let mut chain = Chain::default();
     let mut n = 0;
     for e in entries {
@@ -156,10 +136,7 @@ pub fn verify<'a>(
             });
         }
         if e.prev_hash != chain.last_hash {
-            return Err(AuditError {
-                seq: e.seq,
-                reason: "does not link to the previous entry".into(),
-            });
+            return Err(AuditError { seq: e.seq, reason: "does not link to the previous entry".into() });
         }
         if hash(e) != e.hash {
             return Err(AuditError {
@@ -175,12 +152,8 @@ pub fn verify<'a>(
 
 /// A checkpoint over `entry`, signed by the node.
 pub fn checkpoint(entry: &pb::AuditEntry, node_id: &str, key: &SigningKey) -> pb::Envelope {
-    let cp = pb::AuditCheckpoint {
-        node_id: node_id.into(),
-        seq: entry.seq,
-        hash: entry.hash.clone(),
-        time: entry.time,
-    };
+    let cp =
+        pb::AuditCheckpoint { node_id: node_id.into(), seq: entry.seq, hash: entry.hash.clone(), time: entry.time };
     envelope::seal(payload::AUDIT_CHECKPOINT, &cp, node_id, key)
 }
 
@@ -192,20 +165,11 @@ pub fn verify_checkpoint(
     entry_at: impl Fn(u64) -> Option<pb::AuditEntry>,
 ) -> Result<u64, AuditError> {
     let cp: pb::AuditCheckpoint = envelope::open(env, payload::AUDIT_CHECKPOINT, node_id, key)
-        .map_err(|e| AuditError {
-            seq: 0,
-            reason: format!("checkpoint signature: {e}"),
-        })?;
+        .map_err(|e| AuditError { seq: 0, reason: format!("checkpoint signature: {e}") })?;
     match entry_at(cp.seq) {
         Some(e) if e.hash == cp.hash => Ok(cp.seq),
-        Some(_) => Err(AuditError {
-            seq: cp.seq,
-            reason: "entry differs from the signed checkpoint".into(),
-        }),
-        None => Err(AuditError {
-            seq: cp.seq,
-            reason: "entry named by a signed checkpoint is missing".into(),
-        }),
+        Some(_) => Err(AuditError { seq: cp.seq, reason: "entry differs from the signed checkpoint".into() }),
+        None => Err(AuditError { seq: cp.seq, reason: "entry named by a signed checkpoint is missing".into() }),
     }
 }
 
@@ -225,9 +189,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 c.append(
-                    Event::new(format!("user:u{i}"), "record.create")
-                        .record(format!("r{i}"))
-                        .decision("allow", ""),
+                    Event::new(format!("user:u{i}"), "record.create").record(format!("r{i}")).decision("allow", ""),
                     t0 + time::Duration::seconds(i as i64),
                 )
             })
@@ -246,27 +208,18 @@ mod tests {
         let entries = chain(5);
         let cp = checkpoint(&entries[3], "th-atpd", &key);
         let at = |s: u64| entries.iter().find(|e| e.seq == s).cloned();
-        assert_eq!(
-            verify_checkpoint(&cp, "th-atpd", &key.verifying_key(), at),
-            Ok(4)
-        );
+        assert_eq!(verify_checkpoint(&cp, "th-atpd", &key.verifying_key(), at), Ok(4));
         // The whole chain rewritten from entry 2 on still links, but not to the checkpoint.
         let mut rewritten = entries[..1].to_vec();
         let mut c = Chain::after(&rewritten[0]);
         for i in 1..5 {
-            rewritten.push(c.append(
-                Event::new("user:x", "forged").record(format!("f{i}")),
-                time::OffsetDateTime::UNIX_EPOCH,
-            ));
+            rewritten.push(
+                c.append(Event::new("user:x", "forged").record(format!("f{i}")), time::OffsetDateTime::UNIX_EPOCH),
+            );
         }
         assert!(verify(&rewritten).is_ok());
         let at = |s: u64| rewritten.iter().find(|e| e.seq == s).cloned();
-        assert_eq!(
-            verify_checkpoint(&cp, "th-atpd", &key.verifying_key(), at)
-                .unwrap_err()
-                .seq,
-            4
-        );
+        assert_eq!(verify_checkpoint(&cp, "th-atpd", &key.verifying_key(), at).unwrap_err().seq, 4);
         let mut bad = cp.clone();
         bad.body[0] ^= 1;
         assert!(verify_checkpoint(&bad, "th-atpd", &key.verifying_key(), |_| None).is_err());

@@ -23,10 +23,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        Self::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -134,8 +131,7 @@ pub fn valid_node_id(id: &str) -> bool {
     let b = id.as_bytes();
     (2..=32).contains(&b.len())
         && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && !id.ends_with('-')
 }
 
@@ -152,39 +148,23 @@ impl NodeConfig {
         }
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(ConfigError::Invalid {
-                field: "name",
-                reason: "must be 1-200 characters".into(),
-            });
+            return Err(ConfigError::Invalid { field: "name", reason: "must be 1-200 characters".into() });
         }
         if self.organisation.chars().count() > 200 {
-            return Err(ConfigError::Invalid {
-                field: "organisation",
-                reason: "at most 200 characters".into(),
-            });
+            return Err(ConfigError::Invalid { field: "organisation", reason: "at most 200 characters".into() });
         }
-        let iso_like =
-            self.country.len() == 2 && self.country.bytes().all(|c| c.is_ascii_uppercase());
+        let iso_like = self.country.len() == 2 && self.country.bytes().all(|c| c.is_ascii_uppercase());
         if !self.country.is_empty() && !iso_like {
             return Err(ConfigError::Invalid {
                 field: "country",
-                reason: format!(
-                    "{:?} is not an ISO 3166-1 alpha-2 code (two capital letters)",
-                    self.country
-                ),
+                reason: format!("{:?} is not an ISO 3166-1 alpha-2 code (two capital letters)", self.country),
             });
         }
         if self.country.is_empty() && self.region.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                field: "country",
-                reason: "a node needs a country or a region".into(),
-            });
+            return Err(ConfigError::Invalid { field: "country", reason: "a node needs a country or a region".into() });
         }
         if self.region.chars().count() > 100 {
-            return Err(ConfigError::Invalid {
-                field: "region",
-                reason: "at most 100 characters".into(),
-            });
+            return Err(ConfigError::Invalid { field: "region", reason: "at most 100 characters".into() });
         }
         if self.listen == self.api && self.listen.port() != 0 {
             return Err(ConfigError::Invalid {
@@ -198,10 +178,8 @@ impl NodeConfig {
     pub fn load(layout: &Layout) -> Result<Self, ConfigError> {
         let path = layout.config();
         let text = fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, e))?;
-        let cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let cfg: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.clone(), reason: e.to_string() })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -243,8 +221,7 @@ pub fn create_private_dir(dir: &Path) -> Result<(), ConfigError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| ConfigError::io(dir, e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| ConfigError::io(dir, e))?;
     }
     Ok(())
 }
@@ -274,15 +251,7 @@ mod tests {
         for ok in ["th-atpd", "kh", "commit-hub", "a1"] {
             assert!(valid_node_id(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "a",
-            "TH",
-            "1abc",
-            "th_atpd",
-            "th-",
-            "a-very-long-node-id-that-goes-past-32",
-        ] {
+        for bad in ["", "a", "TH", "1abc", "th_atpd", "th-", "a-very-long-node-id-that-goes-past-32"] {
             assert!(!valid_node_id(bad), "{bad}");
         }
     }
@@ -291,28 +260,13 @@ mod tests {
     fn validation_names_the_field() {
         let mut c = cfg();
         c.country = "th".into();
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::Invalid {
-                field: "country",
-                ..
-            })
-        ));
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "country", .. })));
         let mut c = cfg();
         c.api = c.listen;
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::Invalid { field: "api", .. })
-        ));
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "api", .. })));
         let mut c = cfg();
         c.country.clear();
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::Invalid {
-                field: "country",
-                ..
-            })
-        ));
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "country", .. })));
         c.region = "COMMIT-Mekong".into();
         assert!(c.validate().is_ok());
     }

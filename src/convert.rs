@@ -4,10 +4,7 @@ use time::OffsetDateTime;
 
 /// `OffsetDateTime` → protobuf `Timestamp`.
 pub fn timestamp(t: OffsetDateTime) -> pbjson_types::Timestamp {
-    pbjson_types::Timestamp {
-        seconds: t.unix_timestamp(),
-        nanos: t.nanosecond() as i32,
-    }
+    pbjson_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
 }
 
 /// Protobuf `Timestamp` → `OffsetDateTime`; `None` when out of range.
@@ -30,13 +27,7 @@ mod tests {
     fn timestamps_round_trip() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
         assert_eq!(from_timestamp(&timestamp(t)), Some(t));
-        assert_eq!(
-            from_timestamp(&pbjson_types::Timestamp {
-                seconds: i64::MAX,
-                nanos: 0
-            }),
-            None
-        );
+        assert_eq!(from_timestamp(&pbjson_types::Timestamp { seconds: i64::MAX, nanos: 0 }), None);
     }
 }
 
@@ -63,38 +54,30 @@ pub fn operation_word(o: pb::Operation) -> String {
     word(o.as_str_name(), "OPERATION_")
 }
 pub fn operation_from_word(w: &str) -> Option<pb::Operation> {
-    from_word(w, "OPERATION_", pb::Operation::from_str_name)
-        .filter(|o| *o != pb::Operation::Unspecified)
+    from_word(w, "OPERATION_", pb::Operation::from_str_name).filter(|o| *o != pb::Operation::Unspecified)
 }
 pub fn kind_word(k: pb::RecordKind) -> String {
     word(k.as_str_name(), "RECORD_KIND_")
 }
 pub fn kind_from_word(w: &str) -> Option<pb::RecordKind> {
-    from_word(w, "RECORD_KIND_", pb::RecordKind::from_str_name)
-        .filter(|k| *k != pb::RecordKind::Unspecified)
+    from_word(w, "RECORD_KIND_", pb::RecordKind::from_str_name).filter(|k| *k != pb::RecordKind::Unspecified)
 }
 /// TLP words: `clear`, `green`, `amber`, `amber+strict` (also `amber_strict`), `red`.
 pub fn handling_word(h: pb::HandlingCode) -> String {
     word(h.as_str_name(), "HANDLING_CODE_").replace('_', "+")
 }
 pub fn handling_from_word(w: &str) -> Option<pb::HandlingCode> {
-    from_word(
-        &w.replace('+', "_"),
-        "HANDLING_CODE_",
-        pb::HandlingCode::from_str_name,
-    )
-    .filter(|h| *h != pb::HandlingCode::Unspecified)
+    from_word(&w.replace('+', "_"), "HANDLING_CODE_", pb::HandlingCode::from_str_name)
+        .filter(|h| *h != pb::HandlingCode::Unspecified)
 }
 pub fn onward_from_word(w: &str) -> Option<pb::OnwardSharing> {
-    from_word(w, "ONWARD_SHARING_", pb::OnwardSharing::from_str_name)
-        .filter(|o| *o != pb::OnwardSharing::Unspecified)
+    from_word(w, "ONWARD_SHARING_", pb::OnwardSharing::from_str_name).filter(|o| *o != pb::OnwardSharing::Unspecified)
 }
 pub fn onward_word(o: pb::OnwardSharing) -> String {
     word(o.as_str_name(), "ONWARD_SHARING_")
 }
 pub fn contact_role_from_word(w: &str) -> Option<pb::ContactRole> {
-    from_word(w, "CONTACT_ROLE_", pb::ContactRole::from_str_name)
-        .filter(|r| *r != pb::ContactRole::Unspecified)
+    from_word(w, "CONTACT_ROLE_", pb::ContactRole::from_str_name).filter(|r| *r != pb::ContactRole::Unspecified)
 }
 pub fn contact_role_word(r: pb::ContactRole) -> String {
     word(r.as_str_name(), "CONTACT_ROLE_")
@@ -109,36 +92,15 @@ mod word_tests {
 
     #[test]
     fn words_round_trip() {
-        assert_eq!(
-            handling_from_word("AMBER+STRICT"),
-            Some(pb::HandlingCode::AmberStrict)
-        );
-        assert_eq!(
-            handling_from_word("amber_strict"),
-            Some(pb::HandlingCode::AmberStrict)
-        );
+        assert_eq!(handling_from_word("AMBER+STRICT"), Some(pb::HandlingCode::AmberStrict));
+        assert_eq!(handling_from_word("amber_strict"), Some(pb::HandlingCode::AmberStrict));
         assert_eq!(handling_word(pb::HandlingCode::AmberStrict), "amber+strict");
-        assert_eq!(
-            purpose_from_word("victim_identification"),
-            Some(pb::Purpose::VictimIdentification)
-        );
+        assert_eq!(purpose_from_word("victim_identification"), Some(pb::Purpose::VictimIdentification));
         assert_eq!(purpose_from_word("immigration_enforcement"), None);
         assert_eq!(purpose_from_word("unspecified"), None);
-        assert_eq!(
-            operation_from_word("hit-check"),
-            Some(pb::Operation::HitCheck)
-        );
-        assert_eq!(
-            kind_from_word("contact_point"),
-            Some(pb::RecordKind::ContactPoint)
-        );
-        assert_eq!(
-            onward_from_word("with_consent"),
-            Some(pb::OnwardSharing::WithConsent)
-        );
-        assert_eq!(
-            contact_role_from_word("unit_head"),
-            Some(pb::ContactRole::UnitHead)
-        );
+        assert_eq!(operation_from_word("hit-check"), Some(pb::Operation::HitCheck));
+        assert_eq!(kind_from_word("contact_point"), Some(pb::RecordKind::ContactPoint));
+        assert_eq!(onward_from_word("with_consent"), Some(pb::OnwardSharing::WithConsent));
+        assert_eq!(contact_role_from_word("unit_head"), Some(pb::ContactRole::UnitHead));
     }
 }

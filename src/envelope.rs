@@ -36,11 +36,7 @@ pub enum EnvelopeError {
     #[error("signature by {0} does not verify")]
     BadSignature(String),
     #[error("signature by {signer} uses key {found}, expected {expected}")]
-    WrongKey {
-        signer: String,
-        expected: String,
-        found: String,
-    },
+    WrongKey { signer: String, expected: String, found: String },
     #[error("body does not decode as {0}: {1}")]
     Decode(String, String),
     #[error("public key is not a valid Ed25519 key")]
@@ -73,28 +69,14 @@ pub fn verifying_key(bytes: &[u8]) -> Result<VerifyingKey, EnvelopeError> {
 }
 
 /// Seals `body` (already encoded) with one signature.
-pub fn seal_bytes(
-    payload_type: &str,
-    body: Vec<u8>,
-    signer_id: &str,
-    key: &SigningKey,
-) -> pb::Envelope {
-    let mut env = pb::Envelope {
-        payload_type: payload_type.to_string(),
-        body,
-        signatures: Vec::new(),
-    };
+pub fn seal_bytes(payload_type: &str, body: Vec<u8>, signer_id: &str, key: &SigningKey) -> pb::Envelope {
+    let mut env = pb::Envelope { payload_type: payload_type.to_string(), body, signatures: Vec::new() };
     add_signature(&mut env, signer_id, key);
     env
 }
 
 /// Encodes `msg` once and seals the resulting bytes.
-pub fn seal<M: Message>(
-    payload_type: &str,
-    msg: &M,
-    signer_id: &str,
-    key: &SigningKey,
-) -> pb::Envelope {
+pub fn seal<M: Message>(payload_type: &str, msg: &M, signer_id: &str, key: &SigningKey) -> pb::Envelope {
     seal_bytes(payload_type, msg.encode_to_vec(), signer_id, key)
 }
 
@@ -117,10 +99,7 @@ pub fn verify_signer(
     key: &VerifyingKey,
 ) -> Result<(), EnvelopeError> {
     if env.payload_type != expected_type {
-        return Err(EnvelopeError::WrongType {
-            expected: expected_type.to_string(),
-            found: env.payload_type.clone(),
-        });
+        return Err(EnvelopeError::WrongType { expected: expected_type.to_string(), found: env.payload_type.clone() });
     }
     if env.body.len() > MAX_BODY {
         return Err(EnvelopeError::TooLarge(env.body.len()));
@@ -138,22 +117,15 @@ pub fn verify_signer(
             found: sig.key_id.clone(),
         });
     }
-    let bytes: [u8; 64] = sig
-        .signature
-        .as_slice()
-        .try_into()
-        .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))?;
-    key.verify(
-        &pae(&env.payload_type, &env.body),
-        &ed25519_dalek::Signature::from_bytes(&bytes),
-    )
-    .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
+    let bytes: [u8; 64] =
+        sig.signature.as_slice().try_into().map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))?;
+    key.verify(&pae(&env.payload_type, &env.body), &ed25519_dalek::Signature::from_bytes(&bytes))
+        .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
 }
 
 /// Decodes the body. Call only after [`verify_signer`] succeeded.
 pub fn decode<M: Message + Default>(env: &pb::Envelope) -> Result<M, EnvelopeError> {
-    M::decode(env.body.as_slice())
-        .map_err(|e| EnvelopeError::Decode(env.payload_type.clone(), e.to_string()))
+    M::decode(env.body.as_slice()).map_err(|e| EnvelopeError::Decode(env.payload_type.clone(), e.to_string()))
 }
 
 /// Verifies and then decodes.
@@ -184,9 +156,7 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips() {
         let k = key(1);
-        let msg = pb::HelloRequest {
-            node_id: "th-atpd".into(),
-        };
+        let msg = pb::HelloRequest { node_id: "th-atpd".into() };
         let env = seal("x.Hello", &msg, "th-atpd", &k);
         let back: pb::HelloRequest = open(&env, "x.Hello", "th-atpd", &k.verifying_key()).unwrap();
         assert_eq!(back, msg);
@@ -196,18 +166,9 @@ mod tests {
     fn wrong_type_signer_or_key_is_refused() {
         let k = key(1);
         let env = seal_bytes("a", b"body".to_vec(), "n1", &k);
-        assert!(matches!(
-            verify_signer(&env, "b", "n1", &k.verifying_key()),
-            Err(EnvelopeError::WrongType { .. })
-        ));
-        assert!(matches!(
-            verify_signer(&env, "a", "n2", &k.verifying_key()),
-            Err(EnvelopeError::MissingSignature(_))
-        ));
-        assert!(matches!(
-            verify_signer(&env, "a", "n1", &key(2).verifying_key()),
-            Err(EnvelopeError::WrongKey { .. })
-        ));
+        assert!(matches!(verify_signer(&env, "b", "n1", &k.verifying_key()), Err(EnvelopeError::WrongType { .. })));
+        assert!(matches!(verify_signer(&env, "a", "n2", &k.verifying_key()), Err(EnvelopeError::MissingSignature(_))));
+        assert!(matches!(verify_signer(&env, "a", "n1", &key(2).verifying_key()), Err(EnvelopeError::WrongKey { .. })));
     }
 
     #[test]
@@ -215,10 +176,7 @@ mod tests {
         let k = key(1);
         let mut env = seal_bytes("a", b"body".to_vec(), "n1", &k);
         env.payload_type = "b".into();
-        assert_eq!(
-            verify_signer(&env, "b", "n1", &k.verifying_key()),
-            Err(EnvelopeError::BadSignature("n1".into()))
-        );
+        assert_eq!(verify_signer(&env, "b", "n1", &k.verifying_key()), Err(EnvelopeError::BadSignature("n1".into())));
     }
 
     proptest! {

@@ -25,11 +25,7 @@ pub enum DialError {
     #[error("peer {0} is not pinned")]
     UnknownPeer(String),
     #[error("peer {peer}: bad endpoint {endpoint:?}: {reason}")]
-    Endpoint {
-        peer: String,
-        endpoint: String,
-        reason: String,
-    },
+    Endpoint { peer: String, endpoint: String, reason: String },
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
 }
@@ -69,29 +65,18 @@ pub fn channel(node: &Node, card: &pb::NodeCard) -> Result<Channel, DialError> {
 /// A lazily connecting channel to `card`'s federation endpoint over mutual
 /// TLS, presenting `identity`'s certificate and accepting only the card's.
 pub fn dial(identity: &Identity, card: &pb::NodeCard) -> Result<Channel, DialError> {
-    let cfg = tls::client_config(
-        identity.tls_cert.clone(),
-        identity.tls_key.clone_key(),
-        &card.tls_certificate,
-    )?;
+    let cfg = tls::client_config(identity.tls_cert.clone(), identity.tls_key.clone_key(), &card.tls_certificate)?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let addr = card.federation_endpoint.clone();
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| DialError::Endpoint {
-            peer: card.node_id.clone(),
-            endpoint: addr.clone(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| DialError::Endpoint { peer: card.node_id.clone(), endpoint: addr.clone(), reason: e.to_string() })?
         .connect_timeout(Duration::from_secs(5))
         .timeout(CALL_TIMEOUT)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    let server_name = rustls::pki_types::ServerName::try_from(format!("{}.liaison", card.node_id))
-        .map_err(|e| DialError::Endpoint {
-            peer: card.node_id.clone(),
-            endpoint: addr.clone(),
-            reason: e.to_string(),
-        })?;
+    let server_name = rustls::pki_types::ServerName::try_from(format!("{}.liaison", card.node_id)).map_err(|e| {
+        DialError::Endpoint { peer: card.node_id.clone(), endpoint: addr.clone(), reason: e.to_string() }
+    })?;
     let ch = endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri: http::Uri| {
         let connector = connector.clone();
         let addr = addr.clone();
@@ -106,26 +91,16 @@ pub fn dial(identity: &Identity, card: &pb::NodeCard) -> Result<Channel, DialErr
     Ok(ch)
 }
 
-pub fn client(
-    node: &Node,
-    card: &pb::NodeCard,
-) -> Result<FederationServiceClient<Channel>, DialError> {
-    Ok(FederationServiceClient::new(channel(node, card)?)
-        .max_decoding_message_size(16 * 1024 * 1024))
+pub fn client(node: &Node, card: &pb::NodeCard) -> Result<FederationServiceClient<Channel>, DialError> {
+    Ok(FederationServiceClient::new(channel(node, card)?).max_decoding_message_size(16 * 1024 * 1024))
 }
 
 /// The node id of the peer that made this call, from its pinned certificate.
 pub fn caller<T>(node: &Node, req: &Request<T>) -> Result<String, Status> {
-    let certs = req
-        .peer_certs()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let cert = certs
-        .first()
-        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let id = node
-        .pins
-        .node_for(cert)
-        .ok_or_else(|| Status::unauthenticated("client certificate is no longer pinned"))?;
+    let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let cert = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let id =
+        node.pins.node_for(cert).ok_or_else(|| Status::unauthenticated("client certificate is no longer pinned"))?;
     tracing::Span::current().record("peer", id.as_str());
     Ok(id)
 }
@@ -152,10 +127,7 @@ pub fn server(node: Arc<Node>) -> FederationServiceServer<FederationApi> {
 
 #[tonic::async_trait]
 impl FederationService for FederationApi {
-    async fn hello(
-        &self,
-        req: Request<pb::HelloRequest>,
-    ) -> Result<Response<pb::HelloResponse>, Status> {
+    async fn hello(&self, req: Request<pb::HelloRequest>) -> Result<Response<pb::HelloResponse>, Status> {
         let caller = caller(&self.node, &req)?;
         check_claim(&caller, &req.get_ref().node_id)?;
         let (_, env) = self.node.card();
@@ -167,10 +139,7 @@ impl FederationService for FederationApi {
         req: Request<pb::DeliverAgreementRequest>,
     ) -> Result<Response<pb::DeliverAgreementResponse>, Status> {
         let caller = caller(&self.node, &req)?;
-        let env = req
-            .into_inner()
-            .agreement
-            .ok_or_else(|| crate::api::status::invalid("agreement", "required"))?;
+        let env = req.into_inner().agreement.ok_or_else(|| crate::api::status::invalid("agreement", "required"))?;
         let signed_by = crate::agreement::book::receive(&self.node, &caller, env).await?;
         Ok(Response::new(pb::DeliverAgreementResponse { signed_by }))
     }
@@ -180,10 +149,7 @@ impl FederationService for FederationApi {
         req: Request<pb::DeliverAgreementNoticeRequest>,
     ) -> Result<Response<pb::DeliverAgreementNoticeResponse>, Status> {
         let caller = caller(&self.node, &req)?;
-        let env = req
-            .into_inner()
-            .notice
-            .ok_or_else(|| crate::api::status::invalid("notice", "required"))?;
+        let env = req.into_inner().notice.ok_or_else(|| crate::api::status::invalid("notice", "required"))?;
         crate::agreement::book::receive_notice(&self.node, &caller, env).await?;
         Ok(Response::new(pb::DeliverAgreementNoticeResponse {}))
     }

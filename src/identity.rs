@@ -54,10 +54,7 @@ pub fn fingerprint(cert_der: &[u8]) -> [u8; 32] {
 pub fn new_token() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();
-    format!(
-        "lsn_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("lsn_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 impl Identity {
@@ -74,27 +71,17 @@ impl Identity {
         }
         config::create_private_dir(&layout.dir)?;
         let signing = SigningKey::generate(&mut rand::rng());
-        let key_pair = rcgen::KeyPair::generate()
-            .map_err(|e| IdentityError::Invalid(format!("TLS key: {e}")))?;
+        let key_pair = rcgen::KeyPair::generate().map_err(|e| IdentityError::Invalid(format!("TLS key: {e}")))?;
         let mut params = rcgen::CertificateParams::new(vec![format!("{}.liaison", cfg.id)])
             .map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cfg.id.clone());
-        params
-            .distinguished_name
-            .push(rcgen::DnType::OrganizationName, cfg.organisation.clone());
-        let cert = params
-            .self_signed(&key_pair)
-            .map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, cfg.id.clone());
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, cfg.organisation.clone());
+        let cert = params.self_signed(&key_pair).map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
         let token = new_token();
         let text = toml::to_string(cfg).map_err(|e| IdentityError::Invalid(e.to_string()))?;
         // Keys first, config last: a directory without node.toml is not a node yet.
-        config::write_private(
-            &layout.signing_key(),
-            hex::encode(signing.to_bytes()).as_bytes(),
-        )?;
+        config::write_private(&layout.signing_key(), hex::encode(signing.to_bytes()).as_bytes())?;
         config::write_private(&layout.tls_key(), key_pair.serialize_pem().as_bytes())?;
         config::write_private(&layout.tls_cert(), cert.pem().as_bytes())?;
         config::write_private(&layout.admin_token(), token.as_bytes())?;
@@ -104,27 +91,18 @@ impl Identity {
 
     pub fn load(layout: &Layout) -> Result<Self, IdentityError> {
         let config = NodeConfig::load(layout)?;
-        let read = |p: std::path::PathBuf| {
-            fs::read(&p).map_err(|e| IdentityError::Config(ConfigError::io(&p, e)))
-        };
+        let read = |p: std::path::PathBuf| fs::read(&p).map_err(|e| IdentityError::Config(ConfigError::io(&p, e)));
         let key_hex = read(layout.signing_key())?;
         let key_bytes: [u8; 32] = hex::decode(String::from_utf8_lossy(&key_hex).trim())
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                IdentityError::Invalid("signing.key is not 32 hex-encoded bytes".into())
-            })?;
+            .ok_or_else(|| IdentityError::Invalid("signing.key is not 32 hex-encoded bytes".into()))?;
         let signing_key = SigningKey::from_bytes(&key_bytes);
         let tls_cert = CertificateDer::from_pem_slice(&read(layout.tls_cert())?)
             .map_err(|e| IdentityError::Invalid(format!("tls.crt: {e}")))?;
         let tls_key = PrivateKeyDer::from_pem_slice(&read(layout.tls_key())?)
             .map_err(|e| IdentityError::Invalid(format!("tls.key: {e}")))?;
-        Ok(Self {
-            config,
-            signing_key,
-            tls_cert,
-            tls_key,
-        })
+        Ok(Self { config, signing_key, tls_cert, tls_key })
     }
 
     pub fn id(&self) -> &str {
@@ -132,11 +110,7 @@ impl Identity {
     }
 
     /// This node's card for the given published endpoint, signed with its key.
-    pub fn card(
-        &self,
-        endpoint: &str,
-        now: pbjson_types::Timestamp,
-    ) -> (pb::NodeCard, pb::Envelope) {
+    pub fn card(&self, endpoint: &str, now: pbjson_types::Timestamp) -> (pb::NodeCard, pb::Envelope) {
         let c = &self.config;
         let card = pb::NodeCard {
             node_id: c.id.clone(),
@@ -161,11 +135,9 @@ impl Identity {
 /// nothing from the card is used unless it verifies.
 pub fn verify_card(env: &pb::Envelope) -> Result<pb::NodeCard, IdentityError> {
     if env.payload_type != payload::NODE_CARD {
-        return Err(EnvelopeError::WrongType {
-            expected: payload::NODE_CARD.into(),
-            found: env.payload_type.clone(),
-        }
-        .into());
+        return Err(
+            EnvelopeError::WrongType { expected: payload::NODE_CARD.into(), found: env.payload_type.clone() }.into()
+        );
     }
     if env.body.len() > 64 * 1024 {
         return Err(EnvelopeError::TooLarge(env.body.len()).into());
@@ -182,28 +154,16 @@ pub fn verify_card(env: &pb::Envelope) -> Result<pb::NodeCard, IdentityError> {
         });
     }
     if card.tls_certificate.is_empty() || card.tls_certificate.len() > 16 * 1024 {
-        return Err(IdentityError::CardField {
-            field: "tls_certificate",
-            reason: "missing or too large".into(),
-        });
+        return Err(IdentityError::CardField { field: "tls_certificate", reason: "missing or too large".into() });
     }
     if card.federation_endpoint.is_empty() || card.federation_endpoint.len() > 255 {
-        return Err(IdentityError::CardField {
-            field: "federation_endpoint",
-            reason: "missing or too long".into(),
-        });
+        return Err(IdentityError::CardField { field: "federation_endpoint", reason: "missing or too long".into() });
     }
     if pb::NodeRole::try_from(card.role).map_or(true, |r| r == pb::NodeRole::Unspecified) {
-        return Err(IdentityError::CardField {
-            field: "role",
-            reason: "unknown role".into(),
-        });
+        return Err(IdentityError::CardField { field: "role", reason: "unknown role".into() });
     }
     if card.display_name.trim().is_empty() || card.display_name.chars().count() > 200 {
-        return Err(IdentityError::CardField {
-            field: "display_name",
-            reason: "must be 1-200 characters".into(),
-        });
+        return Err(IdentityError::CardField { field: "display_name", reason: "must be 1-200 characters".into() });
     }
     Ok(card)
 }
@@ -235,28 +195,15 @@ mod tests {
         let layout = Layout::new(dir.path().join("n"));
         let token = Identity::init(&layout, &cfg("th-atpd")).unwrap();
         assert!(token.starts_with("lsn_"));
-        assert!(
-            Identity::init(&layout, &cfg("th-atpd")).is_err(),
-            "must refuse to overwrite"
-        );
+        assert!(Identity::init(&layout, &cfg("th-atpd")).is_err(), "must refuse to overwrite");
         let id = Identity::load(&layout).unwrap();
         let (card, env) = id.card("127.0.0.1:1", Default::default());
         assert_eq!(verify_card(&env).unwrap(), card);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for p in [
-                layout.signing_key(),
-                layout.tls_key(),
-                layout.admin_token(),
-                layout.config(),
-            ] {
-                assert_eq!(
-                    fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                    0o600,
-                    "{}",
-                    p.display()
-                );
+            for p in [layout.signing_key(), layout.tls_key(), layout.admin_token(), layout.config()] {
+                assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "{}", p.display());
             }
         }
     }
@@ -270,10 +217,7 @@ mod tests {
         let (mut card, env) = id.card("127.0.0.1:1", Default::default());
         // Re-encode with another id but keep the old signature.
         card.node_id = "kh-antht".into();
-        let forged = pb::Envelope {
-            body: prost::Message::encode_to_vec(&card),
-            ..env.clone()
-        };
+        let forged = pb::Envelope { body: prost::Message::encode_to_vec(&card), ..env.clone() };
         assert!(verify_card(&forged).is_err());
         let mut flipped = env;
         let last = flipped.body.len() - 1;

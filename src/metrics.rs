@@ -29,10 +29,7 @@ pub struct RpcLayer {
 impl<S> tower::Layer<S> for RpcLayer {
     type Service = Rpc<S>;
     fn layer(&self, inner: S) -> Rpc<S> {
-        Rpc {
-            inner,
-            listener: self.listener,
-        }
+        Rpc { inner, listener: self.listener }
     }
 }
 
@@ -88,11 +85,7 @@ where
             // Errors travel in the headers of a trailers-only response; a
             // successful unary call carries its status in trailers (ok).
             let code = match &res {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .map_or("ok", code_label),
+                Ok(r) => r.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map_or("ok", code_label),
                 Err(_) => "transport_error",
             };
             metrics::counter!("liaison_rpc_total", "listener" => listener, "method" => method.clone(), "code" => code)

@@ -94,11 +94,7 @@ impl Node {
 
     /// This node's signed card, with the endpoint peers should dial.
     pub fn card(&self) -> (pb::NodeCard, pb::Envelope) {
-        let bound = self
-            .bound_federation
-            .get()
-            .copied()
-            .unwrap_or(self.config().listen);
+        let bound = self.bound_federation.get().copied().unwrap_or(self.config().listen);
         let endpoint = self.config().advertised_endpoint(bound);
         self.identity.card(&endpoint, timestamp(self.now()))
     }
@@ -116,18 +112,11 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
     };
     let mut tx_batch = store::Batch::default();
     let hash = store::users::token_hash(&token);
-    tx_batch.put(
-        store::Tree::Tokens,
-        hash.clone().into_bytes(),
-        b"admin".to_vec(),
-    );
+    tx_batch.put(store::Tree::Tokens, hash.clone().into_bytes(), b"admin".to_vec());
     tx_batch.put(
         store::Tree::Users,
         b"admin".to_vec(),
-        prost::Message::encode_to_vec(&store::users::StoredUser {
-            user: Some(user),
-            token_hash: hash,
-        }),
+        prost::Message::encode_to_vec(&store::users::StoredUser { user: Some(user), token_hash: hash }),
     );
     store::Store::apply(&store, &tx_batch)?;
     Ok(token)
@@ -135,20 +124,13 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
 
 /// Clock used by `run`: the system clock, shifted by `LIAISON_CLOCK_OFFSET_SECS` if set.
 pub fn default_clock() -> Arc<dyn Clock> {
-    let offset = std::env::var("LIAISON_CLOCK_OFFSET_SECS")
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .unwrap_or(0);
-    Arc::new(SystemClock {
-        offset: time::Duration::seconds(offset),
-    })
+    let offset = std::env::var("LIAISON_CLOCK_OFFSET_SECS").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+    Arc::new(SystemClock { offset: time::Duration::seconds(offset) })
 }
 
 fn reflection() -> Result<
     (
-        tonic_reflection::server::v1::ServerReflectionServer<
-            impl tonic_reflection::server::v1::ServerReflection,
-        >,
+        tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
         tonic_reflection::server::v1alpha::ServerReflectionServer<
             impl tonic_reflection::server::v1alpha::ServerReflection,
         >,
@@ -173,38 +155,24 @@ fn rpc_span(req: &http::Request<()>) -> tracing::Span {
 }
 
 /// Serves both listeners until `shutdown` resolves.
-pub async fn serve(
-    node: Arc<Node>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), NodeError> {
+pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
     let cfg = node.config().clone();
-    let fed_listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| NodeError::Bind {
-            what: "federation listener",
-            addr: cfg.listen,
-            source: e,
-        })?;
-    let api_listener = TcpListener::bind(cfg.api)
-        .await
-        .map_err(|e| NodeError::Bind {
-            what: "API listener",
-            addr: cfg.api,
-            source: e,
-        })?;
-    let fed_addr = fed_listener
-        .local_addr()
-        .map_err(|e| NodeError::Serve(e.to_string()))?;
-    let api_addr = api_listener
-        .local_addr()
-        .map_err(|e| NodeError::Serve(e.to_string()))?;
+    let fed_listener = TcpListener::bind(cfg.listen).await.map_err(|e| NodeError::Bind {
+        what: "federation listener",
+        addr: cfg.listen,
+        source: e,
+    })?;
+    let api_listener = TcpListener::bind(cfg.api).await.map_err(|e| NodeError::Bind {
+        what: "API listener",
+        addr: cfg.api,
+        source: e,
+    })?;
+    let fed_addr = fed_listener.local_addr().map_err(|e| NodeError::Serve(e.to_string()))?;
+    let api_addr = api_listener.local_addr().map_err(|e| NodeError::Serve(e.to_string()))?;
     let _ = node.bound_federation.set(fed_addr);
 
-    let server_tls = tls::server_config(
-        node.identity.tls_cert.clone(),
-        node.identity.tls_key.clone_key(),
-        node.pins.clone(),
-    )?;
+    let server_tls =
+        tls::server_config(node.identity.tls_cert.clone(), node.identity.tls_key.clone_key(), node.pins.clone())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
     let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
     let accept_task = tokio::spawn(async move {
@@ -253,9 +221,7 @@ pub async fn serve(
 
     let fed_server = Server::builder()
         .trace_fn(rpc_span)
-        .layer(crate::metrics::RpcLayer {
-            listener: "federation",
-        })
+        .layer(crate::metrics::RpcLayer { listener: "federation" })
         .add_service(fed_health_svc)
         .add_service(fed_refl_v1)
         .add_service(fed_refl_v1a)
@@ -263,9 +229,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             let _ = stop_fed.recv().await;
         });
-    let api_builder = Server::builder()
-        .trace_fn(rpc_span)
-        .layer(crate::metrics::RpcLayer { listener: "api" });
+    let api_builder = Server::builder().trace_fn(rpc_span).layer(crate::metrics::RpcLayer { listener: "api" });
     let api_router = api::router(api_builder, Arc::clone(&node))
         .add_service(api_health_svc)
         .add_service(api_refl_v1)
@@ -281,11 +245,7 @@ pub async fn serve(
         },
     );
 
-    let runtime = Runtime {
-        federation: fed_addr,
-        api: api_addr,
-        pid: std::process::id(),
-    };
+    let runtime = Runtime { federation: fed_addr, api: api_addr, pid: std::process::id() };
     let text = toml::to_string(&runtime).map_err(|e| NodeError::Serve(e.to_string()))?;
     crate::config::replace_private(&node.layout.runtime(), text.as_bytes())?;
     tracing::info!(node = %node.id(), federation = %fed_addr, api = %api_addr, "node is up");

@@ -5,5 +5,4 @@ tonic::include_proto!("liaison.v1");
 include!(concat!(env!("OUT_DIR"), "/liaison.v1.serde.rs"));
 
 /// Descriptor set of every `.proto` file (and imports), served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/liaison_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/liaison_descriptor.bin"));

@@ -50,10 +50,7 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
     node.db
         .write(|st, tx| {
             if let Some(existing) = store::peers::get(st, &card.node_id)? {
-                let same_key = existing
-                    .card
-                    .as_ref()
-                    .is_some_and(|c| c.signing_public_key == card.signing_public_key);
+                let same_key = existing.card.as_ref().is_some_and(|c| c.signing_public_key == card.signing_public_key);
                 if !same_key {
                     return Err(PeerError::KeyConflict(card.node_id.clone()));
                 }
@@ -91,14 +88,11 @@ pub async fn remove(node: &Node, node_id: &str) -> Result<(), PeerError> {
 }
 
 pub fn get(node: &Node, node_id: &str) -> Result<pb::Peer, PeerError> {
-    store::peers::get(node.db.store(), node_id)?
-        .ok_or_else(|| PeerError::NotFound(node_id.to_string()))
+    store::peers::get(node.db.store(), node_id)?.ok_or_else(|| PeerError::NotFound(node_id.to_string()))
 }
 
 pub fn card_of(peer: &pb::Peer) -> Result<&pb::NodeCard, PeerError> {
-    peer.card
-        .as_ref()
-        .ok_or_else(|| PeerError::Store(StoreError::Corrupt("peer without card".into())))
+    peer.card.as_ref().ok_or_else(|| PeerError::Store(StoreError::Corrupt("peer without card".into())))
 }
 
 /// Calls `Hello` on the peer and checks the card it returns against the pin.
@@ -108,33 +102,17 @@ pub async fn ping(node: &Node, node_id: &str) -> Result<(pb::NodeCard, u128), Pe
     let mut client = federation::client(node, pinned)?;
     let started = Instant::now();
     let resp = client
-        .hello(pb::HelloRequest {
-            node_id: node.id().to_string(),
-        })
+        .hello(pb::HelloRequest { node_id: node.id().to_string() })
         .await
-        .map_err(|s| PeerError::Unreachable {
-            peer: node_id.to_string(),
-            reason: s.message().to_string(),
-        })?
+        .map_err(|s| PeerError::Unreachable { peer: node_id.to_string(), reason: s.message().to_string() })?
         .into_inner();
     let rtt = started.elapsed().as_millis();
-    let env = resp.card.ok_or_else(|| PeerError::BadAnswer {
-        peer: node_id.to_string(),
-        reason: "no card".into(),
-    })?;
-    let key =
-        envelope::verifying_key(&pinned.signing_public_key).map_err(|e| PeerError::BadAnswer {
-            peer: node_id.to_string(),
-            reason: e.to_string(),
-        })?;
+    let env = resp.card.ok_or_else(|| PeerError::BadAnswer { peer: node_id.to_string(), reason: "no card".into() })?;
+    let key = envelope::verifying_key(&pinned.signing_public_key)
+        .map_err(|e| PeerError::BadAnswer { peer: node_id.to_string(), reason: e.to_string() })?;
     // Verify with the pinned key before decoding.
-    let card: pb::NodeCard =
-        envelope::open(&env, payload::NODE_CARD, node_id, &key).map_err(|e| {
-            PeerError::BadAnswer {
-                peer: node_id.to_string(),
-                reason: e.to_string(),
-            }
-        })?;
+    let card: pb::NodeCard = envelope::open(&env, payload::NODE_CARD, node_id, &key)
+        .map_err(|e| PeerError::BadAnswer { peer: node_id.to_string(), reason: e.to_string() })?;
     if card.node_id != node_id || card.tls_certificate != pinned.tls_certificate {
         return Err(PeerError::BadAnswer {
             peer: node_id.to_string(),

@@ -89,42 +89,20 @@ pub struct Exchange {
 pub enum Denial {
     InvalidExchange(String),
     NoAgreement,
-    AgreementNotActive {
-        agreement: String,
-        state: AgreementState,
-    },
-    OutsideValidity {
-        agreement: String,
-    },
-    WrongDirection {
-        agreement: String,
-    },
-    KindNotGranted {
-        agreement: String,
-    },
-    OperationNotGranted {
-        agreement: String,
-    },
-    PurposeNotGranted {
-        agreement: String,
-    },
-    HandlingAboveGrant {
-        agreement: String,
-        max: HandlingCode,
-    },
+    AgreementNotActive { agreement: String, state: AgreementState },
+    OutsideValidity { agreement: String },
+    WrongDirection { agreement: String },
+    KindNotGranted { agreement: String },
+    OperationNotGranted { agreement: String },
+    PurposeNotGranted { agreement: String },
+    HandlingAboveGrant { agreement: String, max: HandlingCode },
     VictimDataIntoEntity,
     VictimIdentityPurpose,
     VictimConsentMissing,
-    VictimIdentityNotReleased {
-        agreement: String,
-    },
+    VictimIdentityNotReleased { agreement: String },
     ChildReturnWithoutBestInterest,
-    OnwardForbidden {
-        originator: String,
-    },
-    OnwardConsentMissing {
-        originator: String,
-    },
+    OnwardForbidden { originator: String },
+    OnwardConsentMissing { originator: String },
 }
 
 impl Denial {
@@ -185,34 +163,22 @@ impl std::fmt::Display for Denial {
                 write!(f, "victim data never flows into entity (suspect) records")
             }
             Denial::VictimIdentityPurpose => {
-                write!(
-                    f,
-                    "victim identity leaves only for victim identification, assistance or return"
-                )
+                write!(f, "victim identity leaves only for victim identification, assistance or return")
             }
             Denial::VictimConsentMissing => {
                 write!(f, "victim identity needs recorded consent (or 'not possible' with the guardian's decision)")
             }
             Denial::VictimIdentityNotReleased { agreement } => {
-                write!(
-                    f,
-                    "agreement {agreement} does not release the victim's identity"
-                )
+                write!(f, "agreement {agreement} does not release the victim's identity")
             }
             Denial::ChildReturnWithoutBestInterest => {
-                write!(
-                    f,
-                    "a child's return needs a best-interest determination in favour of return"
-                )
+                write!(f, "a child's return needs a best-interest determination in favour of return")
             }
             Denial::OnwardForbidden { originator } => {
                 write!(f, "{originator} forbids sharing this record onwards")
             }
             Denial::OnwardConsentMissing { originator } => {
-                write!(
-                    f,
-                    "onward sharing needs {originator}'s consent, which has not arrived"
-                )
+                write!(f, "onward sharing needs {originator}'s consent, which has not arrived")
             }
         }
     }
@@ -257,14 +223,10 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
         || ex.operation == Operation::Unspecified
         || ex.handling == HandlingCode::Unspecified
     {
-        return Decision::Deny(Denial::InvalidExchange(
-            "kind, operation and handling code are required".into(),
-        ));
+        return Decision::Deny(Denial::InvalidExchange("kind, operation and handling code are required".into()));
     }
     if ex.local == ex.peer {
-        return Decision::Deny(Denial::InvalidExchange(
-            "a node does not exchange with itself".into(),
-        ));
+        return Decision::Deny(Denial::InvalidExchange("a node does not exchange with itself".into()));
     }
     // Rules that hold whatever any agreement says.
     if ex.kind == RecordKind::VictimReferral {
@@ -282,15 +244,9 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
             pb::OnwardSharing::Allowed => {}
             pb::OnwardSharing::WithConsent if o.originator_consent => {}
             pb::OnwardSharing::WithConsent => {
-                return Decision::Deny(Denial::OnwardConsentMissing {
-                    originator: o.originator.clone(),
-                })
+                return Decision::Deny(Denial::OnwardConsentMissing { originator: o.originator.clone() })
             }
-            _ => {
-                return Decision::Deny(Denial::OnwardForbidden {
-                    originator: o.originator.clone(),
-                })
-            }
+            _ => return Decision::Deny(Denial::OnwardForbidden { originator: o.originator.clone() }),
         }
     }
 
@@ -312,13 +268,7 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
         }
         let label = format!("{} v{}", a.id, a.version);
         if *state != AgreementState::Active {
-            consider(
-                Denial::AgreementNotActive {
-                    agreement: label,
-                    state: *state,
-                },
-                &mut worst,
-            );
+            consider(Denial::AgreementNotActive { agreement: label, state: *state }, &mut worst);
             continue;
         }
         if !in_window(a, ex.at) {
@@ -326,58 +276,30 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
             continue;
         }
         for g in &a.grants {
-            let covers_direction = party_matches(&g.from, sender)
-                && party_matches(&g.to, receiver)
-                && !(g.from == g.to && g.from != "*");
+            let covers_direction =
+                party_matches(&g.from, sender) && party_matches(&g.to, receiver) && !(g.from == g.to && g.from != "*");
             if !covers_direction {
-                consider(
-                    Denial::WrongDirection {
-                        agreement: label.clone(),
-                    },
-                    &mut worst,
-                );
+                consider(Denial::WrongDirection { agreement: label.clone() }, &mut worst);
                 continue;
             }
             if !g.record_kinds.contains(&(ex.kind as i32)) {
-                consider(
-                    Denial::KindNotGranted {
-                        agreement: label.clone(),
-                    },
-                    &mut worst,
-                );
+                consider(Denial::KindNotGranted { agreement: label.clone() }, &mut worst);
                 continue;
             }
             if !g.operations.contains(&(ex.operation as i32)) {
-                consider(
-                    Denial::OperationNotGranted {
-                        agreement: label.clone(),
-                    },
-                    &mut worst,
-                );
+                consider(Denial::OperationNotGranted { agreement: label.clone() }, &mut worst);
                 continue;
             }
             if !g.purposes.contains(&(ex.purpose as i32)) {
-                consider(
-                    Denial::PurposeNotGranted {
-                        agreement: label.clone(),
-                    },
-                    &mut worst,
-                );
+                consider(Denial::PurposeNotGranted { agreement: label.clone() }, &mut worst);
                 continue;
             }
             let max = HandlingCode::try_from(g.max_handling).unwrap_or_default();
             if (ex.handling as i32) > g.max_handling {
-                consider(
-                    Denial::HandlingAboveGrant {
-                        agreement: label.clone(),
-                        max,
-                    },
-                    &mut worst,
-                );
+                consider(Denial::HandlingAboveGrant { agreement: label.clone(), max }, &mut worst);
                 continue;
             }
-            let plan =
-                RedactionPlan::for_grant(ex.kind, &g.released_protected_fields, &g.redacted_fields);
+            let plan = RedactionPlan::for_grant(ex.kind, &g.released_protected_fields, &g.redacted_fields);
             let mut plan = plan;
             if ex.kind == RecordKind::VictimReferral {
                 let facts = ex.victim.clone();
@@ -390,26 +312,21 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
                     } else if !facts.as_ref().is_some_and(VictimFacts::consent_recorded) {
                         Denial::VictimConsentMissing
                     } else {
-                        Denial::VictimIdentityNotReleased {
-                            agreement: label.clone(),
-                        }
+                        Denial::VictimIdentityNotReleased { agreement: label.clone() }
                     };
                     consider(d, &mut worst);
                     continue;
                 }
                 if !identity_ok {
                     // Not asked for, or not allowed: the record goes pseudonymised.
-                    plan.remove.extend(
-                        redact::protected_fields(RecordKind::VictimReferral).map(str::to_string),
-                    );
+                    plan.remove.extend(redact::protected_fields(RecordKind::VictimReferral).map(str::to_string));
                 }
             }
             let allow = Decision::Allow {
                 agreement_id: a.id.clone(),
                 agreement_version: a.version,
                 plan: plan.clone(),
-                onward: pb::OnwardSharing::try_from(g.onward_sharing)
-                    .unwrap_or(pb::OnwardSharing::Forbidden),
+                onward: pb::OnwardSharing::try_from(g.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
                 retention_days: a.retention.as_ref().map_or(0, |r| r.days),
             };
             // Least redaction wins; ties keep the first (agreements in stored order).

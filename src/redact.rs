@@ -77,9 +77,10 @@ pub fn covers(named: &str, field: &str) -> bool {
 /// Protected fields of `kind`.
 pub fn protected_fields(kind: RecordKind) -> impl Iterator<Item = &'static str> {
     let prefix = kind_prefix(kind);
-    PROTECTED_FIELDS.iter().copied().filter(move |f| {
-        !prefix.is_empty() && f.starts_with(prefix) && f.as_bytes().get(prefix.len()) == Some(&b'.')
-    })
+    PROTECTED_FIELDS
+        .iter()
+        .copied()
+        .filter(move |f| !prefix.is_empty() && f.starts_with(prefix) && f.as_bytes().get(prefix.len()) == Some(&b'.'))
 }
 
 /// What to remove from a record before it leaves the node.
@@ -92,10 +93,8 @@ impl RedactionPlan {
     /// The plan a grant implies for `kind`: every protected field it does not
     /// release, plus the fields it always redacts.
     pub fn for_grant(kind: RecordKind, released: &[String], redacted: &[String]) -> Self {
-        let mut remove: BTreeSet<String> = protected_fields(kind)
-            .filter(|f| !released.iter().any(|r| covers(r, f)))
-            .map(str::to_string)
-            .collect();
+        let mut remove: BTreeSet<String> =
+            protected_fields(kind).filter(|f| !released.iter().any(|r| covers(r, f))).map(str::to_string).collect();
         let prefix = kind_prefix(kind);
         remove.extend(redacted.iter().filter(|r| r.starts_with(prefix)).cloned());
         Self { remove }
@@ -108,9 +107,7 @@ impl RedactionPlan {
 
     /// True if the plan removes the whole victim identity.
     pub fn strips_identity(&self) -> bool {
-        protected_fields(RecordKind::VictimReferral)
-            .filter(|f| covers(VICTIM_IDENTITY, f))
-            .all(|f| self.removes(f))
+        protected_fields(RecordKind::VictimReferral).filter(|f| covers(VICTIM_IDENTITY, f)).all(|f| self.removes(f))
     }
 }
 
@@ -205,16 +202,9 @@ pub fn redact(record: &pb::Record, plan: &RedactionPlan) -> pb::Record {
         Some(Body::StatisticsReport(_)) => {}
         None => {}
     }
-    let prefix = crate::record::kind(record)
-        .map(kind_prefix)
-        .unwrap_or_default();
+    let prefix = crate::record::kind(record).map(kind_prefix).unwrap_or_default();
     let mut removed: BTreeSet<String> = out.redacted_fields.drain(..).collect();
-    removed.extend(
-        plan.remove
-            .iter()
-            .filter(|f| f.starts_with(prefix))
-            .cloned(),
-    );
+    removed.extend(plan.remove.iter().filter(|f| f.starts_with(prefix)).cloned());
     out.redacted_fields = removed.into_iter().collect();
     out
 }
@@ -224,9 +214,7 @@ pub fn pseudonymise(record: &pb::Record) -> pb::Record {
     let Some(kind) = crate::record::kind(record) else {
         return record.clone();
     };
-    let plan = RedactionPlan {
-        remove: protected_fields(kind).map(str::to_string).collect(),
-    };
+    let plan = RedactionPlan { remove: protected_fields(kind).map(str::to_string).collect() };
     if plan.remove.is_empty() || !holds_protected(record) {
         return record.clone();
     }
@@ -237,10 +225,7 @@ pub fn pseudonymise(record: &pb::Record) -> pb::Record {
 pub fn holds_protected(record: &pb::Record) -> bool {
     match &record.body {
         Some(Body::VictimReferral(v)) => {
-            v.identity
-                .as_ref()
-                .is_some_and(|i| *i != pb::VictimIdentity::default())
-                || !v.notes.is_empty()
+            v.identity.as_ref().is_some_and(|i| *i != pb::VictimIdentity::default()) || !v.notes.is_empty()
         }
         _ => false,
     }
@@ -263,15 +248,9 @@ mod tests {
     fn every_redactable_field_names_a_kind() {
         for f in REDACTABLE_FIELDS.iter().chain(PROTECTED_FIELDS) {
             assert!(
-                [
-                    "contact_point.",
-                    "intelligence_report.",
-                    "entity.",
-                    "victim_referral.",
-                    "statistics_report."
-                ]
-                .iter()
-                .any(|p| f.starts_with(p)),
+                ["contact_point.", "intelligence_report.", "entity.", "victim_referral.", "statistics_report."]
+                    .iter()
+                    .any(|p| f.starts_with(p)),
                 "{f}"
             );
             assert!(is_known_field(f), "{f} must be nameable in a grant");
@@ -284,37 +263,22 @@ mod tests {
         assert!(plan.strips_identity());
         let out = redact(&examples::victim_referral(), &plan);
         assert_eq!(identity(&out), None);
-        assert!(out
-            .redacted_fields
-            .contains(&"victim_referral.identity.full_name".to_string()));
+        assert!(out.redacted_fields.contains(&"victim_referral.identity.full_name".to_string()));
         // Non-protected facts stay.
-        let Some(Body::VictimReferral(v)) = &out.body else {
-            panic!()
-        };
+        let Some(Body::VictimReferral(v)) = &out.body else { panic!() };
         assert_eq!(v.pseudonym, "VR-KH-0042");
     }
 
     #[test]
     fn releasing_identity_keeps_it_and_partial_release_keeps_only_that() {
-        let plan =
-            RedactionPlan::for_grant(RecordKind::VictimReferral, &[VICTIM_IDENTITY.into()], &[]);
+        let plan = RedactionPlan::for_grant(RecordKind::VictimReferral, &[VICTIM_IDENTITY.into()], &[]);
         assert!(!plan.strips_identity());
-        assert_eq!(
-            identity(&redact(&examples::victim_referral(), &plan))
-                .unwrap()
-                .full_name,
-            "Chann Sreymom"
-        );
-        let plan = RedactionPlan::for_grant(
-            RecordKind::VictimReferral,
-            &["victim_referral.identity.full_name".into()],
-            &[],
-        );
+        assert_eq!(identity(&redact(&examples::victim_referral(), &plan)).unwrap().full_name, "Chann Sreymom");
+        let plan =
+            RedactionPlan::for_grant(RecordKind::VictimReferral, &["victim_referral.identity.full_name".into()], &[]);
         let id = identity(&redact(&examples::victim_referral(), &plan)).unwrap();
         assert_eq!(id.full_name, "Chann Sreymom");
-        assert!(
-            id.address.is_empty() && id.identity_document.is_empty() && id.date_of_birth.is_empty()
-        );
+        assert!(id.address.is_empty() && id.identity_document.is_empty() && id.date_of_birth.is_empty());
     }
 
     #[test]
@@ -325,22 +289,14 @@ mod tests {
             &["entity.identifiers".into(), "contact_point.channels".into()],
         );
         let out = redact(&examples::entity(), &plan);
-        let Some(Body::Entity(e)) = &out.body else {
-            panic!()
-        };
+        let Some(Body::Entity(e)) = &out.body else { panic!() };
         assert!(e.identifiers.is_empty());
         assert_eq!(out.redacted_fields, vec!["entity.identifiers".to_string()]);
         let cp = redact(
             &examples::contact_point(),
-            &RedactionPlan::for_grant(
-                RecordKind::ContactPoint,
-                &[],
-                &["contact_point.channels".into()],
-            ),
+            &RedactionPlan::for_grant(RecordKind::ContactPoint, &[], &["contact_point.channels".into()]),
         );
-        let Some(Body::ContactPoint(c)) = &cp.body else {
-            panic!()
-        };
+        let Some(Body::ContactPoint(c)) = &cp.body else { panic!() };
         assert!(c.channels.is_empty());
     }
 

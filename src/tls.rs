@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
-};
+use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -49,10 +47,7 @@ impl PinSet {
     }
     /// The node id a certificate is pinned to, if any.
     pub fn node_for(&self, cert_der: &[u8]) -> Option<String> {
-        self.inner
-            .read()
-            .ok()
-            .and_then(|m| m.get(&fingerprint(cert_der)).cloned())
+        self.inner.read().ok().and_then(|m| m.get(&fingerprint(cert_der)).cloned())
     }
     pub fn len(&self) -> usize {
         self.inner.read().map(|m| m.len()).unwrap_or(0)
@@ -81,9 +76,7 @@ impl ClientCertVerifier for PinnedClients {
     ) -> Result<ClientCertVerified, rustls::Error> {
         match self.pins.node_for(end_entity) {
             Some(_) => Ok(ClientCertVerified::assertion()),
-            None => Err(rustls::Error::General(
-                "client certificate is not pinned by any imported card".into(),
-            )),
+            None => Err(rustls::Error::General("client certificate is not pinned by any imported card".into())),
         }
     }
 
@@ -128,9 +121,7 @@ impl ServerCertVerifier for PinnedServer {
         if fingerprint(end_entity) == self.expected {
             Ok(ServerCertVerified::assertion())
         } else {
-            Err(rustls::Error::General(
-                "server certificate does not match the pinned card".into(),
-            ))
+            Err(rustls::Error::General("server certificate does not match the pinned card".into()))
         }
     }
 
@@ -164,10 +155,7 @@ pub fn server_config(
     pins: PinSet,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
     let p = provider();
-    let verifier = Arc::new(PinnedClients {
-        pins,
-        algs: p.signature_verification_algorithms,
-    });
+    let verifier = Arc::new(PinnedClients { pins, algs: p.signature_verification_algorithms });
     let mut cfg = rustls::ServerConfig::builder_with_provider(p)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -183,10 +171,8 @@ pub fn client_config(
     peer_cert: &[u8],
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let p = provider();
-    let verifier = Arc::new(PinnedServer {
-        expected: fingerprint(peer_cert),
-        algs: p.signature_verification_algorithms,
-    });
+    let verifier =
+        Arc::new(PinnedServer { expected: fingerprint(peer_cert), algs: p.signature_verification_algorithms });
     let mut cfg = rustls::ClientConfig::builder_with_provider(p)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()

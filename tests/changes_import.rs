@@ -13,9 +13,7 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     let mut records = a.records().await;
     for i in 0..5 {
         records
-            .create_record(pb::CreateRecordRequest {
-                record: Some(contact_point(&format!("cp-{i}"), "A")),
-            })
+            .create_record(pb::CreateRecordRequest { record: Some(contact_point(&format!("cp-{i}"), "A")) })
             .await
             .unwrap();
     }
@@ -23,14 +21,8 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     let mut seen: Vec<u64> = Vec::new();
     {
         let mut feed = pb::change_service_client::ChangeServiceClient::new(a.authed().await);
-        let mut stream = feed
-            .watch_changes(pb::WatchChangesRequest {
-                since_seq: 0,
-                no_follow: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream =
+            feed.watch_changes(pb::WatchChangesRequest { since_seq: 0, no_follow: false }).await.unwrap().into_inner();
         for _ in 0..3 {
             let item = stream.message().await.unwrap().unwrap();
             seen.push(item.change.unwrap().seq);
@@ -40,39 +32,22 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     // More changes while disconnected, including an update.
     for i in 5..8 {
         records
-            .create_record(pb::CreateRecordRequest {
-                record: Some(contact_point(&format!("cp-{i}"), "B")),
-            })
+            .create_record(pb::CreateRecordRequest { record: Some(contact_point(&format!("cp-{i}"), "B")) })
             .await
             .unwrap();
     }
     let mut upd = contact_point("cp-0", "A renamed");
     upd.id = "cp-0".into();
-    records
-        .update_record(pb::UpdateRecordRequest {
-            record: Some(upd),
-            expected_version: 1,
-        })
-        .await
-        .unwrap();
+    records.update_record(pb::UpdateRecordRequest { record: Some(upd), expected_version: 1 }).await.unwrap();
 
     let mut feed = pb::change_service_client::ChangeServiceClient::new(a.authed().await);
     let last = *seen.last().unwrap();
-    let mut stream = feed
-        .watch_changes(pb::WatchChangesRequest {
-            since_seq: last,
-            no_follow: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream =
+        feed.watch_changes(pb::WatchChangesRequest { since_seq: last, no_follow: false }).await.unwrap().into_inner();
     let mut kinds = Vec::new();
     while seen.len() < 9 {
-        let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let item =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
         let c = item.change.unwrap();
         assert!(item.record.is_some(), "record changes carry the record");
         kinds.push(c.r#type);
@@ -82,17 +57,9 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     assert_eq!(*kinds.last().unwrap(), pb::ChangeType::RecordUpdated as i32);
 
     // Following: a change made now arrives on the open stream.
-    records
-        .create_record(pb::CreateRecordRequest {
-            record: Some(contact_point("cp-live", "C")),
-        })
-        .await
-        .unwrap();
-    let item = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    records.create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-live", "C")) }).await.unwrap();
+    let item =
+        tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(item.change.unwrap().seq, 10);
     assert_eq!(item.record.unwrap().id, "cp-live");
 }
@@ -124,17 +91,11 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     let out = a.cli_json(&["import", &file.display().to_string()]);
     assert_eq!(out["stored"], 3, "{out}");
     let problems = out["problems"].as_array().unwrap();
-    let line_nos: Vec<u64> = problems
-        .iter()
-        .map(|p| p["line"].as_u64().unwrap())
-        .collect();
+    let line_nos: Vec<u64> = problems.iter().map(|p| p["line"].as_u64().unwrap()).collect();
     assert_eq!(line_nos, vec![2, 4, 7], "{out}");
     let reason = problems[2]["reason"].as_str().unwrap();
     assert!(reason.starts_with("record.contact_point.country"), "{out}");
-    assert!(problems[1]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("already exists"));
+    assert!(problems[1]["reason"].as_str().unwrap().contains("already exists"));
 
     // CSV of contact points.
     let csv = format!(
@@ -146,16 +107,10 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     let out = a.cli_json(&["import", &file.display().to_string()]);
     assert_eq!(out["stored"], 1, "{out}");
     assert_eq!(out["problems"][0]["line"], 3);
-    assert!(out["problems"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("role"));
+    assert!(out["problems"][0]["reason"].as_str().unwrap().contains("role"));
 
     // Export gives back every record as JSON lines.
     let exported = a.cli_ok(&["export", "--kind", "contact_point"]);
-    let ids: Vec<String> = exported
-        .lines()
-        .map(|l| serde_json::from_str::<pb::Record>(l).unwrap().id)
-        .collect();
+    let ids: Vec<String> = exported.lines().map(|l| serde_json::from_str::<pb::Record>(l).unwrap().id).collect();
     assert_eq!(ids, vec!["cp-csv-1", "cp-imp-1", "cp-imp-2", "cp-imp-3"]);
 }

@@ -29,24 +29,15 @@ fn pinned_nodes_hello_both_ways_and_strangers_are_refused() {
     let out = c.cli(&["peer", "ping", "th-atpd"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("unreachable") || err.contains("unavailable"),
-        "{err}"
-    );
-    assert!(
-        a.log().contains("federation handshake refused"),
-        "A must log the refused handshake"
-    );
+    assert!(err.contains("unreachable") || err.contains("unavailable"), "{err}");
+    assert!(a.log().contains("federation handshake refused"), "A must log the refused handshake");
 
     // Removing a peer un-pins it at once.
     a.cli_ok(&["peer", "remove", "kh-antht"]);
     let out = b.cli(&["peer", "ping", "th-atpd"]);
     assert!(!out.status.success(), "a removed peer must be refused");
     let listed = a.cli_json(&["peer", "list"]);
-    assert!(
-        listed["peers"].as_array().is_none_or(|p| p.is_empty()),
-        "{listed}"
-    );
+    assert!(listed["peers"].as_array().is_none_or(|p| p.is_empty()), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,8 +53,7 @@ async fn a_pinned_peer_cannot_claim_another_nodes_id() {
     // A also pins C, so C's certificate passes the handshake.
     a.cli_ok(&["peer", "add", &c.card_file().display().to_string()]);
     let a_card = {
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(a.card_file()).unwrap()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.card_file()).unwrap()).unwrap();
         let env: pb::Envelope = serde_json::from_value(v["envelope"].clone()).unwrap();
         liaison::identity::verify_card(&env).unwrap()
     };
@@ -72,19 +62,10 @@ async fn a_pinned_peer_cannot_claim_another_nodes_id() {
     let mut client = pb::federation_service_client::FederationServiceClient::new(ch);
 
     // Honest Hello works...
-    let ok = client
-        .hello(pb::HelloRequest {
-            node_id: "la-dcta".into(),
-        })
-        .await;
+    let ok = client.hello(pb::HelloRequest { node_id: "la-dcta".into() }).await;
     assert!(ok.is_ok(), "{ok:?}");
     // ...claiming to be B with C's certificate does not.
-    let err = client
-        .hello(pb::HelloRequest {
-            node_id: "kh-antht".into(),
-        })
-        .await
-        .unwrap_err();
+    let err = client.hello(pb::HelloRequest { node_id: "kh-antht".into() }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
     assert!(err.message().contains("la-dcta"), "{}", err.message());
 
@@ -92,20 +73,10 @@ async fn a_pinned_peer_cannot_claim_another_nodes_id() {
     let c_forged = {
         let (mut card, _) = c_identity.card("127.0.0.1:1", Default::default());
         card.node_id = "kh-antht".into();
-        liaison::envelope::seal(
-            liaison::envelope::payload::NODE_CARD,
-            &card,
-            "kh-antht",
-            &c_identity.signing_key,
-        )
+        liaison::envelope::seal(liaison::envelope::payload::NODE_CARD, &card, "kh-antht", &c_identity.signing_key)
     };
     let mut peers = pb::peer_service_client::PeerServiceClient::new(a.authed().await);
-    let err = peers
-        .add_peer(pb::AddPeerRequest {
-            card: Some(c_forged),
-        })
-        .await
-        .unwrap_err();
+    let err = peers.add_peer(pb::AddPeerRequest { card: Some(c_forged) }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
 }
 
@@ -116,22 +87,9 @@ fn sigterm_shuts_down_cleanly_and_init_refuses_to_overwrite() {
     a.start();
     let status = a.stop();
     assert!(status.success(), "exit status {status}");
-    assert!(
-        !a.dir.join("run.toml").exists(),
-        "run.toml is removed on clean shutdown"
-    );
+    assert!(!a.dir.join("run.toml").exists(), "run.toml is removed on clean shutdown");
     let out = std::process::Command::new(common::BIN)
-        .args([
-            "--dir",
-            &a.dir.display().to_string(),
-            "init",
-            "--id",
-            "th-atpd",
-            "--name",
-            "X",
-            "--country",
-            "TH",
-        ])
+        .args(["--dir", &a.dir.display().to_string(), "init", "--id", "th-atpd", "--name", "X", "--country", "TH"])
         .output()
         .unwrap();
     assert!(!out.status.success());

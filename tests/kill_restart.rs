@@ -20,14 +20,8 @@ async fn acknowledged_writes_survive_sigkill() {
             let acked = Arc::clone(&acked);
             tokio::spawn(async move {
                 for i in 0.. {
-                    let rec = common::contact_point(
-                        &format!("cp-r{round}-{i}"),
-                        &format!("Officer {round}/{i}"),
-                    );
-                    match client
-                        .create_record(pb::CreateRecordRequest { record: Some(rec) })
-                        .await
-                    {
+                    let rec = common::contact_point(&format!("cp-r{round}-{i}"), &format!("Officer {round}/{i}"));
+                    match client.create_record(pb::CreateRecordRequest { record: Some(rec) }).await {
                         Ok(r) => acked.lock().unwrap().push(r.into_inner().record.unwrap()),
                         Err(_) => break,
                     }
@@ -39,29 +33,14 @@ async fn acknowledged_writes_survive_sigkill() {
         a.kill();
         let _ = writer.await;
         let acked = acked.lock().unwrap().clone();
-        assert!(
-            acked.len() > 3,
-            "round {round}: too few writes acknowledged ({})",
-            acked.len()
-        );
+        assert!(acked.len() > 3, "round {round}: too few writes acknowledged ({})", acked.len());
 
         a.start();
         let mut client = a.records().await;
         for want in &acked {
-            let got = client
-                .get_record(pb::GetRecordRequest {
-                    id: want.id.clone(),
-                })
-                .await;
-            let got = got
-                .unwrap_or_else(|e| panic!("round {round}: acknowledged {} lost: {e}", want.id))
-                .into_inner();
-            assert_eq!(
-                got.record.as_ref(),
-                Some(want),
-                "round {round}: {} changed",
-                want.id
-            );
+            let got = client.get_record(pb::GetRecordRequest { id: want.id.clone() }).await;
+            let got = got.unwrap_or_else(|e| panic!("round {round}: acknowledged {} lost: {e}", want.id)).into_inner();
+            assert_eq!(got.record.as_ref(), Some(want), "round {round}: {} changed", want.id);
         }
         a.kill();
     }

@@ -20,24 +20,10 @@ async fn prometheus_endpoint_counts_rpcs_by_method_and_status() {
     let body = scrape(&a);
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let line = |needle: &[&str]| {
-        body.lines()
-            .any(|l| l.starts_with("liaison_rpc_total") && needle.iter().all(|n| l.contains(n)))
+        body.lines().any(|l| l.starts_with("liaison_rpc_total") && needle.iter().all(|n| l.contains(n)))
     };
-    assert!(
-        line(&[
-            "listener=\"api\"",
-            "method=\"/liaison.v1.PeerService/PingPeer\"",
-            "code=\"ok\""
-        ]),
-        "{body}"
-    );
-    assert!(
-        line(&[
-            "method=\"/liaison.v1.RecordService/ListRecords\"",
-            "code=\"unauthenticated\""
-        ]),
-        "{body}"
-    );
+    assert!(line(&["listener=\"api\"", "method=\"/liaison.v1.PeerService/PingPeer\"", "code=\"ok\""]), "{body}");
+    assert!(line(&["method=\"/liaison.v1.RecordService/ListRecords\"", "code=\"unauthenticated\""]), "{body}");
     let b_body = scrape(&b);
     assert!(
         b_body.lines().any(|l| l.starts_with("liaison_rpc_total")
@@ -52,10 +38,7 @@ async fn prometheus_endpoint_counts_rpcs_by_method_and_status() {
         if body.contains("liaison_store_bytes") && body.contains("liaison_audit_length") {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gauges missing:\n{body}"
-        );
+        assert!(std::time::Instant::now() < deadline, "gauges missing:\n{body}");
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }

@@ -101,15 +101,10 @@ async fn invalid_input_is_refused_naming_the_field_and_changes_nothing() {
         examples::victim_referral(),
         examples::statistics_report(),
     ] {
-        c.create_record(pb::CreateRecordRequest { record: Some(r) })
-            .await
-            .unwrap();
+        c.create_record(pb::CreateRecordRequest { record: Some(r) }).await.unwrap();
     }
     let before = c
-        .list_records(pb::ListRecordsRequest {
-            include_withdrawn: true,
-            ..Default::default()
-        })
+        .list_records(pb::ListRecordsRequest { include_withdrawn: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -118,74 +113,36 @@ async fn invalid_input_is_refused_naming_the_field_and_changes_nothing() {
     for (field, mut rec) in invalid_cases() {
         // As a new record...
         let mut new = rec.clone();
-        new.id = if field == "record.id" {
-            new.id
-        } else {
-            format!("{}-new", new.id)
-        };
-        let err = c
-            .create_record(pb::CreateRecordRequest { record: Some(new) })
-            .await
-            .unwrap_err();
+        new.id = if field == "record.id" { new.id } else { format!("{}-new", new.id) };
+        let err = c.create_record(pb::CreateRecordRequest { record: Some(new) }).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert_eq!(bad_field(&err).as_deref(), Some(field), "{err:?}");
         // ...and as an update of a stored one.
         if field != "record.id" && rec.body.is_some() {
-            let existing = before
-                .records
-                .iter()
-                .find(|s| liaison::record::kind(s) == liaison::record::kind(&rec))
-                .unwrap();
+            let existing =
+                before.records.iter().find(|s| liaison::record::kind(s) == liaison::record::kind(&rec)).unwrap();
             rec.id = existing.id.clone();
-            let err = c
-                .update_record(pb::UpdateRecordRequest {
-                    record: Some(rec),
-                    expected_version: 1,
-                })
-                .await
-                .unwrap_err();
+            let err =
+                c.update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version: 1 }).await.unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "update {field}: {err:?}");
             assert_eq!(bad_field(&err).as_deref(), Some(field));
         }
     }
     // Request-level fields are checked too.
-    let err = c
-        .list_records(pb::ListRecordsRequest {
-            page_size: 5000,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = c.list_records(pb::ListRecordsRequest { page_size: 5000, ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_field(&err).as_deref(), Some("page_size"));
-    let err = c
-        .list_records(pb::ListRecordsRequest {
-            country: "Thailand".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err =
+        c.list_records(pb::ListRecordsRequest { country: "Thailand".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_field(&err).as_deref(), Some("country"));
-    let err = c
-        .list_records(pb::ListRecordsRequest {
-            kind: 77,
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = c.list_records(pb::ListRecordsRequest { kind: 77, ..Default::default() }).await.unwrap_err();
     assert_eq!(bad_field(&err).as_deref(), Some("kind"));
 
     let after = c
-        .list_records(pb::ListRecordsRequest {
-            include_withdrawn: true,
-            ..Default::default()
-        })
+        .list_records(pb::ListRecordsRequest { include_withdrawn: true, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        before, after,
-        "a refused write must leave the store unchanged"
-    );
+    assert_eq!(before, after, "a refused write must leave the store unchanged");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,24 +153,15 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
     let mut c = a.records().await;
 
     let created = c
-        .create_record(pb::CreateRecordRequest {
-            record: Some(contact_point("cp-1", "Border desk")),
-        })
+        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-1", "Border desk")) })
         .await
         .unwrap()
         .into_inner()
         .record
         .unwrap();
-    assert_eq!(
-        (created.version, created.originator.as_str()),
-        (1, "th-atpd")
-    );
-    let err = c
-        .create_record(pb::CreateRecordRequest {
-            record: Some(contact_point("cp-1", "Again")),
-        })
-        .await
-        .unwrap_err();
+    assert_eq!((created.version, created.originator.as_str()), (1, "th-atpd"));
+    let err =
+        c.create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-1", "Again")) }).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
 
     let v2 = c
@@ -237,52 +185,32 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Aborted, "{err:?}");
-    let shown = c
-        .get_record(pb::GetRecordRequest { id: "cp-1".into() })
-        .await
-        .unwrap()
-        .into_inner();
+    let shown = c.get_record(pb::GetRecordRequest { id: "cp-1".into() }).await.unwrap().into_inner();
     assert_eq!(shown.record.as_ref().unwrap().version, 2);
     // The stored record carries the originator's signature over its exact bytes.
     let env = shown.envelope.unwrap();
     let card = a.cli_json(&["card", "export"]);
     let key_b64 = card["card"]["signingPublicKey"].as_str().unwrap();
     use base64::Engine;
-    let key = liaison::envelope::verifying_key(
-        &base64::engine::general_purpose::STANDARD
-            .decode(key_b64)
-            .unwrap(),
-    )
-    .unwrap();
+    let key =
+        liaison::envelope::verifying_key(&base64::engine::general_purpose::STANDARD.decode(key_b64).unwrap()).unwrap();
     let signed: pb::Record =
         liaison::envelope::open(&env, liaison::envelope::payload::RECORD, "th-atpd", &key).unwrap();
     assert_eq!(Some(signed), shown.record);
 
     // Entities are indexed by normalised identifier.
     let ent = c
-        .create_record(pb::CreateRecordRequest {
-            record: Some(examples::entity()),
-        })
+        .create_record(pb::CreateRecordRequest { record: Some(examples::entity()) })
         .await
         .unwrap()
         .into_inner()
         .record
         .unwrap();
-    let pb::record::Body::Entity(e) = ent.body.as_ref().unwrap() else {
-        panic!()
-    };
+    let pb::record::Body::Entity(e) = ent.body.as_ref().unwrap() else { panic!() };
     let ident = e.identifiers[0].clone();
-    let spaced: String = ident
-        .value
-        .chars()
-        .flat_map(|ch| [ch, ' '])
-        .collect::<String>()
-        .to_lowercase();
+    let spaced: String = ident.value.chars().flat_map(|ch| [ch, ' ']).collect::<String>().to_lowercase();
     let hit = c
-        .lookup_identifier(pb::LookupIdentifierRequest {
-            r#type: ident.r#type,
-            value: spaced,
-        })
+        .lookup_identifier(pb::LookupIdentifierRequest { r#type: ident.r#type, value: spaced })
         .await
         .unwrap()
         .into_inner();
@@ -290,10 +218,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
 
     // Withdrawal: a new version, hidden from default listings and from identifier look-ups.
     let w = c
-        .withdraw_record(pb::WithdrawRecordRequest {
-            id: ent.id.clone(),
-            expected_version: 1,
-        })
+        .withdraw_record(pb::WithdrawRecordRequest { id: ent.id.clone(), expected_version: 1 })
         .await
         .unwrap()
         .into_inner()
@@ -301,26 +226,16 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .unwrap();
     assert!(w.withdrawn && w.version == 2);
     let hit = c
-        .lookup_identifier(pb::LookupIdentifierRequest {
-            r#type: ident.r#type,
-            value: ident.value.clone(),
-        })
+        .lookup_identifier(pb::LookupIdentifierRequest { r#type: ident.r#type, value: ident.value.clone() })
         .await
         .unwrap()
         .into_inner();
     assert!(hit.record_ids.is_empty());
     let err = c
-        .update_record(pb::UpdateRecordRequest {
-            record: Some(examples::entity()),
-            expected_version: 2,
-        })
+        .update_record(pb::UpdateRecordRequest { record: Some(examples::entity()), expected_version: 2 })
         .await
         .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Code::FailedPrecondition,
-        "a withdrawn record cannot be updated: {err:?}"
-    );
+    assert_eq!(err.code(), Code::FailedPrecondition, "a withdrawn record cannot be updated: {err:?}");
 
     // Filters and pagination.
     for i in 0..25 {
@@ -328,9 +243,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         if let Some(pb::record::Body::ContactPoint(cp)) = r.body.as_mut() {
             cp.country = if i % 2 == 0 { "KH".into() } else { "TH".into() };
         }
-        c.create_record(pb::CreateRecordRequest { record: Some(r) })
-            .await
-            .unwrap();
+        c.create_record(pb::CreateRecordRequest { record: Some(r) }).await.unwrap();
     }
     let mut ids = Vec::new();
     let mut token = String::new();
@@ -359,16 +272,11 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
     sorted.dedup();
     assert_eq!(sorted, ids, "pages are ordered and never repeat");
     let text = c
-        .list_records(pb::ListRecordsRequest {
-            text: "DESK 1".into(),
-            ..Default::default()
-        })
+        .list_records(pb::ListRecordsRequest { text: "DESK 1".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
-    assert!(text.records.iter().all(|r| liaison::cli::output_summary(r)
-        .to_lowercase()
-        .contains("desk 1")));
+    assert!(text.records.iter().all(|r| liaison::cli::output_summary(r).to_lowercase().contains("desk 1")));
     assert!(text.records.len() >= 11, "Desk 1, Desk 10..19");
     let since = c
         .list_records(pb::ListRecordsRequest {
@@ -394,10 +302,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        later.records.iter().all(|r| r.id != "cp-1"),
-        "cp-1 was last updated before the withdrawal"
-    );
+    assert!(later.records.iter().all(|r| r.id != "cp-1"), "cp-1 was last updated before the withdrawal");
 
     // The CLI shows the same, with contacts search.
     let out = a.cli_ok(&["contacts", "search", "Border desk"]);

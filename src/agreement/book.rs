@@ -56,71 +56,40 @@ fn party_key(node: &Node, party: &str) -> Result<Option<ed25519_dalek::Verifying
     let Some(peer) = store::peers::get(node.db.store(), party)? else {
         return Ok(None);
     };
-    Ok(peer
-        .card
-        .and_then(|c| envelope::verifying_key(&c.signing_public_key).ok()))
+    Ok(peer.card.and_then(|c| envelope::verifying_key(&c.signing_public_key).ok()))
 }
 
-fn standing(
-    node: &Node,
-    stored: &StoredAgreement,
-    doc: &pb::Agreement,
-) -> Result<Standing, BookError> {
-    let env = stored
-        .envelope
-        .as_ref()
-        .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
-    let signed_by = env
-        .signatures
-        .iter()
-        .map(|s| s.signer_id.clone())
-        .filter(|s| doc.parties.contains(s))
-        .collect();
-    let notices = stored
-        .notices
-        .iter()
-        .filter_map(|n| envelope::decode::<pb::AgreementNotice>(n).ok())
-        .collect();
-    // Superseded when a newer version is signed by every party and not revoked.
-    let superseded = layout::versions(node.db.store(), &doc.id)?
-        .into_iter()
-        .any(|(v, s)| {
-            v > doc.version
-                && s.envelope.as_ref().is_some_and(|e| {
-                    doc.parties
-                        .iter()
-                        .all(|p| e.signatures.iter().any(|sig| &sig.signer_id == p))
-                })
-                && !agreement::revoked(
-                    &s.notices
-                        .iter()
-                        .filter_map(|n| envelope::decode(n).ok())
-                        .collect::<Vec<_>>(),
-                )
-        });
-    Ok(Standing {
-        signed_by,
-        notices,
-        superseded,
-        proposed: stored.proposed,
-    })
+fn standing(node: &Node, stored: &StoredAgreement, doc: &pb::Agreement) -> Result<Standing, BookError> {
+    let env = stored.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+    let signed_by = env.signatures.iter().map(|s| s.signer_id.clone()).filter(|s| doc.parties.contains(s)).collect();
+    let decode_all = |ns: &[pb::Envelope]| -> Vec<pb::AgreementNotice> {
+        ns.iter().filter_map(|n| envelope::decode::<pb::AgreementNotice>(n).ok()).collect()
+    };
+    let mut notices = decode_all(&stored.notices);
+    let mut superseded = false;
+    for (v, other) in layout::versions(node.db.store(), &doc.id)? {
+        if v == doc.version {
+            continue;
+        }
+        // Revoking any version ends the agreement: an older version never comes back.
+        notices.extend(decode_all(&other.notices).into_iter().filter(|n| n.action == pb::NoticeAction::Revoke as i32));
+        // A newer version signed by every party replaces this one.
+        let fully_signed = other
+            .envelope
+            .as_ref()
+            .is_some_and(|e| doc.parties.iter().all(|p| e.signatures.iter().any(|sig| &sig.signer_id == p)));
+        superseded |= v > doc.version && fully_signed;
+    }
+    Ok(Standing { signed_by, notices, superseded, proposed: stored.proposed })
 }
 
 /// The public view of a stored agreement, with its state now.
 pub fn view(node: &Node, stored: &StoredAgreement) -> Result<pb::AgreementRecord, BookError> {
-    let env = stored
-        .envelope
-        .clone()
-        .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+    let env = stored.envelope.clone().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
     let doc = decode_doc(&env)?;
     let s = standing(node, stored, &doc)?;
     let state = agreement::state(&doc, &s, node.now());
-    let missing = doc
-        .parties
-        .iter()
-        .filter(|p| !s.signed_by.contains(*p))
-        .cloned()
-        .collect();
+    let missing = doc.parties.iter().filter(|p| !s.signed_by.contains(*p)).cloned().collect();
     Ok(pb::AgreementRecord {
         agreement: Some(doc),
         envelope: Some(env),
@@ -137,31 +106,21 @@ fn load(node: &Node, id: &str, version: u32) -> Result<(u32, StoredAgreement), B
             .ok_or_else(|| BookError::NotFound(format!("{id} v{version}")))?;
         return Ok((version, s));
     }
-    layout::versions(node.db.store(), id)?
-        .pop()
-        .ok_or_else(|| BookError::NotFound(id.to_string()))
+    layout::versions(node.db.store(), id)?.pop().ok_or_else(|| BookError::NotFound(id.to_string()))
 }
 
 /// Every agreement this node holds (newest version of each, or all versions).
 pub fn list(node: &Node, include_history: bool) -> Result<Vec<pb::AgreementRecord>, BookError> {
-    let mut out: Vec<pb::AgreementRecord> = layout::all(node.db.store())?
-        .iter()
-        .map(|s| view(node, s))
-        .collect::<Result<_, _>>()?;
+    let mut out: Vec<pb::AgreementRecord> =
+        layout::all(node.db.store())?.iter().map(|s| view(node, s)).collect::<Result<_, _>>()?;
     if !include_history {
-        let newest: std::collections::BTreeMap<String, u32> = out
-            .iter()
-            .filter_map(|r| r.agreement.as_ref())
-            .fold(Default::default(), |mut m, a| {
+        let newest: std::collections::BTreeMap<String, u32> =
+            out.iter().filter_map(|r| r.agreement.as_ref()).fold(Default::default(), |mut m, a| {
                 let e = m.entry(a.id.clone()).or_insert(0);
                 *e = (*e).max(a.version);
                 m
             });
-        out.retain(|r| {
-            r.agreement
-                .as_ref()
-                .is_some_and(|a| newest.get(&a.id) == Some(&a.version))
-        });
+        out.retain(|r| r.agreement.as_ref().is_some_and(|a| newest.get(&a.id) == Some(&a.version)));
     }
     Ok(out)
 }
@@ -212,23 +171,12 @@ pub async fn draft(
         body: prost::Message::encode_to_vec(&doc),
         signatures: Vec::new(),
     };
-    let stored = StoredAgreement {
-        envelope: Some(env),
-        notices: Vec::new(),
-        proposed: false,
-    };
-    let action = if amend_of.is_some() {
-        "agreement.amend"
-    } else {
-        "agreement.draft"
-    };
+    let stored = StoredAgreement { envelope: Some(env), notices: Vec::new(), proposed: false };
+    let action = if amend_of.is_some() { "agreement.amend" } else { "agreement.draft" };
     node.db
         .write(|st, tx| {
             if layout::get(st, &doc.id, doc.version)?.is_some() {
-                return Err(BookError::Exists {
-                    id: doc.id.clone(),
-                    version: doc.version,
-                });
+                return Err(BookError::Exists { id: doc.id.clone(), version: doc.version });
             }
             layout::put(tx, &doc.id, doc.version, &stored);
             tx.audit(Event::new(actor, action).agreement(format!("{} v{}", doc.id, doc.version)));
@@ -252,22 +200,13 @@ fn change(tx: &mut store::Tx, id: &str) {
 }
 
 /// Adds this node's signature.
-pub async fn sign(
-    node: &Node,
-    actor: &str,
-    id: &str,
-    version: u32,
-) -> Result<pb::AgreementRecord, BookError> {
+pub async fn sign(node: &Node, actor: &str, id: &str, version: u32) -> Result<pb::AgreementRecord, BookError> {
     let (version, _) = load(node, id, version)?;
     let stored = node
         .db
         .write(|st, tx| {
-            let mut s =
-                layout::get(st, id, version)?.ok_or_else(|| BookError::NotFound(id.to_string()))?;
-            let env = s
-                .envelope
-                .as_mut()
-                .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+            let mut s = layout::get(st, id, version)?.ok_or_else(|| BookError::NotFound(id.to_string()))?;
+            let env = s.envelope.as_mut().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
             let doc = decode_doc(env)?;
             if !doc.parties.iter().any(|p| p == node.id()) {
                 return Err(BookError::NotAParty(node.id().to_string()));
@@ -283,37 +222,20 @@ pub async fn sign(
     view(node, &stored)
 }
 
-async fn deliver_all(
-    node: &Node,
-    doc: &pb::Agreement,
-    env: &pb::Envelope,
-) -> Vec<pb::DeliveryResult> {
-    let others: Vec<String> = doc
-        .parties
-        .iter()
-        .filter(|p| *p != node.id())
-        .cloned()
-        .collect();
+async fn deliver_all(node: &Node, doc: &pb::Agreement, env: &pb::Envelope) -> Vec<pb::DeliveryResult> {
+    let others: Vec<String> = doc.parties.iter().filter(|p| *p != node.id()).cloned().collect();
     let calls = others.into_iter().map(|p| async move {
         let result = async {
             let peer = crate::peer::get(node, &p).map_err(|e| e.to_string())?;
             let card = crate::peer::card_of(&peer).map_err(|e| e.to_string())?;
             let mut c = crate::federation::client(node, card).map_err(|e| e.to_string())?;
-            let mut req = tonic::Request::new(pb::DeliverAgreementRequest {
-                agreement: Some(env.clone()),
-            });
+            let mut req = tonic::Request::new(pb::DeliverAgreementRequest { agreement: Some(env.clone()) });
             req.set_timeout(DELIVERY_TIMEOUT);
-            c.deliver_agreement(req)
-                .await
-                .map_err(|s| s.message().to_string())?;
+            c.deliver_agreement(req).await.map_err(|s| s.message().to_string())?;
             Ok::<(), String>(())
         }
         .await;
-        pb::DeliveryResult {
-            node_id: p,
-            delivered: result.is_ok(),
-            error: result.err().unwrap_or_default(),
-        }
+        pb::DeliveryResult { node_id: p, delivered: result.is_ok(), error: result.err().unwrap_or_default() }
     });
     futures::future::join_all(calls).await
 }
@@ -335,37 +257,24 @@ pub async fn propose(
     let stored = node
         .db
         .write(|st, tx| {
-            let mut s =
-                layout::get(st, id, version)?.ok_or_else(|| BookError::NotFound(id.to_string()))?;
+            let mut s = layout::get(st, id, version)?.ok_or_else(|| BookError::NotFound(id.to_string()))?;
             s.proposed = true;
             layout::put(tx, id, version, &s);
-            let action = if accepting {
-                "agreement.accept"
-            } else {
-                "agreement.propose"
-            };
+            let action = if accepting { "agreement.accept" } else { "agreement.propose" };
             tx.audit(Event::new(actor, action).agreement(format!("{id} v{version}")));
             Ok::<_, BookError>(s)
         })
         .await?;
-    let env = stored
-        .envelope
-        .clone()
-        .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+    let env = stored.envelope.clone().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
     let doc = decode_doc(&env)?;
     let deliveries = deliver_all(node, &doc, &env).await;
     Ok((view(node, &stored)?, deliveries))
 }
 
 /// A peer delivers a document (a proposal, or more signatures).
-pub async fn receive(
-    node: &Node,
-    caller: &str,
-    env: pb::Envelope,
-) -> Result<Vec<String>, BookError> {
+pub async fn receive(node: &Node, caller: &str, env: pb::Envelope) -> Result<Vec<String>, BookError> {
     // The caller must have signed these exact bytes: verify before decoding.
-    let caller_key =
-        party_key(node, caller)?.ok_or_else(|| BookError::NotAParty(caller.to_string()))?;
+    let caller_key = party_key(node, caller)?.ok_or_else(|| BookError::NotAParty(caller.to_string()))?;
     envelope::verify_signer(&env, payload::AGREEMENT, caller, &caller_key)?;
     let doc = decode_doc(&env)?;
     agreement::validate(&doc)?;
@@ -379,9 +288,7 @@ pub async fn receive(
     let mut verified = Vec::new();
     for sig in &env.signatures {
         if !doc.parties.contains(&sig.signer_id)
-            || verified
-                .iter()
-                .any(|s: &pb::Signature| s.signer_id == sig.signer_id)
+            || verified.iter().any(|s: &pb::Signature| s.signer_id == sig.signer_id)
         {
             continue;
         }
@@ -392,56 +299,49 @@ pub async fn receive(
         }
     }
     let label = format!("{} v{}", doc.id, doc.version);
-    let stored =
-        node.db
-            .write(|st, tx| {
-                let mut s = match layout::get(st, &doc.id, doc.version)? {
-                    Some(existing) => {
-                        let held = existing.envelope.as_ref().ok_or_else(|| {
-                            StoreError::Corrupt("agreement without envelope".into())
-                        })?;
-                        if held.body != env.body {
-                            return Err(BookError::Conflict(label.clone()));
-                        }
-                        existing
+    let stored = node
+        .db
+        .write(|st, tx| {
+            let mut s = match layout::get(st, &doc.id, doc.version)? {
+                Some(existing) => {
+                    let held = existing
+                        .envelope
+                        .as_ref()
+                        .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+                    if held.body != env.body {
+                        return Err(BookError::Conflict(label.clone()));
                     }
-                    None => StoredAgreement {
-                        envelope: Some(pb::Envelope {
-                            payload_type: payload::AGREEMENT.into(),
-                            body: env.body.clone(),
-                            signatures: Vec::new(),
-                        }),
-                        notices: Vec::new(),
-                        proposed: true,
-                    },
-                };
-                s.proposed = true;
-                let held = s
-                    .envelope
-                    .as_mut()
-                    .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
-                for sig in &verified {
-                    if !held.signatures.iter().any(|h| h.signer_id == sig.signer_id) {
-                        held.signatures.push(sig.clone());
-                    }
+                    existing
                 }
-                held.signatures
-                    .sort_by(|a, b| a.signer_id.cmp(&b.signer_id));
-                let signers: Vec<String> = held
-                    .signatures
-                    .iter()
-                    .map(|s| s.signer_id.clone())
-                    .collect();
-                layout::put(tx, &doc.id, doc.version, &s);
-                change(tx, &doc.id);
-                tx.audit(
-                    Event::new(format!("peer:{caller}"), "agreement.receive")
-                        .agreement(&label)
-                        .reason(format!("signed by {}", signers.join(", "))),
-                );
-                Ok(s)
-            })
-            .await?;
+                None => StoredAgreement {
+                    envelope: Some(pb::Envelope {
+                        payload_type: payload::AGREEMENT.into(),
+                        body: env.body.clone(),
+                        signatures: Vec::new(),
+                    }),
+                    notices: Vec::new(),
+                    proposed: true,
+                },
+            };
+            s.proposed = true;
+            let held = s.envelope.as_mut().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+            for sig in &verified {
+                if !held.signatures.iter().any(|h| h.signer_id == sig.signer_id) {
+                    held.signatures.push(sig.clone());
+                }
+            }
+            held.signatures.sort_by(|a, b| a.signer_id.cmp(&b.signer_id));
+            let signers: Vec<String> = held.signatures.iter().map(|s| s.signer_id.clone()).collect();
+            layout::put(tx, &doc.id, doc.version, &s);
+            change(tx, &doc.id);
+            tx.audit(
+                Event::new(format!("peer:{caller}"), "agreement.receive")
+                    .agreement(&label)
+                    .reason(format!("signed by {}", signers.join(", "))),
+            );
+            Ok(s)
+        })
+        .await?;
     let v = view(node, &stored)?;
     tracing::info!(agreement = %label, from = %caller, state = %state_word(pb::AgreementState::try_from(v.state).unwrap_or_default()), "agreement received");
     Ok(v.signed_by)
@@ -457,11 +357,7 @@ pub async fn notice(
     reason: &str,
 ) -> Result<(pb::AgreementRecord, Vec<pb::DeliveryResult>), BookError> {
     if action == pb::NoticeAction::Unspecified {
-        return Err(AgreementError {
-            field: "action".into(),
-            reason: "suspend, resume or revoke".into(),
-        }
-        .into());
+        return Err(AgreementError { field: "action".into(), reason: "suspend, resume or revoke".into() }.into());
     }
     if reason.trim().is_empty() || reason.chars().count() > 1000 {
         return Err(AgreementError {
@@ -471,12 +367,8 @@ pub async fn notice(
         .into());
     }
     let (version, current) = load(node, id, version)?;
-    let doc = decode_doc(
-        current
-            .envelope
-            .as_ref()
-            .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?,
-    )?;
+    let doc =
+        decode_doc(current.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?)?;
     if !doc.parties.iter().any(|p| p == node.id()) {
         return Err(BookError::NotAParty(node.id().to_string()));
     }
@@ -488,19 +380,9 @@ pub async fn notice(
         issuer: node.id().to_string(),
         issue_time: Some(timestamp(node.now())),
     };
-    let env = envelope::seal(
-        payload::AGREEMENT_NOTICE,
-        &n,
-        node.id(),
-        &node.identity.signing_key,
-    );
+    let env = envelope::seal(payload::AGREEMENT_NOTICE, &n, node.id(), &node.identity.signing_key);
     let stored = store_notice(node, actor, &doc, version, env.clone(), &n).await?;
-    let others: Vec<String> = doc
-        .parties
-        .iter()
-        .filter(|p| *p != node.id())
-        .cloned()
-        .collect();
+    let others: Vec<String> = doc.parties.iter().filter(|p| *p != node.id()).cloned().collect();
     let calls = others.into_iter().map(|p| {
         let env = env.clone();
         async move {
@@ -508,20 +390,13 @@ pub async fn notice(
                 let peer = crate::peer::get(node, &p).map_err(|e| e.to_string())?;
                 let card = crate::peer::card_of(&peer).map_err(|e| e.to_string())?;
                 let mut c = crate::federation::client(node, card).map_err(|e| e.to_string())?;
-                let mut req =
-                    tonic::Request::new(pb::DeliverAgreementNoticeRequest { notice: Some(env) });
+                let mut req = tonic::Request::new(pb::DeliverAgreementNoticeRequest { notice: Some(env) });
                 req.set_timeout(DELIVERY_TIMEOUT);
-                c.deliver_agreement_notice(req)
-                    .await
-                    .map_err(|s| s.message().to_string())?;
+                c.deliver_agreement_notice(req).await.map_err(|s| s.message().to_string())?;
                 Ok::<(), String>(())
             }
             .await;
-            pb::DeliveryResult {
-                node_id: p,
-                delivered: result.is_ok(),
-                error: result.err().unwrap_or_default(),
-            }
+            pb::DeliveryResult { node_id: p, delivered: result.is_ok(), error: result.err().unwrap_or_default() }
         }
     });
     let deliveries = futures::future::join_all(calls).await;
@@ -548,19 +423,14 @@ async fn store_notice(
     let id = doc.id.clone();
     node.db
         .write(|st, tx| {
-            let mut s =
-                layout::get(st, &id, version)?.ok_or_else(|| BookError::NotFound(id.clone()))?;
+            let mut s = layout::get(st, &id, version)?.ok_or_else(|| BookError::NotFound(id.clone()))?;
             // A notice already held (same bytes) is not stored twice.
             if !s.notices.iter().any(|h| h.body == env.body) {
                 s.notices.push(env.clone());
             }
             layout::put(tx, &id, version, &s);
             change(tx, &id);
-            tx.audit(
-                Event::new(actor, action_word(n.action))
-                    .agreement(format!("{id} v{version}"))
-                    .reason(&n.reason),
-            );
+            tx.audit(Event::new(actor, action_word(n.action)).agreement(format!("{id} v{version}")).reason(&n.reason));
             Ok(s)
         })
         .await
@@ -571,19 +441,12 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
     let key = party_key(node, caller)?.ok_or_else(|| BookError::NotAParty(caller.to_string()))?;
     let n: pb::AgreementNotice = envelope::open(&env, payload::AGREEMENT_NOTICE, caller, &key)?;
     if n.issuer != caller {
-        return Err(BookError::Refused(format!(
-            "notice issued by {} cannot come from {caller}",
-            n.issuer
-        )));
+        return Err(BookError::Refused(format!("notice issued by {} cannot come from {caller}", n.issuer)));
     }
     let stored = layout::get(node.db.store(), &n.agreement_id, n.version)?
         .ok_or_else(|| BookError::NotFound(format!("{} v{}", n.agreement_id, n.version)))?;
-    let doc = decode_doc(
-        stored
-            .envelope
-            .as_ref()
-            .ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?,
-    )?;
+    let doc =
+        decode_doc(stored.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?)?;
     if !doc.parties.iter().any(|p| p == caller) {
         return Err(BookError::NotAParty(caller.to_string()));
     }
@@ -598,9 +461,5 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
 
 /// Parties of every agreement, for convenience in views.
 pub fn parties(records: &[pb::AgreementRecord]) -> BTreeSet<String> {
-    records
-        .iter()
-        .filter_map(|r| r.agreement.as_ref())
-        .flat_map(|a| a.parties.iter().cloned())
-        .collect()
+    records.iter().filter_map(|r| r.agreement.as_ref()).flat_map(|a| a.parties.iter().cloned()).collect()
 }

@@ -18,17 +18,11 @@ fn with(from: &str, to: &str) -> String {
 
 #[test]
 fn templates_parse() {
-    for entry in
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements")).unwrap()
-    {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements")).unwrap() {
         let p = entry.unwrap().path();
         let text = std::fs::read_to_string(&p).unwrap();
         let a = parse_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        assert!(
-            a.sop.as_ref().is_some_and(|s| !s.request_types.is_empty()),
-            "{}",
-            p.display()
-        );
+        assert!(a.sop.as_ref().is_some_and(|s| !s.request_types.is_empty()), "{}", p.display());
     }
 }
 
@@ -37,16 +31,10 @@ fn parsed_fields() {
     let a = parse_toml(MOU).unwrap();
     assert_eq!(a.parties, vec!["th-atpd", "kh-antht"]);
     assert_eq!(a.grants[1].max_handling, pb::HandlingCode::Amber as i32);
-    assert_eq!(
-        a.grants[1].onward_sharing,
-        pb::OnwardSharing::WithConsent as i32
-    );
+    assert_eq!(a.grants[1].onward_sharing, pb::OnwardSharing::WithConsent as i32);
     let t = request_terms(&a);
     assert_eq!(t["information_request"].answer_within_seconds, 7 * 86_400);
-    assert_eq!(
-        t["intelligence_request"].urgent_answer_within_seconds,
-        8 * 3600
-    );
+    assert_eq!(t["intelligence_request"].urgent_answer_within_seconds, 8 * 3600);
     assert_eq!(a.retention.unwrap().days, 730);
 }
 
@@ -78,12 +66,7 @@ fn validation_errors_name_the_field() {
         (with("ack_within = \"3d\"", "ack_within = \"3 days\""), "sop.request_types[3].ack_within"),
     ];
     for (text, field) in cases {
-        assert_eq!(
-            err_field(&text),
-            field,
-            "{}",
-            parse_toml(&text).unwrap_err()
-        );
+        assert_eq!(err_field(&text), field, "{}", parse_toml(&text).unwrap_err());
     }
     // Unknown keys are refused, naming the line.
     let e = parse_toml(&with("title = ", "colour = \"blue\"\ntitle = ")).unwrap_err();
@@ -111,21 +94,11 @@ fn life_cycle_states() {
     assert_eq!(state(&a, &s, mid), pb::AgreementState::Draft);
     s.signed_by.insert("th-atpd".into());
     s.proposed = true;
-    assert_eq!(
-        state(&a, &s, mid),
-        pb::AgreementState::Proposed,
-        "one party missing"
-    );
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Proposed, "one party missing");
     s.signed_by.insert("kh-antht".into());
     assert_eq!(state(&a, &s, mid), pb::AgreementState::Active);
-    assert_eq!(
-        state(&a, &s, at("2025-12-31T23:59:59Z")),
-        pb::AgreementState::Pending
-    );
-    assert_eq!(
-        state(&a, &s, at("2028-12-31T00:00:00Z")),
-        pb::AgreementState::Expired
-    );
+    assert_eq!(state(&a, &s, at("2025-12-31T23:59:59Z")), pb::AgreementState::Pending);
+    assert_eq!(state(&a, &s, at("2028-12-31T00:00:00Z")), pb::AgreementState::Expired);
 
     let notice = |action: pb::NoticeAction, issuer: &str| pb::AgreementNotice {
         agreement_id: a.id.clone(),
@@ -135,26 +108,17 @@ fn life_cycle_states() {
         issuer: issuer.into(),
         issue_time: None,
     };
-    s.notices
-        .push(notice(pb::NoticeAction::Suspend, "kh-antht"));
+    s.notices.push(notice(pb::NoticeAction::Suspend, "kh-antht"));
     assert_eq!(state(&a, &s, mid), pb::AgreementState::Suspended);
     s.notices.push(notice(pb::NoticeAction::Resume, "th-atpd"));
-    assert_eq!(
-        state(&a, &s, mid),
-        pb::AgreementState::Suspended,
-        "only the suspending party resumes its suspension"
-    );
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Suspended, "only the suspending party resumes its suspension");
     s.notices.push(notice(pb::NoticeAction::Resume, "kh-antht"));
     assert_eq!(state(&a, &s, mid), pb::AgreementState::Active);
     s.superseded = true;
     assert_eq!(state(&a, &s, mid), pb::AgreementState::Superseded);
     s.notices.push(notice(pb::NoticeAction::Revoke, "th-atpd"));
     s.notices.push(notice(pb::NoticeAction::Resume, "th-atpd"));
-    assert_eq!(
-        state(&a, &s, mid),
-        pb::AgreementState::Revoked,
-        "revocation is final"
-    );
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Revoked, "revocation is final");
 }
 
 #[test]

@@ -28,8 +28,7 @@ impl AgreementApi {
     }
 }
 
-const AGREEMENT_READERS: &[UserRole] =
-    &[UserRole::Officer, UserRole::Auditor, UserRole::Integrator];
+const AGREEMENT_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Auditor, UserRole::Integrator];
 
 fn id_of(id: &str) -> Result<(), Status> {
     crate::record::validate_id(id).map_err(|e| invalid("id", &e.reason))
@@ -47,9 +46,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
             return Err(invalid("toml", "at most 256 KiB"));
         }
         let a = book::draft(&self.node, &actor(&c), toml, None).await?;
-        Ok(Response::new(pb::DraftAgreementResponse {
-            agreement: Some(a),
-        }))
+        Ok(Response::new(pb::DraftAgreementResponse { agreement: Some(a) }))
     }
 
     async fn sign_agreement(
@@ -60,9 +57,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let r = req.into_inner();
         id_of(&r.id)?;
         let a = book::sign(&self.node, &actor(&c), &r.id, r.version).await?;
-        Ok(Response::new(pb::SignAgreementResponse {
-            agreement: Some(a),
-        }))
+        Ok(Response::new(pb::SignAgreementResponse { agreement: Some(a) }))
     }
 
     async fn propose_agreement(
@@ -72,12 +67,8 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let c = require(&req, &[])?;
         let r = req.into_inner();
         id_of(&r.id)?;
-        let (a, deliveries) =
-            book::propose(&self.node, &actor(&c), &r.id, r.version, false).await?;
-        Ok(Response::new(pb::ProposeAgreementResponse {
-            agreement: Some(a),
-            deliveries,
-        }))
+        let (a, deliveries) = book::propose(&self.node, &actor(&c), &r.id, r.version, false).await?;
+        Ok(Response::new(pb::ProposeAgreementResponse { agreement: Some(a), deliveries }))
     }
 
     async fn accept_agreement(
@@ -88,10 +79,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let r = req.into_inner();
         id_of(&r.id)?;
         let (a, deliveries) = book::propose(&self.node, &actor(&c), &r.id, r.version, true).await?;
-        Ok(Response::new(pb::AcceptAgreementResponse {
-            agreement: Some(a),
-            deliveries,
-        }))
+        Ok(Response::new(pb::AcceptAgreementResponse { agreement: Some(a), deliveries }))
     }
 
     async fn list_agreements(
@@ -110,9 +98,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         require(&req, AGREEMENT_READERS)?;
         let r = req.into_inner();
         id_of(&r.id)?;
-        Ok(Response::new(pb::GetAgreementResponse {
-            agreement: Some(book::get(&self.node, &r.id, r.version)?),
-        }))
+        Ok(Response::new(pb::GetAgreementResponse { agreement: Some(book::get(&self.node, &r.id, r.version)?) }))
     }
 
     async fn issue_agreement_notice(
@@ -123,12 +109,8 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let r = req.into_inner();
         id_of(&r.id)?;
         let action = pb::NoticeAction::try_from(r.action).unwrap_or_default();
-        let (a, deliveries) =
-            book::notice(&self.node, &actor(&c), &r.id, r.version, action, &r.reason).await?;
-        Ok(Response::new(pb::IssueAgreementNoticeResponse {
-            agreement: Some(a),
-            deliveries,
-        }))
+        let (a, deliveries) = book::notice(&self.node, &actor(&c), &r.id, r.version, action, &r.reason).await?;
+        Ok(Response::new(pb::IssueAgreementNoticeResponse { agreement: Some(a), deliveries }))
     }
 
     async fn amend_agreement(
@@ -139,9 +121,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let r = req.into_inner();
         id_of(&r.id)?;
         let a = book::draft(&self.node, &actor(&c), &r.toml, Some(&r.id)).await?;
-        Ok(Response::new(pb::AmendAgreementResponse {
-            agreement: Some(a),
-        }))
+        Ok(Response::new(pb::AmendAgreementResponse { agreement: Some(a) }))
     }
 }
 
@@ -194,9 +174,8 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
             })
         } else {
             let key = records::resolve_key(self.node.id(), &r.victim_record_id);
-            let stored = records::get(self.node.db.store(), &key)?.ok_or_else(|| {
-                Status::not_found(format!("record {} not found", r.victim_record_id))
-            })?;
+            let stored = records::get(self.node.db.store(), &key)?
+                .ok_or_else(|| Status::not_found(format!("record {} not found", r.victim_record_id)))?;
             match stored.record()?.body {
                 Some(pb::record::Body::VictimReferral(v)) => {
                     Some(VictimFacts::of(&v, r.identity_requested, r.return_step))
@@ -220,13 +199,7 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
         let agreements = book::for_policy(&self.node)?;
         let decision = policy::decide(&agreements, &ex);
         let (resp, ev) = match decision {
-            Decision::Allow {
-                agreement_id,
-                agreement_version,
-                plan,
-                onward,
-                ..
-            } => (
+            Decision::Allow { agreement_id, agreement_version, plan, onward, .. } => (
                 pb::EvaluateExchangeResponse {
                     allowed: true,
                     agreement_id: agreement_id.clone(),
@@ -236,9 +209,7 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
                     denial_code: String::new(),
                     reason: String::new(),
                 },
-                Event::new(actor(&c), "policy.evaluate")
-                    .agreement(agreement_id)
-                    .decision("allow", ""),
+                Event::new(actor(&c), "policy.evaluate").agreement(agreement_id).decision("allow", ""),
             ),
             Decision::Deny(d) => (
                 pb::EvaluateExchangeResponse {
@@ -251,9 +222,9 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
         };
         self.node
             .db
-            .audit(vec![ev.purpose(purpose_word(ex.purpose)).reason(
-                format!("peer {} {:?}", ex.peer, ex.direction).to_lowercase(),
-            )])
+            .audit(vec![ev
+                .purpose(purpose_word(ex.purpose))
+                .reason(format!("peer {} {:?}", ex.peer, ex.direction).to_lowercase())])
             .await?;
         Ok(Response::new(resp))
     }
@@ -293,18 +264,12 @@ impl pb::audit_service_server::AuditService for AuditApi {
                 if e.action.starts_with(&r.action_prefix) {
                     out.push(e);
                     if out.len() == limit {
-                        return Ok(Response::new(pb::ListAuditEntriesResponse {
-                            entries: out,
-                            last_seq: after,
-                        }));
+                        return Ok(Response::new(pb::ListAuditEntriesResponse { entries: out, last_seq: after }));
                     }
                 }
             }
             if done {
-                return Ok(Response::new(pb::ListAuditEntriesResponse {
-                    entries: out,
-                    last_seq: after,
-                }));
+                return Ok(Response::new(pb::ListAuditEntriesResponse { entries: out, last_seq: after }));
             }
         }
     }
@@ -343,12 +308,7 @@ pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
     let key = node.identity.signing_key.verifying_key();
     let cps = store::audit::checkpoints(st)?;
     for cp in &cps {
-        let at = |seq: u64| {
-            entries
-                .get((seq as usize).wrapping_sub(1))
-                .filter(|e| e.seq == seq)
-                .cloned()
-        };
+        let at = |seq: u64| entries.get((seq as usize).wrapping_sub(1)).filter(|e| e.seq == seq).cloned();
         if let Err(e) = crate::audit::verify_checkpoint(cp, node.id(), &key, at) {
             return Ok(fail(e.seq, e.reason, n, cps.len() as u64));
         }

@@ -23,36 +23,21 @@ impl ChangeApi {
 }
 
 /// Changes with seq > `after`, in order, at most `limit`.
-pub fn read_changes(
-    st: &dyn store::Store,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<pb::Change>, Status> {
+pub fn read_changes(st: &dyn store::Store, after: u64, limit: usize) -> Result<Vec<pb::Change>, Status> {
     let start = std::ops::Bound::Excluded(after.to_be_bytes().to_vec());
     st.range(Tree::Changes, start, std::ops::Bound::Unbounded, limit)?
         .into_iter()
-        .map(|(_, v)| {
-            pb::Change::decode(v.as_slice())
-                .map_err(|e| Status::internal(format!("corrupt change: {e}")))
-        })
+        .map(|(_, v)| pb::Change::decode(v.as_slice()).map_err(|e| Status::internal(format!("corrupt change: {e}"))))
         .collect()
 }
 
-fn with_record(
-    st: &dyn store::Store,
-    change: pb::Change,
-) -> Result<pb::WatchChangesResponse, Status> {
+fn with_record(st: &dyn store::Store, change: pb::Change) -> Result<pb::WatchChangesResponse, Status> {
     let record = if change.record_key.is_empty() {
         None
     } else {
-        records::get(st, &change.record_key)?
-            .map(|s| s.record())
-            .transpose()?
+        records::get(st, &change.record_key)?.map(|s| s.record()).transpose()?
     };
-    Ok(pb::WatchChangesResponse {
-        change: Some(change),
-        record,
-    })
+    Ok(pb::WatchChangesResponse { change: Some(change), record })
 }
 
 #[tonic::async_trait]

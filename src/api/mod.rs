@@ -35,65 +35,44 @@ pub struct Auth {
 
 impl Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        let Some(token) = header.and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        }) else {
+        let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
             tracing::warn!("local API call without a bearer token");
             let node = Arc::clone(&self.node);
             tokio::spawn(async move {
-                let ev = crate::audit::Event::new("anonymous", "auth.failure")
-                    .reason("missing bearer token");
+                let ev = crate::audit::Event::new("anonymous", "auth.failure").reason("missing bearer token");
                 let _ = node.db.audit(vec![ev]).await;
             });
-            return Err(Status::unauthenticated(
-                "missing bearer token (authorization: Bearer <token>)",
-            ));
+            return Err(Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"));
         };
-        let user =
-            store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
+        let user = store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
         let Some(user) = user else {
             tracing::warn!("local API call with an unknown token");
             let node = Arc::clone(&self.node);
             // Interceptors are synchronous; the audit write runs beside the refusal.
             tokio::spawn(async move {
-                let ev = crate::audit::Event::new("anonymous", "auth.failure")
-                    .reason("unknown or revoked token");
+                let ev = crate::audit::Event::new("anonymous", "auth.failure").reason("unknown or revoked token");
                 let _ = node.db.audit(vec![ev]).await;
             });
             return Err(Status::unauthenticated("unknown or revoked token"));
         };
         tracing::Span::current().record("user", user.name.as_str());
         let role = UserRole::try_from(user.role).unwrap_or(UserRole::Unspecified);
-        req.extensions_mut().insert(Caller {
-            name: user.name,
-            role,
-        });
+        req.extensions_mut().insert(Caller { name: user.name, role });
         Ok(req)
     }
 }
 
 /// The caller, if their role is one of `allowed`.
 pub fn require<T>(req: &Request<T>, allowed: &[UserRole]) -> Result<Caller, Status> {
-    let caller = req
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| Status::unauthenticated("not authenticated"))?;
+    let caller =
+        req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("not authenticated"))?;
     if caller.role == UserRole::Admin || allowed.contains(&caller.role) {
         Ok(caller)
     } else {
         Err(Status::permission_denied(format!(
             "role {} may not call this method",
-            caller
-                .role
-                .as_str_name()
-                .trim_start_matches("USER_ROLE_")
-                .to_lowercase()
+            caller.role.as_str_name().trim_start_matches("USER_ROLE_").to_lowercase()
         )))
     }
 }
@@ -104,59 +83,41 @@ pub const RECORD_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrato
 pub const ANY_ROLE: &[UserRole] = &[UserRole::Officer, UserRole::Integrator, UserRole::Auditor];
 
 pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
-    let auth = Auth {
-        node: Arc::clone(&node),
-    };
+    let auth = Auth { node: Arc::clone(&node) };
     let mut builder = builder;
     builder
-        .add_service(
-            pb::node_service_server::NodeServiceServer::with_interceptor(
-                node::NodeApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::peer_service_server::PeerServiceServer::with_interceptor(
-                node::PeerApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::user_service_server::UserServiceServer::with_interceptor(
-                node::UserApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::record_service_server::RecordServiceServer::with_interceptor(
-                records::RecordApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::change_service_server::ChangeServiceServer::with_interceptor(
-                changes::ChangeApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::agreement_service_server::AgreementServiceServer::with_interceptor(
-                agreements::AgreementApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::policy_service_server::PolicyServiceServer::with_interceptor(
-                agreements::PolicyApi::new(Arc::clone(&node)),
-                auth.clone(),
-            ),
-        )
-        .add_service(
-            pb::audit_service_server::AuditServiceServer::with_interceptor(
-                agreements::AuditApi::new(node),
-                auth,
-            ),
-        )
+        .add_service(pb::node_service_server::NodeServiceServer::with_interceptor(
+            node::NodeApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::peer_service_server::PeerServiceServer::with_interceptor(
+            node::PeerApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::user_service_server::UserServiceServer::with_interceptor(
+            node::UserApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::record_service_server::RecordServiceServer::with_interceptor(
+            records::RecordApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::change_service_server::ChangeServiceServer::with_interceptor(
+            changes::ChangeApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::agreement_service_server::AgreementServiceServer::with_interceptor(
+            agreements::AgreementApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::policy_service_server::PolicyServiceServer::with_interceptor(
+            agreements::PolicyApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::audit_service_server::AuditServiceServer::with_interceptor(
+            agreements::AuditApi::new(node),
+            auth,
+        ))
 }
 
 pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
@@ -164,25 +125,11 @@ pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
     use pb::peer_service_server::PeerServiceServer;
     use pb::record_service_server::RecordServiceServer;
     use pb::user_service_server::UserServiceServer;
-    health
-        .set_serving::<NodeServiceServer<node::NodeApi>>()
-        .await;
-    health
-        .set_serving::<PeerServiceServer<node::PeerApi>>()
-        .await;
-    health
-        .set_serving::<UserServiceServer<node::UserApi>>()
-        .await;
-    health
-        .set_serving::<RecordServiceServer<records::RecordApi>>()
-        .await;
-    health
-        .set_serving::<pb::agreement_service_server::AgreementServiceServer<agreements::AgreementApi>>()
-        .await;
-    health
-        .set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>()
-        .await;
-    health
-        .set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>()
-        .await;
+    health.set_serving::<NodeServiceServer<node::NodeApi>>().await;
+    health.set_serving::<PeerServiceServer<node::PeerApi>>().await;
+    health.set_serving::<UserServiceServer<node::UserApi>>().await;
+    health.set_serving::<RecordServiceServer<records::RecordApi>>().await;
+    health.set_serving::<pb::agreement_service_server::AgreementServiceServer<agreements::AgreementApi>>().await;
+    health.set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>().await;
+    health.set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>().await;
 }

@@ -23,22 +23,13 @@ impl NodeApi {
 
 #[tonic::async_trait]
 impl pb::node_service_server::NodeService for NodeApi {
-    async fn get_card(
-        &self,
-        req: Request<pb::GetCardRequest>,
-    ) -> Result<Response<pb::GetCardResponse>, Status> {
+    async fn get_card(&self, req: Request<pb::GetCardRequest>) -> Result<Response<pb::GetCardResponse>, Status> {
         require(&req, ANY_ROLE)?;
         let (card, env) = self.node.card();
-        Ok(Response::new(pb::GetCardResponse {
-            card: Some(card),
-            envelope: Some(env),
-        }))
+        Ok(Response::new(pb::GetCardResponse { card: Some(card), envelope: Some(env) }))
     }
 
-    async fn get_status(
-        &self,
-        req: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+    async fn get_status(&self, req: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
         require(&req, ANY_ROLE)?;
         let st = self.node.db.store();
         Ok(Response::new(pb::GetStatusResponse {
@@ -62,23 +53,14 @@ impl PeerApi {
 
 #[tonic::async_trait]
 impl pb::peer_service_server::PeerService for PeerApi {
-    async fn add_peer(
-        &self,
-        req: Request<pb::AddPeerRequest>,
-    ) -> Result<Response<pb::AddPeerResponse>, Status> {
+    async fn add_peer(&self, req: Request<pb::AddPeerRequest>) -> Result<Response<pb::AddPeerResponse>, Status> {
         require(&req, &[])?;
-        let env = req
-            .into_inner()
-            .card
-            .ok_or_else(|| invalid("card", "required"))?;
+        let env = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
         let peer = peer::add(&self.node, env, "card").await?;
         Ok(Response::new(pb::AddPeerResponse { peer: Some(peer) }))
     }
 
-    async fn list_peers(
-        &self,
-        req: Request<pb::ListPeersRequest>,
-    ) -> Result<Response<pb::ListPeersResponse>, Status> {
+    async fn list_peers(&self, req: Request<pb::ListPeersRequest>) -> Result<Response<pb::ListPeersResponse>, Status> {
         require(&req, &[UserRole::Officer, UserRole::Auditor])?;
         let peers = store::peers::all(self.node.db.store())?;
         Ok(Response::new(pb::ListPeersResponse { peers }))
@@ -93,16 +75,10 @@ impl pb::peer_service_server::PeerService for PeerApi {
         Ok(Response::new(pb::RemovePeerResponse {}))
     }
 
-    async fn ping_peer(
-        &self,
-        req: Request<pb::PingPeerRequest>,
-    ) -> Result<Response<pb::PingPeerResponse>, Status> {
+    async fn ping_peer(&self, req: Request<pb::PingPeerRequest>) -> Result<Response<pb::PingPeerResponse>, Status> {
         require(&req, &[UserRole::Officer])?;
         let (card, rtt) = peer::ping(&self.node, &req.get_ref().node_id).await?;
-        Ok(Response::new(pb::PingPeerResponse {
-            card: Some(card),
-            round_trip_ms: rtt as u64,
-        }))
+        Ok(Response::new(pb::PingPeerResponse { card: Some(card), round_trip_ms: rtt as u64 }))
     }
 }
 
@@ -118,9 +94,7 @@ impl UserApi {
 
 fn valid_user_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
 }
 
 #[tonic::async_trait]
@@ -132,53 +106,30 @@ impl pb::user_service_server::UserService for UserApi {
         require(&req, &[])?;
         let r = req.into_inner();
         if !valid_user_name(&r.name) {
-            return Err(invalid(
-                "name",
-                "must be 1-64 characters of letters, digits, '.', '_', '-', '@'",
-            ));
+            return Err(invalid("name", "must be 1-64 characters of letters, digits, '.', '_', '-', '@'"));
         }
-        let role = UserRole::try_from(r.role)
-            .ok()
-            .filter(|r| *r != UserRole::Unspecified);
+        let role = UserRole::try_from(r.role).ok().filter(|r| *r != UserRole::Unspecified);
         let Some(role) = role else {
-            return Err(invalid(
-                "role",
-                "must be one of admin, officer, integrator, auditor",
-            ));
+            return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
         };
-        let user = pb::User {
-            name: r.name.clone(),
-            role: role as i32,
-            create_time: Some(timestamp(self.node.now())),
-        };
+        let user = pb::User { name: r.name.clone(), role: role as i32, create_time: Some(timestamp(self.node.now())) };
         let token = new_token();
         self.node
             .db
             .write(|st, tx| {
                 if store::users::get(st, &r.name)?.is_some() {
-                    return Err(Status::already_exists(format!(
-                        "user {} already exists",
-                        r.name
-                    )));
+                    return Err(Status::already_exists(format!("user {} already exists", r.name)));
                 }
                 store::users::put(tx, &user, &token);
                 Ok(())
             })
             .await?;
-        Ok(Response::new(pb::CreateUserResponse {
-            user: Some(user),
-            token,
-        }))
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token }))
     }
 
-    async fn list_users(
-        &self,
-        req: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
         require(&req, &[UserRole::Auditor])?;
-        Ok(Response::new(pb::ListUsersResponse {
-            users: store::users::all(self.node.db.store())?,
-        }))
+        Ok(Response::new(pb::ListUsersResponse { users: store::users::all(self.node.db.store())? }))
     }
 
     async fn delete_user(
@@ -193,8 +144,8 @@ impl pb::user_service_server::UserService for UserApi {
         self.node
             .db
             .write(|st, tx| {
-                let stored = store::users::get(st, &name)?
-                    .ok_or_else(|| Status::not_found(format!("user {name} not found")))?;
+                let stored =
+                    store::users::get(st, &name)?.ok_or_else(|| Status::not_found(format!("user {name} not found")))?;
                 store::users::delete(tx, &stored);
                 Ok::<(), Status>(())
             })

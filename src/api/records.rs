@@ -22,11 +22,7 @@ impl RecordApi {
         Self { node }
     }
     fn signer(&self, caller: &Caller) -> Signer<'_> {
-        Signer {
-            node_id: self.node.id(),
-            key: &self.node.identity.signing_key,
-            actor: format!("user:{}", caller.name),
-        }
+        Signer { node_id: self.node.id(), key: &self.node.identity.signing_key, actor: format!("user:{}", caller.name) }
     }
 }
 
@@ -40,18 +36,12 @@ impl pb::record_service_server::RecordService for RecordApi {
         req: Request<pb::CreateRecordRequest>,
     ) -> Result<Response<pb::CreateRecordResponse>, Status> {
         let caller = require(&req, RECORD_WRITERS)?;
-        let rec = req
-            .into_inner()
-            .record
-            .ok_or_else(|| invalid("record", "required"))?;
+        let rec = req.into_inner().record.ok_or_else(|| invalid("record", "required"))?;
         if !rec.id.is_empty() {
             record::validate_id(&rec.id)?;
         }
-        let rec =
-            records::create(&self.node.db, &self.signer(&caller), rec, self.node.now()).await?;
-        Ok(Response::new(pb::CreateRecordResponse {
-            record: Some(rec),
-        }))
+        let rec = records::create(&self.node.db, &self.signer(&caller), rec, self.node.now()).await?;
+        Ok(Response::new(pb::CreateRecordResponse { record: Some(rec) }))
     }
 
     async fn update_record(
@@ -65,28 +55,14 @@ impl pb::record_service_server::RecordService for RecordApi {
             return Err(invalid("record.id", "required"));
         }
         if r.expected_version == 0 {
-            return Err(invalid(
-                "expected_version",
-                "required: the version you last read",
-            ));
+            return Err(invalid("expected_version", "required: the version you last read"));
         }
-        let rec = records::update(
-            &self.node.db,
-            &self.signer(&caller),
-            rec,
-            r.expected_version,
-            self.node.now(),
-        )
-        .await?;
-        Ok(Response::new(pb::UpdateRecordResponse {
-            record: Some(rec),
-        }))
+        let rec =
+            records::update(&self.node.db, &self.signer(&caller), rec, r.expected_version, self.node.now()).await?;
+        Ok(Response::new(pb::UpdateRecordResponse { record: Some(rec) }))
     }
 
-    async fn get_record(
-        &self,
-        req: Request<pb::GetRecordRequest>,
-    ) -> Result<Response<pb::GetRecordResponse>, Status> {
+    async fn get_record(&self, req: Request<pb::GetRecordRequest>) -> Result<Response<pb::GetRecordResponse>, Status> {
         let caller = require(&req, RECORD_READERS)?;
         let id = &req.get_ref().id;
         if id.is_empty() {
@@ -126,9 +102,7 @@ impl pb::record_service_server::RecordService for RecordApi {
             return Err(invalid("text", "at most 200 characters"));
         }
         let updated_since = match &r.updated_since {
-            Some(ts) => {
-                Some(from_timestamp(ts).ok_or_else(|| invalid("updated_since", "out of range"))?)
-            }
+            Some(ts) => Some(from_timestamp(ts).ok_or_else(|| invalid("updated_since", "out of range"))?),
             None => None,
         };
         let page_size = match r.page_size {
@@ -139,12 +113,9 @@ impl pb::record_service_server::RecordService for RecordApi {
         let after = if r.page_token.is_empty() {
             None
         } else {
-            let raw = hex::decode(&r.page_token)
-                .map_err(|_| invalid("page_token", "not a token from a previous page"))?;
-            Some(
-                String::from_utf8(raw)
-                    .map_err(|_| invalid("page_token", "not a token from a previous page"))?,
-            )
+            let raw =
+                hex::decode(&r.page_token).map_err(|_| invalid("page_token", "not a token from a previous page"))?;
+            Some(String::from_utf8(raw).map_err(|_| invalid("page_token", "not a token from a previous page"))?)
         };
         let filter = Filter {
             kind,
@@ -154,17 +125,9 @@ impl pb::record_service_server::RecordService for RecordApi {
             include_withdrawn: r.include_withdrawn,
             originator: None,
         };
-        let (rows, next) = records::list(
-            self.node.db.store(),
-            &filter,
-            after.as_deref(),
-            page_size as usize,
-        )?;
+        let (rows, next) = records::list(self.node.db.store(), &filter, after.as_deref(), page_size as usize)?;
         Ok(Response::new(pb::ListRecordsResponse {
-            records: rows
-                .into_iter()
-                .map(|(r, _)| crate::redact::pseudonymise(&r))
-                .collect(),
+            records: rows.into_iter().map(|(r, _)| crate::redact::pseudonymise(&r)).collect(),
             next_page_token: next.map(hex::encode).unwrap_or_default(),
         }))
     }
@@ -179,22 +142,11 @@ impl pb::record_service_server::RecordService for RecordApi {
             return Err(invalid("id", "required"));
         }
         if r.expected_version == 0 {
-            return Err(invalid(
-                "expected_version",
-                "required: the version you last read",
-            ));
+            return Err(invalid("expected_version", "required: the version you last read"));
         }
-        let rec = records::withdraw(
-            &self.node.db,
-            &self.signer(&caller),
-            &r.id,
-            r.expected_version,
-            self.node.now(),
-        )
-        .await?;
-        Ok(Response::new(pb::WithdrawRecordResponse {
-            record: Some(rec),
-        }))
+        let rec =
+            records::withdraw(&self.node.db, &self.signer(&caller), &r.id, r.expected_version, self.node.now()).await?;
+        Ok(Response::new(pb::WithdrawRecordResponse { record: Some(rec) }))
     }
 
     async fn lookup_identifier(
@@ -207,14 +159,10 @@ impl pb::record_service_server::RecordService for RecordApi {
             .ok()
             .filter(|t| *t != pb::IdentifierType::Unspecified)
             .ok_or_else(|| invalid("type", "unknown identifier type"))?;
-        let normalized =
-            record::normalize_identifier(t, &r.value).map_err(|e| invalid("value", &e.reason))?;
+        let normalized = record::normalize_identifier(t, &r.value).map_err(|e| invalid("value", &e.reason))?;
         let key = format!("{}:{normalized}", record::identifier_type_name(t));
         let record_ids = records::lookup_identifier(self.node.db.store(), &key)?;
-        Ok(Response::new(pb::LookupIdentifierResponse {
-            normalized,
-            record_ids,
-        }))
+        Ok(Response::new(pb::LookupIdentifierResponse { normalized, record_ids }))
     }
 
     async fn import_records(
@@ -227,17 +175,12 @@ impl pb::record_service_server::RecordService for RecordApi {
             return Err(invalid("records", "at most 1000 records per call"));
         }
         let (stored, problems) =
-            records::create_many(&self.node.db, &self.signer(&caller), recs, self.node.now())
-                .await?;
+            records::create_many(&self.node.db, &self.signer(&caller), recs, self.node.now()).await?;
         Ok(Response::new(pb::ImportRecordsResponse {
             stored,
             problems: problems
                 .into_iter()
-                .map(|(i, e)| pb::ImportProblem {
-                    index: i as u32,
-                    field: e.field,
-                    reason: e.reason,
-                })
+                .map(|(i, e)| pb::ImportProblem { index: i as u32, field: e.field, reason: e.reason })
                 .collect(),
         }))
     }

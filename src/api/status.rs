@@ -39,15 +39,9 @@ impl From<RecordError> for Status {
             RecordError::StaleVersion { .. } => Status::with_error_details(
                 Code::Aborted,
                 e.to_string(),
-                ErrorDetails::with_precondition_failure_violation(
-                    "VERSION",
-                    "record",
-                    e.to_string(),
-                ),
+                ErrorDetails::with_precondition_failure_violation("VERSION", "record", e.to_string()),
             ),
-            RecordError::ReadOnly(_) | RecordError::Withdrawn(_) => {
-                Status::failed_precondition(e.to_string())
-            }
+            RecordError::ReadOnly(_) | RecordError::Withdrawn(_) => Status::failed_precondition(e.to_string()),
             RecordError::KindChange { .. } => invalid("record.body", &e.to_string()),
             RecordError::Store(s) => s.into(),
         }
@@ -64,9 +58,7 @@ impl From<PeerError> for Status {
                 _ => invalid("card", &c.to_string()),
             },
             PeerError::Own(_) => invalid("card.node_id", &e.to_string()),
-            PeerError::KeyConflict(_) | PeerError::CertConflict(_) => {
-                Status::already_exists(e.to_string())
-            }
+            PeerError::KeyConflict(_) | PeerError::CertConflict(_) => Status::already_exists(e.to_string()),
             PeerError::NotFound(_) => Status::not_found(e.to_string()),
             PeerError::Unreachable { .. } => Status::unavailable(e.to_string()),
             PeerError::BadAnswer { .. } => Status::data_loss(e.to_string()),

@@ -8,10 +8,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use super::output::{self, print_json};
-use super::{
-    CardCmd, CliError, Command, ContactsCmd, Global, ListArgs, PeerCmd, RecordCmd, UserCmd,
-    DEFAULT_DIR,
-};
+use super::{CardCmd, CliError, Command, ContactsCmd, Global, ListArgs, PeerCmd, RecordCmd, UserCmd, DEFAULT_DIR};
 use crate::config::{Layout, NodeConfig, Runtime};
 use crate::pb;
 
@@ -30,46 +27,33 @@ impl tonic::service::Interceptor for Bearer {
 /// API URL and token from flags/env, else from the node directory.
 fn target(g: &Global) -> Result<(String, String), CliError> {
     if let Some(api) = &g.api {
-        let token = g.token.clone().ok_or_else(|| {
-            CliError::Msg("--token (or LIAISON_TOKEN) is required with --api".into())
-        })?;
+        let token =
+            g.token.clone().ok_or_else(|| CliError::Msg("--token (or LIAISON_TOKEN) is required with --api".into()))?;
         return Ok((api.clone(), token));
     }
     let dir = g.dir.clone().unwrap_or_else(|| DEFAULT_DIR.into());
     let layout = Layout::new(&dir);
     if !layout.exists() {
-        return Err(CliError::Msg(format!(
-            "no node in {} (pass --dir, or --api and --token)",
-            dir.display()
-        )));
+        return Err(CliError::Msg(format!("no node in {} (pass --dir, or --api and --token)", dir.display())));
     }
     let token = std::fs::read_to_string(layout.admin_token())
         .map_err(|e| CliError::Msg(format!("{}: {e}", layout.admin_token().display())))?
         .trim()
         .to_string();
-    let api = match std::fs::read_to_string(layout.runtime())
-        .ok()
-        .and_then(|t| toml::from_str::<Runtime>(&t).ok())
-    {
+    let api = match std::fs::read_to_string(layout.runtime()).ok().and_then(|t| toml::from_str::<Runtime>(&t).ok()) {
         Some(rt) => rt.api,
-        None => {
-            NodeConfig::load(&layout)
-                .map_err(|e| CliError::Msg(e.to_string()))?
-                .api
-        }
+        None => NodeConfig::load(&layout).map_err(|e| CliError::Msg(e.to_string()))?.api,
     };
     Ok((format!("http://{api}"), token))
 }
 
 pub async fn connect(g: &Global) -> Result<Authed, CliError> {
     let (url, token) = target(g)?;
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| CliError::Msg(format!("--api {url:?}: {e}")))?;
-    let channel = endpoint.connect().await.map_err(|e| {
-        CliError::Msg(format!(
-            "cannot reach the node's API at {url}: {e} (is `liaison run` running?)"
-        ))
-    })?;
+    let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| CliError::Msg(format!("--api {url:?}: {e}")))?;
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| CliError::Msg(format!("cannot reach the node's API at {url}: {e} (is `liaison run` running?)")))?;
     let value = format!("Bearer {token}")
         .parse()
         .map_err(|_| CliError::Msg("token contains characters not allowed in a header".into()))?;
@@ -89,22 +73,17 @@ fn read_input(path: &Path) -> Result<String, CliError> {
 
 fn parse_record(path: &Path) -> Result<pb::Record, CliError> {
     let text = read_input(path)?;
-    serde_json::from_str(&text).map_err(|e| {
-        CliError::Msg(format!(
-            "{}: not a liaison.v1.Record in JSON: {e}",
-            path.display()
-        ))
-    })
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::Msg(format!("{}: not a liaison.v1.Record in JSON: {e}", path.display())))
 }
 
 /// Reads a card file: the exported JSON (`{"envelope": ..}`) or a bare envelope.
 pub fn parse_card(path: &Path) -> Result<pb::Envelope, CliError> {
     let text = read_input(path)?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| CliError::Msg(format!("{}: not JSON: {e}", path.display())))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CliError::Msg(format!("{}: not JSON: {e}", path.display())))?;
     let env = value.get("envelope").cloned().unwrap_or(value);
-    serde_json::from_value(env)
-        .map_err(|e| CliError::Msg(format!("{}: not a signed card: {e}", path.display())))
+    serde_json::from_value(env).map_err(|e| CliError::Msg(format!("{}: not a signed card: {e}", path.display())))
 }
 
 pub fn parse_kind(s: &str) -> Result<pb::RecordKind, CliError> {
@@ -118,9 +97,7 @@ fn list_request(a: &ListArgs) -> Result<pb::ListRecordsRequest, CliError> {
     let updated_since = match &a.since {
         Some(s) => {
             let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .map_err(|e| {
-                    CliError::Msg(format!("--since: {s:?} is not an RFC 3339 time: {e}"))
-                })?;
+                .map_err(|e| CliError::Msg(format!("--since: {s:?} is not an RFC 3339 time: {e}")))?;
             Some(crate::convert::timestamp(t))
         }
         None => None,
@@ -143,14 +120,11 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
     let ch = connect(g).await?;
     match cmd {
         Command::Card(CardCmd::Export { out }) => {
-            let r = pb::node_service_client::NodeServiceClient::new(ch)
-                .get_card(pb::GetCardRequest {})
-                .await?
-                .into_inner();
+            let r =
+                pb::node_service_client::NodeServiceClient::new(ch).get_card(pb::GetCardRequest {}).await?.into_inner();
             let text = output::card_json(&r)?;
             match out {
-                Some(p) => std::fs::write(&p, text)
-                    .map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?,
+                Some(p) => std::fs::write(&p, text).map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?,
                 None => println!("{text}"),
             }
         }
@@ -170,10 +144,7 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
             match p {
                 PeerCmd::Add { card } => {
                     let env = parse_card(&card)?;
-                    let r = c
-                        .add_peer(pb::AddPeerRequest { card: Some(env) })
-                        .await?
-                        .into_inner();
+                    let r = c.add_peer(pb::AddPeerRequest { card: Some(env) }).await?.into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else if let Some(p) = r.peer {
@@ -189,27 +160,16 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     }
                 }
                 PeerCmd::Remove { id } => {
-                    c.remove_peer(pb::RemovePeerRequest {
-                        node_id: id.clone(),
-                    })
-                    .await?;
+                    c.remove_peer(pb::RemovePeerRequest { node_id: id.clone() }).await?;
                     output::done(g, &format!("peer {id} removed and un-pinned"))?;
                 }
                 PeerCmd::Ping { id } => {
-                    let r = c
-                        .ping_peer(pb::PingPeerRequest {
-                            node_id: id.clone(),
-                        })
-                        .await?
-                        .into_inner();
+                    let r = c.ping_peer(pb::PingPeerRequest { node_id: id.clone() }).await?.into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
                         let name = r.card.map(|c| c.display_name).unwrap_or_default();
-                        println!(
-                            "{id} ({name}) answered over mutual TLS in {} ms",
-                            r.round_trip_ms
-                        );
+                        println!("{id} ({name}) answered over mutual TLS in {} ms", r.round_trip_ms);
                     }
                 }
             }
@@ -219,24 +179,13 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
             match u {
                 UserCmd::Add { name, role } => {
                     let role =
-                        pb::UserRole::from_str_name(&format!("USER_ROLE_{}", role.to_uppercase()))
-                            .unwrap_or_default();
-                    let r = c
-                        .create_user(pb::CreateUserRequest {
-                            name,
-                            role: role as i32,
-                        })
-                        .await?
-                        .into_inner();
+                        pb::UserRole::from_str_name(&format!("USER_ROLE_{}", role.to_uppercase())).unwrap_or_default();
+                    let r = c.create_user(pb::CreateUserRequest { name, role: role as i32 }).await?.into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
                         let user = r.user.unwrap_or_default();
-                        println!(
-                            "user {} created with role {}",
-                            user.name,
-                            output::role_name(user.role)
-                        );
+                        println!("user {} created with role {}", user.name, output::role_name(user.role));
                         println!("token (shown once, store it safely): {}", r.token);
                     }
                 }
@@ -249,12 +198,8 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     }
                 }
                 UserCmd::Remove { name } => {
-                    c.delete_user(pb::DeleteUserRequest { name: name.clone() })
-                        .await?;
-                    output::done(
-                        g,
-                        &format!("user {name} removed; its token no longer works"),
-                    )?;
+                    c.delete_user(pb::DeleteUserRequest { name: name.clone() }).await?;
+                    output::done(g, &format!("user {name} removed; its token no longer works"))?;
                 }
             }
         }
@@ -264,13 +209,8 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                 ContactsCmd::List { country } => (None, country),
                 ContactsCmd::Search { text, country } => (Some(text), country),
             };
-            let args = ListArgs {
-                kind: Some("contact_point".into()),
-                country,
-                text,
-                limit: 1000,
-                ..Default::default()
-            };
+            let args =
+                ListArgs { kind: Some("contact_point".into()), country, text, limit: 1000, ..Default::default() };
             let r = pb::record_service_client::RecordServiceClient::new(ch)
                 .list_records(list_request(&args)?)
                 .await?
@@ -282,16 +222,13 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
             }
         }
         Command::Identifier { identifier } => {
-            let (t, v) = identifier.split_once(':').ok_or_else(|| {
-                CliError::Msg("identifier: expected TYPE:VALUE, e.g. passport:AB123456".into())
-            })?;
+            let (t, v) = identifier
+                .split_once(':')
+                .ok_or_else(|| CliError::Msg("identifier: expected TYPE:VALUE, e.g. passport:AB123456".into()))?;
             let it = crate::record::parse_identifier_type(t)
                 .ok_or_else(|| CliError::Msg(format!("identifier: unknown type {t:?} (passport, national_id, phone, email, company_registration, bank_account)")))?;
             let r = pb::record_service_client::RecordServiceClient::new(ch)
-                .lookup_identifier(pb::LookupIdentifierRequest {
-                    r#type: it as i32,
-                    value: v.to_string(),
-                })
+                .lookup_identifier(pb::LookupIdentifierRequest { r#type: it as i32, value: v.to_string() })
                 .await?
                 .into_inner();
             if g.json {
@@ -302,14 +239,13 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                 println!("{t}:{} — {}", r.normalized, r.record_ids.join(", "));
             }
         }
+        Command::Agreement(a) => super::govern::agreement(g, ch, a).await?,
+        Command::Audit(a) => super::govern::audit(g, ch, a).await?,
+        Command::Policy(a) => super::govern::policy(g, ch, a).await?,
         Command::Import { file } => super::transfer::import(g, ch, &file).await?,
-        Command::Export { kind, out } => {
-            super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?
-        }
+        Command::Export { kind, out } => super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?,
         Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
-        Command::Init(_) | Command::Run(_) => {
-            return Err(CliError::Msg("internal: not a client command".into()))
-        }
+        Command::Init(_) | Command::Run(_) => return Err(CliError::Msg("internal: not a client command".into())),
     }
     Ok(())
 }
@@ -319,46 +255,22 @@ async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> 
     match cmd {
         RecordCmd::Add { file } => {
             let rec = parse_record(&file)?;
-            let r = c
-                .create_record(pb::CreateRecordRequest { record: Some(rec) })
-                .await?
-                .into_inner();
+            let r = c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await?.into_inner();
             output::record_written(g, "created", r.record)?;
         }
-        RecordCmd::Update {
-            id,
-            file,
-            expected_version,
-        } => {
+        RecordCmd::Update { id, file, expected_version } => {
             let mut rec = parse_record(&file)?;
             rec.id = id;
-            let r = c
-                .update_record(pb::UpdateRecordRequest {
-                    record: Some(rec),
-                    expected_version,
-                })
-                .await?
-                .into_inner();
+            let r =
+                c.update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version }).await?.into_inner();
             output::record_written(g, "updated", r.record)?;
         }
-        RecordCmd::Withdraw {
-            id,
-            expected_version,
-        } => {
-            let r = c
-                .withdraw_record(pb::WithdrawRecordRequest {
-                    id,
-                    expected_version,
-                })
-                .await?
-                .into_inner();
+        RecordCmd::Withdraw { id, expected_version } => {
+            let r = c.withdraw_record(pb::WithdrawRecordRequest { id, expected_version }).await?.into_inner();
             output::record_written(g, "withdrawn", r.record)?;
         }
         RecordCmd::Show { id } => {
-            let r = c
-                .get_record(pb::GetRecordRequest { id })
-                .await?
-                .into_inner();
+            let r = c.get_record(pb::GetRecordRequest { id }).await?.into_inner();
             if g.json {
                 print_json(&r)?;
             } else {

@@ -2,6 +2,7 @@
 //! local API call, with human tables by default and `--json` for scripts.
 
 mod client;
+mod govern;
 mod output;
 mod transfer;
 pub use output::summary as output_summary;
@@ -15,11 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Layout, LogFormat, NodeConfig, Role};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "liaison",
-    version,
-    about = "Federated information exchange for counter-trafficking authorities"
-)]
+#[command(name = "liaison", version, about = "Federated information exchange for counter-trafficking authorities")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -81,6 +78,14 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Sharing agreements.
+    #[command(subcommand)]
+    Agreement(govern::AgreementCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(govern::AuditCmd),
+    /// Ask the policy engine whether an exchange is allowed, and with what redactions.
+    Policy(govern::PolicyCheck),
     /// Print the change feed as JSON lines, from after `--since` (a change seq).
     Watch {
         #[arg(long, default_value_t = 0)]
@@ -274,10 +279,7 @@ fn code_name(c: tonic::Code) -> &'static str {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -294,12 +296,9 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISON_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sled=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LIAISON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,h2=warn,tower=warn,hyper=warn,sled=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().with_current_span(true).try_init(),
         LogFormat::Human => builder.try_init(),
@@ -312,10 +311,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let g = cli.global.clone();
     match cli.command {
         Command::Init(a) => {
-            let dir = g
-                .dir
-                .clone()
-                .ok_or_else(|| CliError::Msg("--dir is required for init".into()))?;
+            let dir = g.dir.clone().ok_or_else(|| CliError::Msg("--dir is required for init".into()))?;
             let cfg = NodeConfig {
                 id: a.id,
                 name: a.name,
@@ -330,8 +326,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 metrics: a.metrics_listen,
             };
             let layout = Layout::new(&dir);
-            let token =
-                crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
+            let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
             output::init_done(&g, &layout, &cfg, &token);
             Ok(())
         }
@@ -359,17 +354,14 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     log_format: LogFormat::Human,
                     metrics: None,
                 };
-                let token =
-                    crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
+                let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);
             }
             layout
         }
     };
-    let node = crate::node::Node::open(layout, crate::node::default_clock())
-        .map_err(|e| CliError::Msg(e.to_string()))?;
+    let node =
+        crate::node::Node::open(layout, crate::node::default_clock()).map_err(|e| CliError::Msg(e.to_string()))?;
     init_tracing(a.log_format.unwrap_or(node.config().log_format));
-    crate::node::serve(node, crate::node::shutdown_signal())
-        .await
-        .map_err(|e| CliError::Msg(e.to_string()))
+    crate::node::serve(node, crate::node::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
 }

@@ -8,8 +8,7 @@ use crate::config::{Layout, NodeConfig};
 use crate::pb;
 
 pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
-    let s =
-        serde_json::to_string_pretty(v).map_err(|e| CliError::Msg(format!("JSON output: {e}")))?;
+    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Msg(format!("JSON output: {e}")))?;
     println!("{s}");
     Ok(())
 }
@@ -39,10 +38,7 @@ pub fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
         println!("created node {} in {}", cfg.id, layout.dir.display());
         println!("  federation (mutual TLS): {}", cfg.listen);
         println!("  local API:               http://{}", cfg.api);
-        println!(
-            "  admin token:             {token}  (also in {})",
-            layout.admin_token().display()
-        );
+        println!("  admin token:             {token}  (also in {})", layout.admin_token().display());
     }
 }
 
@@ -51,34 +47,23 @@ pub fn enum_word(name: &str, prefix: &str) -> String {
 }
 
 pub fn role_name(role: i32) -> String {
-    pb::UserRole::try_from(role)
-        .map(|r| enum_word(r.as_str_name(), "USER_ROLE_"))
-        .unwrap_or_else(|_| "?".into())
+    pb::UserRole::try_from(role).map(|r| enum_word(r.as_str_name(), "USER_ROLE_")).unwrap_or_else(|_| "?".into())
 }
 
 fn kind_name(r: &pb::Record) -> String {
-    crate::record::kind(r)
-        .map(|k| enum_word(k.as_str_name(), "RECORD_KIND_"))
-        .unwrap_or_default()
+    crate::record::kind(r).map(|k| enum_word(k.as_str_name(), "RECORD_KIND_")).unwrap_or_default()
 }
 
 fn handling_name(h: i32) -> String {
     pb::HandlingCode::try_from(h)
-        .map(|h| {
-            enum_word(h.as_str_name(), "HANDLING_CODE_")
-                .replace('_', "+")
-                .to_uppercase()
-        })
+        .map(|h| enum_word(h.as_str_name(), "HANDLING_CODE_").replace('_', "+").to_uppercase())
         .unwrap_or_else(|_| "?".into())
 }
 
 fn ts(t: &Option<pbjson_types::Timestamp>) -> String {
     t.as_ref()
         .and_then(crate::convert::from_timestamp)
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -109,26 +94,14 @@ pub fn summary(r: &pb::Record) -> String {
 }
 
 pub fn records(rs: &[pb::Record]) {
-    let mut t = table(&[
-        "id",
-        "originator",
-        "kind",
-        "handling",
-        "v",
-        "updated",
-        "summary",
-    ]);
+    let mut t = table(&["id", "originator", "kind", "handling", "v", "updated", "summary"]);
     for r in rs {
         t.add_row(vec![
             r.id.clone(),
             r.originator.clone(),
             kind_name(r),
             handling_name(r.handling),
-            format!(
-                "{}{}",
-                r.version,
-                if r.withdrawn { " (withdrawn)" } else { "" }
-            ),
+            format!("{}{}", r.version, if r.withdrawn { " (withdrawn)" } else { "" }),
             ts(&r.update_time),
             summary(r),
         ]);
@@ -138,27 +111,13 @@ pub fn records(rs: &[pb::Record]) {
 }
 
 pub fn contacts(rs: &[pb::Record]) {
-    let mut t = table(&[
-        "name",
-        "role",
-        "agency",
-        "country",
-        "channels",
-        "availability",
-        "verified",
-        "origin",
-    ]);
+    let mut t = table(&["name", "role", "agency", "country", "channels", "availability", "verified", "origin"]);
     for r in rs {
         if let Some(pb::record::Body::ContactPoint(c)) = &r.body {
             let role = pb::ContactRole::try_from(c.role)
                 .map(|x| enum_word(x.as_str_name(), "CONTACT_ROLE_"))
                 .unwrap_or_default();
-            let channels = c
-                .channels
-                .iter()
-                .map(|ch| ch.value.clone())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let channels = c.channels.iter().map(|ch| ch.value.clone()).collect::<Vec<_>>().join(", ");
             let avail = c.availability.as_ref().map_or(String::new(), |a| {
                 if a.always {
                     "24/7".into()
@@ -203,25 +162,18 @@ pub fn record_detail(r: &pb::GetRecordResponse) -> Result<(), CliError> {
         handling_name(rec.handling),
         if rec.withdrawn { ", withdrawn" } else { "" }
     );
-    println!(
-        "created {}  updated {}",
-        ts(&rec.create_time),
-        ts(&rec.update_time)
-    );
+    println!("created {}  updated {}", ts(&rec.create_time), ts(&rec.update_time));
     if let Some(p) = &r.provenance {
         println!(
             "received from {} under agreement {} v{} (purpose {}), retained until {}",
             p.received_from,
             p.agreement_id,
             p.agreement_version,
-            pb::Purpose::try_from(p.purpose)
-                .map(|x| enum_word(x.as_str_name(), "PURPOSE_"))
-                .unwrap_or_default(),
+            pb::Purpose::try_from(p.purpose).map(|x| enum_word(x.as_str_name(), "PURPOSE_")).unwrap_or_default(),
             ts(&p.retain_until)
         );
     }
-    let body =
-        serde_json::to_string_pretty(&rec.body_json()).map_err(|e| CliError::Msg(e.to_string()))?;
+    let body = serde_json::to_string_pretty(&rec.body_json()).map_err(|e| CliError::Msg(e.to_string()))?;
     println!("{body}");
     Ok(())
 }
@@ -230,15 +182,7 @@ impl pb::Record {
     fn body_json(&self) -> serde_json::Value {
         let mut v = serde_json::to_value(self).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            for k in [
-                "id",
-                "originator",
-                "version",
-                "createTime",
-                "updateTime",
-                "handling",
-                "withdrawn",
-            ] {
+            for k in ["id", "originator", "version", "createTime", "updateTime", "handling", "withdrawn"] {
                 o.remove(k);
             }
         }
@@ -247,25 +191,11 @@ impl pb::Record {
 }
 
 pub fn peers(ps: &[pb::Peer]) {
-    let mut t = table(&[
-        "id",
-        "name",
-        "country/region",
-        "role",
-        "endpoint",
-        "fingerprint",
-        "source",
-    ]);
+    let mut t = table(&["id", "name", "country/region", "role", "endpoint", "fingerprint", "source"]);
     for p in ps {
         let c = p.card.clone().unwrap_or_default();
-        let role = pb::NodeRole::try_from(c.role)
-            .map(|r| enum_word(r.as_str_name(), "NODE_ROLE_"))
-            .unwrap_or_default();
-        let place = if c.country.is_empty() {
-            c.region.clone()
-        } else {
-            c.country.clone()
-        };
+        let role = pb::NodeRole::try_from(c.role).map(|r| enum_word(r.as_str_name(), "NODE_ROLE_")).unwrap_or_default();
+        let place = if c.country.is_empty() { c.region.clone() } else { c.country.clone() };
         t.add_row(vec![
             c.node_id,
             c.display_name,
@@ -289,16 +219,7 @@ pub fn users(us: &[pb::User]) {
 
 pub fn status(s: &pb::GetStatusResponse) {
     let c = s.card.clone().unwrap_or_default();
-    println!(
-        "{} — {} ({})",
-        c.node_id,
-        c.display_name,
-        if c.country.is_empty() {
-            &c.region
-        } else {
-            &c.country
-        }
-    );
+    println!("{} — {} ({})", c.node_id, c.display_name, if c.country.is_empty() { &c.region } else { &c.country });
     println!(
         "federation endpoint {}; {} peer(s); {} record(s); liaison {}",
         c.federation_endpoint, s.peer_count, s.record_count, s.version

@@ -19,11 +19,7 @@ fn json_lines(text: &str) -> Vec<Line> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
-            (
-                i + 1,
-                serde_json::from_str::<pb::Record>(l)
-                    .map_err(|e| format!("not a liaison.v1.Record: {e}")),
-            )
+            (i + 1, serde_json::from_str::<pb::Record>(l).map_err(|e| format!("not a liaison.v1.Record: {e}")))
         })
         .collect()
 }
@@ -31,16 +27,12 @@ fn json_lines(text: &str) -> Vec<Line> {
 /// CSV columns: id,name,role,agency,country,languages,phone,email,availability,last_verified,handling
 /// `languages` is `;`-separated; `availability` is `24/7` or `HH:MM-HH:MM Area/City`;
 /// `role` and `handling` are words like `unit_head`, `green`.
-pub const CSV_HEADER: &str =
-    "id,name,role,agency,country,languages,phone,email,availability,last_verified,handling";
+pub const CSV_HEADER: &str = "id,name,role,agency,country,languages,phone,email,availability,last_verified,handling";
 
 fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, String> {
     let col = |i: usize| row.get(i).unwrap_or("").trim().to_string();
     if row.len() != 11 {
-        return Err(format!(
-            "expected 11 columns ({CSV_HEADER}), found {}",
-            row.len()
-        ));
+        return Err(format!("expected 11 columns ({CSV_HEADER}), found {}", row.len()));
     }
     let role = pb::ContactRole::from_str_name(&format!("CONTACT_ROLE_{}", col(2).to_uppercase()))
         .ok_or_else(|| format!("role: unknown contact role {:?}", col(2)))?;
@@ -49,30 +41,17 @@ fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, String> {
         .ok_or_else(|| format!("handling: unknown TLP code {:?}", col(10)))?;
     let mut channels = Vec::new();
     if !col(6).is_empty() {
-        channels.push(pb::Channel {
-            r#type: pb::ChannelType::Phone as i32,
-            value: col(6),
-        });
+        channels.push(pb::Channel { r#type: pb::ChannelType::Phone as i32, value: col(6) });
     }
     if !col(7).is_empty() {
-        channels.push(pb::Channel {
-            r#type: pb::ChannelType::Email as i32,
-            value: col(7),
-        });
+        channels.push(pb::Channel { r#type: pb::ChannelType::Email as i32, value: col(7) });
     }
     let avail = col(8);
     let availability = if avail == "24/7" {
-        pb::Availability {
-            always: true,
-            ..Default::default()
-        }
+        pb::Availability { always: true, ..Default::default() }
     } else {
         let (hours, tz) = avail.split_once(' ').unwrap_or((avail.as_str(), ""));
-        pb::Availability {
-            always: false,
-            hours: hours.to_string(),
-            time_zone: tz.trim().to_string(),
-        }
+        pb::Availability { always: false, hours: hours.to_string(), time_zone: tz.trim().to_string() }
     };
     Ok(pb::Record {
         id: col(0),
@@ -82,11 +61,7 @@ fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, String> {
             role: role as i32,
             agency: col(3),
             country: col(4),
-            languages: col(5)
-                .split(';')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            languages: col(5).split(';').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             channels,
             availability: Some(availability),
             last_verified: col(9),
@@ -97,38 +72,18 @@ fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, String> {
 }
 
 fn csv_lines(text: &str) -> Vec<Line> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     rdr.records()
         .enumerate()
-        .map(|(i, r)| {
-            (
-                i + 2,
-                r.map_err(|e| e.to_string())
-                    .and_then(|row| csv_record(&row)),
-            )
-        })
+        .map(|(i, r)| (i + 2, r.map_err(|e| e.to_string()).and_then(|row| csv_record(&row))))
         .collect()
 }
 
 pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| CliError::Msg(format!("{}: {e}", file.display())))?;
-    let is_csv = file
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let lines = if is_csv {
-        csv_lines(&text)
-    } else {
-        json_lines(&text)
-    };
-    let bar = if g.json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(lines.len() as u64)
-    };
+    let text = std::fs::read_to_string(file).map_err(|e| CliError::Msg(format!("{}: {e}", file.display())))?;
+    let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let lines = if is_csv { csv_lines(&text) } else { json_lines(&text) };
+    let bar = if g.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(lines.len() as u64) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} lines {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
@@ -142,19 +97,11 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
         async move {
             let line_of: Vec<usize> = pending.iter().map(|(n, _)| *n).collect();
             let records = pending.into_iter().map(|(_, r)| r).collect();
-            let r = client
-                .import_records(pb::ImportRecordsRequest { records })
-                .await?
-                .into_inner();
+            let r = client.import_records(pb::ImportRecordsRequest { records }).await?.into_inner();
             let probs: Vec<(usize, String)> = r
                 .problems
                 .into_iter()
-                .map(|p| {
-                    (
-                        line_of.get(p.index as usize).copied().unwrap_or(0),
-                        format!("{}: {}", p.field, p.reason),
-                    )
-                })
+                .map(|p| (line_of.get(p.index as usize).copied().unwrap_or(0), format!("{}: {}", p.field, p.reason)))
                 .collect();
             Ok::<_, CliError>((r.stored, probs))
         }
@@ -179,16 +126,10 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
     bar.finish_and_clear();
     problems.sort();
     if g.json {
-        let probs: Vec<_> = problems
-            .iter()
-            .map(|(n, r)| serde_json::json!({"line": n, "reason": r}))
-            .collect();
+        let probs: Vec<_> = problems.iter().map(|(n, r)| serde_json::json!({"line": n, "reason": r})).collect();
         print_json(&serde_json::json!({ "stored": stored, "problems": probs }))?;
     } else {
-        println!(
-            "{stored} record(s) stored, {} line(s) refused",
-            problems.len()
-        );
+        println!("{stored} record(s) stored, {} line(s) refused", problems.len());
         for (n, r) in &problems {
             println!("  line {n}: {r}");
         }
@@ -203,9 +144,7 @@ pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Resul
         None => 0,
     };
     let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(
-            std::fs::File::create(p).map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?,
-        ),
+        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?),
         None => Box::new(std::io::stdout().lock()),
     };
     let mut token = String::new();
@@ -238,13 +177,8 @@ pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Resul
 
 pub async fn watch(ch: Authed, since: u64, follow: bool) -> Result<(), CliError> {
     let mut client = pb::change_service_client::ChangeServiceClient::new(ch);
-    let mut stream = client
-        .watch_changes(pb::WatchChangesRequest {
-            since_seq: since,
-            no_follow: !follow,
-        })
-        .await?
-        .into_inner();
+    let mut stream =
+        client.watch_changes(pb::WatchChangesRequest { since_seq: since, no_follow: !follow }).await?.into_inner();
     while let Some(item) = stream.message().await? {
         let line = serde_json::to_string(&item).map_err(|e| CliError::Msg(e.to_string()))?;
         println!("{line}");

@@ -9,10 +9,7 @@ fn t(s: &str) -> time::OffsetDateTime {
 }
 
 fn mou() -> Vec<(pb::Agreement, AgreementState)> {
-    vec![(
-        crate::agreement::parse_toml(MOU).unwrap(),
-        AgreementState::Active,
-    )]
+    vec![(crate::agreement::parse_toml(MOU).unwrap(), AgreementState::Active)]
 }
 
 fn ex(kind: RecordKind, op: Operation, purpose: Purpose, handling: HandlingCode) -> Exchange {
@@ -32,21 +29,11 @@ fn ex(kind: RecordKind, op: Operation, purpose: Purpose, handling: HandlingCode)
 }
 
 fn intel() -> Exchange {
-    ex(
-        RecordKind::IntelligenceReport,
-        Operation::Query,
-        Purpose::Investigation,
-        HandlingCode::Amber,
-    )
+    ex(RecordKind::IntelligenceReport, Operation::Query, Purpose::Investigation, HandlingCode::Amber)
 }
 
 fn victim(consent: pb::ConsentStatus, identity: bool) -> Exchange {
-    let mut e = ex(
-        RecordKind::VictimReferral,
-        Operation::Push,
-        Purpose::VictimIdentification,
-        HandlingCode::Red,
-    );
+    let mut e = ex(RecordKind::VictimReferral, Operation::Push, Purpose::VictimIdentification, HandlingCode::Red);
     e.victim = Some(VictimFacts {
         consent,
         guardian_decision: false,
@@ -67,22 +54,8 @@ fn denial(agreements: &[(pb::Agreement, AgreementState)], e: &Exchange) -> &'sta
 
 #[test]
 fn allows_what_the_mou_grants_with_its_redactions() {
-    match decide(
-        &mou(),
-        &ex(
-            RecordKind::Entity,
-            Operation::HitCheck,
-            Purpose::Prosecution,
-            HandlingCode::Green,
-        ),
-    ) {
-        Decision::Allow {
-            agreement_id,
-            plan,
-            onward,
-            retention_days,
-            ..
-        } => {
+    match decide(&mou(), &ex(RecordKind::Entity, Operation::HitCheck, Purpose::Prosecution, HandlingCode::Green)) {
+        Decision::Allow { agreement_id, plan, onward, retention_days, .. } => {
             assert_eq!(agreement_id, "th-kh-mou");
             assert!(plan.removes("entity.evidence_basis"));
             assert_eq!(onward, pb::OnwardSharing::WithConsent);
@@ -119,63 +92,28 @@ fn every_denial_reason() {
         g.from = "kh-antht".into();
         g.to = "th-atpd".into();
     }
-    assert_eq!(
-        denial(&[(one_way, AgreementState::Active)], &intel()),
-        "wrong_direction"
-    );
+    assert_eq!(denial(&[(one_way, AgreementState::Active)], &intel()), "wrong_direction");
 
     let mut contacts_only = a[0].0.clone();
     contacts_only.grants.truncate(1);
+    assert_eq!(denial(&[(contacts_only, AgreementState::Active)], &intel()), "kind_not_granted");
     assert_eq!(
-        denial(&[(contacts_only, AgreementState::Active)], &intel()),
-        "kind_not_granted"
-    );
-    assert_eq!(
-        denial(
-            &a,
-            &ex(
-                RecordKind::IntelligenceReport,
-                Operation::Sync,
-                Purpose::Investigation,
-                HandlingCode::Green
-            )
-        ),
+        denial(&a, &ex(RecordKind::IntelligenceReport, Operation::Sync, Purpose::Investigation, HandlingCode::Green)),
         "operation_not_granted"
     );
     assert_eq!(
         denial(
             &a,
-            &ex(
-                RecordKind::IntelligenceReport,
-                Operation::Query,
-                Purpose::StatisticsAndReporting,
-                HandlingCode::Green
-            )
+            &ex(RecordKind::IntelligenceReport, Operation::Query, Purpose::StatisticsAndReporting, HandlingCode::Green)
         ),
         "purpose_not_granted"
     );
     assert_eq!(
-        denial(
-            &a,
-            &ex(
-                RecordKind::IntelligenceReport,
-                Operation::Query,
-                Purpose::Investigation,
-                HandlingCode::Red
-            )
-        ),
+        denial(&a, &ex(RecordKind::IntelligenceReport, Operation::Query, Purpose::Investigation, HandlingCode::Red)),
         "handling_above_grant"
     );
     assert_eq!(
-        denial(
-            &a,
-            &ex(
-                RecordKind::ContactPoint,
-                Operation::Query,
-                Purpose::Coordination,
-                HandlingCode::AmberStrict
-            )
-        ),
+        denial(&a, &ex(RecordKind::ContactPoint, Operation::Query, Purpose::Coordination, HandlingCode::AmberStrict)),
         "handling_above_grant"
     );
 
@@ -184,21 +122,11 @@ fn every_denial_reason() {
     assert_eq!(denial(&a, &e), "victim_data_into_entity");
     let mut e = victim(pb::ConsentStatus::Given, true);
     e.purpose = Purpose::Investigation;
-    assert_eq!(
-        denial(&a, &e),
-        "purpose_not_granted",
-        "the victim grant does not cover investigation at all"
-    );
+    assert_eq!(denial(&a, &e), "purpose_not_granted", "the victim grant does not cover investigation at all");
     let mut wide = a[0].0.clone();
     wide.grants[2].purposes.push(Purpose::Investigation as i32);
-    assert_eq!(
-        denial(&[(wide, AgreementState::Active)], &e),
-        "victim_identity_purpose"
-    );
-    assert_eq!(
-        denial(&a, &victim(pb::ConsentStatus::Refused, true)),
-        "victim_consent_missing"
-    );
+    assert_eq!(denial(&[(wide, AgreementState::Active)], &e), "victim_identity_purpose");
+    assert_eq!(denial(&a, &victim(pb::ConsentStatus::Refused, true)), "victim_consent_missing");
     assert_eq!(
         denial(&a, &victim(pb::ConsentStatus::NotPossible, true)),
         "victim_consent_missing",
@@ -207,10 +135,7 @@ fn every_denial_reason() {
     let mut no_release = a[0].0.clone();
     no_release.grants[2].released_protected_fields.clear();
     assert_eq!(
-        denial(
-            &[(no_release, AgreementState::Active)],
-            &victim(pb::ConsentStatus::Given, true)
-        ),
+        denial(&[(no_release, AgreementState::Active)], &victim(pb::ConsentStatus::Given, true)),
         "victim_identity_not_released"
     );
 
@@ -231,11 +156,8 @@ fn every_denial_reason() {
     assert_eq!(denial(&a, &e), "allow");
 
     let mut e = intel();
-    e.onward = Some(OnwardFacts {
-        rule: pb::OnwardSharing::Forbidden,
-        originator: "vn-ctp".into(),
-        originator_consent: true,
-    });
+    e.onward =
+        Some(OnwardFacts { rule: pb::OnwardSharing::Forbidden, originator: "vn-ctp".into(), originator_consent: true });
     assert_eq!(denial(&a, &e), "onward_forbidden");
     e.onward = Some(OnwardFacts {
         rule: pb::OnwardSharing::WithConsent,
@@ -280,27 +202,14 @@ fn victim_identity_rules() {
 
 #[test]
 fn least_redaction_wins_across_agreements() {
-    let strict = crate::agreement::parse_toml(
-        &MOU.replace("id = \"th-kh-mou\"", "id = \"strict\"")
-            .replace(
-                "redacted_fields = [\"entity.evidence_basis\"]",
-                "redacted_fields = [\"entity.evidence_basis\", \"entity.identifiers\"]",
-            ),
-    )
+    let strict = crate::agreement::parse_toml(&MOU.replace("id = \"th-kh-mou\"", "id = \"strict\"").replace(
+        "redacted_fields = [\"entity.evidence_basis\"]",
+        "redacted_fields = [\"entity.evidence_basis\", \"entity.identifiers\"]",
+    ))
     .unwrap();
     let both = vec![(strict, AgreementState::Active), mou().remove(0)];
-    match decide(
-        &both,
-        &ex(
-            RecordKind::Entity,
-            Operation::Query,
-            Purpose::Investigation,
-            HandlingCode::Amber,
-        ),
-    ) {
-        Decision::Allow {
-            agreement_id, plan, ..
-        } => {
+    match decide(&both, &ex(RecordKind::Entity, Operation::Query, Purpose::Investigation, HandlingCode::Amber)) {
+        Decision::Allow { agreement_id, plan, .. } => {
             assert_eq!(agreement_id, "th-kh-mou");
             assert!(!plan.removes("entity.identifiers"));
         }
@@ -309,11 +218,7 @@ fn least_redaction_wins_across_agreements() {
 }
 
 fn arb_grant() -> impl Strategy<Value = pb::Grant> {
-    let side = prop_oneof![
-        Just("*".to_string()),
-        Just("th-atpd".to_string()),
-        Just("kh-antht".to_string())
-    ];
+    let side = prop_oneof![Just("*".to_string()), Just("th-atpd".to_string()), Just("kh-antht".to_string())];
     (
         side.clone(),
         side,
@@ -330,11 +235,7 @@ fn arb_grant() -> impl Strategy<Value = pb::Grant> {
             purposes,
             operations: ops,
             max_handling: max,
-            released_protected_fields: if release {
-                vec![redact::VICTIM_IDENTITY.into()]
-            } else {
-                vec![]
-            },
+            released_protected_fields: if release { vec![redact::VICTIM_IDENTITY.into()] } else { vec![] },
             redacted_fields: vec![],
             onward_sharing: pb::OnwardSharing::Forbidden as i32,
         })
@@ -357,55 +258,33 @@ fn arb_exchange() -> impl Strategy<Value = Exchange> {
         1i32..=5,
         1i32..=8,
         1i32..=5,
-        prop_oneof![
-            Just("2025-06-01T00:00:00Z"),
-            Just("2027-06-01T00:00:00Z"),
-            Just("2029-06-01T00:00:00Z")
-        ],
+        prop_oneof![Just("2025-06-01T00:00:00Z"), Just("2027-06-01T00:00:00Z"), Just("2029-06-01T00:00:00Z")],
         0i32..=3,
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
         0i32..=2,
     )
-        .prop_map(
-            |(
-                outgoing,
-                op,
-                kind,
-                purpose,
-                handling,
-                at,
-                consent,
-                guardian,
+        .prop_map(|(outgoing, op, kind, purpose, handling, at, consent, guardian, child, identity, bi)| Exchange {
+            local: "th-atpd".into(),
+            peer: "kh-antht".into(),
+            direction: if outgoing { Direction::Outgoing } else { Direction::Incoming },
+            operation: Operation::try_from(op).unwrap(),
+            kind: RecordKind::try_from(kind).unwrap(),
+            purpose: Purpose::try_from(purpose).unwrap(),
+            handling: HandlingCode::try_from(handling).unwrap(),
+            at: t(at),
+            victim: Some(VictimFacts {
+                consent: pb::ConsentStatus::try_from(consent).unwrap(),
+                guardian_decision: guardian,
                 child,
-                identity,
-                bi,
-            )| Exchange {
-                local: "th-atpd".into(),
-                peer: "kh-antht".into(),
-                direction: if outgoing {
-                    Direction::Outgoing
-                } else {
-                    Direction::Incoming
-                },
-                operation: Operation::try_from(op).unwrap(),
-                kind: RecordKind::try_from(kind).unwrap(),
-                purpose: Purpose::try_from(purpose).unwrap(),
-                handling: HandlingCode::try_from(handling).unwrap(),
-                at: t(at),
-                victim: Some(VictimFacts {
-                    consent: pb::ConsentStatus::try_from(consent).unwrap(),
-                    guardian_decision: guardian,
-                    child,
-                    best_interest: pb::BestInterestOutcome::try_from(bi).unwrap(),
-                    identity_requested: identity,
-                    return_step: false,
-                }),
-                into_kind: None,
-                onward: None,
-            },
-        )
+                best_interest: pb::BestInterestOutcome::try_from(bi).unwrap(),
+                identity_requested: identity,
+                return_step: false,
+            }),
+            into_kind: None,
+            onward: None,
+        })
 }
 
 /// Independent statement of the rules: is there any grant that allows it?
@@ -423,16 +302,12 @@ fn oracle(a: &pb::Agreement, state: AgreementState, e: &Exchange) -> bool {
         return false;
     }
     a.grants.iter().any(|g| {
-        let dir = (g.from == "*" || &g.from == s)
-            && (g.to == "*" || &g.to == r)
-            && (g.from != g.to || g.from == "*");
+        let dir = (g.from == "*" || &g.from == s) && (g.to == "*" || &g.to == r) && (g.from != g.to || g.from == "*");
         let victim_ok = if e.kind == RecordKind::VictimReferral {
             let v = e.victim.as_ref().unwrap();
             let consent = v.consent == pb::ConsentStatus::Given
                 || (v.consent == pb::ConsentStatus::NotPossible && v.guardian_decision);
-            let id_allowed = VICTIM_PURPOSES.contains(&e.purpose)
-                && consent
-                && !g.released_protected_fields.is_empty();
+            let id_allowed = VICTIM_PURPOSES.contains(&e.purpose) && consent && !g.released_protected_fields.is_empty();
             !v.identity_requested || id_allowed
         } else {
             true

@@ -4,12 +4,7 @@ use crate::pb;
 use crate::pb::record::Body;
 
 fn record(id: &str, handling: pb::HandlingCode, body: Body) -> pb::Record {
-    pb::Record {
-        id: id.into(),
-        handling: handling as i32,
-        body: Some(body),
-        ..Default::default()
-    }
+    pb::Record { id: id.into(), handling: handling as i32, body: Some(body), ..Default::default() }
 }
 
 pub fn contact_point() -> pb::Record {
@@ -23,14 +18,8 @@ pub fn contact_point() -> pb::Record {
             country: "TH".into(),
             languages: vec!["th".into(), "en".into()],
             channels: vec![
-                pb::Channel {
-                    r#type: pb::ChannelType::Phone as i32,
-                    value: "+66 2 123 4567".into(),
-                },
-                pb::Channel {
-                    r#type: pb::ChannelType::Email as i32,
-                    value: "duty@atpd.example.th".into(),
-                },
+                pb::Channel { r#type: pb::ChannelType::Phone as i32, value: "+66 2 123 4567".into() },
+                pb::Channel { r#type: pb::ChannelType::Email as i32, value: "duty@atpd.example.th".into() },
             ],
             availability: Some(pb::Availability {
                 always: true,
@@ -49,8 +38,7 @@ pub fn intelligence_report() -> pb::Record {
         pb::HandlingCode::Amber,
         Body::IntelligenceReport(pb::IntelligenceReport {
             title: "Recruitment for fishing vessels via online job adverts".into(),
-            summary: "Broker network advertises factory jobs; recruits are moved to fishing boats."
-                .into(),
+            summary: "Broker network advertises factory jobs; recruits are moved to fishing boats.".into(),
             subject_entity_ids: vec!["en-broker-sok".into()],
             route: vec!["KH".into(), "TH".into(), "MY".into()],
             modus_operandi: "Debt bondage through inflated travel fees; passports withheld.".into(),
@@ -71,10 +59,7 @@ pub fn entity() -> pb::Record {
             entity_type: pb::EntityType::Person as i32,
             names: vec!["Sok Dara".into()],
             aliases: vec!["Uncle Sok".into()],
-            roles: vec![
-                pb::EntityRole::JobBroker as i32,
-                pb::EntityRole::Recruiter as i32,
-            ],
+            roles: vec![pb::EntityRole::JobBroker as i32, pb::EntityRole::Recruiter as i32],
             identifiers: vec![
                 pb::Identifier {
                     r#type: pb::IdentifierType::Passport as i32,
@@ -169,11 +154,5 @@ pub fn statistics_report() -> pb::Record {
 
 /// One valid record of each kind.
 pub fn all() -> Vec<pb::Record> {
-    vec![
-        contact_point(),
-        intelligence_report(),
-        entity(),
-        victim_referral(),
-        statistics_report(),
-    ]
+    vec![contact_point(), intelligence_report(), entity(), victim_referral(), statistics_report()]
 }

@@ -38,29 +38,13 @@ pub fn parse_identifier_type(s: &str) -> Option<IdentifierType> {
 }
 
 fn err(reason: impl Into<String>) -> FieldError {
-    FieldError {
-        field: "value".into(),
-        reason: reason.into(),
-    }
+    FieldError { field: "value".into(), reason: reason.into() }
 }
 
-fn alnum_id(
-    value: &str,
-    strip: &[char],
-    min: usize,
-    max: usize,
-    what: &str,
-) -> Result<String, FieldError> {
-    let v: String = value
-        .trim()
-        .chars()
-        .filter(|c| !strip.contains(c))
-        .collect::<String>()
-        .to_uppercase();
+fn alnum_id(value: &str, strip: &[char], min: usize, max: usize, what: &str) -> Result<String, FieldError> {
+    let v: String = value.trim().chars().filter(|c| !strip.contains(c)).collect::<String>().to_uppercase();
     if v.len() < min || v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(err(format!(
-            "{what} must be {min}-{max} letters and digits after removing separators"
-        )));
+        return Err(err(format!("{what} must be {min}-{max} letters and digits after removing separators")));
     }
     Ok(v)
 }
@@ -70,37 +54,20 @@ pub fn normalize_identifier(t: IdentifierType, value: &str) -> Result<String, Fi
         return Err(err("at most 256 characters"));
     }
     match t {
-        IdentifierType::Unspecified => Err(FieldError {
-            field: "type".into(),
-            reason: "identifier type is required".into(),
-        }),
-        IdentifierType::Passport => {
-            alnum_id(value, &[' ', '-', '.', '/'], 3, 32, "a passport number")
+        IdentifierType::Unspecified => {
+            Err(FieldError { field: "type".into(), reason: "identifier type is required".into() })
         }
-        IdentifierType::NationalId => {
-            alnum_id(value, &[' ', '-', '.', '/'], 3, 32, "a national id")
-        }
-        IdentifierType::CompanyRegistration => alnum_id(
-            value,
-            &[' ', '-', '.', '/'],
-            3,
-            32,
-            "a company registration",
-        ),
+        IdentifierType::Passport => alnum_id(value, &[' ', '-', '.', '/'], 3, 32, "a passport number"),
+        IdentifierType::NationalId => alnum_id(value, &[' ', '-', '.', '/'], 3, 32, "a national id"),
+        IdentifierType::CompanyRegistration => alnum_id(value, &[' ', '-', '.', '/'], 3, 32, "a company registration"),
         IdentifierType::BankAccount => alnum_id(value, &[' ', '-'], 6, 34, "a bank account"),
         IdentifierType::Phone => {
-            let mut v: String = value
-                .trim()
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-                .collect();
+            let mut v: String = value.trim().chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
             if let Some(rest) = v.strip_prefix("00") {
                 v = format!("+{rest}");
             }
             let Some(digits) = v.strip_prefix('+') else {
-                return Err(err(
-                    "a phone number needs an international prefix (+66... or 0066...)",
-                ));
+                return Err(err("a phone number needs an international prefix (+66... or 0066...)"));
             };
             if !(7..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err("a phone number must be + and 7-15 digits (E.164)"));
@@ -109,9 +76,7 @@ pub fn normalize_identifier(t: IdentifierType, value: &str) -> Result<String, Fi
         }
         IdentifierType::Email => {
             let v = value.trim().to_lowercase();
-            let (local, domain) = v
-                .split_once('@')
-                .ok_or_else(|| err("an e-mail address needs an @"))?;
+            let (local, domain) = v.split_once('@').ok_or_else(|| err("an e-mail address needs an @"))?;
             let ok = !local.is_empty()
                 && !domain.contains('@')
                 && domain.contains('.')
@@ -134,42 +99,20 @@ mod tests {
     #[test]
     fn normalisation_table() {
         let p = IdentifierType::Phone;
-        assert_eq!(
-            normalize_identifier(p, "+66 81-234-5678").unwrap(),
-            "+66812345678"
-        );
-        assert_eq!(
-            normalize_identifier(p, "0066812345678").unwrap(),
-            "+66812345678"
-        );
-        assert_eq!(
-            normalize_identifier(p, "(+855) 12.345.678").unwrap(),
-            "+85512345678"
-        );
-        assert!(normalize_identifier(p, "081 234 5678")
-            .unwrap_err()
-            .reason
-            .contains("international prefix"));
+        assert_eq!(normalize_identifier(p, "+66 81-234-5678").unwrap(), "+66812345678");
+        assert_eq!(normalize_identifier(p, "0066812345678").unwrap(), "+66812345678");
+        assert_eq!(normalize_identifier(p, "(+855) 12.345.678").unwrap(), "+85512345678");
+        assert!(normalize_identifier(p, "081 234 5678").unwrap_err().reason.contains("international prefix"));
         assert!(normalize_identifier(p, "+12").is_err());
-        assert_eq!(
-            normalize_identifier(IdentifierType::Passport, "ab 123-456").unwrap(),
-            "AB123456"
-        );
-        assert_eq!(
-            normalize_identifier(IdentifierType::NationalId, "1-2345.6789/0").unwrap(),
-            "1234567890"
-        );
+        assert_eq!(normalize_identifier(IdentifierType::Passport, "ab 123-456").unwrap(), "AB123456");
+        assert_eq!(normalize_identifier(IdentifierType::NationalId, "1-2345.6789/0").unwrap(), "1234567890");
         assert!(normalize_identifier(IdentifierType::Passport, "A1").is_err());
         assert!(normalize_identifier(IdentifierType::Passport, "AB_123456").is_err());
-        assert_eq!(
-            normalize_identifier(IdentifierType::Email, " Foo@Example.ORG ").unwrap(),
-            "foo@example.org"
-        );
+        assert_eq!(normalize_identifier(IdentifierType::Email, " Foo@Example.ORG ").unwrap(), "foo@example.org");
         assert!(normalize_identifier(IdentifierType::Email, "foo@bar").is_err());
         assert!(normalize_identifier(IdentifierType::Email, "a@b@c.org").is_err());
         assert_eq!(
-            normalize_identifier(IdentifierType::BankAccount, "gb82 west 1234 5698 7654 32")
-                .unwrap(),
+            normalize_identifier(IdentifierType::BankAccount, "gb82 west 1234 5698 7654 32").unwrap(),
             "GB82WEST12345698765432"
         );
         assert!(normalize_identifier(IdentifierType::Unspecified, "x").is_err());

@@ -32,10 +32,7 @@ pub struct FieldError {
 }
 
 fn fail<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, FieldError> {
-    Err(FieldError {
-        field: field.into(),
-        reason: reason.into(),
-    })
+    Err(FieldError { field: field.into(), reason: reason.into() })
 }
 
 type Check = Result<(), FieldError>;
@@ -46,16 +43,11 @@ pub fn validate_id(id: &str) -> Check {
     let ok = !b.is_empty()
         && b.len() <= 64
         && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        });
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
     } else {
-        fail(
-            "record.id",
-            "must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
-        )
+        fail("record.id", "must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
     }
 }
 
@@ -67,9 +59,7 @@ fn text(field: &str, v: &str, max: usize, required: bool, multiline: bool) -> Ch
     if n > max {
         return fail(field, format!("at most {max} characters (got {n})"));
     }
-    if v.chars()
-        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')))
-    {
+    if v.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
         return fail(field, "control characters are not allowed");
     }
     Ok(())
@@ -92,10 +82,7 @@ fn country(field: &str, v: &str, required: bool) -> Check {
     } else if v.is_empty() {
         fail(field, "required (ISO 3166-1 alpha-2, e.g. TH)")
     } else {
-        fail(
-            field,
-            format!("{v:?} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. TH)"),
-        )
+        fail(field, format!("{v:?} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. TH)"))
     }
 }
 
@@ -103,10 +90,7 @@ fn language(field: &str, v: &str) -> Check {
     if v.len() == 2 && v.bytes().all(|b| b.is_ascii_lowercase()) {
         Ok(())
     } else {
-        fail(
-            field,
-            format!("{v:?} is not an ISO 639-1 code (two lowercase letters, e.g. th)"),
-        )
+        fail(field, format!("{v:?} is not an ISO 639-1 code (two lowercase letters, e.g. th)"))
     }
 }
 
@@ -118,11 +102,7 @@ pub fn parse_date(field: &str, s: &str) -> Result<time::Date, FieldError> {
 
 fn date(field: &str, v: &str, required: bool) -> Result<Option<time::Date>, FieldError> {
     if v.is_empty() {
-        return if required {
-            fail(field, "required (YYYY-MM-DD)")
-        } else {
-            Ok(None)
-        };
+        return if required { fail(field, "required (YYYY-MM-DD)") } else { Ok(None) };
     }
     parse_date(field, v).map(Some)
 }
@@ -138,11 +118,7 @@ fn list<T>(field: &str, v: &[T], max: usize) -> Check {
 /// An enum field: known value; `Unspecified` (0) only if not required.
 fn enumeration<E: TryFrom<i32>>(field: &str, v: i32, required: bool) -> Check {
     if v == 0 {
-        return if required {
-            fail(field, "required")
-        } else {
-            Ok(())
-        };
+        return if required { fail(field, "required") } else { Ok(()) };
     }
     if E::try_from(v).is_err() {
         return fail(field, format!("{v} is not a known value"));
@@ -197,17 +173,13 @@ fn contact_point(c: &pb::ContactPoint) -> Check {
         enumeration::<pb::ChannelType>(&format!("{f}.type"), ch.r#type, true)?;
         name(&format!("{f}.value"), &ch.value, true)?;
         let as_ident = match pb::ChannelType::try_from(ch.r#type) {
-            Ok(pb::ChannelType::Phone) | Ok(pb::ChannelType::Fax) => {
-                Some(pb::IdentifierType::Phone)
-            }
+            Ok(pb::ChannelType::Phone) | Ok(pb::ChannelType::Fax) => Some(pb::IdentifierType::Phone),
             Ok(pb::ChannelType::Email) => Some(pb::IdentifierType::Email),
             _ => None,
         };
         if let Some(t) = as_ident {
-            normalize_identifier(t, &ch.value).map_err(|e| FieldError {
-                field: format!("{f}.value"),
-                reason: e.reason,
-            })?;
+            normalize_identifier(t, &ch.value)
+                .map_err(|e| FieldError { field: format!("{f}.value"), reason: e.reason })?;
         }
     }
     let f = format!("{P}.availability");
@@ -216,19 +188,13 @@ fn contact_point(c: &pb::ContactPoint) -> Check {
     };
     if !a.always {
         if !valid_hours(&a.hours) {
-            return fail(
-                format!("{f}.hours"),
-                "office hours as HH:MM-HH:MM are required unless always is set",
-            );
+            return fail(format!("{f}.hours"), "office hours as HH:MM-HH:MM are required unless always is set");
         }
     } else if !a.hours.is_empty() {
         return fail(format!("{f}.hours"), "leave empty when always is set");
     }
     if (!a.time_zone.is_empty() || !a.always) && !valid_time_zone(&a.time_zone) {
-        return fail(
-            format!("{f}.time_zone"),
-            "an IANA time zone such as Asia/Bangkok or UTC",
-        );
+        return fail(format!("{f}.time_zone"), "an IANA time zone such as Asia/Bangkok or UTC");
     }
     date(&format!("{P}.last_verified"), &c.last_verified, true)?;
     Ok(())
@@ -250,11 +216,9 @@ fn valid_time_zone(tz: &str) -> bool {
     tz == "UTC"
         || (tz.len() <= 64
             && tz.contains('/')
-            && tz.split('/').all(|p| {
-                !p.is_empty()
-                    && p.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
-            }))
+            && tz
+                .split('/')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))))
 }
 
 fn exploitation(field: &str, v: &[i32], required: bool) -> Check {
@@ -283,32 +247,17 @@ fn intelligence_report(r: &pb::IntelligenceReport) -> Check {
     const P: &str = "record.intelligence_report";
     name(&format!("{P}.title"), &r.title, false)?;
     free(&format!("{P}.summary"), &r.summary, true)?;
-    list(
-        &format!("{P}.subject_entity_ids"),
-        &r.subject_entity_ids,
-        MAX_LIST,
-    )?;
+    list(&format!("{P}.subject_entity_ids"), &r.subject_entity_ids, MAX_LIST)?;
     for (i, id) in r.subject_entity_ids.iter().enumerate() {
-        validate_id(id).map_err(|e| FieldError {
-            field: format!("{P}.subject_entity_ids[{i}]"),
-            reason: e.reason,
-        })?;
+        validate_id(id).map_err(|e| FieldError { field: format!("{P}.subject_entity_ids[{i}]"), reason: e.reason })?;
     }
     list(&format!("{P}.route"), &r.route, MAX_ROUTE)?;
     for (i, c) in r.route.iter().enumerate() {
         country(&format!("{P}.route[{i}]"), c, true)?;
     }
     free(&format!("{P}.modus_operandi"), &r.modus_operandi, false)?;
-    exploitation(
-        &format!("{P}.exploitation_types"),
-        &r.exploitation_types,
-        true,
-    )?;
-    enumeration::<pb::SourceReliability>(
-        &format!("{P}.source_reliability"),
-        r.source_reliability,
-        true,
-    )?;
+    exploitation(&format!("{P}.exploitation_types"), &r.exploitation_types, true)?;
+    enumeration::<pb::SourceReliability>(&format!("{P}.source_reliability"), r.source_reliability, true)?;
     enumeration::<pb::InformationCredibility>(
         &format!("{P}.information_credibility"),
         r.information_credibility,
@@ -340,10 +289,7 @@ fn entity(e: &pb::Entity) -> Check {
         let f = format!("{P}.identifiers[{i}]");
         enumeration::<pb::IdentifierType>(&format!("{f}.type"), id.r#type, true)?;
         let t = pb::IdentifierType::try_from(id.r#type).unwrap_or_default();
-        normalize_identifier(t, &id.value).map_err(|e| FieldError {
-            field: format!("{f}.value"),
-            reason: e.reason,
-        })?;
+        normalize_identifier(t, &id.value).map_err(|e| FieldError { field: format!("{f}.value"), reason: e.reason })?;
         country(&format!("{f}.country"), &id.country, false)?;
     }
     country(&format!("{P}.country"), &e.country, false)?;
@@ -360,11 +306,7 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
         let f = format!("{P}.identity");
         name(&format!("{f}.full_name"), &id.full_name, false)?;
         date(&format!("{f}.date_of_birth"), &id.date_of_birth, false)?;
-        name(
-            &format!("{f}.identity_document"),
-            &id.identity_document,
-            false,
-        )?;
+        name(&format!("{f}.identity_document"), &id.identity_document, false)?;
         free(&format!("{f}.address"), &id.address, false)?;
         free(&format!("{f}.family_contact"), &id.family_contact, false)?;
     }
@@ -372,10 +314,7 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
     enumeration::<pb::AgeGroup>(&format!("{P}.age_group"), v.age_group, true)?;
     match pb::AgeGroup::try_from(v.age_group) {
         Ok(pb::AgeGroup::AgeGroup011 | pb::AgeGroup::AgeGroup1217) if !v.child => {
-            return fail(
-                format!("{P}.child"),
-                "must be true for an age group under 18",
-            );
+            return fail(format!("{P}.child"), "must be true for an age group under 18");
         }
         Ok(
             pb::AgeGroup::AgeGroup1824
@@ -391,43 +330,20 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
     if !v.preferred_language.is_empty() {
         language(&format!("{P}.preferred_language"), &v.preferred_language)?;
     }
-    exploitation(
-        &format!("{P}.exploitation_types"),
-        &v.exploitation_types,
-        false,
-    )?;
+    exploitation(&format!("{P}.exploitation_types"), &v.exploitation_types, false)?;
     let f = format!("{P}.consent");
     let Some(c) = &v.consent else {
-        return fail(
-            f,
-            "required: given, refused or not possible (with the guardian's decision)",
-        );
+        return fail(f, "required: given, refused or not possible (with the guardian's decision)");
     };
     enumeration::<pb::ConsentStatus>(&format!("{f}.status"), c.status, true)?;
-    name(
-        &format!("{f}.by"),
-        &c.by,
-        c.status == pb::ConsentStatus::NotPossible as i32,
-    )?;
+    name(&format!("{f}.by"), &c.by, c.status == pb::ConsentStatus::NotPossible as i32)?;
     if c.status == pb::ConsentStatus::NotPossible as i32 {
-        free(
-            &format!("{f}.guardian_decision"),
-            &c.guardian_decision,
-            true,
-        )?;
+        free(&format!("{f}.guardian_decision"), &c.guardian_decision, true)?;
     } else {
-        free(
-            &format!("{f}.guardian_decision"),
-            &c.guardian_decision,
-            false,
-        )?;
+        free(&format!("{f}.guardian_decision"), &c.guardian_decision, false)?;
     }
     date(&format!("{f}.date"), &c.date, false)?;
-    date(
-        &format!("{P}.reflection_period_start"),
-        &v.reflection_period_start,
-        false,
-    )?;
+    date(&format!("{P}.reflection_period_start"), &v.reflection_period_start, false)?;
     if let Some(b) = &v.best_interest_determination {
         let f = format!("{P}.best_interest_determination");
         enumeration::<pb::BestInterestOutcome>(&format!("{f}.outcome"), b.outcome, true)?;
@@ -440,11 +356,7 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
         date(&format!("{f}.date"), &r.date, true)?;
         free(&format!("{f}.summary"), &r.summary, false)?;
     }
-    enumeration::<pb::Voluntariness>(
-        &format!("{P}.return_voluntariness"),
-        v.return_voluntariness,
-        false,
-    )?;
+    enumeration::<pb::Voluntariness>(&format!("{P}.return_voluntariness"), v.return_voluntariness, false)?;
     if let Some(n) = &v.non_refoulement_check {
         let f = format!("{P}.non_refoulement_check");
         enumeration::<pb::NonRefoulementOutcome>(&format!("{f}.outcome"), n.outcome, true)?;
@@ -466,11 +378,7 @@ fn statistics_report(s: &pb::StatisticsReport) -> Check {
         enumeration::<pb::Sex>(&format!("{f}.sex"), v.sex, true)?;
         enumeration::<pb::AgeGroup>(&format!("{f}.age_group"), v.age_group, true)?;
         country(&format!("{f}.nationality"), &v.nationality, true)?;
-        enumeration::<pb::ExploitationType>(
-            &format!("{f}.exploitation_type"),
-            v.exploitation_type,
-            true,
-        )?;
+        enumeration::<pb::ExploitationType>(&format!("{f}.exploitation_type"), v.exploitation_type, true)?;
     }
     list(&format!("{P}.framework"), &s.framework, 9)?;
     let mut seen = Vec::new();
@@ -516,12 +424,8 @@ pub fn matches_text(record: &pb::Record, needle: &str) -> bool {
     }
     let hit = |s: &str| s.to_lowercase().contains(&needle);
     match &record.body {
-        Some(Body::ContactPoint(c)) => {
-            hit(&c.name) || hit(&c.agency) || c.channels.iter().any(|ch| hit(&ch.value))
-        }
-        Some(Body::IntelligenceReport(i)) => {
-            hit(&i.title) || hit(&i.summary) || hit(&i.modus_operandi)
-        }
+        Some(Body::ContactPoint(c)) => hit(&c.name) || hit(&c.agency) || c.channels.iter().any(|ch| hit(&ch.value)),
+        Some(Body::IntelligenceReport(i)) => hit(&i.title) || hit(&i.summary) || hit(&i.modus_operandi),
         Some(Body::Entity(e)) => {
             e.names.iter().chain(&e.aliases).any(|n| hit(n))
                 || e.identifiers.iter().any(|i| hit(&i.value))

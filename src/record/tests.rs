@@ -70,54 +70,24 @@ fn record_level_rules() {
 fn contact_point_rules() {
     let cases: Vec<(&str, pb::Record)> = vec![
         ("record.contact_point.name", cp(|c| c.name = " ".into())),
-        (
-            "record.contact_point.name",
-            cp(|c| c.name = "x".repeat(MAX_NAME + 1)),
-        ),
-        (
-            "record.contact_point.name",
-            cp(|c| c.name = "bell\u{7}".into()),
-        ),
+        ("record.contact_point.name", cp(|c| c.name = "x".repeat(MAX_NAME + 1))),
+        ("record.contact_point.name", cp(|c| c.name = "bell\u{7}".into())),
         ("record.contact_point.role", cp(|c| c.role = 0)),
         ("record.contact_point.role", cp(|c| c.role = 99)),
         ("record.contact_point.agency", cp(|c| c.agency.clear())),
-        (
-            "record.contact_point.country",
-            cp(|c| c.country = "th".into()),
-        ),
-        (
-            "record.contact_point.country",
-            cp(|c| c.country = "XX".into()),
-        ),
-        (
-            "record.contact_point.languages[1]",
-            cp(|c| c.languages[1] = "eng".into()),
-        ),
+        ("record.contact_point.country", cp(|c| c.country = "th".into())),
+        ("record.contact_point.country", cp(|c| c.country = "XX".into())),
+        ("record.contact_point.languages[1]", cp(|c| c.languages[1] = "eng".into())),
         ("record.contact_point.channels", cp(|c| c.channels.clear())),
-        (
-            "record.contact_point.channels[0].type",
-            cp(|c| c.channels[0].r#type = 0),
-        ),
-        (
-            "record.contact_point.channels[0].value",
-            cp(|c| c.channels[0].value = "02 123 4567".into()),
-        ),
-        (
-            "record.contact_point.channels[1].value",
-            cp(|c| c.channels[1].value = "not-an-email".into()),
-        ),
-        (
-            "record.contact_point.availability",
-            cp(|c| c.availability = None),
-        ),
+        ("record.contact_point.channels[0].type", cp(|c| c.channels[0].r#type = 0)),
+        ("record.contact_point.channels[0].value", cp(|c| c.channels[0].value = "02 123 4567".into())),
+        ("record.contact_point.channels[1].value", cp(|c| c.channels[1].value = "not-an-email".into())),
+        ("record.contact_point.availability", cp(|c| c.availability = None)),
         (
             "record.contact_point.availability.hours",
             cp(|c| {
-                c.availability = Some(pb::Availability {
-                    always: false,
-                    hours: "9-5".into(),
-                    time_zone: "Asia/Bangkok".into(),
-                })
+                c.availability =
+                    Some(pb::Availability { always: false, hours: "9-5".into(), time_zone: "Asia/Bangkok".into() })
             }),
         ),
         (
@@ -130,24 +100,14 @@ fn contact_point_rules() {
                 })
             }),
         ),
-        (
-            "record.contact_point.last_verified",
-            cp(|c| c.last_verified = "2026-13-01".into()),
-        ),
-        (
-            "record.contact_point.last_verified",
-            cp(|c| c.last_verified.clear()),
-        ),
+        ("record.contact_point.last_verified", cp(|c| c.last_verified = "2026-13-01".into())),
+        ("record.contact_point.last_verified", cp(|c| c.last_verified.clear())),
     ];
     for (field, r) in cases {
         assert_eq!(field_of(&r), field);
     }
     let ok = cp(|c| {
-        c.availability = Some(pb::Availability {
-            always: false,
-            hours: "08:30-17:00".into(),
-            time_zone: "UTC".into(),
-        })
+        c.availability = Some(pb::Availability { always: false, hours: "08:30-17:00".into(), time_zone: "UTC".into() })
     });
     assert_eq!(validate(&ok), Ok(()));
 }
@@ -155,58 +115,19 @@ fn contact_point_rules() {
 #[test]
 fn intelligence_report_rules() {
     let cases: Vec<(&str, pb::Record)> = vec![
-        (
-            "record.intelligence_report.summary",
-            ir(|i| i.summary.clear()),
-        ),
-        (
-            "record.intelligence_report.summary",
-            ir(|i| i.summary = "x".repeat(MAX_TEXT + 1)),
-        ),
-        (
-            "record.intelligence_report.subject_entity_ids[0]",
-            ir(|i| i.subject_entity_ids[0] = "Bad Id".into()),
-        ),
-        (
-            "record.intelligence_report.route[1]",
-            ir(|i| i.route[1] = "Thailand".into()),
-        ),
-        (
-            "record.intelligence_report.route",
-            ir(|i| i.route = vec!["TH".into(); MAX_ROUTE + 1]),
-        ),
-        (
-            "record.intelligence_report.exploitation_types",
-            ir(|i| i.exploitation_types.clear()),
-        ),
-        (
-            "record.intelligence_report.exploitation_types[0]",
-            ir(|i| i.exploitation_types[0] = 42),
-        ),
-        (
-            "record.intelligence_report.source_reliability",
-            ir(|i| i.source_reliability = 0),
-        ),
-        (
-            "record.intelligence_report.source_reliability",
-            ir(|i| i.source_reliability = 7),
-        ),
-        (
-            "record.intelligence_report.information_credibility",
-            ir(|i| i.information_credibility = 0),
-        ),
-        (
-            "record.intelligence_report.information_credibility",
-            ir(|i| i.information_credibility = 7),
-        ),
-        (
-            "record.intelligence_report.period_end",
-            ir(|i| i.period_end = "2026-01-01".into()),
-        ),
-        (
-            "record.intelligence_report.period_start",
-            ir(|i| i.period_start = "May 2026".into()),
-        ),
+        ("record.intelligence_report.summary", ir(|i| i.summary.clear())),
+        ("record.intelligence_report.summary", ir(|i| i.summary = "x".repeat(MAX_TEXT + 1))),
+        ("record.intelligence_report.subject_entity_ids[0]", ir(|i| i.subject_entity_ids[0] = "Bad Id".into())),
+        ("record.intelligence_report.route[1]", ir(|i| i.route[1] = "Thailand".into())),
+        ("record.intelligence_report.route", ir(|i| i.route = vec!["TH".into(); MAX_ROUTE + 1])),
+        ("record.intelligence_report.exploitation_types", ir(|i| i.exploitation_types.clear())),
+        ("record.intelligence_report.exploitation_types[0]", ir(|i| i.exploitation_types[0] = 42)),
+        ("record.intelligence_report.source_reliability", ir(|i| i.source_reliability = 0)),
+        ("record.intelligence_report.source_reliability", ir(|i| i.source_reliability = 7)),
+        ("record.intelligence_report.information_credibility", ir(|i| i.information_credibility = 0)),
+        ("record.intelligence_report.information_credibility", ir(|i| i.information_credibility = 7)),
+        ("record.intelligence_report.period_end", ir(|i| i.period_end = "2026-01-01".into())),
+        ("record.intelligence_report.period_start", ir(|i| i.period_start = "May 2026".into())),
     ];
     for (field, r) in cases {
         assert_eq!(field_of(&r), field);
@@ -219,36 +140,15 @@ fn entity_rules() {
         ("record.entity.entity_type", en(|e| e.entity_type = 0)),
         ("record.entity.names", en(|e| e.names.clear())),
         ("record.entity.names[0]", en(|e| e.names[0] = "".into())),
-        (
-            "record.entity.aliases[0]",
-            en(|e| e.aliases[0] = "x".repeat(201)),
-        ),
+        ("record.entity.aliases[0]", en(|e| e.aliases[0] = "x".repeat(201))),
         ("record.entity.roles[0]", en(|e| e.roles[0] = 0)),
-        (
-            "record.entity.identifiers[0].type",
-            en(|e| e.identifiers[0].r#type = 0),
-        ),
-        (
-            "record.entity.identifiers[0].value",
-            en(|e| e.identifiers[0].value = "12".into()),
-        ),
-        (
-            "record.entity.identifiers[1].value",
-            en(|e| e.identifiers[1].value = "012 345 678".into()),
-        ),
-        (
-            "record.entity.identifiers[0].country",
-            en(|e| e.identifiers[0].country = "kh".into()),
-        ),
+        ("record.entity.identifiers[0].type", en(|e| e.identifiers[0].r#type = 0)),
+        ("record.entity.identifiers[0].value", en(|e| e.identifiers[0].value = "12".into())),
+        ("record.entity.identifiers[1].value", en(|e| e.identifiers[1].value = "012 345 678".into())),
+        ("record.entity.identifiers[0].country", en(|e| e.identifiers[0].country = "kh".into())),
         ("record.entity.country", en(|e| e.country = "KHM".into())),
-        (
-            "record.entity.evidence_basis",
-            en(|e| e.evidence_basis.clear()),
-        ),
-        (
-            "record.entity.review_by",
-            en(|e| e.review_by = "soon".into()),
-        ),
+        ("record.entity.evidence_basis", en(|e| e.evidence_basis.clear())),
+        ("record.entity.review_by", en(|e| e.review_by = "soon".into())),
     ];
     for (field, r) in cases {
         assert_eq!(field_of(&r), field);
@@ -258,76 +158,45 @@ fn entity_rules() {
 #[test]
 fn victim_referral_rules() {
     let cases: Vec<(&str, pb::Record)> = vec![
-        (
-            "record.victim_referral.pseudonym",
-            vr(|v| v.pseudonym.clear()),
-        ),
+        ("record.victim_referral.pseudonym", vr(|v| v.pseudonym.clear())),
         (
             "record.victim_referral.identity.date_of_birth",
             vr(|v| v.identity.as_mut().unwrap().date_of_birth = "14/03/2001".into()),
         ),
         ("record.victim_referral.sex", vr(|v| v.sex = 0)),
         ("record.victim_referral.age_group", vr(|v| v.age_group = 0)),
-        (
-            "record.victim_referral.child",
-            vr(|v| v.age_group = pb::AgeGroup::AgeGroup1217 as i32),
-        ),
+        ("record.victim_referral.child", vr(|v| v.age_group = pb::AgeGroup::AgeGroup1217 as i32)),
         ("record.victim_referral.child", vr(|v| v.child = true)),
-        (
-            "record.victim_referral.nationality",
-            vr(|v| v.nationality.clear()),
-        ),
-        (
-            "record.victim_referral.preferred_language",
-            vr(|v| v.preferred_language = "khmer".into()),
-        ),
+        ("record.victim_referral.nationality", vr(|v| v.nationality.clear())),
+        ("record.victim_referral.preferred_language", vr(|v| v.preferred_language = "khmer".into())),
         ("record.victim_referral.consent", vr(|v| v.consent = None)),
-        (
-            "record.victim_referral.consent.status",
-            vr(|v| v.consent.as_mut().unwrap().status = 0),
-        ),
+        ("record.victim_referral.consent.status", vr(|v| v.consent.as_mut().unwrap().status = 0)),
         (
             "record.victim_referral.consent.guardian_decision",
             vr(|v| v.consent.as_mut().unwrap().status = pb::ConsentStatus::NotPossible as i32),
         ),
-        (
-            "record.victim_referral.reflection_period_start",
-            vr(|v| v.reflection_period_start = "2026-02-30".into()),
-        ),
+        ("record.victim_referral.reflection_period_start", vr(|v| v.reflection_period_start = "2026-02-30".into())),
         (
             "record.victim_referral.best_interest_determination.outcome",
             vr(|v| {
-                v.best_interest_determination = Some(pb::BestInterestDetermination {
-                    outcome: 0,
-                    date: "2026-01-01".into(),
-                    by: String::new(),
-                })
+                v.best_interest_determination =
+                    Some(pb::BestInterestDetermination { outcome: 0, date: "2026-01-01".into(), by: String::new() })
             }),
         ),
         (
             "record.victim_referral.risk_assessment.date",
             vr(|v| {
-                v.risk_assessment = Some(pb::RiskAssessment {
-                    level: 1,
-                    date: String::new(),
-                    summary: String::new(),
-                })
+                v.risk_assessment = Some(pb::RiskAssessment { level: 1, date: String::new(), summary: String::new() })
             }),
         ),
         (
             "record.victim_referral.non_refoulement_check.outcome",
             vr(|v| {
-                v.non_refoulement_check = Some(pb::NonRefoulementCheck {
-                    outcome: 9,
-                    date: "2026-01-01".into(),
-                    by: String::new(),
-                })
+                v.non_refoulement_check =
+                    Some(pb::NonRefoulementCheck { outcome: 9, date: "2026-01-01".into(), by: String::new() })
             }),
         ),
-        (
-            "record.victim_referral.return_voluntariness",
-            vr(|v| v.return_voluntariness = 9),
-        ),
+        ("record.victim_referral.return_voluntariness", vr(|v| v.return_voluntariness = 9)),
     ];
     for (field, r) in cases {
         assert_eq!(field_of(&r), field);
@@ -348,38 +217,14 @@ fn victim_referral_rules() {
 #[test]
 fn statistics_report_rules() {
     let cases: Vec<(&str, pb::Record)> = vec![
-        (
-            "record.statistics_report.country",
-            sr(|s| s.country.clear()),
-        ),
-        (
-            "record.statistics_report.period_start",
-            sr(|s| s.period_start.clear()),
-        ),
-        (
-            "record.statistics_report.period_end",
-            sr(|s| s.period_end = "2024-12-31".into()),
-        ),
-        (
-            "record.statistics_report.victims[0].sex",
-            sr(|s| s.victims[0].sex = 0),
-        ),
-        (
-            "record.statistics_report.victims[1].nationality",
-            sr(|s| s.victims[1].nationality = "Cambodia".into()),
-        ),
-        (
-            "record.statistics_report.victims[0].exploitation_type",
-            sr(|s| s.victims[0].exploitation_type = 0),
-        ),
-        (
-            "record.statistics_report.framework[0].area",
-            sr(|s| s.framework[0].area = 0),
-        ),
-        (
-            "record.statistics_report.framework[1].area",
-            sr(|s| s.framework.push(s.framework[0].clone())),
-        ),
+        ("record.statistics_report.country", sr(|s| s.country.clear())),
+        ("record.statistics_report.period_start", sr(|s| s.period_start.clear())),
+        ("record.statistics_report.period_end", sr(|s| s.period_end = "2024-12-31".into())),
+        ("record.statistics_report.victims[0].sex", sr(|s| s.victims[0].sex = 0)),
+        ("record.statistics_report.victims[1].nationality", sr(|s| s.victims[1].nationality = "Cambodia".into())),
+        ("record.statistics_report.victims[0].exploitation_type", sr(|s| s.victims[0].exploitation_type = 0)),
+        ("record.statistics_report.framework[0].area", sr(|s| s.framework[0].area = 0)),
+        ("record.statistics_report.framework[1].area", sr(|s| s.framework.push(s.framework[0].clone()))),
     ];
     for (field, r) in cases {
         assert_eq!(field_of(&r), field);
@@ -388,15 +233,9 @@ fn statistics_report_rules() {
 
 #[test]
 fn countries_and_identifier_keys() {
-    assert_eq!(
-        countries(&examples::intelligence_report()),
-        vec!["KH", "MY", "TH"]
-    );
+    assert_eq!(countries(&examples::intelligence_report()), vec!["KH", "MY", "TH"]);
     assert_eq!(countries(&examples::entity()), vec!["KH", "TH"]);
-    assert_eq!(
-        identifier_keys(&examples::entity()),
-        vec!["passport:N0123456", "phone:+85512345678"]
-    );
+    assert_eq!(identifier_keys(&examples::entity()), vec!["passport:N0123456", "phone:+85512345678"]);
     assert!(identifier_keys(&examples::contact_point()).is_empty());
 }
 
@@ -410,13 +249,7 @@ fn text_search_never_reaches_victim_identity() {
 }
 
 fn arb_string() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "\\PC{0,30}",
-        "[A-Z]{2}",
-        "[0-9]{4}-[0-9]{2}-[0-9]{2}",
-        ".{0,300}"
-    ]
+    prop_oneof![Just(String::new()), "\\PC{0,30}", "[A-Z]{2}", "[0-9]{4}-[0-9]{2}-[0-9]{2}", ".{0,300}"]
 }
 
 proptest! {

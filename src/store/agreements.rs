@@ -32,15 +32,8 @@ fn decode(v: &[u8]) -> Result<StoredAgreement, StoreError> {
     StoredAgreement::decode(v).map_err(|e| StoreError::Corrupt(format!("agreement: {e}")))
 }
 
-pub fn get(
-    store: &dyn Store,
-    id: &str,
-    version: u32,
-) -> Result<Option<StoredAgreement>, StoreError> {
-    store
-        .get(Tree::Agreements, &key(id, version))?
-        .map(|v| decode(&v))
-        .transpose()
+pub fn get(store: &dyn Store, id: &str, version: u32) -> Result<Option<StoredAgreement>, StoreError> {
+    store.get(Tree::Agreements, &key(id, version))?.map(|v| decode(&v)).transpose()
 }
 
 /// Every version of agreement `id`, oldest first.
@@ -50,11 +43,8 @@ pub fn versions(store: &dyn Store, id: &str) -> Result<Vec<(u32, StoredAgreement
     scan_prefix(store, Tree::Agreements, &prefix, None, usize::MAX)?
         .into_iter()
         .map(|(k, v)| {
-            let ver = k
-                .get(prefix.len()..)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map(u32::from_be_bytes)
-                .unwrap_or(0);
+            let ver =
+                k.get(prefix.len()..).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_be_bytes).unwrap_or(0);
             Ok((ver, decode(&v)?))
         })
         .collect()
@@ -63,18 +53,12 @@ pub fn versions(store: &dyn Store, id: &str) -> Result<Vec<(u32, StoredAgreement
 /// Every stored agreement version.
 pub fn all(store: &dyn Store) -> Result<Vec<StoredAgreement>, StoreError> {
     store
-        .range(
-            Tree::Agreements,
-            Bound::Unbounded,
-            Bound::Unbounded,
-            usize::MAX,
-        )?
+        .range(Tree::Agreements, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
         .into_iter()
         .map(|(_, v)| decode(&v))
         .collect()
 }
 
 pub fn put(tx: &mut Tx, id: &str, version: u32, a: &StoredAgreement) {
-    tx.batch
-        .put(Tree::Agreements, key(id, version), a.encode_to_vec());
+    tx.batch.put(Tree::Agreements, key(id, version), a.encode_to_vec());
 }

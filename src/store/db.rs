@@ -31,11 +31,7 @@ impl Tx {
         let seq = self.next_change;
         change.seq = seq;
         self.next_change += 1;
-        self.batch.put(
-            Tree::Changes,
-            seq.to_be_bytes().to_vec(),
-            change.encode_to_vec(),
-        );
+        self.batch.put(Tree::Changes, seq.to_be_bytes().to_vec(), change.encode_to_vec());
         seq
     }
 
@@ -66,42 +62,22 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        signer: Option<Signer>,
-    ) -> Result<Self, StoreError> {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, signer: Option<Signer>) -> Result<Self, StoreError> {
         let next_change = match store.get(Tree::Meta, META_CHANGE_SEQ)? {
-            Some(v) => u64::from_be_bytes(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("change_seq".into()))?,
-            ),
+            Some(v) => {
+                u64::from_be_bytes(v.as_slice().try_into().map_err(|_| StoreError::Corrupt("change_seq".into()))?)
+            }
             None => 1,
         };
-        let head = store
-            .range_rev(
-                Tree::Audit,
-                std::ops::Bound::Unbounded,
-                std::ops::Bound::Unbounded,
-                1,
-            )?
-            .pop();
+        let head = store.range_rev(Tree::Audit, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, 1)?.pop();
         let chain = match head {
             Some((_, v)) => Chain::after(
-                &pb::AuditEntry::decode(v.as_slice())
-                    .map_err(|e| StoreError::Corrupt(format!("audit head: {e}")))?,
+                &pb::AuditEntry::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("audit head: {e}")))?,
             ),
             None => Chain::default(),
         };
         let (changes, _) = broadcast::channel(1024);
-        Ok(Self {
-            store,
-            write: Mutex::new(WriteState { next_change, chain }),
-            changes,
-            clock,
-            signer,
-        })
+        Ok(Self { store, write: Mutex::new(WriteState { next_change, chain }), changes, clock, signer })
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -115,21 +91,13 @@ impl Db {
     /// Runs `f` with exclusive write access, then applies its batch (with
     /// change-log and audit entries) durably. Reads inside `f` see every
     /// previously acknowledged write, so check-then-write is race-free.
-    pub async fn write<T, E>(
-        &self,
-        f: impl FnOnce(&dyn Store, &mut Tx) -> Result<T, E>,
-    ) -> Result<T, E>
+    pub async fn write<T, E>(&self, f: impl FnOnce(&dyn Store, &mut Tx) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
         let mut state = self.write.lock().await;
         let now = self.clock.now();
-        let mut tx = Tx {
-            batch: Batch::default(),
-            next_change: state.next_change,
-            audit: Vec::new(),
-            now,
-        };
+        let mut tx = Tx { batch: Batch::default(), next_change: state.next_change, audit: Vec::new(), now };
         let out = f(self.store.as_ref(), &mut tx)?;
         let mut chain = state.chain.clone();
         for ev in std::mem::take(&mut tx.audit) {
@@ -138,29 +106,17 @@ impl Db {
                 if let Some(s) = &self.signer {
                     let mut key = CHECKPOINT_PREFIX.to_vec();
                     key.extend_from_slice(&entry.seq.to_be_bytes());
-                    tx.batch.put(
-                        Tree::Meta,
-                        key,
-                        audit::checkpoint(&entry, &s.node_id, &s.key).encode_to_vec(),
-                    );
+                    tx.batch.put(Tree::Meta, key, audit::checkpoint(&entry, &s.node_id, &s.key).encode_to_vec());
                 }
             }
-            tx.batch.put(
-                Tree::Audit,
-                entry.seq.to_be_bytes().to_vec(),
-                entry.encode_to_vec(),
-            );
+            tx.batch.put(Tree::Audit, entry.seq.to_be_bytes().to_vec(), entry.encode_to_vec());
         }
         if tx.batch.is_empty() {
             return Ok(out);
         }
         let moved = tx.next_change != state.next_change;
         if moved {
-            tx.batch.put(
-                Tree::Meta,
-                META_CHANGE_SEQ.to_vec(),
-                tx.next_change.to_be_bytes().to_vec(),
-            );
+            tx.batch.put(Tree::Meta, META_CHANGE_SEQ.to_vec(), tx.next_change.to_be_bytes().to_vec());
         }
         let store = Arc::clone(&self.store);
         let batch = tx.batch;
@@ -200,11 +156,7 @@ impl Db {
         let mut key = CHECKPOINT_PREFIX.to_vec();
         key.extend_from_slice(&seq.to_be_bytes());
         let mut b = Batch::default();
-        b.put(
-            Tree::Meta,
-            key,
-            audit::checkpoint(&entry, &s.node_id, &s.key).encode_to_vec(),
-        );
+        b.put(Tree::Meta, key, audit::checkpoint(&entry, &s.node_id, &s.key).encode_to_vec());
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || store.apply(&b))
             .await

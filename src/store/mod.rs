@@ -18,10 +18,7 @@ pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX};
 
 /// The node's checkpoint signer.
 pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {
-    Signer {
-        node_id: node_id.to_string(),
-        key: key.clone(),
-    }
+    Signer { node_id: node_id.to_string(), key: key.clone() }
 }
 pub use sled_store::SledStore;
 
@@ -91,12 +88,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn put(
-        &mut self,
-        tree: Tree,
-        key: impl Into<Vec<u8>>,
-        value: impl Into<Vec<u8>>,
-    ) -> &mut Self {
+    pub fn put(&mut self, tree: Tree, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> &mut Self {
         self.ops.push((tree, key.into(), Some(value.into())));
         self
     }
@@ -189,13 +181,7 @@ mod tests {
             .put(Tree::Peers, b"p".to_vec(), b"q".to_vec());
         s.apply(&b).unwrap();
         let got = scan_prefix(&s, Tree::Records, b"a/", None, 10).unwrap();
-        assert_eq!(
-            got,
-            vec![
-                (b"a/1".to_vec(), b"y".to_vec()),
-                (b"a/2".to_vec(), b"x".to_vec())
-            ]
-        );
+        assert_eq!(got, vec![(b"a/1".to_vec(), b"y".to_vec()), (b"a/2".to_vec(), b"x".to_vec())]);
         let after = scan_prefix(&s, Tree::Records, b"a/", Some(b"a/1"), 10).unwrap();
         assert_eq!(after.len(), 1);
         let mut d = Batch::default();
@@ -206,9 +192,7 @@ mod tests {
         drop(s);
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.get(Tree::Records, b"b/1").unwrap(), Some(b"z".to_vec()));
-        let rev = s
-            .range_rev(Tree::Records, Bound::Unbounded, Bound::Unbounded, 1)
-            .unwrap();
+        let rev = s.range_rev(Tree::Records, Bound::Unbounded, Bound::Unbounded, 1).unwrap();
         assert_eq!(rev[0].0, b"b/1".to_vec());
     }
 }

@@ -22,11 +22,7 @@ pub enum RecordError {
     #[error("record {0} already exists")]
     AlreadyExists(String),
     #[error("record {key} is at version {actual}, not the expected version {expected}")]
-    StaleVersion {
-        key: String,
-        expected: u64,
-        actual: u64,
-    },
+    StaleVersion { key: String, expected: u64, actual: u64 },
     #[error("record {0} was received from another node and is read-only here")]
     ReadOnly(String),
     #[error("record {0} is withdrawn")]
@@ -50,10 +46,7 @@ pub struct StoredRecord {
 impl StoredRecord {
     /// The record inside. The envelope was verified (or produced) before storing.
     pub fn record(&self) -> Result<pb::Record, StoreError> {
-        let env = self
-            .envelope
-            .as_ref()
-            .ok_or_else(|| StoreError::Corrupt("record without envelope".into()))?;
+        let env = self.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("record without envelope".into()))?;
         envelope::decode(env).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }
@@ -73,9 +66,7 @@ pub fn resolve_key(local: &str, id: &str) -> String {
 
 pub fn get(store: &dyn Store, key: &str) -> Result<Option<StoredRecord>, StoreError> {
     match store.get(Tree::Records, key.as_bytes())? {
-        Some(v) => StoredRecord::decode(v.as_slice())
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        Some(v) => StoredRecord::decode(v.as_slice()).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
         None => Ok(None),
     }
 }
@@ -88,9 +79,7 @@ fn identifier_entry(ident: &str, key: &str) -> Vec<u8> {
 }
 
 fn kind_name(r: &pb::Record) -> String {
-    record::kind(r)
-        .map(|k| k.as_str_name().to_string())
-        .unwrap_or_default()
+    record::kind(r).map(|k| k.as_str_name().to_string()).unwrap_or_default()
 }
 
 /// Writes `rec` (already complete and validated) under `key`, replacing the
@@ -106,22 +95,16 @@ pub fn put(
 ) {
     if let Some(old) = old {
         for ident in record::identifier_keys(old) {
-            tx.batch
-                .delete(Tree::Identifiers, identifier_entry(&ident, key));
+            tx.batch.delete(Tree::Identifiers, identifier_entry(&ident, key));
         }
     }
     // Withdrawn records no longer answer identifier look-ups.
     if !rec.withdrawn {
         for ident in record::identifier_keys(rec) {
-            tx.batch
-                .put(Tree::Identifiers, identifier_entry(&ident, key), Vec::new());
+            tx.batch.put(Tree::Identifiers, identifier_entry(&ident, key), Vec::new());
         }
     }
-    tx.batch.put(
-        Tree::Records,
-        key.as_bytes().to_vec(),
-        stored.encode_to_vec(),
-    );
+    tx.batch.put(Tree::Records, key.as_bytes().to_vec(), stored.encode_to_vec());
     tx.change(pb::Change {
         seq: 0,
         time: Some(timestamp(now)),
@@ -129,11 +112,7 @@ pub fn put(
         record_key: key.to_string(),
         kind: record::kind(rec).map_or(0, |k| k as i32),
         version: rec.version,
-        agreement_id: stored
-            .provenance
-            .as_ref()
-            .map(|p| p.agreement_id.clone())
-            .unwrap_or_default(),
+        agreement_id: stored.provenance.as_ref().map(|p| p.agreement_id.clone()).unwrap_or_default(),
         request_id: String::new(),
     });
 }
@@ -141,8 +120,7 @@ pub fn put(
 /// Deletes a record and its index entries (purge of a received record).
 pub fn delete(tx: &mut Tx, key: &str, rec: &pb::Record, now: OffsetDateTime) {
     for ident in record::identifier_keys(rec) {
-        tx.batch
-            .delete(Tree::Identifiers, identifier_entry(&ident, key));
+        tx.batch.delete(Tree::Identifiers, identifier_entry(&ident, key));
     }
     tx.batch.delete(Tree::Records, key.as_bytes().to_vec());
     tx.change(pb::Change {
@@ -179,11 +157,7 @@ fn new_id(rec: &pb::Record) -> String {
 }
 
 /// Fills the node-owned fields of a new record and validates it.
-fn prepare_new(
-    signer: &Signer<'_>,
-    mut rec: pb::Record,
-    now: OffsetDateTime,
-) -> Result<pb::Record, FieldError> {
+fn prepare_new(signer: &Signer<'_>, mut rec: pb::Record, now: OffsetDateTime) -> Result<pb::Record, FieldError> {
     if rec.id.is_empty() {
         rec.id = new_id(&rec);
     }
@@ -199,23 +173,11 @@ fn prepare_new(
 
 fn put_new(tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
     let stored = StoredRecord {
-        envelope: Some(envelope::seal(
-            payload::RECORD,
-            rec,
-            signer.node_id,
-            signer.key,
-        )),
+        envelope: Some(envelope::seal(payload::RECORD, rec, signer.node_id, signer.key)),
         provenance: None,
     };
-    put(
-        tx,
-        k,
-        rec,
-        &stored,
-        None,
-        pb::ChangeType::RecordCreated,
-        now,
-    );
+    put(tx, k, rec, &stored, None, pb::ChangeType::RecordCreated, now);
+    tx.audit(Event::new(&signer.actor, "record.create").record(k));
 }
 
 /// Creates one of this node's own records.
@@ -260,13 +222,7 @@ pub async fn create_many(
             let k = key(signer.node_id, &rec.id);
             if !seen.insert(k.clone()) || store.get(Tree::Records, k.as_bytes())?.is_some() {
                 let reason = format!("record {} already exists", rec.id);
-                problems.push((
-                    *i,
-                    FieldError {
-                        field: "record.id".into(),
-                        reason,
-                    },
-                ));
+                problems.push((*i, FieldError { field: "record.id".into(), reason }));
                 continue;
             }
             put_new(tx, signer, &k, rec, now);
@@ -279,23 +235,14 @@ pub async fn create_many(
 }
 
 /// Checks that `key` names one of our records at `expected` version.
-fn current_own(
-    store: &dyn Store,
-    local: &str,
-    k: &str,
-    expected: u64,
-) -> Result<pb::Record, RecordError> {
+fn current_own(store: &dyn Store, local: &str, k: &str, expected: u64) -> Result<pb::Record, RecordError> {
     let stored = get(store, k)?.ok_or_else(|| RecordError::NotFound(k.to_string()))?;
     let cur = stored.record()?;
     if cur.originator != local {
         return Err(RecordError::ReadOnly(k.to_string()));
     }
     if cur.version != expected {
-        return Err(RecordError::StaleVersion {
-            key: k.to_string(),
-            expected,
-            actual: cur.version,
-        });
+        return Err(RecordError::StaleVersion { key: k.to_string(), expected, actual: cur.version });
     }
     if cur.withdrawn {
         return Err(RecordError::Withdrawn(k.to_string()));
@@ -315,10 +262,7 @@ pub async fn update(
     db.write(|store, tx| {
         let cur = current_own(store, signer.node_id, &k, expected)?;
         if record::kind(&cur) != record::kind(&rec) {
-            return Err(RecordError::KindChange {
-                from: kind_name(&cur),
-                to: kind_name(&rec),
-            });
+            return Err(RecordError::KindChange { from: kind_name(&cur), to: kind_name(&rec) });
         }
         let next = pb::Record {
             id: cur.id.clone(),
@@ -333,23 +277,10 @@ pub async fn update(
         };
         record::validate(&next)?;
         let stored = StoredRecord {
-            envelope: Some(envelope::seal(
-                payload::RECORD,
-                &next,
-                signer.node_id,
-                signer.key,
-            )),
+            envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
             provenance: None,
         };
-        put(
-            tx,
-            &k,
-            &next,
-            &stored,
-            Some(&cur),
-            pb::ChangeType::RecordUpdated,
-            now,
-        );
+        put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordUpdated, now);
         tx.audit(Event::new(&signer.actor, "record.update").record(&k));
         Ok(next)
     })
@@ -367,30 +298,13 @@ pub async fn withdraw(
     let k = resolve_key(signer.node_id, id);
     db.write(|store, tx| {
         let cur = current_own(store, signer.node_id, &k, expected)?;
-        let next = pb::Record {
-            version: cur.version + 1,
-            update_time: Some(timestamp(now)),
-            withdrawn: true,
-            ..cur.clone()
-        };
+        let next =
+            pb::Record { version: cur.version + 1, update_time: Some(timestamp(now)), withdrawn: true, ..cur.clone() };
         let stored = StoredRecord {
-            envelope: Some(envelope::seal(
-                payload::RECORD,
-                &next,
-                signer.node_id,
-                signer.key,
-            )),
+            envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
             provenance: None,
         };
-        put(
-            tx,
-            &k,
-            &next,
-            &stored,
-            Some(&cur),
-            pb::ChangeType::RecordWithdrawn,
-            now,
-        );
+        put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordWithdrawn, now);
         tx.audit(Event::new(&signer.actor, "record.withdraw").record(&k));
         Ok(next)
     })
@@ -424,10 +338,7 @@ impl Filter {
             }
         }
         if let Some(since) = self.updated_since {
-            let updated = r
-                .update_time
-                .as_ref()
-                .and_then(crate::convert::from_timestamp);
+            let updated = r.update_time.as_ref().and_then(crate::convert::from_timestamp);
             if updated.is_none_or(|u| u < since) {
                 return false;
             }
@@ -445,33 +356,17 @@ impl Filter {
 pub type Page = (Vec<(pb::Record, Option<pb::Provenance>)>, Option<String>);
 
 /// One page of matching records in key order, and the key to continue after.
-pub fn list(
-    store: &dyn Store,
-    filter: &Filter,
-    after: Option<&str>,
-    page_size: usize,
-) -> Result<Page, StoreError> {
-    let prefix = filter
-        .originator
-        .as_ref()
-        .map(|o| format!("{o}/"))
-        .unwrap_or_default();
+pub fn list(store: &dyn Store, filter: &Filter, after: Option<&str>, page_size: usize) -> Result<Page, StoreError> {
+    let prefix = filter.originator.as_ref().map(|o| format!("{o}/")).unwrap_or_default();
     let mut out = Vec::new();
     let mut cursor = after.map(|a| a.as_bytes().to_vec());
     // Scan in chunks until the page is full or the tree ends.
     loop {
-        let chunk = scan_prefix(
-            store,
-            Tree::Records,
-            prefix.as_bytes(),
-            cursor.as_deref(),
-            256,
-        )?;
+        let chunk = scan_prefix(store, Tree::Records, prefix.as_bytes(), cursor.as_deref(), 256)?;
         let done = chunk.len() < 256;
         for (k, v) in chunk {
             cursor = Some(k.clone());
-            let stored = StoredRecord::decode(v.as_slice())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let rec = stored.record()?;
             if filter.matches(&rec) {
                 out.push((rec, stored.provenance));
@@ -491,10 +386,8 @@ pub fn list(
 pub fn lookup_identifier(store: &dyn Store, ident: &str) -> Result<Vec<String>, StoreError> {
     let mut prefix = ident.as_bytes().to_vec();
     prefix.push(0);
-    Ok(
-        scan_prefix(store, Tree::Identifiers, &prefix, None, 10_000)?
-            .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
-            .collect(),
-    )
+    Ok(scan_prefix(store, Tree::Identifiers, &prefix, None, 10_000)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+        .collect())
 }

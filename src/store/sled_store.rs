@@ -19,7 +19,20 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 
 impl SledStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(backend)?;
+        // A process that just exited may hold the lock for a moment longer
+        // (a restart under systemd, or a test): wait briefly for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match sled::Config::new().path(path).open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
         let mut trees = HashMap::new();
         for t in Tree::ALL {
             trees.insert(t, db.open_tree(t.name()).map_err(backend)?);
@@ -28,28 +41,20 @@ impl SledStore {
     }
 
     fn tree(&self, t: Tree) -> Result<&sled::Tree, StoreError> {
-        self.trees
-            .get(&t)
-            .ok_or_else(|| StoreError::Backend(format!("tree {} not open", t.name())))
+        self.trees.get(&t).ok_or_else(|| StoreError::Backend(format!("tree {} not open", t.name())))
     }
 
     fn collect(
         iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        iter.take(limit)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend))
-            .collect()
+        iter.take(limit).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(backend)).collect()
     }
 }
 
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(tree)?
-            .get(key)
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        Ok(self.tree(tree)?.get(key).map_err(backend)?.map(|v| v.to_vec()))
     }
 
     fn range(
@@ -69,10 +74,7 @@ impl Store for SledStore {
         end: Bound<Vec<u8>>,
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
-        Self::collect(
-            self.tree(tree)?.range::<Vec<u8>, _>((start, end)).rev(),
-            limit,
-        )
+        Self::collect(self.tree(tree)?.range::<Vec<u8>, _>((start, end)).rev(), limit)
     }
 
     fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
@@ -86,16 +88,10 @@ impl Store for SledStore {
                 order.push(*t);
             }
         }
-        let trees: Vec<sled::Tree> = order
-            .iter()
-            .map(|t| self.tree(*t).cloned())
-            .collect::<Result<_, _>>()?;
+        let trees: Vec<sled::Tree> = order.iter().map(|t| self.tree(*t).cloned()).collect::<Result<_, _>>()?;
         let result: Result<(), TransactionError<()>> = trees.as_slice().transaction(|txs| {
             for (t, k, v) in &batch.ops {
-                let i = order
-                    .iter()
-                    .position(|o| o == t)
-                    .ok_or(ConflictableTransactionError::Abort(()))?;
+                let i = order.iter().position(|o| o == t).ok_or(ConflictableTransactionError::Abort(()))?;
                 match v {
                     Some(v) => {
                         txs[i].insert(k.as_slice(), v.as_slice())?;

@@ -20,9 +20,7 @@ pub fn token_hash(token: &str) -> String {
 
 pub fn get(store: &dyn Store, name: &str) -> Result<Option<StoredUser>, StoreError> {
     match store.get(Tree::Users, name.as_bytes())? {
-        Some(v) => StoredUser::decode(v.as_slice())
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string())),
+        Some(v) => StoredUser::decode(v.as_slice()).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
         None => Ok(None),
     }
 }
@@ -37,12 +35,7 @@ pub fn by_token(store: &dyn Store, token: &str) -> Result<Option<pb::User>, Stor
 
 pub fn all(store: &dyn Store) -> Result<Vec<pb::User>, StoreError> {
     store
-        .range(
-            Tree::Users,
-            std::ops::Bound::Unbounded,
-            std::ops::Bound::Unbounded,
-            usize::MAX,
-        )?
+        .range(Tree::Users, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, usize::MAX)?
         .into_iter()
         .map(|(_, v)| {
             StoredUser::decode(v.as_slice())
@@ -54,26 +47,14 @@ pub fn all(store: &dyn Store) -> Result<Vec<pb::User>, StoreError> {
 
 pub fn put(tx: &mut Tx, user: &pb::User, token: &str) {
     let hash = token_hash(token);
-    tx.batch.put(
-        Tree::Tokens,
-        hash.clone().into_bytes(),
-        user.name.clone().into_bytes(),
-    );
-    let stored = StoredUser {
-        user: Some(user.clone()),
-        token_hash: hash,
-    };
-    tx.batch.put(
-        Tree::Users,
-        user.name.clone().into_bytes(),
-        stored.encode_to_vec(),
-    );
+    tx.batch.put(Tree::Tokens, hash.clone().into_bytes(), user.name.clone().into_bytes());
+    let stored = StoredUser { user: Some(user.clone()), token_hash: hash };
+    tx.batch.put(Tree::Users, user.name.clone().into_bytes(), stored.encode_to_vec());
 }
 
 pub fn delete(tx: &mut Tx, stored: &StoredUser) {
     if let Some(u) = &stored.user {
         tx.batch.delete(Tree::Users, u.name.clone().into_bytes());
     }
-    tx.batch
-        .delete(Tree::Tokens, stored.token_hash.clone().into_bytes());
+    tx.batch.delete(Tree::Tokens, stored.token_hash.clone().into_bytes());
 }

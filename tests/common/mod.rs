@@ -16,10 +16,7 @@ use tonic::{Request, Status};
 pub const BIN: &str = env!("CARGO_BIN_EXE_liaison");
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
 pub struct TestNode {
@@ -69,40 +66,17 @@ impl TestNode {
         } else {
             args.extend(["--region".into(), country.into()]);
         }
-        let out = Command::new(BIN)
-            .args(&args)
-            .output()
-            .expect("run liaison init");
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let token = std::fs::read_to_string(dir.join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_string();
-        TestNode {
-            id: id.into(),
-            dir,
-            fed,
-            api,
-            metrics,
-            token,
-            child: None,
-            env: Vec::new(),
-        }
+        let out = Command::new(BIN).args(&args).output().expect("run liaison init");
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let token = std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_string();
+        TestNode { id: id.into(), dir, fed, api, metrics, token, child: None, env: Vec::new() }
     }
 
     /// Starts `liaison run` and waits until its API answers.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let _ = std::fs::remove_file(self.dir.join("run.toml"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("node.log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log")).unwrap();
         let mut cmd = Command::new(BIN);
         cmd.args(["--dir", &self.dir.display().to_string(), "run"])
             .env("LIAISON_LOG", "info,liaison=debug")
@@ -124,12 +98,7 @@ impl TestNode {
             if let Some(Some(status)) = self.child.as_mut().map(|c| c.try_wait().ok().flatten()) {
                 panic!("node {} exited at start: {status}\n{}", self.id, self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "node {} did not start:\n{}",
-                self.id,
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "node {} did not start:\n{}", self.id, self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -149,9 +118,7 @@ impl TestNode {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("not running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(st)) = c.try_wait() {
@@ -172,8 +139,7 @@ impl TestNode {
     /// Runs the CLI against this node.
     pub fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.args(["--dir", &self.dir.display().to_string()])
-            .args(args);
+        cmd.args(["--dir", &self.dir.display().to_string()]).args(args);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -202,21 +168,13 @@ impl TestNode {
 
     /// Exports this node's card to `<dir>/../<id>.card.json`.
     pub fn card_file(&self) -> PathBuf {
-        let path = self
-            .dir
-            .parent()
-            .unwrap()
-            .join(format!("{}.card.json", self.id));
+        let path = self.dir.parent().unwrap().join(format!("{}.card.json", self.id));
         self.cli_ok(&["card", "export", "--out", &path.display().to_string()]);
         path
     }
 
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(format!("http://{}", self.api))
-            .unwrap()
-            .connect()
-            .await
-            .expect("connect API")
+        Channel::from_shared(format!("http://{}", self.api)).unwrap().connect().await.expect("connect API")
     }
 
     pub async fn authed(&self) -> InterceptedService<Channel, Bearer> {
@@ -224,15 +182,10 @@ impl TestNode {
     }
 
     pub async fn authed_with(&self, token: &str) -> InterceptedService<Channel, Bearer> {
-        InterceptedService::new(
-            self.channel().await,
-            Bearer(format!("Bearer {token}").parse().unwrap()),
-        )
+        InterceptedService::new(self.channel().await, Bearer(format!("Bearer {token}").parse().unwrap()))
     }
 
-    pub async fn records(
-        &self,
-    ) -> pb::record_service_client::RecordServiceClient<InterceptedService<Channel, Bearer>> {
+    pub async fn records(&self) -> pb::record_service_client::RecordServiceClient<InterceptedService<Channel, Bearer>> {
         pb::record_service_client::RecordServiceClient::new(self.authed().await)
     }
 }
@@ -268,8 +221,7 @@ pub fn pin_all(nodes: &[&TestNode]) {
 /// Field named in a status's BadRequest detail.
 pub fn bad_field(s: &Status) -> Option<String> {
     use tonic_types::StatusExt;
-    s.get_details_bad_request()
-        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+    s.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
 }
 
 /// A valid contact point record.
@@ -284,14 +236,8 @@ pub fn contact_point(id: &str, name: &str) -> pb::Record {
             country: "TH".into(),
             languages: vec!["th".into(), "en".into()],
             channels: vec![
-                pb::Channel {
-                    r#type: pb::ChannelType::Phone as i32,
-                    value: "+66 2 123 4567".into(),
-                },
-                pb::Channel {
-                    r#type: pb::ChannelType::Email as i32,
-                    value: "atpd@police.example.th".into(),
-                },
+                pb::Channel { r#type: pb::ChannelType::Phone as i32, value: "+66 2 123 4567".into() },
+                pb::Channel { r#type: pb::ChannelType::Email as i32, value: "atpd@police.example.th".into() },
             ],
             availability: Some(pb::Availability {
                 always: true,
@@ -310,11 +256,7 @@ pub fn scrape(node: &TestNode) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(node.metrics).expect("connect metrics");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
