@@ -80,6 +80,34 @@ pub struct NodeConfig {
     /// Prometheus exporter address; none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<SocketAddr>,
+    #[serde(default)]
+    pub intervals: Intervals,
+}
+
+/// How often background work runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intervals {
+    /// Pull changes from peers whose grants allow sync.
+    #[serde(default = "default_sync")]
+    pub sync_secs: u64,
+    /// Purge received records whose retention ended, or whose agreement was revoked.
+    #[serde(default = "default_housekeeping")]
+    pub housekeeping_secs: u64,
+}
+
+fn default_sync() -> u64 {
+    60
+}
+
+fn default_housekeeping() -> u64 {
+    30
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self { sync_secs: default_sync(), housekeeping_secs: default_housekeeping() }
+    }
 }
 
 /// Files inside a node's data directory.
@@ -243,6 +271,7 @@ mod tests {
             endpoint: String::new(),
             log_format: LogFormat::Human,
             metrics: None,
+            intervals: Default::default(),
         }
     }
 

@@ -20,6 +20,8 @@ pub mod payload {
     pub const AGREEMENT: &str = "liaison.v1.Agreement";
     pub const AGREEMENT_NOTICE: &str = "liaison.v1.AgreementNotice";
     pub const AUDIT_CHECKPOINT: &str = "liaison.v1.AuditCheckpoint";
+    pub const RECEIPT: &str = "liaison.v1.Receipt";
+    pub const CONSENT: &str = "liaison.v1.Consent";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

@@ -153,4 +153,67 @@ impl FederationService for FederationApi {
         crate::agreement::book::receive_notice(&self.node, &caller, env).await?;
         Ok(Response::new(pb::DeliverAgreementNoticeResponse {}))
     }
+
+    async fn query_records(
+        &self,
+        req: Request<pb::QueryRecordsRequest>,
+    ) -> Result<Response<pb::QueryRecordsResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let records = crate::exchange::query::answer(&self.node, &caller, req.get_ref()).await?;
+        Ok(Response::new(pb::QueryRecordsResponse { records }))
+    }
+
+    async fn match_identifiers(
+        &self,
+        req: Request<pb::MatchIdentifiersRequest>,
+    ) -> Result<Response<pb::MatchIdentifiersResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let results = crate::exchange::hit::answer(&self.node, &caller, req.get_ref()).await?;
+        Ok(Response::new(pb::MatchIdentifiersResponse { results }))
+    }
+
+    async fn push_record(
+        &self,
+        req: Request<pb::PushRecordRequest>,
+    ) -> Result<Response<pb::PushRecordResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let receipt = crate::exchange::receive::push(&self.node, &caller, req.into_inner()).await?;
+        Ok(Response::new(pb::PushRecordResponse { receipt: Some(receipt) }))
+    }
+
+    async fn retract_record(
+        &self,
+        req: Request<pb::RetractRecordRequest>,
+    ) -> Result<Response<pb::RetractRecordResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let receipt = crate::exchange::receive::retract(&self.node, &caller, req.into_inner()).await?;
+        Ok(Response::new(pb::RetractRecordResponse { receipt: Some(receipt) }))
+    }
+
+    async fn sync_records(
+        &self,
+        req: Request<pb::SyncRecordsRequest>,
+    ) -> Result<Response<pb::SyncRecordsResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        Ok(Response::new(crate::exchange::sync::answer(&self.node, &caller, req.get_ref()).await?))
+    }
+
+    async fn request_onward_consent(
+        &self,
+        req: Request<pb::RequestOnwardConsentRequest>,
+    ) -> Result<Response<pb::RequestOnwardConsentResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        crate::exchange::consent::receive_request(&self.node, &caller, req.into_inner()).await?;
+        Ok(Response::new(pb::RequestOnwardConsentResponse {}))
+    }
+
+    async fn deliver_onward_consent(
+        &self,
+        req: Request<pb::DeliverOnwardConsentRequest>,
+    ) -> Result<Response<pb::DeliverOnwardConsentResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let env = req.into_inner().consent.ok_or_else(|| crate::api::status::invalid("consent", "required"))?;
+        crate::exchange::consent::receive_grant(&self.node, &caller, env).await?;
+        Ok(Response::new(pb::DeliverOnwardConsentResponse {}))
+    }
 }

@@ -186,6 +186,7 @@ mod tests {
             endpoint: String::new(),
             log_format: LogFormat::Human,
             metrics: None,
+            intervals: Default::default(),
         }
     }
 

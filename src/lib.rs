@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod envelope;
+pub mod exchange;
 pub mod federation;
 pub mod identity;
 pub mod metrics;

@@ -54,6 +54,10 @@ pub struct Node {
     pub peers: federation::Peers,
     /// Federation address actually bound (the config may say port 0).
     bound_federation: OnceLock<SocketAddr>,
+    /// Wakes the outbox deliverer when something is queued.
+    pub outbox_wake: tokio::sync::Notify,
+    /// Wakes retention and revocation purges (e.g. on a revocation).
+    pub housekeeping_wake: tokio::sync::Notify,
 }
 
 impl Node {
@@ -77,6 +81,8 @@ impl Node {
             clock,
             peers: federation::Peers::default(),
             bound_federation: OnceLock::new(),
+            outbox_wake: tokio::sync::Notify::new(),
+            housekeeping_wake: tokio::sync::Notify::new(),
         }))
     }
 
@@ -218,6 +224,15 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         tracing::info!(%addr, "metrics exporter listening");
     }
     let gauges = crate::metrics::spawn_gauges(Arc::clone(&node));
+    let background = [
+        gauges,
+        crate::exchange::outbox::spawn(Arc::clone(&node)),
+        crate::exchange::sync::spawn(Arc::clone(&node), Duration::from_secs(cfg.intervals.sync_secs.max(1))),
+        crate::exchange::retention::spawn(
+            Arc::clone(&node),
+            Duration::from_secs(cfg.intervals.housekeeping_secs.max(1)),
+        ),
+    ];
 
     let fed_server = Server::builder()
         .trace_fn(rpc_span)
@@ -256,7 +271,12 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     accept_task.abort();
-    gauges.abort();
+    for task in &background {
+        task.abort();
+    }
+    if let Err(e) = node.db.checkpoint_now().await {
+        tracing::warn!(error = %e, "final audit checkpoint failed");
+    }
     for (name, h) in [("federation", fed), ("api", api)] {
         match tokio::time::timeout(Duration::from_secs(10), h).await {
             Ok(Ok(Ok(()))) => {}

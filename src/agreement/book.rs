@@ -382,6 +382,9 @@ pub async fn notice(
     };
     let env = envelope::seal(payload::AGREEMENT_NOTICE, &n, node.id(), &node.identity.signing_key);
     let stored = store_notice(node, actor, &doc, version, env.clone(), &n).await?;
+    if action == pb::NoticeAction::Revoke {
+        node.housekeeping_wake.notify_one();
+    }
     let others: Vec<String> = doc.parties.iter().filter(|p| *p != node.id()).cloned().collect();
     let calls = others.into_iter().map(|p| {
         let env = env.clone();
@@ -455,6 +458,9 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
         .filter(|a| *a != pb::NoticeAction::Unspecified)
         .ok_or_else(|| BookError::Refused("unknown notice action".into()))?;
     store_notice(node, &format!("peer:{caller}"), &doc, n.version, env, &n).await?;
+    if n.action == pb::NoticeAction::Revoke as i32 {
+        node.housekeeping_wake.notify_one();
+    }
     tracing::info!(agreement = %n.agreement_id, from = %caller, action = action_word(n.action), "agreement notice received");
     Ok(())
 }

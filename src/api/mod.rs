@@ -4,9 +4,12 @@
 
 mod agreements;
 mod changes;
+mod exchange;
 mod node;
 mod records;
 pub mod status;
+
+pub use changes::read_changes;
 
 use std::sync::Arc;
 
@@ -115,7 +118,11 @@ pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
             auth.clone(),
         ))
         .add_service(pb::audit_service_server::AuditServiceServer::with_interceptor(
-            agreements::AuditApi::new(node),
+            agreements::AuditApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::exchange_service_server::ExchangeServiceServer::with_interceptor(
+            exchange::ExchangeApi::new(node),
             auth,
         ))
 }
@@ -132,4 +139,5 @@ pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<pb::agreement_service_server::AgreementServiceServer<agreements::AgreementApi>>().await;
     health.set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>().await;
     health.set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>().await;
+    health.set_serving::<pb::exchange_service_server::ExchangeServiceServer<exchange::ExchangeApi>>().await;
 }

@@ -59,6 +59,9 @@ impl pb::record_service_server::RecordService for RecordApi {
         }
         let rec =
             records::update(&self.node.db, &self.signer(&caller), rec, r.expected_version, self.node.now()).await?;
+        // Everyone who holds the previous version gets the new one.
+        let key = records::key(&rec.originator, &rec.id);
+        crate::exchange::outbox::after_update(&self.node, &format!("user:{}", caller.name), &key, rec.version).await?;
         Ok(Response::new(pb::UpdateRecordResponse { record: Some(rec) }))
     }
 
@@ -146,6 +149,8 @@ impl pb::record_service_server::RecordService for RecordApi {
         }
         let rec =
             records::withdraw(&self.node.db, &self.signer(&caller), &r.id, r.expected_version, self.node.now()).await?;
+        // The withdrawal reaches everyone we shared the record with; they purge it.
+        crate::exchange::outbox::after_withdraw(&self.node, &records::key(&rec.originator, &rec.id)).await?;
         Ok(Response::new(pb::WithdrawRecordResponse { record: Some(rec) }))
     }
 

@@ -93,3 +93,23 @@ impl From<crate::agreement::book::BookError> for Status {
         }
     }
 }
+
+impl From<crate::exchange::ExchangeError> for Status {
+    fn from(e: crate::exchange::ExchangeError) -> Self {
+        use crate::exchange::ExchangeError as E;
+        match e {
+            E::Denied(ref d) => Status::with_error_details(
+                Code::PermissionDenied,
+                e.to_string(),
+                ErrorDetails::with_error_info(d.code(), "liaison.policy", std::collections::HashMap::new()),
+            ),
+            E::Invalid { field, reason } => invalid(&field, &reason),
+            E::NotFound(_) => Status::not_found(e.to_string()),
+            E::Peer { .. } => Status::unavailable(e.to_string()),
+            E::Refused(_) => Status::failed_precondition(e.to_string()),
+            E::Envelope(_) => Status::unauthenticated(e.to_string()),
+            E::Store(s) => s.into(),
+            E::Book(b) => b.into(),
+        }
+    }
+}

@@ -239,6 +239,11 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                 println!("{t}:{} — {}", r.normalized, r.record_ids.join(", "));
             }
         }
+        Command::Query(a) => super::exchange::query(g, ch, a).await?,
+        Command::Check(a) => super::exchange::check(g, ch, a).await?,
+        Command::Outbox { all } => super::exchange::outbox(g, ch, all).await?,
+        Command::Sync { peer } => super::exchange::sync(g, ch, peer).await?,
+        Command::Consent(c) => super::exchange::consent(g, ch, c).await?,
         Command::Agreement(a) => super::govern::agreement(g, ch, a).await?,
         Command::Audit(a) => super::govern::audit(g, ch, a).await?,
         Command::Policy(a) => super::govern::policy(g, ch, a).await?,
@@ -251,6 +256,11 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
 }
 
 async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> {
+    let cmd = match cmd {
+        RecordCmd::Share { id, to, purpose } => return super::exchange::share(g, ch, id, to, &purpose).await,
+        RecordCmd::Receipts { id } => return super::exchange::receipts(g, ch, id).await,
+        other => other,
+    };
     let mut c = pb::record_service_client::RecordServiceClient::new(ch);
     match cmd {
         RecordCmd::Add { file } => {
@@ -277,6 +287,7 @@ async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> 
                 output::record_detail(&r)?;
             }
         }
+        RecordCmd::Share { .. } | RecordCmd::Receipts { .. } => {}
         RecordCmd::List(a) => {
             let r = c.list_records(list_request(&a)?).await?.into_inner();
             if g.json {

@@ -2,6 +2,7 @@
 //! local API call, with human tables by default and `--json` for scripts.
 
 mod client;
+mod exchange;
 mod govern;
 mod output;
 mod transfer;
@@ -78,6 +79,24 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Ask one peer or every peer for records.
+    Query(exchange::QueryArgs),
+    /// Hit/no-hit check of identifiers against peers.
+    Check(exchange::CheckArgs),
+    /// Shares and withdrawals waiting for delivery.
+    Outbox {
+        /// Include delivered, refused and expired items.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Pull changes now from peers whose grants allow sync.
+    Sync {
+        #[arg(long)]
+        peer: Option<String>,
+    },
+    /// Consent to share received records onwards.
+    #[command(subcommand)]
+    Consent(exchange::ConsentCmd),
     /// Sharing agreements.
     #[command(subcommand)]
     Agreement(govern::AgreementCmd),
@@ -194,6 +213,18 @@ pub enum RecordCmd {
         id: String,
         #[arg(long)]
         expected_version: u64,
+    },
+    /// Share a record with a peer (durable outbox, retried until delivered).
+    Share {
+        id: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Signed receipts from the peers a record was delivered to.
+    Receipts {
+        id: String,
     },
 }
 
@@ -324,6 +355,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 endpoint: a.endpoint,
                 log_format: LogFormat::Human,
                 metrics: a.metrics_listen,
+                intervals: Default::default(),
             };
             let layout = Layout::new(&dir);
             let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -353,6 +385,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     endpoint: String::new(),
                     log_format: LogFormat::Human,
                     metrics: None,
+                    intervals: Default::default(),
                 };
                 let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);

@@ -1,0 +1,181 @@
+//! Onward-sharing consent: a holder asks a record's originator; the
+//! originator's officer grants it; the signed consent travels with the share.
+
+use std::ops::Bound;
+
+use prost::Message;
+
+use super::ExchangeError;
+use crate::audit::Event;
+use crate::convert::timestamp;
+use crate::envelope::{self, payload};
+use crate::node::Node;
+use crate::pb;
+use crate::store::records;
+use crate::store::{StoreError, Tree};
+
+const REQUEST_PREFIX: &str = "consent-req/";
+
+fn held_key(record_key: &str, third: &str, purpose: pb::Purpose) -> Vec<u8> {
+    format!("consent/{record_key}\0{third}\0{}", purpose as i32).into_bytes()
+}
+
+/// The originator's signed consent for sharing `record_key` with `third`, if held.
+pub fn held(
+    node: &Node,
+    record_key: &str,
+    third: &str,
+    purpose: pb::Purpose,
+) -> Result<Option<pb::Envelope>, ExchangeError> {
+    Ok(node
+        .db
+        .store()
+        .get(Tree::Meta, &held_key(record_key, third, purpose))?
+        .and_then(|v| pb::Envelope::decode(v.as_slice()).ok()))
+}
+
+/// Holder side: ask the originator of a received record.
+pub async fn request(
+    node: &Node,
+    actor: &str,
+    record_id: &str,
+    third: &str,
+    purpose: pb::Purpose,
+) -> Result<String, ExchangeError> {
+    let key = records::resolve_key(node.id(), record_id);
+    let stored =
+        records::get(node.db.store(), &key)?.ok_or_else(|| ExchangeError::NotFound(format!("record {key}")))?;
+    if stored.provenance.is_none() {
+        return Err(super::invalid("record_id", "consent is asked for records received from another node"));
+    }
+    let rec = stored.record()?;
+    crate::peer::get(node, third).map_err(|_| ExchangeError::NotFound(format!("peer {third}")))?;
+    let id = super::random_id("consent");
+    let mut c = super::client(node, &rec.originator).await?;
+    let req = pb::RequestOnwardConsentRequest {
+        consent_id: id.clone(),
+        record_key: key.clone(),
+        third_party: third.into(),
+        purpose: purpose as i32,
+    };
+    c.request_onward_consent(req)
+        .await
+        .map_err(|s| ExchangeError::Peer { peer: rec.originator.clone(), reason: s.message().to_string() })?;
+    node.db
+        .audit(vec![Event::new(actor, "consent.request").record(&key).reason(format!("to share with {third}"))])
+        .await?;
+    Ok(id)
+}
+
+/// Originator side: a holder asks.
+pub async fn receive_request(
+    node: &Node,
+    caller: &str,
+    req: pb::RequestOnwardConsentRequest,
+) -> Result<(), ExchangeError> {
+    if req.consent_id.is_empty() || req.consent_id.len() > 64 {
+        return Err(super::invalid("consent_id", "1-64 characters"));
+    }
+    let purpose = super::purpose_of("purpose", req.purpose)?;
+    let own = format!("{}/", node.id());
+    if !req.record_key.starts_with(&own) || records::get(node.db.store(), &req.record_key)?.is_none() {
+        return Err(ExchangeError::NotFound(format!("record {}", req.record_key)));
+    }
+    if !crate::config::valid_node_id(&req.third_party) {
+        return Err(super::invalid("third_party", "a node id"));
+    }
+    let r = pb::ConsentRequest {
+        consent_id: req.consent_id.clone(),
+        record_key: req.record_key.clone(),
+        holder: caller.into(),
+        third_party: req.third_party.clone(),
+        purpose: purpose as i32,
+        time: Some(timestamp(node.now())),
+        granted: false,
+    };
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Meta, format!("{REQUEST_PREFIX}{}", r.consent_id).into_bytes(), r.encode_to_vec());
+            tx.audit(
+                Event::new(format!("peer:{caller}"), "consent.requested")
+                    .record(&r.record_key)
+                    .reason(format!("to share with {}", r.third_party)),
+            );
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(())
+}
+
+pub fn list_requests(node: &Node) -> Result<Vec<pb::ConsentRequest>, ExchangeError> {
+    let start = Bound::Included(REQUEST_PREFIX.as_bytes().to_vec());
+    let end = crate::store::prefix_end(REQUEST_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
+    Ok(node
+        .db
+        .store()
+        .range(Tree::Meta, start, end, usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| pb::ConsentRequest::decode(v.as_slice()).ok())
+        .collect())
+}
+
+/// Originator side: grant, sign and deliver to the holder.
+pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::ConsentRequest, ExchangeError> {
+    let key = format!("{REQUEST_PREFIX}{consent_id}").into_bytes();
+    let mut r = node
+        .db
+        .store()
+        .get(Tree::Meta, &key)?
+        .and_then(|v| pb::ConsentRequest::decode(v.as_slice()).ok())
+        .ok_or_else(|| ExchangeError::NotFound(format!("consent request {consent_id}")))?;
+    let c = pb::OnwardConsent {
+        consent_id: r.consent_id.clone(),
+        record_key: r.record_key.clone(),
+        holder: r.holder.clone(),
+        third_party: r.third_party.clone(),
+        purpose: r.purpose,
+        originator: node.id().into(),
+        time: Some(timestamp(node.now())),
+    };
+    let env = envelope::seal(payload::CONSENT, &c, node.id(), &node.identity.signing_key);
+    let mut client = super::client(node, &r.holder).await?;
+    client
+        .deliver_onward_consent(pb::DeliverOnwardConsentRequest { consent: Some(env) })
+        .await
+        .map_err(|s| ExchangeError::Peer { peer: r.holder.clone(), reason: s.message().to_string() })?;
+    r.granted = true;
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Meta, key.clone(), r.encode_to_vec());
+            tx.audit(
+                Event::new(actor, "consent.grant")
+                    .record(&r.record_key)
+                    .reason(format!("{} may share with {}", r.holder, r.third_party)),
+            );
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(r)
+}
+
+/// Holder side: the originator's signed consent arrives.
+pub async fn receive_grant(node: &Node, caller: &str, env: pb::Envelope) -> Result<(), ExchangeError> {
+    let c: pb::OnwardConsent = envelope::open(&env, payload::CONSENT, caller, &super::key_of(node, caller)?)?;
+    if c.originator != caller || !c.record_key.starts_with(&format!("{caller}/")) || c.holder != node.id() {
+        return Err(ExchangeError::Refused("consent is not from this record's originator to this node".into()));
+    }
+    let purpose = super::purpose_of("purpose", c.purpose)?;
+    let key = held_key(&c.record_key, &c.third_party, purpose);
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Meta, key, env.encode_to_vec());
+            tx.audit(
+                Event::new(format!("peer:{caller}"), "consent.received")
+                    .record(&c.record_key)
+                    .reason(format!("may share with {}", c.third_party)),
+            );
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Exchange between nodes: queries, hit/no-hit checks, shares through a
+//! durable outbox, withdrawals, onward consent, sync and retention.
+//!
+//! Nothing here decides what may cross: every step builds a
+//! [`policy::Exchange`] and asks [`policy::decide`], on the sending side and
+//! again, independently, on the receiving side. Every decision is audited.
+
+pub mod consent;
+pub mod hit;
+pub mod outbox;
+pub mod query;
+pub mod receive;
+pub mod retention;
+pub mod sync;
+
+use std::time::Duration;
+
+use crate::agreement::book;
+use crate::audit::Event;
+use crate::convert::{kind_word, operation_word, purpose_word};
+use crate::envelope::{self, payload, EnvelopeError};
+use crate::node::Node;
+use crate::pb;
+use crate::policy::{self, Decision, Denial, Direction, Exchange, OnwardFacts, VictimFacts};
+use crate::redact;
+use crate::store::{self, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("denied ({code}): {0}", code = .0.code())]
+    Denied(Denial),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("peer {peer}: {reason}")]
+    Peer { peer: String, reason: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("envelope: {0}")]
+    Envelope(#[from] EnvelopeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Book(#[from] book::BookError),
+}
+
+pub fn invalid(field: &str, reason: impl Into<String>) -> ExchangeError {
+    ExchangeError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// Deadline for one peer when the caller does not give one.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The facts of one record for the policy engine.
+pub fn exchange_for(
+    node: &Node,
+    peer: &str,
+    direction: Direction,
+    operation: pb::Operation,
+    rec: &pb::Record,
+    purpose: pb::Purpose,
+) -> Exchange {
+    let victim = match &rec.body {
+        Some(pb::record::Body::VictimReferral(v)) => Some(VictimFacts::of(v, false, false)),
+        _ => None,
+    };
+    Exchange {
+        local: node.id().to_string(),
+        peer: peer.to_string(),
+        direction,
+        operation,
+        kind: crate::record::kind(rec).unwrap_or_default(),
+        purpose,
+        handling: pb::HandlingCode::try_from(rec.handling).unwrap_or_default(),
+        at: node.now(),
+        victim,
+        into_kind: None,
+        onward: None,
+    }
+}
+
+/// Facts of a kind-level question (before any record is looked at).
+pub fn exchange_kind(
+    node: &Node,
+    peer: &str,
+    direction: Direction,
+    operation: pb::Operation,
+    kind: pb::RecordKind,
+    purpose: pb::Purpose,
+) -> Exchange {
+    Exchange {
+        local: node.id().to_string(),
+        peer: peer.to_string(),
+        direction,
+        operation,
+        kind,
+        purpose,
+        handling: pb::HandlingCode::Clear,
+        at: node.now(),
+        victim: None,
+        into_kind: None,
+        onward: None,
+    }
+}
+
+fn decision_event(actor: &str, ex: &Exchange, d: &Decision, record: &str) -> Event {
+    let what = format!("{} {} {} {:?}", operation_word(ex.operation), kind_word(ex.kind), ex.peer, ex.direction)
+        .to_lowercase();
+    let ev = Event::new(actor, "policy.decision").record(record).purpose(purpose_word(ex.purpose));
+    match d {
+        Decision::Allow { agreement_id, plan, .. } => {
+            let redacted = plan.remove.iter().cloned().collect::<Vec<_>>().join(",");
+            ev.agreement(agreement_id.clone()).decision("allow", format!("{what}; redacted [{redacted}]"))
+        }
+        Decision::Deny(denial) => {
+            metrics::counter!("liaison_policy_denials_total", "reason" => denial.code()).increment(1);
+            ev.decision("deny", format!("{what}; {}", denial.code()))
+        }
+    }
+}
+
+/// Decides many exchanges against the agreements held now, and audits every decision.
+pub async fn decide_all(
+    node: &Node,
+    actor: &str,
+    exchanges: &[(Exchange, String)],
+) -> Result<Vec<Decision>, ExchangeError> {
+    let agreements = book::for_policy(node)?;
+    let decisions: Vec<Decision> = exchanges.iter().map(|(ex, _)| policy::decide(&agreements, ex)).collect();
+    let events = exchanges.iter().zip(&decisions).map(|((ex, rec), d)| decision_event(actor, ex, d, rec)).collect();
+    node.db.audit(events).await?;
+    Ok(decisions)
+}
+
+pub async fn decide(node: &Node, actor: &str, ex: Exchange, record: &str) -> Result<Decision, ExchangeError> {
+    Ok(decide_all(node, actor, &[(ex, record.to_string())]).await?.remove(0))
+}
+
+/// Our own record, redacted as allowed and signed by this node as originator.
+pub fn seal_shared(node: &Node, rec: &pb::Record, d: &Decision) -> Option<pb::SharedRecord> {
+    let Decision::Allow { agreement_id, agreement_version, plan, onward, retention_days } = d else { return None };
+    let redacted = redact::redact(rec, plan);
+    Some(pb::SharedRecord {
+        record: Some(envelope::seal(payload::RECORD, &redacted, node.id(), &node.identity.signing_key)),
+        agreement_id: agreement_id.clone(),
+        agreement_version: *agreement_version,
+        onward_sharing: *onward as i32,
+        retention_days: *retention_days,
+    })
+}
+
+/// The pinned signing key of `node_id` (or our own).
+pub fn key_of(node: &Node, node_id: &str) -> Result<ed25519_dalek::VerifyingKey, ExchangeError> {
+    if node_id == node.id() {
+        return Ok(node.identity.signing_key.verifying_key());
+    }
+    let peer = store::peers::get(node.db.store(), node_id)?.ok_or_else(|| {
+        ExchangeError::Refused(format!("originator {node_id} is not a pinned peer; its signature cannot be checked"))
+    })?;
+    let card = peer.card.ok_or_else(|| StoreError::Corrupt("peer without card".into()))?;
+    Ok(envelope::verifying_key(&card.signing_public_key)?)
+}
+
+/// Verifies a record envelope against its originator's pinned key over the
+/// exact bytes received, then decodes and checks it.
+pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, ExchangeError> {
+    let signer = env
+        .signatures
+        .first()
+        .map(|s| s.signer_id.clone())
+        .ok_or(EnvelopeError::MissingSignature("originator".into()))?;
+    let key = key_of(node, &signer)?;
+    let rec: pb::Record = envelope::open(env, payload::RECORD, &signer, &key)?;
+    if rec.originator != signer {
+        return Err(ExchangeError::Refused(format!(
+            "record claims originator {} but is signed by {signer}",
+            rec.originator
+        )));
+    }
+    crate::record::validate_id(&rec.id).map_err(|e| invalid(&e.field, e.reason))?;
+    if crate::record::kind(&rec).is_none() {
+        return Err(invalid("record.body", "missing"));
+    }
+    // A redacted copy may lack required fields; an unredacted one must be fully valid.
+    if rec.redacted_fields.is_empty() && !rec.withdrawn {
+        crate::record::validate(&rec).map_err(|e| invalid(&e.field, e.reason))?;
+    }
+    Ok(rec)
+}
+
+/// Onward facts for sharing a record this node received from someone else.
+pub fn onward_facts(
+    node: &Node,
+    key: &str,
+    prov: &pb::Provenance,
+    rec: &pb::Record,
+    peer: &str,
+    purpose: pb::Purpose,
+) -> Result<OnwardFacts, ExchangeError> {
+    let consent = consent::held(node, key, peer, purpose)?.is_some();
+    Ok(OnwardFacts {
+        rule: pb::OnwardSharing::try_from(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
+        originator: rec.originator.clone(),
+        originator_consent: consent,
+    })
+}
+
+/// The peers this node has pinned.
+pub fn peer_ids(node: &Node) -> Result<Vec<String>, ExchangeError> {
+    Ok(store::peers::all(node.db.store())?.into_iter().filter_map(|p| p.card.map(|c| c.node_id)).collect())
+}
+
+pub async fn client(
+    node: &Node,
+    peer: &str,
+) -> Result<pb::federation_service_client::FederationServiceClient<tonic::transport::Channel>, ExchangeError> {
+    let p =
+        crate::peer::get(node, peer).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })?;
+    let card =
+        crate::peer::card_of(&p).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })?;
+    crate::federation::client(node, card).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })
+}
+
+pub fn purpose_of(field: &str, v: i32) -> Result<pb::Purpose, ExchangeError> {
+    pb::Purpose::try_from(v)
+        .ok()
+        .filter(|p| *p != pb::Purpose::Unspecified)
+        .ok_or_else(|| invalid(field, "a purpose is required"))
+}
+
+pub fn kind_of(field: &str, v: i32) -> Result<pb::RecordKind, ExchangeError> {
+    pb::RecordKind::try_from(v)
+        .ok()
+        .filter(|k| *k != pb::RecordKind::Unspecified)
+        .ok_or_else(|| invalid(field, "a record kind is required"))
+}
+
+pub fn random_id(prefix: &str) -> String {
+    let b: [u8; 12] = rand::random();
+    format!("{prefix}-{}", hex::encode(b))
+}

@@ -1,0 +1,383 @@
+//! The durable outbox: shares and withdrawals wait here until the peer
+//! answers, retried with back-off while it is unreachable. Delivery ids make
+//! retries idempotent at the receiver; its signed receipt is kept as evidence.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+
+use super::{decide, exchange_for, onward_facts, seal_shared, ExchangeError};
+use crate::audit::Event;
+use crate::convert::{from_timestamp, timestamp};
+use crate::envelope::{self, payload};
+use crate::node::Node;
+use crate::pb;
+use crate::policy::{Decision, Direction};
+use crate::redact;
+use crate::store::records;
+use crate::store::{Store, StoreError, Tree};
+
+/// Pending items older than this expire.
+pub const EXPIRY: time::Duration = time::Duration::days(7);
+/// Longest wait between attempts.
+pub const MAX_BACKOFF_SECS: i64 = 60;
+
+/// An outbox entry: the public view plus what must be sent for withdrawals.
+#[derive(Clone, PartialEq, Message)]
+pub struct Stored {
+    #[prost(message, optional, tag = "1")]
+    pub item: Option<pb::OutboxItem>,
+    /// For withdrawals: the originator's signed, withdrawn record.
+    #[prost(message, optional, tag = "2")]
+    pub payload: Option<pb::Envelope>,
+}
+
+fn decode(v: &[u8]) -> Result<Stored, StoreError> {
+    Stored::decode(v).map_err(|e| StoreError::Corrupt(format!("outbox: {e}")))
+}
+
+pub fn all(st: &dyn Store) -> Result<Vec<Stored>, StoreError> {
+    st.range(Tree::Outbox, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| decode(&v))
+        .collect()
+}
+
+fn item_of(s: &Stored) -> pb::OutboxItem {
+    s.item.clone().unwrap_or_default()
+}
+
+pub fn list(node: &Node, everything: bool) -> Result<Vec<pb::OutboxItem>, ExchangeError> {
+    Ok(all(node.db.store())?
+        .iter()
+        .map(item_of)
+        .filter(|i| everything || i.state == pb::OutboxState::Pending as i32)
+        .collect())
+}
+
+/// Receipts kept for a record.
+pub fn receipts(node: &Node, key: &str) -> Result<(Vec<pb::Receipt>, Vec<pb::Envelope>), ExchangeError> {
+    let mut rs = Vec::new();
+    let mut envs = Vec::new();
+    for s in all(node.db.store())? {
+        let i = item_of(&s);
+        if i.record_key == key {
+            if let Some(env) = i.receipt {
+                if let Ok(r) = envelope::decode::<pb::Receipt>(&env) {
+                    rs.push(r);
+                    envs.push(env);
+                }
+            }
+        }
+    }
+    Ok((rs, envs))
+}
+
+async fn enqueue(node: &Node, actor: &str, items: Vec<Stored>) -> Result<(), ExchangeError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    node.db
+        .write(|_, tx| {
+            for s in &items {
+                let i = item_of(s);
+                let what = if i.action == pb::OutboxAction::Withdraw as i32 {
+                    "exchange.withdraw.queue"
+                } else {
+                    "exchange.share.queue"
+                };
+                tx.audit(
+                    Event::new(actor, what).record(&i.record_key).reason(format!("to {} ({})", i.peer, i.delivery_id)),
+                );
+                tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    node.outbox_wake.notify_one();
+    Ok(())
+}
+
+fn new_item(
+    node: &Node,
+    action: pb::OutboxAction,
+    peer: &str,
+    key: &str,
+    version: u64,
+    purpose: pb::Purpose,
+) -> pb::OutboxItem {
+    let now = timestamp(node.now());
+    pb::OutboxItem {
+        delivery_id: super::random_id("dlv"),
+        action: action as i32,
+        peer: peer.into(),
+        record_key: key.into(),
+        version,
+        purpose: purpose as i32,
+        state: pb::OutboxState::Pending as i32,
+        attempts: 0,
+        create_time: Some(now),
+        next_attempt_time: Some(now),
+        last_error: String::new(),
+        receipt: None,
+    }
+}
+
+/// What one share would send now: the envelope, the consent (onward), the decision.
+async fn prepare(
+    node: &Node,
+    actor: &str,
+    key: &str,
+    peer: &str,
+    purpose: pb::Purpose,
+) -> Result<(pb::SharedRecord, Option<pb::Envelope>, Decision), ExchangeError> {
+    let stored = records::get(node.db.store(), key)?.ok_or_else(|| ExchangeError::NotFound(format!("record {key}")))?;
+    let rec = stored.record()?;
+    if rec.withdrawn {
+        return Err(ExchangeError::Refused(format!("record {key} is withdrawn")));
+    }
+    if peer == rec.originator {
+        return Err(ExchangeError::Refused(format!("{peer} is the record's originator")));
+    }
+    let mut ex = exchange_for(node, peer, Direction::Outgoing, pb::Operation::Push, &rec, purpose);
+    let mut consent = None;
+    if let Some(prov) = &stored.provenance {
+        ex.onward = Some(onward_facts(node, key, prov, &rec, peer, purpose)?);
+        consent = super::consent::held(node, key, peer, purpose)?;
+    }
+    let d = decide(node, actor, ex, key).await?;
+    let (plan, agreement_id, agreement_version, onward, retention_days) = match &d {
+        Decision::Allow { plan, agreement_id, agreement_version, onward, retention_days } => {
+            (plan, agreement_id.clone(), *agreement_version, *onward, *retention_days)
+        }
+        Decision::Deny(denial) => return Err(ExchangeError::Denied(denial.clone())),
+    };
+    let shared = if stored.provenance.is_some() {
+        // Forward the originator's own signed bytes; we cannot re-sign them,
+        // so a grant that would need more redaction than the originator applied refuses.
+        if redact::redact(&rec, plan).body != rec.body {
+            return Err(ExchangeError::Refused(format!(
+                "sharing {key} with {peer} would need redaction the originator did not sign ({})",
+                plan.remove.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        pb::SharedRecord {
+            record: stored.envelope.clone(),
+            agreement_id,
+            agreement_version,
+            onward_sharing: onward as i32,
+            retention_days,
+        }
+    } else {
+        seal_shared(node, &rec, &d).ok_or_else(|| ExchangeError::Refused("not allowed".into()))?
+    };
+    Ok((shared, consent, d))
+}
+
+/// Queues a share after checking it is allowed now (the sender's check).
+pub async fn share(
+    node: &Node,
+    actor: &str,
+    record_id: &str,
+    peer: &str,
+    purpose: pb::Purpose,
+) -> Result<(pb::OutboxItem, pb::SharedRecord), ExchangeError> {
+    crate::peer::get(node, peer).map_err(|_| ExchangeError::NotFound(format!("peer {peer}")))?;
+    let key = records::resolve_key(node.id(), record_id);
+    let (shared, _, _) = prepare(node, actor, &key, peer, purpose).await?;
+    let version = records::get(node.db.store(), &key)?.map(|s| s.record()).transpose()?.map_or(0, |r| r.version);
+    let item = new_item(node, pb::OutboxAction::Share, peer, &key, version, purpose);
+    enqueue(node, actor, vec![Stored { item: Some(item.clone()), payload: None }]).await?;
+    Ok((item, shared))
+}
+
+/// Peers that hold a delivered copy of `key`, with the purpose it went for.
+fn recipients(st: &dyn Store, key: &str) -> Result<Vec<(String, pb::Purpose)>, StoreError> {
+    let mut out: Vec<(String, pb::Purpose)> = Vec::new();
+    for s in all(st)? {
+        let i = item_of(&s);
+        if i.record_key == key
+            && i.action == pb::OutboxAction::Share as i32
+            && i.state == pb::OutboxState::Delivered as i32
+            && !out.iter().any(|(p, _)| *p == i.peer)
+        {
+            out.push((i.peer.clone(), pb::Purpose::try_from(i.purpose).unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
+/// A new version of a shared record goes to everyone who has the old one.
+pub async fn after_update(node: &Node, actor: &str, key: &str, version: u64) -> Result<(), ExchangeError> {
+    let items = recipients(node.db.store(), key)?
+        .into_iter()
+        .map(|(peer, purpose)| Stored {
+            item: Some(new_item(node, pb::OutboxAction::Share, &peer, key, version, purpose)),
+            payload: None,
+        })
+        .collect();
+    enqueue(node, actor, items).await
+}
+
+/// A withdrawal goes to everyone who received the record from us.
+pub async fn propagate_withdrawal(node: &Node, key: &str, withdrawn: &pb::Envelope) -> Result<(), ExchangeError> {
+    let items = recipients(node.db.store(), key)?
+        .into_iter()
+        .map(|(peer, purpose)| Stored {
+            item: Some(new_item(node, pb::OutboxAction::Withdraw, &peer, key, 0, purpose)),
+            payload: Some(withdrawn.clone()),
+        })
+        .collect();
+    enqueue(node, "node", items).await
+}
+
+/// After one of our records is withdrawn: seal the withdrawn version and send it.
+pub async fn after_withdraw(node: &Node, key: &str) -> Result<(), ExchangeError> {
+    let Some(stored) = records::get(node.db.store(), key)? else { return Ok(()) };
+    let Some(env) = stored.envelope else { return Ok(()) };
+    propagate_withdrawal(node, key, &env).await
+}
+
+fn backoff(attempts: u32) -> time::Duration {
+    time::Duration::seconds((1i64 << attempts.min(6)).min(MAX_BACKOFF_SECS))
+}
+
+async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
+    let i = item_of(&s);
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+            match pb::OutboxState::try_from(i.state) {
+                Ok(pb::OutboxState::Delivered) => tx.audit(
+                    Event::new("node", "exchange.delivered")
+                        .record(&i.record_key)
+                        .reason(format!("to {} ({})", i.peer, i.delivery_id)),
+                ),
+                Ok(pb::OutboxState::Refused) => tx.audit(
+                    Event::new("node", "exchange.refused")
+                        .record(&i.record_key)
+                        .reason(format!("{}: {}", i.peer, i.last_error)),
+                ),
+                Ok(pb::OutboxState::Expired) => tx.audit(
+                    Event::new("node", "exchange.expired").record(&i.record_key).reason(format!("to {}", i.peer)),
+                ),
+                _ => {}
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+}
+
+/// Verifies a receipt: signed by the peer over the exact bytes, for this delivery.
+fn check_receipt(node: &Node, peer: &str, delivery_id: &str, env: &pb::Envelope) -> Result<pb::Receipt, ExchangeError> {
+    let r: pb::Receipt = envelope::open(env, payload::RECEIPT, peer, &super::key_of(node, peer)?)?;
+    if r.delivery_id != delivery_id || r.receiver != peer {
+        return Err(ExchangeError::Refused("receipt is for another delivery".into()));
+    }
+    Ok(r)
+}
+
+/// One delivery attempt.
+async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
+    let mut i = item_of(&s);
+    let now = node.now();
+    if i.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| now - t > EXPIRY) {
+        i.state = pb::OutboxState::Expired as i32;
+        i.last_error = "expired before the peer answered".into();
+        s.item = Some(i);
+        return update(node, s).await;
+    }
+    let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
+    let result: Result<pb::Envelope, ExchangeError> = async {
+        let mut c = super::client(node, &i.peer).await?;
+        let reply = if i.action == pb::OutboxAction::Withdraw as i32 {
+            let req = pb::RetractRecordRequest { delivery_id: i.delivery_id.clone(), record: s.payload.clone() };
+            c.retract_record(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
+        } else {
+            // The policy is asked again at send time: a revoked agreement stops the share.
+            let (shared, consent, _) = prepare(node, "node", &i.record_key, &i.peer, purpose).await?;
+            let req = pb::PushRecordRequest {
+                delivery_id: i.delivery_id.clone(),
+                shared: Some(shared),
+                purpose: i.purpose,
+                consent,
+            };
+            c.push_record(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
+        };
+        let receipt = reply.map_err(|st| ExchangeError::Peer {
+            peer: i.peer.clone(),
+            reason: format!("{:?}: {}", st.code(), st.message()),
+        })?;
+        receipt.ok_or_else(|| ExchangeError::Refused("answer without a receipt".into()))
+    }
+    .await;
+    i.attempts += 1;
+    match result {
+        Ok(env) => match check_receipt(node, &i.peer, &i.delivery_id, &env) {
+            Ok(r) => {
+                i.state = if r.delivered { pb::OutboxState::Delivered } else { pb::OutboxState::Refused } as i32;
+                i.last_error = r.reason;
+                i.receipt = Some(env);
+            }
+            Err(e) => {
+                i.last_error = format!("bad receipt: {e}");
+                i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+            }
+        },
+        // Refusals by our own policy (or the record being gone) are final.
+        Err(e @ (ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_))) => {
+            i.state = pb::OutboxState::Refused as i32;
+            i.last_error = e.to_string();
+        }
+        Err(e) => {
+            metrics::counter!("liaison_outbox_retries_total").increment(1);
+            i.last_error = e.to_string();
+            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+        }
+    }
+    s.item = Some(i);
+    update(node, s).await
+}
+
+/// Delivers due items until the node stops; woken early by new items.
+pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let due: Vec<Stored> = match all(node.db.store()) {
+                Ok(items) => {
+                    let now = node.now();
+                    let pending: Vec<Stored> =
+                        items.into_iter().filter(|s| item_of(s).state == pb::OutboxState::Pending as i32).collect();
+                    metrics::gauge!("liaison_outbox_depth").set(pending.len() as f64);
+                    pending
+                        .into_iter()
+                        .filter(|s| {
+                            item_of(s).next_attempt_time.as_ref().and_then(from_timestamp).is_none_or(|t| t <= now)
+                        })
+                        .collect()
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox scan failed");
+                    Vec::new()
+                }
+            };
+            // Peers are independent: one slow peer must not hold up the rest.
+            let attempts = due.into_iter().map(|s| {
+                let node = Arc::clone(&node);
+                async move {
+                    let id = item_of(&s).delivery_id;
+                    if let Err(e) = attempt(&node, s).await {
+                        tracing::error!(delivery = %id, error = %e, "outbox update failed");
+                    }
+                }
+            });
+            futures::future::join_all(attempts).await;
+            tokio::select! {
+                _ = node.outbox_wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,214 @@
+//! Scoped queries: the responder decides per record; the requester asks
+//! one or every peer in parallel, each under its own deadline.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    decide, decide_all, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE,
+};
+use crate::audit::Event;
+use crate::node::Node;
+use crate::pb;
+use crate::policy::{Decision, Direction};
+use crate::store::records::{self, Filter};
+
+/// Most records one query answer carries.
+pub const MAX_RESULTS: usize = 200;
+
+/// Answers a peer's query with what the agreements allow it to see.
+pub async fn answer(
+    node: &Node,
+    caller: &str,
+    req: &pb::QueryRecordsRequest,
+) -> Result<Vec<pb::SharedRecord>, ExchangeError> {
+    let kind = super::kind_of("kind", req.kind)?;
+    let purpose = super::purpose_of("purpose", req.purpose)?;
+    if req.text.chars().count() > 200 {
+        return Err(super::invalid("text", "at most 200 characters"));
+    }
+    if !req.country.is_empty() && !crate::record::is_country(&req.country) {
+        return Err(super::invalid("country", "not an ISO 3166-1 alpha-2 code"));
+    }
+    let limit = match req.limit {
+        0 => 50,
+        n => (n as usize).min(MAX_RESULTS),
+    };
+    let actor = format!("peer:{caller}");
+    // Refuse outright when no grant covers this kind at all (the requester learns why).
+    if let Decision::Deny(d) =
+        decide(node, &actor, exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Query, kind, purpose), "")
+            .await?
+    {
+        return Err(ExchangeError::Denied(d));
+    }
+    let filter = Filter {
+        kind: Some(kind),
+        country: (!req.country.is_empty()).then(|| req.country.clone()),
+        text: (!req.text.is_empty()).then(|| req.text.to_lowercase()),
+        updated_since: None,
+        include_withdrawn: false,
+        originator: Some(node.id().to_string()),
+    };
+    let (rows, _) = records::list(node.db.store(), &filter, None, limit)?;
+    let exchanges: Vec<_> = rows
+        .iter()
+        .map(|(r, _)| {
+            (
+                exchange_for(node, caller, Direction::Outgoing, pb::Operation::Query, r, purpose),
+                records::key(&r.originator, &r.id),
+            )
+        })
+        .collect();
+    let decisions = decide_all(node, &actor, &exchanges).await?;
+    let out: Vec<pb::SharedRecord> =
+        rows.iter().zip(&decisions).filter_map(|((r, _), d)| seal_shared(node, r, d)).collect();
+    node.db
+        .audit(vec![Event::new(&actor, "exchange.query.answer")
+            .purpose(crate::convert::purpose_word(purpose))
+            .reason(format!("{} of {} matching records sent", out.len(), rows.len()))])
+        .await?;
+    Ok(out)
+}
+
+/// Verifies one peer's answer and keeps what our own policy lets in.
+async fn accept(
+    node: &Node,
+    actor: &str,
+    peer: &str,
+    purpose: pb::Purpose,
+    shared: Vec<pb::SharedRecord>,
+) -> Result<Vec<pb::Record>, ExchangeError> {
+    let mut recs = Vec::new();
+    for s in &shared {
+        let env = s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing"))?;
+        let rec = open_record(node, env)?;
+        if rec.originator != peer {
+            return Err(ExchangeError::Refused(format!(
+                "{peer} answered with a record originated by {}",
+                rec.originator
+            )));
+        }
+        recs.push(rec);
+    }
+    let exchanges: Vec<_> = recs
+        .iter()
+        .map(|r| {
+            (
+                exchange_for(node, peer, Direction::Incoming, pb::Operation::Query, r, purpose),
+                format!("{}/{}", r.originator, r.id),
+            )
+        })
+        .collect();
+    let decisions = decide_all(node, actor, &exchanges).await?;
+    Ok(recs.into_iter().zip(decisions).filter(|(_, d)| d.is_allowed()).map(|(r, _)| r).collect())
+}
+
+async fn ask(
+    node: &Node,
+    actor: &str,
+    peer: String,
+    req: pb::QueryRecordsRequest,
+    deadline: Duration,
+) -> pb::QueryPeerResult {
+    let started = Instant::now();
+    let purpose = pb::Purpose::try_from(req.purpose).unwrap_or_default();
+    let kind = pb::RecordKind::try_from(req.kind).unwrap_or_default();
+    let mut result = pb::QueryPeerResult { peer: peer.clone(), ..Default::default() };
+    // We check too: a query is an incoming exchange for us.
+    match decide(node, actor, exchange_kind(node, &peer, Direction::Incoming, pb::Operation::Query, kind, purpose), "")
+        .await
+    {
+        Ok(Decision::Deny(d)) => {
+            result.outcome = pb::PeerOutcome::Denied as i32;
+            result.error = format!("denied here ({}): {d}", d.code());
+            return result;
+        }
+        Err(e) => {
+            result.outcome = pb::PeerOutcome::Unreachable as i32;
+            result.error = e.to_string();
+            return result;
+        }
+        Ok(_) => {}
+    }
+    let call = async {
+        let mut c = super::client(node, &peer).await?;
+        let mut r = tonic::Request::new(req.clone());
+        r.set_timeout(deadline);
+        c.query_records(r)
+            .await
+            .map_err(|s| ExchangeError::Peer { peer: peer.clone(), reason: format!("{:?}: {}", s.code(), s.message()) })
+    };
+    match tokio::time::timeout(deadline, call).await {
+        Err(_) => {
+            result.outcome = pb::PeerOutcome::TimedOut as i32;
+            result.error = format!("no answer within {} ms", deadline.as_millis());
+        }
+        Ok(Err(ExchangeError::Peer { reason, .. })) if reason.starts_with("PermissionDenied") => {
+            result.outcome = pb::PeerOutcome::Denied as i32;
+            result.error = reason;
+        }
+        Ok(Err(e)) => {
+            result.outcome = if e.to_string().contains("DeadlineExceeded") {
+                pb::PeerOutcome::TimedOut
+            } else {
+                pb::PeerOutcome::Unreachable
+            } as i32;
+            result.error = e.to_string();
+        }
+        Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records).await {
+            Ok(recs) => {
+                result.outcome = pb::PeerOutcome::Answered as i32;
+                result.records = recs;
+            }
+            Err(e) => {
+                result.outcome = pb::PeerOutcome::Unreachable as i32;
+                result.error = format!("answer refused: {e}");
+            }
+        },
+    }
+    result.elapsed_ms = started.elapsed().as_millis() as u64;
+    result
+}
+
+/// Asks one peer or every pinned peer, in parallel; a slow or down peer never blocks the others.
+pub async fn run(node: &Node, actor: &str, req: &pb::QueryRequest) -> Result<Vec<pb::QueryPeerResult>, ExchangeError> {
+    super::kind_of("kind", req.kind)?;
+    let purpose = super::purpose_of("purpose", req.purpose)?;
+    let peers = if req.peer.is_empty() {
+        super::peer_ids(node)?
+    } else {
+        crate::peer::get(node, &req.peer).map_err(|_| ExchangeError::NotFound(format!("peer {}", req.peer)))?;
+        vec![req.peer.clone()]
+    };
+    let deadline = match req.deadline_ms {
+        0 => DEFAULT_DEADLINE,
+        ms if ms <= 60_000 => Duration::from_millis(ms as u64),
+        _ => return Err(super::invalid("deadline_ms", "at most 60000")),
+    };
+    let fed = pb::QueryRecordsRequest {
+        kind: req.kind,
+        text: req.text.clone(),
+        country: req.country.clone(),
+        purpose: req.purpose,
+        limit: req.limit,
+    };
+    let results =
+        futures::future::join_all(peers.into_iter().map(|p| ask(node, actor, p, fed.clone(), deadline))).await;
+    let summary = results
+        .iter()
+        .map(|r| {
+            format!(
+                "{}:{}",
+                r.peer,
+                pb::PeerOutcome::try_from(r.outcome)
+                    .map(|o| o.as_str_name().trim_start_matches("PEER_OUTCOME_").to_lowercase())
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    node.db
+        .audit(vec![Event::new(actor, "exchange.query").purpose(crate::convert::purpose_word(purpose)).reason(summary)])
+        .await?;
+    Ok(results)
+}

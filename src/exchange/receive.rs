@@ -1,0 +1,193 @@
+//! The receiving side of a share or a withdrawal: verify, decide again
+//! independently, store as *received* with provenance, answer with a signed
+//! receipt. Deliveries are idempotent by (sender, delivery id).
+
+use prost::Message;
+use time::Duration;
+
+use super::{decide, exchange_for, open_record, ExchangeError};
+use crate::audit::Event;
+use crate::convert::timestamp;
+use crate::envelope::{self, payload};
+use crate::node::Node;
+use crate::pb;
+use crate::policy::{Decision, Direction};
+use crate::store::records::{self, StoredRecord};
+use crate::store::{Store, StoreError, Tree, Tx};
+
+fn delivery_key(sender: &str, id: &str) -> Vec<u8> {
+    format!("delivery/{sender}/{id}").into_bytes()
+}
+
+/// Retention index entries: `retain/<until micros be><key>`.
+pub const RETAIN_PREFIX: &[u8] = b"retain/";
+
+pub fn retain_key(until: time::OffsetDateTime, key: &str) -> Vec<u8> {
+    let mut k = RETAIN_PREFIX.to_vec();
+    k.extend_from_slice(&crate::convert::micros_key(until));
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivered: bool, reason: &str) -> pb::Envelope {
+    let r = pb::Receipt {
+        delivery_id: delivery_id.into(),
+        record_key: key.into(),
+        version,
+        delivered,
+        reason: reason.into(),
+        receiver: node.id().into(),
+        time: Some(timestamp(node.now())),
+    };
+    envelope::seal(payload::RECEIPT, &r, node.id(), &node.identity.signing_key)
+}
+
+/// Stores a received record (newer versions replace older ones; an older or
+/// equal version changes nothing). Returns false if nothing changed.
+pub fn store_received(
+    st: &dyn Store,
+    tx: &mut Tx,
+    env: &pb::Envelope,
+    rec: &pb::Record,
+    prov: pb::Provenance,
+    actor: &str,
+) -> Result<bool, StoreError> {
+    let key = records::key(&rec.originator, &rec.id);
+    let old = records::get(st, &key)?;
+    let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
+    if old_rec.as_ref().is_some_and(|o| o.version >= rec.version) {
+        return Ok(false);
+    }
+    if let Some(p) = old.as_ref().and_then(|s| s.provenance.as_ref()) {
+        if let Some(until) = p.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
+            tx.batch.delete(Tree::Meta, retain_key(until, &key));
+        }
+    }
+    if let Some(until) = prov.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
+        tx.batch.put(Tree::Meta, retain_key(until, &key), Vec::new());
+    }
+    let agreement = prov.agreement_id.clone();
+    let stored = StoredRecord { envelope: Some(env.clone()), provenance: Some(prov) };
+    let now = tx.now;
+    records::put(tx, &key, rec, &stored, old_rec.as_ref(), pb::ChangeType::RecordReceived, now);
+    tx.audit(
+        Event::new(actor, "record.receive")
+            .record(&key)
+            .agreement(agreement)
+            .reason(format!("version {}", rec.version)),
+    );
+    Ok(true)
+}
+
+/// Purges a received record and its index entries.
+pub fn purge(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> Result<bool, StoreError> {
+    let Some(stored) = records::get(st, key)? else { return Ok(false) };
+    let Some(prov) = stored.provenance.as_ref() else { return Ok(false) };
+    if let Some(until) = prov.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
+        tx.batch.delete(Tree::Meta, retain_key(until, key));
+    }
+    let rec = stored.record()?;
+    let now = tx.now;
+    records::delete(tx, key, &rec, now);
+    tx.audit(Event::new(actor, "record.purge").record(key).agreement(prov.agreement_id.clone()).reason(why));
+    Ok(true)
+}
+
+/// Handles `PushRecord`.
+pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Result<pb::Envelope, ExchangeError> {
+    if req.delivery_id.is_empty() || req.delivery_id.len() > 64 {
+        return Err(super::invalid("delivery_id", "1-64 characters"));
+    }
+    let dk = delivery_key(caller, &req.delivery_id);
+    if let Some(v) = node.db.store().get(Tree::Meta, &dk)? {
+        // A retried delivery: answer with the same receipt, store nothing twice.
+        return Ok(pb::Envelope::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+    }
+    let purpose = super::purpose_of("purpose", req.purpose)?;
+    let shared = req.shared.ok_or_else(|| super::invalid("shared", "required"))?;
+    let env = shared.record.ok_or_else(|| super::invalid("shared.record", "required"))?;
+    let rec = open_record(node, &env)?;
+    let key = records::key(&rec.originator, &rec.id);
+    let actor = format!("peer:{caller}");
+    let mut ex = exchange_for(node, caller, Direction::Incoming, pb::Operation::Push, &rec, purpose);
+    if rec.originator == node.id() {
+        return Err(ExchangeError::Refused("this node is the record's originator".into()));
+    }
+    if rec.originator != caller {
+        // An onward share: the originator's signed consent must come with it.
+        let consent = req.consent.as_ref().ok_or_else(|| {
+            ExchangeError::Refused(format!("onward share of {key} without {}'s consent", rec.originator))
+        })?;
+        let c: pb::OnwardConsent =
+            envelope::open(consent, payload::CONSENT, &rec.originator, &super::key_of(node, &rec.originator)?)?;
+        if c.record_key != key || c.holder != caller || c.third_party != node.id() || c.purpose != purpose as i32 {
+            return Err(ExchangeError::Refused("the consent does not cover this share".into()));
+        }
+        ex.onward = Some(crate::policy::OnwardFacts {
+            rule: pb::OnwardSharing::WithConsent,
+            originator: rec.originator.clone(),
+            originator_consent: true,
+        });
+    }
+    let decision = decide(node, &actor, ex, &key).await?;
+    let (delivered, reason, receipt_env) = match &decision {
+        Decision::Deny(d) => {
+            let reason = format!("{}: {d}", d.code());
+            (false, reason.clone(), receipt(node, &req.delivery_id, &key, rec.version, false, &reason))
+        }
+        Decision::Allow { agreement_id, agreement_version, onward, retention_days, .. } => {
+            let now = node.now();
+            let prov = pb::Provenance {
+                received_from: caller.into(),
+                agreement_id: agreement_id.clone(),
+                agreement_version: *agreement_version,
+                purpose: purpose as i32,
+                receive_time: Some(timestamp(now)),
+                retain_until: (*retention_days > 0)
+                    .then(|| timestamp(now + Duration::days(i64::from(*retention_days)))),
+                onward_sharing: *onward as i32,
+            };
+            let r = receipt(node, &req.delivery_id, &key, rec.version, true, "");
+            node.db
+                .write(|st, tx| {
+                    store_received(st, tx, &env, &rec, prov, &actor)?;
+                    tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
+                    Ok::<_, StoreError>(())
+                })
+                .await?;
+            (true, String::new(), r)
+        }
+    };
+    if !delivered {
+        node.db
+            .write(|_, tx| {
+                tx.batch.put(Tree::Meta, dk.clone(), receipt_env.encode_to_vec());
+                tx.audit(Event::new(&actor, "exchange.push.refused").record(&key).reason(&reason));
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+    }
+    Ok(receipt_env)
+}
+
+/// Handles `RetractRecord`: the originator withdrew a record.
+pub async fn retract(node: &Node, caller: &str, req: pb::RetractRecordRequest) -> Result<pb::Envelope, ExchangeError> {
+    let env = req.record.ok_or_else(|| super::invalid("record", "required"))?;
+    let rec = open_record(node, &env)?;
+    if !rec.withdrawn {
+        return Err(super::invalid("record.withdrawn", "a retraction carries the withdrawn record"));
+    }
+    let key = records::key(&rec.originator, &rec.id);
+    let actor = format!("peer:{caller}");
+    let purged = node
+        .db
+        .write(|st, tx| {
+            purge(st, tx, &key, &actor, &format!("withdrawn by {} (version {})", rec.originator, rec.version))
+        })
+        .await?;
+    if purged {
+        // Whoever we shared it with onwards must purge it too.
+        super::outbox::propagate_withdrawal(node, &key, &env).await?;
+    }
+    Ok(receipt(node, &req.delivery_id, &key, rec.version, true, if purged { "purged" } else { "not held" }))
+}

@@ -1,0 +1,269 @@
+//! Directory sync: peers pull changes after a cursor. The responder walks
+//! its change log from the cursor (so a sync that finds nothing new costs the
+//! same however many records it holds), filters by grant at the source, and
+//! sends only what the requester may have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{decide, decide_all, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError};
+use crate::agreement::book;
+use crate::audit::Event;
+use crate::convert::timestamp;
+use crate::node::Node;
+use crate::pb;
+use crate::policy::{Decision, Direction};
+use crate::store::records;
+use crate::store::{StoreError, Tree};
+
+/// Most changes the responder walks per call.
+pub const MAX_WALK: usize = 1000;
+/// Records per answer.
+pub const MAX_RECORDS: usize = 200;
+
+/// Answers a peer's sync from `cursor`.
+pub async fn answer(
+    node: &Node,
+    caller: &str,
+    req: &pb::SyncRecordsRequest,
+) -> Result<pb::SyncRecordsResponse, ExchangeError> {
+    let kind = super::kind_of("kind", req.kind)?;
+    let purpose = super::purpose_of("purpose", req.purpose)?;
+    let actor = format!("peer:{caller}");
+    if let Decision::Deny(d) =
+        decide(node, &actor, exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Sync, kind, purpose), "")
+            .await?
+    {
+        return Err(ExchangeError::Denied(d));
+    }
+    let limit = match req.limit {
+        0 => MAX_RECORDS,
+        n => (n as usize).min(MAX_RECORDS),
+    };
+    let changes = crate::api::read_changes(node.db.store(), req.cursor, MAX_WALK)
+        .map_err(|s| StoreError::Corrupt(s.message().to_string()))?;
+    let walked_all = changes.len() < MAX_WALK;
+    let own = format!("{}/", node.id());
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor = req.cursor;
+    for c in &changes {
+        if keys.len() == limit {
+            break;
+        }
+        cursor = c.seq;
+        if c.kind == kind as i32 && c.record_key.starts_with(&own) && !keys.contains(&c.record_key) {
+            keys.push(c.record_key.clone());
+        }
+    }
+    let more = !walked_all || cursor != changes.last().map_or(cursor, |c| c.seq);
+    let mut live = Vec::new();
+    let mut withdrawn = Vec::new();
+    for k in keys {
+        match records::get(node.db.store(), &k)?.map(|s| s.record()).transpose()? {
+            Some(r) if r.withdrawn => withdrawn.push(k),
+            Some(r) => live.push((k, r)),
+            None => withdrawn.push(k),
+        }
+    }
+    let exchanges: Vec<_> = live
+        .iter()
+        .map(|(k, r)| (exchange_for(node, caller, Direction::Outgoing, pb::Operation::Sync, r, purpose), k.clone()))
+        .collect();
+    let decisions = decide_all(node, &actor, &exchanges).await?;
+    let records: Vec<pb::SharedRecord> =
+        live.iter().zip(&decisions).filter_map(|((_, r), d)| seal_shared(node, r, d)).collect();
+    Ok(pb::SyncRecordsResponse { records, withdrawn, cursor, more })
+}
+
+fn cursor_key(peer: &str, kind: pb::RecordKind) -> Vec<u8> {
+    format!("sync/{peer}/{}", kind as i32).into_bytes()
+}
+
+fn load_cursor(node: &Node, peer: &str, kind: pb::RecordKind) -> Result<u64, StoreError> {
+    Ok(node
+        .db
+        .store()
+        .get(Tree::Meta, &cursor_key(peer, kind))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Kinds (and a purpose) for which an active agreement lets `peer` sync to us.
+fn syncable(node: &Node, peer: &str) -> Result<Vec<(pb::RecordKind, pb::Purpose)>, ExchangeError> {
+    let mut out = Vec::new();
+    for (a, state) in book::for_policy(node)? {
+        if state != pb::AgreementState::Active
+            || !a.parties.iter().any(|p| p == peer)
+            || !a.parties.iter().any(|p| p == node.id())
+        {
+            continue;
+        }
+        for g in &a.grants {
+            let dir = (g.from == "*" || g.from == peer) && (g.to == "*" || g.to == node.id());
+            if !dir || !g.operations.contains(&(pb::Operation::Sync as i32)) {
+                continue;
+            }
+            let Some(purpose) = g.purposes.first().and_then(|p| pb::Purpose::try_from(*p).ok()) else { continue };
+            for k in &g.record_kinds {
+                if let Ok(kind) = pb::RecordKind::try_from(*k) {
+                    if !out.iter().any(|(x, _)| *x == kind) {
+                        out.push((kind, purpose));
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Pulls everything new from one peer.
+pub async fn pull(node: &Node, actor: &str, peer: &str) -> pb::SyncPeerResult {
+    let mut res =
+        pb::SyncPeerResult { peer: peer.into(), outcome: pb::PeerOutcome::Answered as i32, ..Default::default() };
+    let kinds = match syncable(node, peer) {
+        Ok(k) => k,
+        Err(e) => {
+            res.outcome = pb::PeerOutcome::Denied as i32;
+            res.error = e.to_string();
+            return res;
+        }
+    };
+    if kinds.is_empty() {
+        res.outcome = pb::PeerOutcome::Denied as i32;
+        res.error = "no active agreement lets this peer sync to us".into();
+        return res;
+    }
+    for (kind, purpose) in kinds {
+        if let Err(e) = pull_kind(node, actor, peer, kind, purpose, &mut res).await {
+            res.outcome = match &e {
+                ExchangeError::Peer { reason, .. } if reason.starts_with("PermissionDenied") => pb::PeerOutcome::Denied,
+                _ => pb::PeerOutcome::Unreachable,
+            } as i32;
+            res.error = e.to_string();
+            return res;
+        }
+    }
+    res
+}
+
+async fn pull_kind(
+    node: &Node,
+    actor: &str,
+    peer: &str,
+    kind: pb::RecordKind,
+    purpose: pb::Purpose,
+    res: &mut pb::SyncPeerResult,
+) -> Result<(), ExchangeError> {
+    let mut c = super::client(node, peer).await?;
+    loop {
+        let cursor = load_cursor(node, peer, kind)?;
+        let mut req = tonic::Request::new(pb::SyncRecordsRequest {
+            kind: kind as i32,
+            purpose: purpose as i32,
+            cursor,
+            limit: 0,
+        });
+        req.set_timeout(Duration::from_secs(30));
+        let resp = c
+            .sync_records(req)
+            .await
+            .map_err(|s| ExchangeError::Peer { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) })?
+            .into_inner();
+        let mut recs = Vec::new();
+        for s in &resp.records {
+            let env = s.record.clone().ok_or_else(|| super::invalid("records.record", "missing"))?;
+            let rec = open_record(node, &env)?;
+            if rec.originator != peer {
+                return Err(ExchangeError::Refused(format!("{peer} synced a record originated by {}", rec.originator)));
+            }
+            recs.push((env, rec));
+        }
+        let exchanges: Vec<_> = recs
+            .iter()
+            .map(|(_, r)| {
+                (
+                    exchange_for(node, peer, Direction::Incoming, pb::Operation::Sync, r, purpose),
+                    records::key(&r.originator, &r.id),
+                )
+            })
+            .collect();
+        let decisions = decide_all(node, actor, &exchanges).await?;
+        let now = node.now();
+        let own_prefix = format!("{peer}/");
+        let (received, purged) = node
+            .db
+            .write(|st, tx| {
+                let mut received = 0;
+                let mut purged = 0;
+                for ((env, rec), d) in recs.iter().zip(&decisions) {
+                    let Decision::Allow { agreement_id, agreement_version, onward, retention_days, .. } = d else {
+                        continue;
+                    };
+                    let prov = pb::Provenance {
+                        received_from: peer.into(),
+                        agreement_id: agreement_id.clone(),
+                        agreement_version: *agreement_version,
+                        purpose: purpose as i32,
+                        receive_time: Some(timestamp(now)),
+                        retain_until: (*retention_days > 0)
+                            .then(|| timestamp(now + time::Duration::days(i64::from(*retention_days)))),
+                        onward_sharing: *onward as i32,
+                    };
+                    if super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"))? {
+                        received += 1;
+                    }
+                }
+                for k in &resp.withdrawn {
+                    if k.starts_with(&own_prefix)
+                        && super::receive::purge(
+                            st,
+                            tx,
+                            k,
+                            &format!("peer:{peer}"),
+                            "withdrawn by its originator (sync)",
+                        )?
+                    {
+                        purged += 1;
+                    }
+                }
+                tx.batch.put(Tree::Meta, cursor_key(peer, kind), resp.cursor.to_be_bytes().to_vec());
+                Ok::<_, StoreError>((received, purged))
+            })
+            .await?;
+        res.received += received;
+        res.purged += purged;
+        res.cursor = resp.cursor;
+        if !resp.more {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs with one or every peer now.
+pub async fn now(node: &Node, actor: &str, peer: &str) -> Result<Vec<pb::SyncPeerResult>, ExchangeError> {
+    let peers = if peer.is_empty() { super::peer_ids(node)? } else { vec![peer.to_string()] };
+    let results = futures::future::join_all(peers.iter().map(|p| pull(node, actor, p))).await;
+    let summary =
+        results.iter().map(|r| format!("{}:+{}/-{}", r.peer, r.received, r.purged)).collect::<Vec<_>>().join(" ");
+    node.db.audit(vec![Event::new(actor, "exchange.sync").reason(summary)]).await?;
+    Ok(results)
+}
+
+/// Periodic sync with every peer.
+pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let peers = super::peer_ids(&node).unwrap_or_default();
+            for p in peers {
+                let r = pull(&node, "node", &p).await;
+                if r.received > 0 || r.purged > 0 {
+                    tracing::info!(peer = %p, received = r.received, purged = r.purged, "sync");
+                }
+            }
+        }
+    })
+}
