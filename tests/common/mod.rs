@@ -261,3 +261,97 @@ pub fn scrape(node: &TestNode) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// Drafts `toml` on the first node, proposes it, and has every other node accept it.
+pub fn activate(nodes: &[&TestNode], toml: &str, id: &str) {
+    let file = nodes[0].dir.parent().unwrap().join(format!("{id}-{}.toml", free_port()));
+    std::fs::write(&file, toml).unwrap();
+    nodes[0].cli_ok(&["agreement", "draft", &file.display().to_string()]);
+    nodes[0].cli_ok(&["agreement", "propose", id]);
+    for n in &nodes[1..] {
+        n.cli_ok(&["agreement", "accept", id]);
+    }
+    for n in nodes {
+        let state = n.cli_json(&["agreement", "show", id])["agreement"]["state"].as_str().unwrap().to_string();
+        assert_eq!(state, "AGREEMENT_STATE_ACTIVE", "{id} on {}", n.id);
+    }
+}
+
+/// A bilateral agreement between `a` and `b` with the given grants (TOML `[[grants]]` blocks).
+pub fn bilateral(id: &str, a: &str, b: &str, retention_days: u32, grants: &str) -> String {
+    format!(
+        r#"
+id = "{id}"
+version = 1
+title = "Test MOU {id}"
+legal_basis = "Test"
+parties = ["{a}", "{b}"]
+valid_from = "2026-01-01"
+valid_until = "2036-01-01"
+
+[retention]
+days = {retention_days}
+purge_on_revoke = true
+
+[sop]
+name = "Test SOP"
+
+[[sop.request_types]]
+name = "information_request"
+ack_within = "24h"
+answer_within = "7d"
+urgent_ack_within = "8h"
+urgent_answer_within = "3d"
+escalation_role = "unit_head"
+
+{grants}
+"#
+    )
+}
+
+/// Grants like the COMMIT-style MOU template, both ways.
+pub const MOU_GRANTS: &str = r#"
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["contact_point"]
+purposes = ["coordination"]
+operations = ["query", "sync", "push"]
+max_handling = "green"
+onward_sharing = "allowed"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["intelligence_report", "entity"]
+purposes = ["investigation"]
+operations = ["query", "hit_check", "push"]
+max_handling = "amber"
+redacted_fields = ["entity.evidence_basis"]
+onward_sharing = "with_consent"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["victim_referral"]
+purposes = ["victim_identification", "return_and_reintegration"]
+operations = ["push", "query"]
+max_handling = "red"
+released_protected_fields = ["victim_referral.identity"]
+onward_sharing = "forbidden"
+"#;
+
+/// Creates a record through the API and returns it.
+pub async fn create(node: &TestNode, rec: pb::Record) -> pb::Record {
+    let mut c = node.records().await;
+    c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await.expect("create").into_inner().record.unwrap()
+}
+
+/// Waits until `f` is true (polling), panicking with `what` after `secs`.
+pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
