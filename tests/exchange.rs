@@ -84,11 +84,16 @@ async fn queries_cross_only_what_the_agreement_allows() {
     assert_eq!(outcome(&r), "PEER_OUTCOME_DENIED");
     assert!(r["error"].as_str().unwrap().contains("purpose_not_granted"), "{r}");
     let r = query(&kh, "th-atpd", "statistics_report", "statistics_and_reporting");
-    assert!(r["error"].as_str().unwrap().contains("kind_not_granted") || r["error"].as_str().unwrap().contains("purpose_not_granted"), "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("kind_not_granted")
+            || r["error"].as_str().unwrap().contains("purpose_not_granted"),
+        "{r}"
+    );
     let r = query(&la, "th-atpd", "intelligence_report", "investigation");
     assert_eq!(outcome(&r), "PEER_OUTCOME_DENIED");
     assert!(r["error"].as_str().unwrap().contains("wrong_direction"), "LA may only send to TH: {r}");
-    let r = kh.cli_json(&["check", "--identifier", "passport:N0123456", "--peer", "th-atpd", "--purpose", "coordination"]);
+    let r =
+        kh.cli_json(&["check", "--identifier", "passport:N0123456", "--peer", "th-atpd", "--purpose", "coordination"]);
     assert!(r["peers"][0]["error"].as_str().unwrap().contains("purpose_not_granted"), "{r}");
 
     // Suspension and revocation stop queries at once; nothing of a record crosses.
@@ -101,7 +106,19 @@ async fn queries_cross_only_what_the_agreement_allows() {
     assert_eq!(outcome(&query(&kh, "th-atpd", "intelligence_report", "investigation")), "PEER_OUTCOME_ANSWERED");
 
     // Hit/no-hit: only yes/no and a reference cross, identifiers normalised on both sides.
-    let r = kh.cli_json(&["check", "--identifier", "passport:n0123-456", "--identifier", "phone:00855 12 345 678", "--identifier", "passport:X9999999", "--peer", "th-atpd", "--purpose", "investigation"]);
+    let r = kh.cli_json(&[
+        "check",
+        "--identifier",
+        "passport:n0123-456",
+        "--identifier",
+        "phone:00855 12 345 678",
+        "--identifier",
+        "passport:X9999999",
+        "--peer",
+        "th-atpd",
+        "--purpose",
+        "investigation",
+    ]);
     let results = r["peers"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 3, "{r}");
     assert_eq!(results[0]["identifier"], "passport:N0123456");
@@ -171,7 +188,11 @@ async fn fan_out_reports_down_and_slow_peers_without_waiting_for_them() {
     let all: Vec<&TestNode> = std::iter::once(&me).chain(peers.iter()).collect();
     pin_all(&all);
     for p in &peers {
-        activate(&[&me, p], &bilateral(&format!("mou-{}", p.id), "th-atpd", &p.id, 365, MOU_GRANTS), &format!("mou-{}", p.id));
+        activate(
+            &[&me, p],
+            &bilateral(&format!("mou-{}", p.id), "th-atpd", &p.id, 365, MOU_GRANTS),
+            &format!("mou-{}", p.id),
+        );
         let mut r = examples::intelligence_report();
         r.id = format!("ir-from-{}", p.id);
         create(p, r).await;
@@ -182,7 +203,16 @@ async fn fan_out_reports_down_and_slow_peers_without_waiting_for_them() {
     let _slow = tarpit(peers[3].fed);
 
     let started = Instant::now();
-    let out = me.cli_json(&["query", "--all", "--kind", "intelligence_report", "--purpose", "investigation", "--deadline-ms", "2000"]);
+    let out = me.cli_json(&[
+        "query",
+        "--all",
+        "--kind",
+        "intelligence_report",
+        "--purpose",
+        "investigation",
+        "--deadline-ms",
+        "2000",
+    ]);
     let took = started.elapsed();
     let by_peer = |id: &str| out["peers"].as_array().unwrap().iter().find(|p| p["peer"] == id).unwrap().clone();
     for id in ["kh-antht", "la-dcta"] {
