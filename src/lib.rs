@@ -21,5 +21,6 @@ pub mod peer;
 pub mod policy;
 pub mod record;
 pub mod redact;
+pub mod sop;
 pub mod store;
 pub mod tls;

@@ -1,0 +1,328 @@
+//! The victim referral and return workflow (after the Cambodia–Viet Nam joint
+//! SOP on identification and repatriation):
+//! referral → identification confirmed → assistance → return planned →
+//! returned → reintegration follow-up (which may repeat).
+//!
+//! Each step has safeguards taken from the VictimReferral record. Support
+//! steps depend only on consent; nothing here takes, or could take, the
+//! person's cooperation with prosecution as an input.
+
+use time::OffsetDateTime;
+
+use crate::convert::timestamp;
+use crate::pb::{self, CaseStage as C};
+use crate::record::parse_date;
+
+/// Days of reflection before a return, unless the person asks to return earlier.
+pub const REFLECTION_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GateError {
+    #[error("a case moves one step at a time: {from} → {to} is not a step")]
+    InvalidStep { from: String, to: String },
+    #[error("safeguard missing: {}", .0.iter().map(|g| format!("{} ({})", g.safeguard, g.detail)).collect::<Vec<_>>().join("; "))]
+    Missing(Vec<pb::GateStatus>),
+}
+
+impl GateError {
+    /// The first missing safeguard's code, e.g. "best_interest_determination".
+    pub fn code(&self) -> &str {
+        match self {
+            GateError::InvalidStep { .. } => "invalid_step",
+            GateError::Missing(g) => g.first().map_or("", |g| g.safeguard.as_str()),
+        }
+    }
+}
+
+fn stage_word(s: C) -> String {
+    crate::convert::word(s.as_str_name(), "CASE_STAGE_")
+}
+
+fn gate(safeguard: &str, met: bool, detail: impl Into<String>) -> pb::GateStatus {
+    pb::GateStatus { safeguard: safeguard.into(), met, detail: detail.into() }
+}
+
+fn consent_gate(v: &pb::VictimReferral) -> pb::GateStatus {
+    let c = v.consent.clone().unwrap_or_default();
+    match pb::ConsentStatus::try_from(c.status) {
+        Ok(pb::ConsentStatus::Given) => gate("consent", true, format!("given by {}", c.by)),
+        Ok(pb::ConsentStatus::NotPossible) if !c.guardian_decision.trim().is_empty() => {
+            gate("consent", true, format!("not possible; guardian's decision recorded ({})", c.by))
+        }
+        Ok(pb::ConsentStatus::NotPossible) => {
+            gate("consent", false, "consent not possible and no guardian's decision recorded")
+        }
+        Ok(pb::ConsentStatus::Refused) => gate("consent", false, "the person refused consent"),
+        _ => gate("consent", false, "no consent recorded"),
+    }
+}
+
+fn return_gates(v: &pb::VictimReferral) -> Vec<pb::GateStatus> {
+    let mut g = vec![consent_gate(v)];
+    if v.child {
+        let bid =
+            v.best_interest_determination.as_ref().and_then(|b| pb::BestInterestOutcome::try_from(b.outcome).ok());
+        g.push(match bid {
+            Some(pb::BestInterestOutcome::Return) => {
+                gate("best_interest_determination", true, "return is in the child's best interest")
+            }
+            Some(pb::BestInterestOutcome::NoReturn) => {
+                gate("best_interest_determination", false, "the determination says the child must not be returned")
+            }
+            _ => gate("best_interest_determination", false, "a child's return needs a best-interest determination"),
+        });
+    }
+    g.push(match &v.risk_assessment {
+        Some(r) if r.level != 0 => gate("risk_assessment", true, format!("assessed {}", r.date)),
+        _ => gate("risk_assessment", false, "no risk assessment recorded"),
+    });
+    let nr = v.non_refoulement_check.as_ref().and_then(|n| pb::NonRefoulementOutcome::try_from(n.outcome).ok());
+    g.push(match nr {
+        Some(pb::NonRefoulementOutcome::Cleared) => gate("non_refoulement", true, "cleared"),
+        Some(pb::NonRefoulementOutcome::RiskFound) => gate("non_refoulement", false, "a risk of refoulement was found"),
+        _ => gate("non_refoulement", false, "no non-refoulement check recorded"),
+    });
+    g.push(match pb::Voluntariness::try_from(v.return_voluntariness) {
+        Ok(pb::Voluntariness::Voluntary) => gate("voluntariness", true, "return is voluntary"),
+        Ok(pb::Voluntariness::NotVoluntary) => gate("voluntariness", false, "the person does not agree to return"),
+        _ => gate("voluntariness", false, "voluntariness of return not recorded"),
+    });
+    g
+}
+
+fn reflection_gate(v: &pb::VictimReferral, now: OffsetDateTime) -> pb::GateStatus {
+    if v.early_return_requested {
+        return gate("reflection_period", true, "the person asked to return before the reflection period ended");
+    }
+    match parse_date("reflection_period_start", &v.reflection_period_start) {
+        Ok(start) => {
+            let ends = start + time::Duration::days(REFLECTION_DAYS);
+            if now.date() >= ends {
+                gate("reflection_period", true, format!("ended {ends}"))
+            } else {
+                gate("reflection_period", false, format!("runs until {ends} ({REFLECTION_DAYS} days)"))
+            }
+        }
+        Err(_) => gate("reflection_period", false, "no reflection period start recorded"),
+    }
+}
+
+/// The safeguards for moving the case to `to`, each with whether it is met.
+pub fn gates(v: &pb::VictimReferral, to: C, now: OffsetDateTime) -> Vec<pb::GateStatus> {
+    match to {
+        C::IdentificationConfirmed | C::Assistance => vec![consent_gate(v)],
+        C::ReturnPlanned => return_gates(v),
+        C::Returned => {
+            let mut g = return_gates(v);
+            g.push(reflection_gate(v, now));
+            g
+        }
+        C::ReintegrationFollowUp => vec![consent_gate(v)],
+        C::Referral | C::Unspecified => Vec::new(),
+    }
+}
+
+fn is_step(from: C, to: C) -> bool {
+    use C::*;
+    matches!(
+        (from, to),
+        (Referral, IdentificationConfirmed)
+            | (IdentificationConfirmed, Assistance)
+            | (Assistance, ReturnPlanned)
+            | (ReturnPlanned, Returned)
+            | (Returned, ReintegrationFollowUp)
+            | (ReintegrationFollowUp, ReintegrationFollowUp)
+    )
+}
+
+/// A new case at the referral stage.
+pub fn open(
+    id: &str,
+    referral_record_id: &str,
+    sending: &str,
+    receiving: &str,
+    actor: &str,
+    now: OffsetDateTime,
+) -> pb::VictimCase {
+    pb::VictimCase {
+        id: id.into(),
+        referral_record_id: referral_record_id.into(),
+        sending_node: sending.into(),
+        receiving_node: receiving.into(),
+        stage: C::Referral as i32,
+        history: vec![pb::CaseEvent {
+            from: C::Unspecified as i32,
+            to: C::Referral as i32,
+            actor: actor.into(),
+            time: Some(timestamp(now)),
+            note: String::new(),
+        }],
+    }
+}
+
+/// Moves the case one step forward if every safeguard for that step is met.
+pub fn advance(
+    case: &pb::VictimCase,
+    v: &pb::VictimReferral,
+    to: C,
+    actor: &str,
+    note: &str,
+    now: OffsetDateTime,
+) -> Result<pb::VictimCase, GateError> {
+    let from = C::try_from(case.stage).unwrap_or_default();
+    if !is_step(from, to) {
+        return Err(GateError::InvalidStep { from: stage_word(from), to: stage_word(to) });
+    }
+    let missing: Vec<pb::GateStatus> = gates(v, to, now).into_iter().filter(|g| !g.met).collect();
+    if !missing.is_empty() {
+        return Err(GateError::Missing(missing));
+    }
+    let mut out = case.clone();
+    out.stage = to as i32;
+    out.history.push(pb::CaseEvent {
+        from: from as i32,
+        to: to as i32,
+        actor: actor.into(),
+        time: Some(timestamp(now)),
+        note: note.into(),
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::parse("2026-11-01T00:00:00Z", &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    fn ready_adult() -> pb::VictimReferral {
+        let mut v = match crate::record::examples::victim_referral().body {
+            Some(pb::record::Body::VictimReferral(v)) => v,
+            _ => unreachable!(),
+        };
+        v.reflection_period_start = "2026-09-01".into();
+        v.risk_assessment = Some(pb::RiskAssessment {
+            level: pb::RiskLevel::Low as i32,
+            date: "2026-10-01".into(),
+            summary: String::new(),
+        });
+        v.non_refoulement_check = Some(pb::NonRefoulementCheck {
+            outcome: pb::NonRefoulementOutcome::Cleared as i32,
+            date: "2026-10-02".into(),
+            by: "UNHCR liaison".into(),
+        });
+        v.return_voluntariness = pb::Voluntariness::Voluntary as i32;
+        v
+    }
+
+    fn to_assistance(v: &pb::VictimReferral) -> pb::VictimCase {
+        let c = open("case-1", "th-atpd/vr-1", "th-atpd", "kh-antht", "th-atpd", now());
+        let c = advance(&c, v, C::IdentificationConfirmed, "kh-antht", "", now()).unwrap();
+        advance(&c, v, C::Assistance, "th-atpd", "", now()).unwrap()
+    }
+
+    #[test]
+    fn the_whole_path_when_every_safeguard_is_met() {
+        let v = ready_adult();
+        let c = to_assistance(&v);
+        let c = advance(&c, &v, C::ReturnPlanned, "kh-antht", "", now()).unwrap();
+        let c = advance(&c, &v, C::Returned, "th-atpd", "", now()).unwrap();
+        let c = advance(&c, &v, C::ReintegrationFollowUp, "kh-antht", "3 months", now()).unwrap();
+        let c = advance(&c, &v, C::ReintegrationFollowUp, "kh-antht", "6 months", now()).unwrap();
+        assert_eq!(c.history.len(), 7);
+        assert!(matches!(advance(&c, &v, C::Returned, "x", "", now()), Err(GateError::InvalidStep { .. })));
+    }
+
+    #[test]
+    fn each_gate_refuses_until_its_safeguard_is_met() {
+        let base = ready_adult();
+        let check = |mutate: &dyn Fn(&mut pb::VictimReferral), to: C, code: &str| {
+            let mut v = base.clone();
+            mutate(&mut v);
+            let mut c = to_assistance(&base);
+            if to == C::Returned {
+                c = advance(&c, &base, C::ReturnPlanned, "kh-antht", "", now()).unwrap();
+            }
+            let err = advance(&c, &v, to, "x", "", now()).unwrap_err();
+            assert_eq!(err.code(), code, "{err}");
+            assert!(advance(&c, &base, to, "x", "", now()).is_ok(), "allowed once {code} is met");
+        };
+        check(&|v| v.consent = None, C::ReturnPlanned, "consent");
+        check(&|v| v.consent.as_mut().unwrap().status = pb::ConsentStatus::Refused as i32, C::ReturnPlanned, "consent");
+        check(&|v| v.risk_assessment = None, C::ReturnPlanned, "risk_assessment");
+        check(&|v| v.non_refoulement_check = None, C::ReturnPlanned, "non_refoulement");
+        check(
+            &|v| v.non_refoulement_check.as_mut().unwrap().outcome = pb::NonRefoulementOutcome::RiskFound as i32,
+            C::ReturnPlanned,
+            "non_refoulement",
+        );
+        check(&|v| v.return_voluntariness = pb::Voluntariness::Undecided as i32, C::ReturnPlanned, "voluntariness");
+        check(&|v| v.reflection_period_start = "2026-10-20".into(), C::Returned, "reflection_period");
+        check(&|v| v.reflection_period_start.clear(), C::Returned, "reflection_period");
+        // The person may ask to return earlier.
+        let mut early = base.clone();
+        early.reflection_period_start = "2026-10-20".into();
+        early.early_return_requested = true;
+        let c = advance(&to_assistance(&base), &early, C::ReturnPlanned, "x", "", now()).unwrap();
+        assert!(advance(&c, &early, C::Returned, "x", "", now()).is_ok());
+        // Consent not possible: the guardian's decision is needed.
+        let mut g = base.clone();
+        g.consent = Some(pb::Consent {
+            status: pb::ConsentStatus::NotPossible as i32,
+            by: "guardian".into(),
+            date: String::new(),
+            guardian_decision: String::new(),
+        });
+        let c = open("c", "r", "a", "b", "a", now());
+        assert_eq!(advance(&c, &g, C::IdentificationConfirmed, "x", "", now()).unwrap_err().code(), "consent");
+        g.consent.as_mut().unwrap().guardian_decision = "agrees to identification and assistance".into();
+        assert!(advance(&c, &g, C::IdentificationConfirmed, "x", "", now()).is_ok());
+    }
+
+    #[test]
+    fn a_child_needs_a_best_interest_determination_for_return() {
+        let mut child = ready_adult();
+        child.child = true;
+        child.age_group = pb::AgeGroup::AgeGroup1217 as i32;
+        let c = to_assistance(&child);
+        assert_eq!(
+            advance(&c, &child, C::ReturnPlanned, "x", "", now()).unwrap_err().code(),
+            "best_interest_determination"
+        );
+        child.best_interest_determination = Some(pb::BestInterestDetermination {
+            outcome: pb::BestInterestOutcome::NoReturn as i32,
+            date: "2026-10-03".into(),
+            by: "BID panel".into(),
+        });
+        assert_eq!(
+            advance(&c, &child, C::ReturnPlanned, "x", "", now()).unwrap_err().code(),
+            "best_interest_determination"
+        );
+        child.best_interest_determination.as_mut().unwrap().outcome = pb::BestInterestOutcome::Return as i32;
+        assert!(advance(&c, &child, C::ReturnPlanned, "x", "", now()).is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn no_path_returns_a_child_without_a_favourable_determination(
+            steps in proptest::collection::vec(1i32..=6, 1..20),
+            bid in prop_oneof![Just(None), Just(Some(pb::BestInterestOutcome::NoReturn)), Just(Some(pb::BestInterestOutcome::Unspecified))],
+            early in any::<bool>(),
+        ) {
+            let mut child = ready_adult();
+            child.child = true;
+            child.early_return_requested = early;
+            child.best_interest_determination = bid.map(|o| pb::BestInterestDetermination { outcome: o as i32, date: "2026-10-01".into(), by: String::new() });
+            let mut c = open("c", "r", "a", "b", "a", now());
+            for s in steps {
+                if let Ok(next) = advance(&c, &child, C::try_from(s).unwrap(), "x", "", now()) {
+                    c = next;
+                }
+                prop_assert!(!matches!(C::try_from(c.stage), Ok(C::ReturnPlanned | C::Returned | C::ReintegrationFollowUp)));
+            }
+        }
+    }
+}
