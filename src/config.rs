@@ -94,6 +94,13 @@ pub struct Intervals {
     /// Purge received records whose retention ended, or whose agreement was revoked.
     #[serde(default = "default_housekeeping")]
     pub housekeeping_secs: u64,
+    /// Check request deadlines and escalate.
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+fn default_deadline() -> u64 {
+    30
 }
 
 fn default_sync() -> u64 {
@@ -106,7 +113,7 @@ fn default_housekeeping() -> u64 {
 
 impl Default for Intervals {
     fn default() -> Self {
-        Self { sync_secs: default_sync(), housekeeping_secs: default_housekeeping() }
+        Self { sync_secs: default_sync(), housekeeping_secs: default_housekeeping(), deadline_secs: default_deadline() }
     }
 }
 

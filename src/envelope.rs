@@ -22,6 +22,8 @@ pub mod payload {
     pub const AUDIT_CHECKPOINT: &str = "liaison.v1.AuditCheckpoint";
     pub const RECEIPT: &str = "liaison.v1.Receipt";
     pub const CONSENT: &str = "liaison.v1.Consent";
+    pub const REQUEST_EVENT: &str = "liaison.v1.RequestEvent";
+    pub const VICTIM_CASE: &str = "liaison.v1.VictimCase";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

@@ -216,4 +216,26 @@ impl FederationService for FederationApi {
         crate::exchange::consent::receive_grant(&self.node, &caller, env).await?;
         Ok(Response::new(pb::DeliverOnwardConsentResponse {}))
     }
+
+    async fn deliver_request_event(
+        &self,
+        req: Request<pb::DeliverRequestEventRequest>,
+    ) -> Result<Response<pb::DeliverRequestEventResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let r = req.into_inner();
+        let env = r.event.ok_or_else(|| crate::api::status::invalid("event", "required"))?;
+        let receipt = crate::sop::desk::receive(&self.node, &caller, &r.delivery_id, env).await?;
+        Ok(Response::new(pb::DeliverRequestEventResponse { receipt: Some(receipt) }))
+    }
+
+    async fn deliver_case_update(
+        &self,
+        req: Request<pb::DeliverCaseUpdateRequest>,
+    ) -> Result<Response<pb::DeliverCaseUpdateResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let r = req.into_inner();
+        let env = r.case.ok_or_else(|| crate::api::status::invalid("case", "required"))?;
+        let receipt = crate::sop::cases::receive(&self.node, &caller, &r.delivery_id, env).await?;
+        Ok(Response::new(pb::DeliverCaseUpdateResponse { receipt: Some(receipt) }))
+    }
 }

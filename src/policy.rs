@@ -96,6 +96,8 @@ pub enum Denial {
     OperationNotGranted { agreement: String },
     PurposeNotGranted { agreement: String },
     HandlingAboveGrant { agreement: String, max: HandlingCode },
+    RequestTypeNotDefined { agreement: String, request_type: String },
+    RequestPurposeNotAllowed { agreement: String, request_type: String },
     VictimDataIntoEntity,
     VictimIdentityPurpose,
     VictimConsentMissing,
@@ -117,6 +119,8 @@ impl Denial {
             Denial::OperationNotGranted { .. } => "operation_not_granted",
             Denial::PurposeNotGranted { .. } => "purpose_not_granted",
             Denial::HandlingAboveGrant { .. } => "handling_above_grant",
+            Denial::RequestTypeNotDefined { .. } => "request_type_not_defined",
+            Denial::RequestPurposeNotAllowed { .. } => "request_purpose_not_allowed",
             Denial::VictimDataIntoEntity => "victim_data_into_entity",
             Denial::VictimIdentityPurpose => "victim_identity_purpose",
             Denial::VictimConsentMissing => "victim_consent_missing",
@@ -158,6 +162,12 @@ impl std::fmt::Display for Denial {
                     "handling code is above the {} allowed by agreement {agreement}",
                     crate::convert::handling_word(*max)
                 )
+            }
+            Denial::RequestTypeNotDefined { agreement, request_type } => {
+                write!(f, "agreement {agreement} defines no {request_type} requests")
+            }
+            Denial::RequestPurposeNotAllowed { agreement, request_type } => {
+                write!(f, "agreement {agreement} does not allow {request_type} requests for this purpose")
             }
             Denial::VictimDataIntoEntity => {
                 write!(f, "victim data never flows into entity (suspect) records")
@@ -339,6 +349,50 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
         Some((_, d)) => d,
         None => Decision::Deny(worst),
     }
+}
+
+/// A formal request under an agreement's SOP: the agreement must be active
+/// for both parties and define the request type for the purpose. Returns the
+/// agreement and the terms that set the request's deadlines.
+pub fn decide_request(
+    agreements: &[(pb::Agreement, AgreementState)],
+    local: &str,
+    peer: &str,
+    request_type: &str,
+    purpose: Purpose,
+    at: time::OffsetDateTime,
+    only: Option<&str>,
+) -> Result<(pb::Agreement, pb::RequestTypeTerms), Denial> {
+    if purpose == Purpose::Unspecified {
+        return Err(Denial::InvalidExchange("purpose is required".into()));
+    }
+    let mut worst = Denial::NoAgreement;
+    for (a, state) in agreements {
+        if only.is_some_and(|id| id != a.id)
+            || !a.parties.iter().any(|p| p == local)
+            || !a.parties.iter().any(|p| p == peer)
+        {
+            continue;
+        }
+        let label = format!("{} v{}", a.id, a.version);
+        let d = if *state != AgreementState::Active {
+            Denial::AgreementNotActive { agreement: label, state: *state }
+        } else if !in_window(a, at) {
+            Denial::OutsideValidity { agreement: label }
+        } else {
+            match a.sop.iter().flat_map(|s| &s.request_types).find(|t| t.name == request_type) {
+                None => Denial::RequestTypeNotDefined { agreement: label, request_type: request_type.into() },
+                Some(t) if !t.purposes.is_empty() && !t.purposes.contains(&(purpose as i32)) => {
+                    Denial::RequestPurposeNotAllowed { agreement: label, request_type: request_type.into() }
+                }
+                Some(t) => return Ok((a.clone(), t.clone())),
+            }
+        };
+        if d > worst {
+            worst = d;
+        }
+    }
+    Err(worst)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod changes;
 mod exchange;
 mod node;
 mod records;
+mod requests;
 pub mod status;
 
 pub use changes::read_changes;
@@ -122,7 +123,15 @@ pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
             auth.clone(),
         ))
         .add_service(pb::exchange_service_server::ExchangeServiceServer::with_interceptor(
-            exchange::ExchangeApi::new(node),
+            exchange::ExchangeApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::request_service_server::RequestServiceServer::with_interceptor(
+            requests::RequestApi::new(Arc::clone(&node)),
+            auth.clone(),
+        ))
+        .add_service(pb::victim_case_service_server::VictimCaseServiceServer::with_interceptor(
+            requests::CaseApi::new(node),
             auth,
         ))
 }
@@ -140,4 +149,6 @@ pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>().await;
     health.set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>().await;
     health.set_serving::<pb::exchange_service_server::ExchangeServiceServer<exchange::ExchangeApi>>().await;
+    health.set_serving::<pb::request_service_server::RequestServiceServer<requests::RequestApi>>().await;
+    health.set_serving::<pb::victim_case_service_server::VictimCaseServiceServer<requests::CaseApi>>().await;
 }

@@ -113,3 +113,50 @@ impl From<crate::exchange::ExchangeError> for Status {
         }
     }
 }
+
+fn denied(d: &crate::policy::Denial, msg: String) -> Status {
+    Status::with_error_details(
+        Code::PermissionDenied,
+        msg,
+        ErrorDetails::with_error_info(d.code(), "liaison.policy", std::collections::HashMap::new()),
+    )
+}
+
+impl From<crate::sop::desk::DeskError> for Status {
+    fn from(e: crate::sop::desk::DeskError) -> Self {
+        use crate::sop::desk::DeskError as D;
+        match e {
+            D::Sop(s) => match s {
+                crate::sop::request::SopError::UnknownType(..) => invalid("request_type", &s.to_string()),
+                crate::sop::request::SopError::PurposeNotAllowed { .. } => invalid("purpose", &s.to_string()),
+                crate::sop::request::SopError::Missing(f) => {
+                    invalid(if f == "reason" { "text" } else { f }, "required")
+                }
+                _ => Status::failed_precondition(s.to_string()),
+            },
+            D::Denied(ref d) => denied(d, e.to_string()),
+            D::Invalid { field, reason } => invalid(field, &reason),
+            D::NotFound(_) => Status::not_found(e.to_string()),
+            D::Exchange(x) => x.into(),
+            D::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<crate::sop::cases::CaseError> for Status {
+    fn from(e: crate::sop::cases::CaseError) -> Self {
+        use crate::sop::cases::CaseError as C;
+        match e {
+            C::Gate(ref g) => Status::with_error_details(
+                Code::FailedPrecondition,
+                e.to_string(),
+                ErrorDetails::with_precondition_failure_violation("SAFEGUARD", g.code(), g.to_string()),
+            ),
+            C::Denied(ref d) => denied(d, e.to_string()),
+            C::Invalid { field, reason } => invalid(field, &reason),
+            C::NotFound(_) => Status::not_found(e.to_string()),
+            C::Exchange(x) => x.into(),
+            C::Store(s) => s.into(),
+        }
+    }
+}

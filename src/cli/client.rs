@@ -241,7 +241,18 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         }
         Command::Query(a) => super::exchange::query(g, ch, a).await?,
         Command::Check(a) => super::exchange::check(g, ch, a).await?,
-        Command::Outbox { all } => super::exchange::outbox(g, ch, all).await?,
+        Command::Outbox { all } => {
+            let sent = super::sop::sent(ch.clone()).await?;
+            if !g.json && !sent.is_empty() {
+                println!("Requests sent:");
+                super::sop::requests_table(&sent);
+                println!("Deliveries:");
+            }
+            super::exchange::outbox(g, ch, all).await?
+        }
+        Command::Request(r) => super::sop::request(g, ch, r).await?,
+        Command::Inbox { overdue } => super::sop::inbox(g, ch, overdue).await?,
+        Command::Case(c) => super::sop::case(g, ch, c).await?,
         Command::Sync { peer } => super::exchange::sync(g, ch, peer).await?,
         Command::Consent(c) => super::exchange::consent(g, ch, c).await?,
         Command::Agreement(a) => super::govern::agreement(g, ch, a).await?,

@@ -5,6 +5,7 @@ mod client;
 mod exchange;
 mod govern;
 mod output;
+mod sop;
 mod transfer;
 pub use output::summary as output_summary;
 pub use transfer::CSV_HEADER;
@@ -83,7 +84,18 @@ pub enum Command {
     Query(exchange::QueryArgs),
     /// Hit/no-hit check of identifiers against peers.
     Check(exchange::CheckArgs),
-    /// Shares and withdrawals waiting for delivery.
+    /// Formal requests under an agreement's SOP.
+    #[command(subcommand)]
+    Request(sop::RequestCmd),
+    /// Requests other nodes sent to this node.
+    Inbox {
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Victim identification and return cases.
+    #[command(subcommand)]
+    Case(sop::CaseCmd),
+    /// Requests this node sent, and shares and withdrawals waiting for delivery.
     Outbox {
         /// Include delivered, refused and expired items.
         #[arg(long)]

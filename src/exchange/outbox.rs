@@ -233,6 +233,19 @@ pub async fn propagate_withdrawal(node: &Node, key: &str, withdrawn: &pb::Envelo
     enqueue(node, "node", items).await
 }
 
+/// Queues a signed payload (a request step or a case update) for `peer`.
+pub async fn queue_payload(
+    node: &Node,
+    actor: &str,
+    action: pb::OutboxAction,
+    peer: &str,
+    reference: &str,
+    payload: pb::Envelope,
+) -> Result<(), ExchangeError> {
+    let item = new_item(node, action, peer, reference, 0, pb::Purpose::Unspecified);
+    enqueue(node, actor, vec![Stored { item: Some(item), payload: Some(payload) }]).await
+}
+
 /// After one of our records is withdrawn: seal the withdrawn version and send it.
 pub async fn after_withdraw(node: &Node, key: &str) -> Result<(), ExchangeError> {
     let Some(stored) = records::get(node.db.store(), key)? else { return Ok(()) };
@@ -292,9 +305,16 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
     let result: Result<pb::Envelope, ExchangeError> = async {
         let mut c = super::client(node, &i.peer).await?;
-        let reply = if i.action == pb::OutboxAction::Withdraw as i32 {
+        let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
+        let reply = if action == pb::OutboxAction::Withdraw {
             let req = pb::RetractRecordRequest { delivery_id: i.delivery_id.clone(), record: s.payload.clone() };
             c.retract_record(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
+        } else if action == pb::OutboxAction::RequestEvent {
+            let req = pb::DeliverRequestEventRequest { delivery_id: i.delivery_id.clone(), event: s.payload.clone() };
+            c.deliver_request_event(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
+        } else if action == pb::OutboxAction::CaseUpdate {
+            let req = pb::DeliverCaseUpdateRequest { delivery_id: i.delivery_id.clone(), case: s.payload.clone() };
+            c.deliver_case_update(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
         } else {
             // The policy is asked again at send time: a revoked agreement stops the share.
             let (shared, consent, _) = prepare(node, "node", &i.record_key, &i.peer, purpose).await?;

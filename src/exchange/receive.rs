@@ -29,7 +29,8 @@ pub fn retain_key(until: time::OffsetDateTime, key: &str) -> Vec<u8> {
     k
 }
 
-fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivered: bool, reason: &str) -> pb::Envelope {
+/// A receipt signed by this node.
+pub fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivered: bool, reason: &str) -> pb::Envelope {
     let r = pb::Receipt {
         delivery_id: delivery_id.into(),
         record_key: key.into(),

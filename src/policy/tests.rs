@@ -338,3 +338,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn requests_need_an_active_agreement_that_defines_the_type() {
+    let a = mou();
+    let at = t("2027-03-01T00:00:00Z");
+    let (doc, terms) =
+        decide_request(&a, "th-atpd", "kh-antht", "information_request", Purpose::Investigation, at, None).unwrap();
+    assert_eq!(doc.id, "th-kh-mou");
+    assert_eq!(terms.answer_within_seconds, 7 * 86_400);
+    let code = |r: Result<(pb::Agreement, pb::RequestTypeTerms), Denial>| r.unwrap_err().code();
+    assert_eq!(
+        code(decide_request(&a, "th-atpd", "kh-antht", "victim_return", Purpose::ReturnAndReintegration, at, None)),
+        "request_type_not_defined"
+    );
+    assert_eq!(
+        code(decide_request(&a, "th-atpd", "la-dcta", "information_request", Purpose::Investigation, at, None)),
+        "no_agreement"
+    );
+    assert_eq!(
+        code(decide_request(
+            &[(a[0].0.clone(), AgreementState::Suspended)],
+            "th-atpd",
+            "kh-antht",
+            "information_request",
+            Purpose::Investigation,
+            at,
+            None
+        )),
+        "agreement_not_active"
+    );
+    let mut limited = a[0].0.clone();
+    limited.sop.as_mut().unwrap().request_types[0].purposes = vec![Purpose::Prosecution as i32];
+    assert_eq!(
+        code(decide_request(
+            &[(limited, AgreementState::Active)],
+            "th-atpd",
+            "kh-antht",
+            "information_request",
+            Purpose::Investigation,
+            at,
+            None
+        )),
+        "request_purpose_not_allowed"
+    );
+}

@@ -9,5 +9,7 @@
 //! step, the request is overdue and escalates once per deadline to the
 //! contact-point role the terms name.
 
+pub mod cases;
+pub mod desk;
 pub mod request;
 pub mod victim;

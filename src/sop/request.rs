@@ -126,7 +126,7 @@ pub fn last_seq(req: &pb::Request, actor: &str) -> u64 {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
-    Changed(pb::Request),
+    Changed(Box<pb::Request>),
     /// Already applied: nothing to do (idempotent).
     Duplicate,
 }
@@ -159,7 +159,7 @@ pub fn apply(req: &pb::Request, ev: &pb::RequestEvent) -> Result<Applied, SopErr
         out.overdue = false;
     }
     out.timeline.push(ev.clone());
-    Ok(Applied::Changed(out))
+    Ok(Applied::Changed(Box::new(out)))
 }
 
 /// Applies `ev` and then every buffered step that has become next in line.
@@ -178,7 +178,7 @@ pub fn apply_in_order(
             let Some(e) = pending.get(&k).cloned() else { continue };
             match apply(&cur, &e) {
                 Ok(Applied::Changed(next)) => {
-                    cur = next;
+                    cur = *next;
                     pending.remove(&k);
                     progressed = true;
                 }
@@ -285,7 +285,7 @@ mod tests {
 
     fn step(r: &pb::Request, e: pb::RequestEvent) -> Result<pb::Request, SopError> {
         match apply(r, &e)? {
-            Applied::Changed(x) => Ok(x),
+            Applied::Changed(x) => Ok(*x),
             Applied::Duplicate => Ok(r.clone()),
         }
     }

@@ -1,0 +1,234 @@
+//! Victim cases shared by the sending and receiving nodes: opened on a
+//! victim referral, advanced one step at a time through the gates in
+//! [`super::victim`], each new state delivered to the other node, which
+//! checks the gates again with its own copy of the referral when it has one.
+
+use std::ops::Bound;
+
+use prost::Message;
+
+use super::victim::{self, GateError};
+use crate::agreement::book;
+use crate::audit::Event;
+use crate::envelope::{self, payload};
+use crate::exchange::{self, outbox, ExchangeError};
+use crate::node::Node;
+use crate::pb::{self, CaseStage as C};
+use crate::policy;
+use crate::store::records;
+use crate::store::{Store, StoreError, Tree};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    #[error("denied ({code}): {0}", code = .0.code())]
+    Denied(policy::Denial),
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn key(id: &str) -> Vec<u8> {
+    format!("case/{id}").into_bytes()
+}
+
+pub fn get(st: &dyn Store, id: &str) -> Result<Option<pb::VictimCase>, StoreError> {
+    st.get(Tree::Requests, &key(id))?
+        .map(|v| pb::VictimCase::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+pub fn all(st: &dyn Store) -> Result<Vec<pb::VictimCase>, StoreError> {
+    let p = b"case/".to_vec();
+    let end = crate::store::prefix_end(&p).map_or(Bound::Unbounded, Bound::Excluded);
+    st.range(Tree::Requests, Bound::Included(p), end, usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| pb::VictimCase::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect()
+}
+
+/// The referral's facts as this node holds them (own record or a received copy).
+fn referral(st: &dyn Store, record_key: &str) -> Result<Option<pb::VictimReferral>, StoreError> {
+    Ok(match records::get(st, record_key)?.map(|s| s.record()).transpose()?.and_then(|r| r.body) {
+        Some(pb::record::Body::VictimReferral(v)) => Some(v),
+        _ => None,
+    })
+}
+
+/// The request type whose SOP terms govern a step: identification and
+/// assistance under victim_identification, return steps under victim_return.
+fn request_type_for(to: C) -> &'static str {
+    match to {
+        C::ReturnPlanned | C::Returned | C::ReintegrationFollowUp => "victim_return",
+        _ => "victim_identification",
+    }
+}
+
+fn check_agreement(node: &Node, peer: &str, to: C) -> Result<(), CaseError> {
+    let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
+    let purpose = if request_type_for(to) == "victim_return" {
+        pb::Purpose::ReturnAndReintegration
+    } else {
+        pb::Purpose::VictimIdentification
+    };
+    policy::decide_request(&agreements, node.id(), peer, request_type_for(to), purpose, node.now(), None)
+        .map_err(CaseError::Denied)?;
+    Ok(())
+}
+
+async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action: &str) -> Result<(), CaseError> {
+    let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Requests, key(&case.id), case.encode_to_vec());
+            let stage = C::try_from(case.stage)
+                .map(|s| crate::convert::word(s.as_str_name(), "CASE_STAGE_"))
+                .unwrap_or_default();
+            tx.audit(
+                Event::new(actor, action).record(&case.referral_record_id).reason(format!("{} → {stage}", case.id)),
+            );
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
+    outbox::queue_payload(node, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env).await?;
+    Ok(())
+}
+
+pub async fn open(
+    node: &Node,
+    actor: &str,
+    referral_record_id: &str,
+    receiving: &str,
+) -> Result<pb::VictimCase, CaseError> {
+    let rk = records::resolve_key(node.id(), referral_record_id);
+    if referral(node.db.store(), &rk)?.is_none() {
+        return Err(CaseError::Invalid {
+            field: "referral_record_id",
+            reason: format!("{rk} is not a victim referral held here"),
+        });
+    }
+    crate::peer::get(node, receiving).map_err(|_| CaseError::Invalid {
+        field: "receiving_node",
+        reason: format!("{receiving} is not a pinned peer"),
+    })?;
+    check_agreement(node, receiving, C::IdentificationConfirmed)?;
+    let case = victim::open(&exchange::random_id("case"), &rk, node.id(), receiving, node.id(), node.now());
+    store_and_send(node, actor, &case, "case.open").await?;
+    Ok(case)
+}
+
+/// The gates for the next step, for display.
+pub fn next_gates(node: &Node, case: &pb::VictimCase) -> Result<Vec<pb::GateStatus>, CaseError> {
+    let Some(v) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
+    let next = match C::try_from(case.stage).unwrap_or_default() {
+        C::Referral => C::IdentificationConfirmed,
+        C::IdentificationConfirmed => C::Assistance,
+        C::Assistance => C::ReturnPlanned,
+        C::ReturnPlanned => C::Returned,
+        _ => C::ReintegrationFollowUp,
+    };
+    Ok(victim::gates(&v, next, node.now()))
+}
+
+pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> Result<pb::VictimCase, CaseError> {
+    if note.chars().count() > 2000 {
+        return Err(CaseError::Invalid { field: "note", reason: "at most 2000 characters".into() });
+    }
+    let case = get(node.db.store(), id)?.ok_or_else(|| CaseError::NotFound(format!("case {id}")))?;
+    let v = referral(node.db.store(), &case.referral_record_id)?.ok_or_else(|| CaseError::Invalid {
+        field: "referral_record_id",
+        reason: "this node does not hold the referral; the gates cannot be checked here".into(),
+    })?;
+    let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
+    check_agreement(node, &other, to)?;
+    let next = match victim::advance(&case, &v, to, node.id(), note, node.now()) {
+        Ok(n) => n,
+        Err(e) => {
+            node.db
+                .audit(vec![Event::new(actor, "case.refused")
+                    .record(&case.referral_record_id)
+                    .decision("deny", e.code())
+                    .reason(e.to_string())])
+                .await?;
+            return Err(e.into());
+        }
+    };
+    store_and_send(node, actor, &next, "case.advance").await?;
+    Ok(next)
+}
+
+/// The other node's new state of a case arrives (`DeliverCaseUpdate`).
+pub async fn receive(
+    node: &Node,
+    caller: &str,
+    delivery_id: &str,
+    env: pb::Envelope,
+) -> Result<pb::Envelope, CaseError> {
+    let k = exchange::key_of(node, caller)?;
+    let case: pb::VictimCase = envelope::open(&env, payload::VICTIM_CASE, caller, &k).map_err(ExchangeError::from)?;
+    let refuse = |reason: String| {
+        crate::exchange::receive::receipt(node, delivery_id, &case.id, case.history.len() as u64, false, &reason)
+    };
+    if case.id.is_empty() || case.id.len() > 64 || case.history.len() > 1000 {
+        return Ok(refuse("malformed case".into()));
+    }
+    if ![&case.sending_node, &case.receiving_node].contains(&&node.id().to_string())
+        || ![&case.sending_node, &case.receiving_node].contains(&&caller.to_string())
+    {
+        return Ok(refuse("the case is not between the caller and this node".into()));
+    }
+    if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
+        return Ok(refuse("the last step is not the caller's".into()));
+    }
+    let held = get(node.db.store(), &case.id)?;
+    // The update must extend what we hold by exactly the caller's step.
+    let base_len = held.as_ref().map_or(0, |h| h.history.len());
+    if let Some(h) = &held {
+        if case.history.len() <= h.history.len() {
+            return Ok(crate::exchange::receive::receipt(
+                node,
+                delivery_id,
+                &case.id,
+                case.history.len() as u64,
+                true,
+                "already held",
+            ));
+        }
+        if case.history[..h.history.len()] != h.history[..] || case.history.len() != h.history.len() + 1 {
+            return Ok(refuse("the update does not extend the case as held here".into()));
+        }
+    } else if case.history.len() != 1 {
+        return Ok(refuse("a case starts at its referral".into()));
+    }
+    // Check the step's gates again here when we hold the referral.
+    if base_len > 0 {
+        let last = case.history.last().cloned().unwrap_or_default();
+        if let Some(v) = referral(node.db.store(), &case.referral_record_id)? {
+            let prev = held.clone().unwrap_or_default();
+            let to = C::try_from(last.to).unwrap_or_default();
+            let when = last.time.as_ref().and_then(crate::convert::from_timestamp).unwrap_or_else(|| node.now());
+            if let Err(e) = victim::advance(&prev, &v, to, caller, &last.note, when.max(node.now())) {
+                return Ok(refuse(format!("{}: {e}", e.code())));
+            }
+        }
+    }
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Requests, key(&case.id), case.encode_to_vec());
+            tx.audit(
+                Event::new(format!("peer:{caller}"), "case.update")
+                    .record(&case.referral_record_id)
+                    .reason(case.id.clone()),
+            );
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(crate::exchange::receive::receipt(node, delivery_id, &case.id, case.history.len() as u64, true, ""))
+}
