@@ -155,6 +155,7 @@ impl From<crate::sop::cases::CaseError> for Status {
             C::Denied(ref d) => denied(d, e.to_string()),
             C::Invalid { field, reason } => invalid(field, &reason),
             C::NotFound(_) => Status::not_found(e.to_string()),
+            C::NotReady(_) => Status::unavailable(e.to_string()),
             C::Exchange(x) => x.into(),
             C::Store(s) => s.into(),
         }

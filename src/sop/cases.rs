@@ -28,6 +28,8 @@ pub enum CaseError {
     Invalid { field: &'static str, reason: String },
     #[error("{0} not found")]
     NotFound(String),
+    #[error("{0}")]
+    NotReady(String),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
     #[error(transparent)]
@@ -53,10 +55,12 @@ pub fn all(st: &dyn Store) -> Result<Vec<pb::VictimCase>, StoreError> {
         .collect()
 }
 
-/// The referral's facts as this node holds them (own record or a received copy).
-fn referral(st: &dyn Store, record_key: &str) -> Result<Option<pb::VictimReferral>, StoreError> {
-    Ok(match records::get(st, record_key)?.map(|s| s.record()).transpose()?.and_then(|r| r.body) {
-        Some(pb::record::Body::VictimReferral(v)) => Some(v),
+/// The referral's facts as this node holds them (own record or a received
+/// copy), with the record's version.
+fn referral(st: &dyn Store, record_key: &str) -> Result<Option<(u64, pb::VictimReferral)>, StoreError> {
+    let Some(rec) = records::get(st, record_key)?.map(|s| s.record()).transpose()? else { return Ok(None) };
+    Ok(match rec.body {
+        Some(pb::record::Body::VictimReferral(v)) => Some((rec.version, v)),
         _ => None,
     })
 }
@@ -126,7 +130,7 @@ pub async fn open(
 
 /// The gates for the next step, for display.
 pub fn next_gates(node: &Node, case: &pb::VictimCase) -> Result<Vec<pb::GateStatus>, CaseError> {
-    let Some(v) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
+    let Some((_, v)) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
     let next = match C::try_from(case.stage).unwrap_or_default() {
         C::Referral => C::IdentificationConfirmed,
         C::IdentificationConfirmed => C::Assistance,
@@ -142,14 +146,19 @@ pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> R
         return Err(CaseError::Invalid { field: "note", reason: "at most 2000 characters".into() });
     }
     let case = get(node.db.store(), id)?.ok_or_else(|| CaseError::NotFound(format!("case {id}")))?;
-    let v = referral(node.db.store(), &case.referral_record_id)?.ok_or_else(|| CaseError::Invalid {
+    let (version, v) = referral(node.db.store(), &case.referral_record_id)?.ok_or_else(|| CaseError::Invalid {
         field: "referral_record_id",
         reason: "this node does not hold the referral; the gates cannot be checked here".into(),
     })?;
     let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
     check_agreement(node, &other, to)?;
     let next = match victim::advance(&case, &v, to, node.id(), note, node.now()) {
-        Ok(n) => n,
+        Ok(mut n) => {
+            if let Some(last) = n.history.last_mut() {
+                last.referral_version = version;
+            }
+            n
+        }
         Err(e) => {
             node.db
                 .audit(vec![Event::new(actor, "case.refused")
@@ -210,7 +219,14 @@ pub async fn receive(
     // Check the step's gates again here when we hold the referral.
     if base_len > 0 {
         let last = case.history.last().cloned().unwrap_or_default();
-        if let Some(v) = referral(node.db.store(), &case.referral_record_id)? {
+        if let Some((version, v)) = referral(node.db.store(), &case.referral_record_id)? {
+            if version < last.referral_version {
+                // The referral's newer version is still on its way: let the sender retry.
+                return Err(CaseError::NotReady(format!(
+                    "this node holds version {version} of {}; the step was checked against version {}",
+                    case.referral_record_id, last.referral_version
+                )));
+            }
             let prev = held.clone().unwrap_or_default();
             let to = C::try_from(last.to).unwrap_or_default();
             let when = last.time.as_ref().and_then(crate::convert::from_timestamp).unwrap_or_else(|| node.now());

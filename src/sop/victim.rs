@@ -151,6 +151,7 @@ pub fn open(
         receiving_node: receiving.into(),
         stage: C::Referral as i32,
         history: vec![pb::CaseEvent {
+            referral_version: 0,
             from: C::Unspecified as i32,
             to: C::Referral as i32,
             actor: actor.into(),
@@ -180,6 +181,7 @@ pub fn advance(
     let mut out = case.clone();
     out.stage = to as i32;
     out.history.push(pb::CaseEvent {
+        referral_version: 0,
         from: from as i32,
         to: to as i32,
         actor: actor.into(),

@@ -1,0 +1,412 @@
+//! SOP requests between running nodes, deadlines with an injected clock, and
+//! the victim identification and return workflow's safeguards.
+
+mod common;
+
+use common::{activate, bilateral, create, pin_all, wait_for, TestNode, MOU_GRANTS};
+use liaison::pb;
+use liaison::record::examples;
+
+fn request_json(n: &TestNode, id: &str) -> serde_json::Value {
+    n.cli_json(&["request", "show", id])
+}
+
+fn inbox_ids(n: &TestNode) -> Vec<String> {
+    n.cli_json(&["inbox"])["requests"]
+        .as_array()
+        .map_or(vec![], |a| a.iter().map(|r| r["id"].as_str().unwrap().to_string()).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+
+    // A type the agreement does not define is refused, naming the defined ones.
+    let out = th.cli(&[
+        "request",
+        "send",
+        "--to",
+        "kh-antht",
+        "--type",
+        "victim_return",
+        "--purpose",
+        "return_and_reintegration",
+        "--subject",
+        "x",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("request_type_not_defined"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let sent = th.cli_json(&[
+        "request",
+        "send",
+        "--to",
+        "kh-antht",
+        "--type",
+        "information_request",
+        "--purpose",
+        "investigation",
+        "--subject",
+        "Recruiter using the alias Uncle Sok",
+        "--ref",
+        "hit-123",
+    ]);
+    let id = sent["id"].as_str().unwrap().to_string();
+    assert_eq!(sent["state"], "REQUEST_STATE_SUBMITTED");
+    wait_for(30, "the request in KH's inbox", || inbox_ids(&kh).contains(&id));
+
+    // TH is away while KH acknowledges and answers: both steps wait in KH's outbox
+    // and then arrive together, in any order, possibly more than once.
+    th.stop();
+    kh.cli_ok(&["request", "ack", &id]);
+    let rec = create(&kh, {
+        let mut r = examples::entity();
+        r.id = "en-kh-answer".into();
+        r
+    })
+    .await;
+    let answered =
+        kh.cli_json(&["request", "answer", &id, "--text", "One match; see attached entity.", "--attach", &rec.id]);
+    assert_eq!(answered["state"], "REQUEST_STATE_ANSWERED");
+    th.start();
+    wait_for(90, "TH to see the answer", || request_json(&th, &id)["state"] == "REQUEST_STATE_ANSWERED");
+
+    // A replayed step (same sequence number) changes nothing.
+    let kh_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
+    let th_card = {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(th.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    };
+    let replay = pb::RequestEvent {
+        request_id: id.clone(),
+        actor: "kh-antht".into(),
+        seq: 1,
+        transition: pb::Transition::Acknowledge as i32,
+        peer_seq: 1,
+        ..Default::default()
+    };
+    let env =
+        liaison::envelope::seal(liaison::envelope::payload::REQUEST_EVENT, &replay, "kh-antht", &kh_id.signing_key);
+    let mut fed = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&kh_id, &th_card).unwrap(),
+    );
+    let receipt = fed
+        .deliver_request_event(pb::DeliverRequestEventRequest { delivery_id: "replay-1".into(), event: Some(env) })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(receipt.receipt.is_some());
+    // A step in KH's name from another node is refused.
+    let th_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&th.dir)).unwrap();
+    let forged =
+        liaison::envelope::seal(liaison::envelope::payload::REQUEST_EVENT, &replay, "th-atpd", &th_id.signing_key);
+    let kh_card = {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(kh.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    };
+    let mut to_kh = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&th_id, &kh_card).unwrap(),
+    );
+    let r = to_kh
+        .deliver_request_event(pb::DeliverRequestEventRequest { delivery_id: "forged-1".into(), event: Some(forged) })
+        .await
+        .unwrap()
+        .into_inner();
+    let rc: pb::Receipt = liaison::envelope::decode(&r.receipt.unwrap()).unwrap();
+    assert!(!rc.delivered && rc.reason.contains("cannot come from"), "{}", rc.reason);
+
+    let a = request_json(&th, &id);
+    let b = request_json(&kh, &id);
+    assert_eq!(a["timeline"], b["timeline"], "both nodes show the same timeline");
+    assert_eq!(a["state"], b["state"]);
+    let steps: Vec<&str> =
+        a["timeline"].as_array().unwrap().iter().map(|e| e["transition"].as_str().unwrap()).collect();
+    assert_eq!(steps, vec!["TRANSITION_SUBMIT", "TRANSITION_ACKNOWLEDGE", "TRANSITION_ANSWER"]);
+    // The attached record travelled as a share.
+    wait_for(30, "the attached record at TH", || {
+        futures::executor::block_on(async {
+            th.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/en-kh-answer".into() }).await.is_ok()
+        })
+    });
+    // Invalid steps are refused with a clear error.
+    let out = kh.cli(&["request", "decline", &id, "--reason", "late"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot go from answered"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = th.cli(&["request", "withdraw", &id]);
+    assert!(!out.status.success());
+    // Every transition that crossed has a signed receipt kept by its sender.
+    assert!(th.cli_json(&["outbox", "--all"])["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["action"] == "OUTBOX_ACTION_REQUEST_EVENT"
+            && i["state"] == "OUTBOX_STATE_DELIVERED"
+            && i["receipt"].is_object()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_request_goes_overdue_and_escalates_once_on_both_sides() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let mut head = common::contact_point("cp-kh-head", "Pol. Col. Dara, unit head");
+    if let Some(pb::record::Body::ContactPoint(c)) = head.body.as_mut() {
+        c.country = "KH".into();
+    }
+    create(&kh, head).await;
+    let sent = th.cli_json(&[
+        "request",
+        "send",
+        "--to",
+        "kh-antht",
+        "--type",
+        "information_request",
+        "--purpose",
+        "investigation",
+        "--subject",
+        "Vessel crew list",
+    ]);
+    let id = sent["id"].as_str().unwrap().to_string();
+    wait_for(30, "delivery", || inbox_ids(&kh).contains(&id));
+    assert!(kh.cli_json(&["inbox", "--overdue"])["requests"].as_array().is_none_or(|a| a.is_empty()));
+
+    // Two days later on both clocks: the 24 h acknowledgement deadline has passed.
+    for n in [&mut th, &mut kh] {
+        n.stop();
+        n.env.push(("LIAISON_CLOCK_OFFSET_SECS".into(), (2 * 86_400).to_string()));
+        n.start();
+    }
+    wait_for(30, "overdue on both sides", || {
+        request_json(&th, &id)["overdue"] == true && request_json(&kh, &id)["overdue"] == true
+    });
+    let k = request_json(&kh, &id);
+    assert_eq!(k["escalations"].as_array().unwrap().len(), 1, "{k}");
+    assert_eq!(k["escalations"][0]["deadline"], "acknowledge");
+    assert_eq!(k["escalations"][0]["role"], "CONTACT_ROLE_UNIT_HEAD");
+    assert_eq!(k["escalations"][0]["contactName"], "Pol. Col. Dara, unit head");
+    let shown = kh.cli_ok(&["request", "show", &id]);
+    assert!(shown.contains("ESCALATED (acknowledge deadline) to unit_head Pol. Col. Dara"), "{shown}");
+    assert_eq!(th.cli_json(&["request", "list", "--overdue"])["requests"].as_array().unwrap().len(), 1);
+    // Restarting (another deadline check) escalates nothing again.
+    kh.stop();
+    kh.start();
+    let k = request_json(&kh, &id);
+    assert_eq!(k["escalations"].as_array().unwrap().len(), 1, "escalates once");
+    let log = kh.cli_json(&["audit", "list", "--action", "request.overdue"]);
+    assert_eq!(log["entries"].as_array().unwrap().len(), 1);
+    let feed = kh.cli_ok(&["watch"]);
+    assert!(feed.contains("CHANGE_TYPE_REQUEST_CHANGED"), "the change feed carries request events");
+}
+
+fn child_referral() -> pb::Record {
+    let mut r = examples::victim_referral();
+    r.id = "vr-child-1".into();
+    if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
+        v.child = true;
+        v.age_group = pb::AgeGroup::AgeGroup1217 as i32;
+        v.nationality = "VN".into();
+        v.identified_in = "KH".into();
+        v.reflection_period_start = "2026-11-01".into();
+    }
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_childs_return_waits_for_every_safeguard() {
+    let root = tempfile::tempdir().unwrap();
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
+    kh.start();
+    vn.start();
+    pin_all(&[&kh, &vn]);
+    let sop =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
+            .unwrap();
+    activate(&[&kh, &vn], &sop, "kh-vn-victim-return");
+
+    let rec = create(&kh, child_referral()).await;
+    kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
+    wait_for(30, "the referral at VN", || {
+        futures::executor::block_on(async {
+            vn.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into() }).await.is_ok()
+        })
+    });
+    let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
+    let case = opened["case"]["id"].as_str().unwrap().to_string();
+    kh.cli_ok(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    kh.cli_ok(&["case", "advance", &case, "--to", "assistance", "--note", "shelter and counselling"]);
+
+    // Return planning is refused while a safeguard is missing, naming it.
+    let refuse = |n: &TestNode, to: &str, safeguard: &str| {
+        let out = n.cli(&["case", "advance", &case, "--to", to]);
+        assert!(!out.status.success(), "{to} must be refused");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains(safeguard), "expected {safeguard} in: {err}");
+    };
+    refuse(&kh, "return_planned", "best_interest_determination");
+    let mut r = child_referral();
+    let mut version = 1;
+    let mut update = |mutate: &dyn Fn(&mut pb::VictimReferral)| {
+        if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
+            mutate(v);
+        }
+        let out = futures::executor::block_on(async {
+            kh.records()
+                .await
+                .update_record(pb::UpdateRecordRequest { record: Some(r.clone()), expected_version: version })
+                .await
+        });
+        out.unwrap();
+        version += 1;
+    };
+    update(&|v| {
+        v.best_interest_determination = Some(pb::BestInterestDetermination {
+            outcome: pb::BestInterestOutcome::NoReturn as i32,
+            date: "2026-11-10".into(),
+            by: "BID panel".into(),
+        })
+    });
+    refuse(&kh, "return_planned", "best_interest_determination");
+    update(&|v| v.best_interest_determination.as_mut().unwrap().outcome = pb::BestInterestOutcome::Return as i32);
+    refuse(&kh, "return_planned", "risk_assessment");
+    update(&|v| {
+        v.risk_assessment = Some(pb::RiskAssessment {
+            level: pb::RiskLevel::Low as i32,
+            date: "2026-11-12".into(),
+            summary: "family traced, safe".into(),
+        })
+    });
+    refuse(&kh, "return_planned", "non_refoulement");
+    update(&|v| {
+        v.non_refoulement_check = Some(pb::NonRefoulementCheck {
+            outcome: pb::NonRefoulementOutcome::Cleared as i32,
+            date: "2026-11-13".into(),
+            by: "UNHCR".into(),
+        })
+    });
+    refuse(&kh, "return_planned", "voluntariness");
+    update(&|v| v.return_voluntariness = pb::Voluntariness::Voluntary as i32);
+    kh.cli_ok(&["case", "advance", &case, "--to", "return_planned"]);
+    // The reflection period (30 days from 2026-11-01) has not run yet.
+    refuse(&kh, "returned", "reflection_period");
+    update(&|v| v.early_return_requested = true);
+    kh.cli_ok(&["case", "advance", &case, "--to", "returned", "--note", "handed over at the border"]);
+
+    // Both nodes hold the same case; VN (holding the referral's updated copy) follows up.
+    wait_for(30, "the case at VN", || vn.cli_json(&["case", "show", &case])["case"]["stage"] == "CASE_STAGE_RETURNED");
+    vn.cli_ok(&["case", "advance", &case, "--to", "reintegration_follow_up", "--note", "vocational training"]);
+    wait_for(30, "follow-up at KH", || {
+        kh.cli_json(&["case", "show", &case])["case"]["stage"] == "CASE_STAGE_REINTEGRATION_FOLLOW_UP"
+    });
+    assert_eq!(
+        kh.cli_json(&["case", "show", &case])["case"]["history"],
+        vn.cli_json(&["case", "show", &case])["case"]["history"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_path_returns_a_child_without_a_best_interest_determination() {
+    let root = tempfile::tempdir().unwrap();
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
+    kh.start();
+    vn.start();
+    pin_all(&[&kh, &vn]);
+    let sop =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
+            .unwrap();
+    activate(&[&kh, &vn], &sop, "kh-vn-victim-return");
+    // Every other safeguard is met; only the best-interest determination is missing.
+    let mut r = child_referral();
+    if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
+        v.reflection_period_start = "2026-01-01".into();
+        v.risk_assessment = Some(pb::RiskAssessment { level: 1, date: "2026-11-12".into(), summary: String::new() });
+        v.non_refoulement_check =
+            Some(pb::NonRefoulementCheck { outcome: 1, date: "2026-11-13".into(), by: String::new() });
+        v.return_voluntariness = pb::Voluntariness::Voluntary as i32;
+    }
+    let rec = create(&kh, r).await;
+    kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
+    wait_for(30, "the referral at VN", || {
+        futures::executor::block_on(async {
+            vn.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into() }).await.is_ok()
+        })
+    });
+    let case = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"])["case"]["id"].as_str().unwrap().to_string();
+    kh.cli_ok(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    kh.cli_ok(&["case", "advance", &case, "--to", "assistance"]);
+    wait_for(30, "the case at VN", || {
+        vn.cli_json(&["case", "show", &case])["case"]["stage"] == "CASE_STAGE_ASSISTANCE"
+    });
+    // Not from KH, not from VN, not by skipping a stage.
+    for n in [&kh, &vn] {
+        for to in ["return_planned", "returned"] {
+            assert!(!n.cli(&["case", "advance", &case, "--to", to]).status.success(), "{} {to}", n.id);
+        }
+    }
+    // Not by a forged update: KH's signed case claiming "return planned" is refused by VN's own check.
+    let kh_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
+    let mut forged: pb::VictimCase =
+        serde_json::from_value(kh.cli_json(&["case", "show", &case])["case"].clone()).unwrap();
+    forged.history.push(pb::CaseEvent {
+        from: pb::CaseStage::Assistance as i32,
+        to: pb::CaseStage::ReturnPlanned as i32,
+        actor: "kh-antht".into(),
+        time: None,
+        note: String::new(),
+        referral_version: 0,
+    });
+    forged.stage = pb::CaseStage::ReturnPlanned as i32;
+    let env = liaison::envelope::seal(liaison::envelope::payload::VICTIM_CASE, &forged, "kh-antht", &kh_id.signing_key);
+    let vn_card = {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(vn.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    };
+    let mut fed = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&kh_id, &vn_card).unwrap(),
+    );
+    let r = fed
+        .deliver_case_update(pb::DeliverCaseUpdateRequest { delivery_id: "forged".into(), case: Some(env) })
+        .await
+        .unwrap()
+        .into_inner();
+    let rc: pb::Receipt = liaison::envelope::decode(&r.receipt.unwrap()).unwrap();
+    assert!(!rc.delivered, "VN must refuse");
+    assert!(rc.reason.contains("best_interest_determination"), "{}", rc.reason);
+    assert_eq!(vn.cli_json(&["case", "show", &case])["case"]["stage"], "CASE_STAGE_ASSISTANCE");
+    // And the policy engine refuses a return step for the child.
+    let p = kh.cli_json(&[
+        "policy",
+        "--peer",
+        "vn-c02",
+        "--operation",
+        "push",
+        "--kind",
+        "victim_referral",
+        "--purpose",
+        "return_and_reintegration",
+        "--handling",
+        "red",
+        "--victim-record",
+        &rec.id,
+        "--return-step",
+    ]);
+    assert_eq!(p["denialCode"], "child_return_without_best_interest");
+}
