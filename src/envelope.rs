@@ -24,6 +24,7 @@ pub mod payload {
     pub const CONSENT: &str = "liaison.v1.Consent";
     pub const REQUEST_EVENT: &str = "liaison.v1.RequestEvent";
     pub const VICTIM_CASE: &str = "liaison.v1.VictimCase";
+    pub const MEMBER_DIRECTORY: &str = "liaison.v1.MemberDirectory";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

@@ -238,4 +238,43 @@ impl FederationService for FederationApi {
         let receipt = crate::sop::cases::receive(&self.node, &caller, &r.delivery_id, env).await?;
         Ok(Response::new(pb::DeliverCaseUpdateResponse { receipt: Some(receipt) }))
     }
+
+    async fn get_directory(
+        &self,
+        req: Request<pb::GetDirectoryRequest>,
+    ) -> Result<Response<pb::GetDirectoryResponse>, Status> {
+        caller(&self.node, &req)?;
+        let directory = crate::hub::directory::current(&self.node)?;
+        Ok(Response::new(pb::GetDirectoryResponse { directory }))
+    }
+
+    async fn push_directory(
+        &self,
+        req: Request<pb::PushDirectoryRequest>,
+    ) -> Result<Response<pb::PushDirectoryResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let env = req.into_inner().directory.ok_or_else(|| crate::api::status::invalid("directory", "required"))?;
+        crate::hub::directory::apply(&self.node, &caller, &env).await?;
+        Ok(Response::new(pb::PushDirectoryResponse {}))
+    }
+
+    async fn report_request_metadata(
+        &self,
+        req: Request<pb::ReportRequestMetadataRequest>,
+    ) -> Result<Response<pb::ReportRequestMetadataResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let m = req.into_inner().metadata.ok_or_else(|| crate::api::status::invalid("metadata", "required"))?;
+        crate::hub::store_metadata(&self.node, &caller, m).await?;
+        Ok(Response::new(pb::ReportRequestMetadataResponse {}))
+    }
+
+    async fn search_regional_contacts(
+        &self,
+        req: Request<pb::SearchRegionalContactsRequest>,
+    ) -> Result<Response<pb::SearchRegionalContactsResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let r = req.get_ref();
+        let records = crate::hub::regional_contacts(&self.node, &caller, &r.text, &r.country).await?;
+        Ok(Response::new(pb::SearchRegionalContactsResponse { records }))
+    }
 }

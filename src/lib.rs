@@ -13,6 +13,7 @@ pub mod convert;
 pub mod envelope;
 pub mod exchange;
 pub mod federation;
+pub mod hub;
 pub mod identity;
 pub mod metrics;
 pub mod node;

@@ -5,6 +5,7 @@
 mod agreements;
 mod changes;
 mod exchange;
+mod hub;
 mod node;
 mod records;
 mod requests;
@@ -131,9 +132,10 @@ pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
             auth.clone(),
         ))
         .add_service(pb::victim_case_service_server::VictimCaseServiceServer::with_interceptor(
-            requests::CaseApi::new(node),
-            auth,
+            requests::CaseApi::new(Arc::clone(&node)),
+            auth.clone(),
         ))
+        .add_service(pb::hub_service_server::HubServiceServer::with_interceptor(hub::HubApi::new(node), auth))
 }
 
 pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
@@ -151,4 +153,5 @@ pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
     health.set_serving::<pb::exchange_service_server::ExchangeServiceServer<exchange::ExchangeApi>>().await;
     health.set_serving::<pb::request_service_server::RequestServiceServer<requests::RequestApi>>().await;
     health.set_serving::<pb::victim_case_service_server::VictimCaseServiceServer<requests::CaseApi>>().await;
+    health.set_serving::<pb::hub_service_server::HubServiceServer<hub::HubApi>>().await;
 }

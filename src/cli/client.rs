@@ -207,7 +207,18 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::Contacts(cmd) => {
             let (text, country) = match cmd {
                 ContactsCmd::List { country } => (None, country),
-                ContactsCmd::Search { text, country } => (Some(text), country),
+                ContactsCmd::Search { text, country, region: true } => {
+                    let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
+                        .search_region(pb::SearchRegionRequest { text, country: country.unwrap_or_default() })
+                        .await?
+                        .into_inner();
+                    if g.json {
+                        return print_json(&r);
+                    }
+                    output::contacts(&r.records);
+                    return Ok(());
+                }
+                ContactsCmd::Search { text, country, .. } => (Some(text), country),
             };
             let args =
                 ListArgs { kind: Some("contact_point".into()), country, text, limit: 1000, ..Default::default() };
@@ -253,6 +264,7 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::Request(r) => super::sop::request(g, ch, r).await?,
         Command::Inbox { overdue } => super::sop::inbox(g, ch, overdue).await?,
         Command::Case(c) => super::sop::case(g, ch, c).await?,
+        Command::Hub(h) => super::hub::hub(g, ch, h).await?,
         Command::Sync { peer } => super::exchange::sync(g, ch, peer).await?,
         Command::Consent(c) => super::exchange::consent(g, ch, c).await?,
         Command::Agreement(a) => super::govern::agreement(g, ch, a).await?,

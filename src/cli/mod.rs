@@ -4,6 +4,7 @@
 mod client;
 mod exchange;
 mod govern;
+mod hub;
 mod output;
 mod sop;
 mod transfer;
@@ -92,6 +93,9 @@ pub enum Command {
         #[arg(long)]
         overdue: bool,
     },
+    /// Hubs: membership, directory, regional report, compliance indicators.
+    #[command(subcommand)]
+    Hub(hub::HubCmd),
     /// Victim identification and return cases.
     #[command(subcommand)]
     Case(sop::CaseCmd),
@@ -270,6 +274,9 @@ pub enum ContactsCmd {
         text: String,
         #[arg(long)]
         country: Option<String>,
+        /// Search the regional directory of the hubs this node joined.
+        #[arg(long)]
+        region: bool,
     },
 }
 

@@ -257,6 +257,10 @@ pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
         tick.tick().await;
         loop {
             tick.tick().await;
+            // Hub directories first, so new members are pinned before we sync with them.
+            if let Err(e) = crate::hub::directory::refresh(&node).await {
+                tracing::warn!(error = %e, "hub directory refresh failed");
+            }
             let peers = super::peer_ids(&node).unwrap_or_default();
             for p in peers {
                 let r = pull(&node, "node", &p).await;

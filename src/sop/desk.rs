@@ -152,6 +152,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
         })
         .await?;
     send_event(node, actor, &r.to, &ev).await?;
+    crate::hub::report_request(node, &req).await;
     Ok(req)
 }
 
@@ -204,6 +205,7 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
         })
         .await?;
     send_event(node, actor, &other, &ev).await?;
+    crate::hub::report_request(node, &next).await;
     Ok(next)
 }
 
@@ -304,6 +306,9 @@ pub async fn receive(
                     Ok::<_, StoreError>(())
                 })
                 .await?;
+            if changed {
+                crate::hub::report_request(node, &next).await;
+            }
             Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""))
         }
         Err(e) => Ok(refuse(e.to_string())),

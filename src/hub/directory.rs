@@ -1,0 +1,243 @@
+//! The member directory: the hub admits members, signs a versioned list of
+//! their cards and pushes it; members pin the hub, then pin (and un-pin)
+//! members from every newer directory the pinned hub key signed.
+
+use std::ops::Bound;
+
+use prost::Message;
+
+use crate::audit::Event;
+use crate::convert::timestamp;
+use crate::envelope::{self, payload};
+use crate::exchange::{self, ExchangeError};
+use crate::identity;
+use crate::node::Node;
+use crate::pb;
+use crate::peer::{self, PeerError};
+use crate::store::{self, StoreError, Tree};
+
+const DIRECTORY: &[u8] = b"hub/directory";
+const JOINED_PREFIX: &str = "hub/joined/";
+
+fn dir_version(node: &Node) -> Result<u64, StoreError> {
+    Ok(node
+        .db
+        .store()
+        .get(Tree::Meta, DIRECTORY)?
+        .and_then(|v| pb::Envelope::decode(v.as_slice()).ok())
+        .and_then(|e| envelope::decode::<pb::MemberDirectory>(&e).ok())
+        .map_or(0, |d| d.version))
+}
+
+pub fn current(node: &Node) -> Result<Option<pb::Envelope>, StoreError> {
+    Ok(node.db.store().get(Tree::Meta, DIRECTORY)?.and_then(|v| pb::Envelope::decode(v.as_slice()).ok()))
+}
+
+pub fn members(node: &Node) -> Result<Vec<pb::Peer>, StoreError> {
+    Ok(store::peers::all(node.db.store())?.into_iter().filter(|p| p.source == "member").collect())
+}
+
+fn require_hub(node: &Node) -> Result<(), ExchangeError> {
+    if node.config().role != crate::config::Role::Hub {
+        return Err(ExchangeError::Refused("this node is not a hub (role = hub in node.toml)".into()));
+    }
+    Ok(())
+}
+
+/// Signs a new directory version and pushes it to every member.
+async fn publish(node: &Node, actor: &str) -> Result<u64, ExchangeError> {
+    let ms = members(node)?;
+    let version = dir_version(node)? + 1;
+    let dir = pb::MemberDirectory {
+        hub_id: node.id().into(),
+        version,
+        issue_time: Some(timestamp(node.now())),
+        members: ms.iter().filter_map(|p| p.card_envelope.clone()).collect(),
+    };
+    let env = envelope::seal(payload::MEMBER_DIRECTORY, &dir, node.id(), &node.identity.signing_key);
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Meta, DIRECTORY.to_vec(), env.encode_to_vec());
+            tx.audit(Event::new(actor, "hub.directory").reason(format!("version {version}, {} members", ms.len())));
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    let pushes = ms.iter().filter_map(|p| p.card.as_ref().map(|c| c.node_id.clone())).map(|m| {
+        let env = env.clone();
+        async move {
+            let r = async {
+                let mut c = exchange::client(node, &m).await?;
+                c.push_directory(pb::PushDirectoryRequest { directory: Some(env) })
+                    .await
+                    .map_err(|s| ExchangeError::Peer { peer: m.clone(), reason: s.message().to_string() })?;
+                Ok::<(), ExchangeError>(())
+            }
+            .await;
+            if let Err(e) = r {
+                tracing::warn!(member = %m, error = %e, "directory push failed; the member will pull it");
+            }
+        }
+    });
+    futures::future::join_all(pushes).await;
+    Ok(version)
+}
+
+pub async fn admit(node: &Node, actor: &str, card: pb::Envelope) -> Result<u64, ExchangeError> {
+    require_hub(node)?;
+    peer::add(node, card, "member").await.map_err(peer_err)?;
+    publish(node, actor).await
+}
+
+pub async fn remove(node: &Node, actor: &str, id: &str) -> Result<u64, ExchangeError> {
+    require_hub(node)?;
+    if !members(node)?.iter().any(|p| p.card.as_ref().is_some_and(|c| c.node_id == id)) {
+        return Err(ExchangeError::NotFound(format!("member {id}")));
+    }
+    peer::remove(node, id).await.map_err(peer_err)?;
+    publish(node, actor).await
+}
+
+fn peer_err(e: PeerError) -> ExchangeError {
+    match e {
+        PeerError::NotFound(x) => ExchangeError::NotFound(format!("peer {x}")),
+        PeerError::Store(s) => ExchangeError::Store(s),
+        other => ExchangeError::Refused(other.to_string()),
+    }
+}
+
+pub fn joined_hubs(node: &Node) -> Result<Vec<String>, StoreError> {
+    let start = Bound::Included(JOINED_PREFIX.as_bytes().to_vec());
+    let end = store::prefix_end(JOINED_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
+    Ok(node
+        .db
+        .store()
+        .range(Tree::Meta, start, end, usize::MAX)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[JOINED_PREFIX.len()..]).into_owned())
+        .collect())
+}
+
+fn applied_version(node: &Node, hub: &str) -> Result<u64, StoreError> {
+    Ok(node
+        .db
+        .store()
+        .get(Tree::Meta, format!("{JOINED_PREFIX}{hub}").as_bytes())?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// A member applies a directory that `hub` signed: pins new members, un-pins
+/// removed ones (only those it learned from this hub). Older versions are ignored.
+pub async fn apply(
+    node: &Node,
+    hub: &str,
+    env: &pb::Envelope,
+) -> Result<(u64, Vec<String>, Vec<String>), ExchangeError> {
+    if !joined_hubs(node)?.iter().any(|h| h == hub) {
+        return Err(ExchangeError::Refused(format!("this node has not joined hub {hub}")));
+    }
+    // Verify against the pinned hub key before reading anything.
+    let key = exchange::key_of(node, hub)?;
+    let dir: pb::MemberDirectory = envelope::open(env, payload::MEMBER_DIRECTORY, hub, &key)?;
+    if dir.hub_id != hub {
+        return Err(ExchangeError::Refused("directory names another hub".into()));
+    }
+    let have = applied_version(node, hub)?;
+    if dir.version <= have {
+        return Ok((have, vec![], vec![]));
+    }
+    let source = format!("hub:{hub}");
+    let mut listed = Vec::new();
+    let mut pinned = Vec::new();
+    for card_env in &dir.members {
+        let card = match identity::verify_card(card_env) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(hub = %hub, error = %e, "directory entry refused");
+                continue;
+            }
+        };
+        if card.node_id == node.id() || card.node_id == hub {
+            continue;
+        }
+        listed.push(card.node_id.clone());
+        let existing = store::peers::get(node.db.store(), &card.node_id)?;
+        // A peer pinned by hand stays as it is.
+        if existing.as_ref().is_some_and(|p| p.source != source) {
+            continue;
+        }
+        if existing.as_ref().and_then(|p| p.card_envelope.as_ref()) == Some(card_env) {
+            continue;
+        }
+        match peer::add(node, card_env.clone(), &source).await {
+            Ok(_) => pinned.push(card.node_id),
+            Err(e) => tracing::warn!(member = %card.node_id, error = %e, "directory entry not pinned"),
+        }
+    }
+    let mut unpinned = Vec::new();
+    for p in store::peers::all(node.db.store())? {
+        let Some(id) = p.card.as_ref().map(|c| c.node_id.clone()) else { continue };
+        if p.source == source && !listed.contains(&id) {
+            peer::remove(node, &id).await.map_err(peer_err)?;
+            unpinned.push(id);
+        }
+    }
+    let v = dir.version;
+    node.db
+        .write(|_, tx| {
+            tx.batch.put(Tree::Meta, format!("{JOINED_PREFIX}{hub}").into_bytes(), v.to_be_bytes().to_vec());
+            tx.audit(Event::new(format!("peer:{hub}"), "hub.directory_applied").reason(format!(
+                "version {v}: +{} -{}",
+                pinned.len(),
+                unpinned.len()
+            )));
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok((v, pinned, unpinned))
+}
+
+/// A member pins the hub and pulls its directory.
+pub async fn join(node: &Node, hub_card: pb::Envelope) -> Result<(u64, Vec<String>), ExchangeError> {
+    let p = peer::add(node, hub_card, "hub").await.map_err(peer_err)?;
+    let card = p.card.unwrap_or_default();
+    if card.role != pb::NodeRole::Hub as i32 {
+        return Err(ExchangeError::Refused(format!("{} is not a hub", card.node_id)));
+    }
+    node.db
+        .write(|st, tx| {
+            let key = format!("{JOINED_PREFIX}{}", card.node_id).into_bytes();
+            if st.get(Tree::Meta, &key)?.is_none() {
+                tx.batch.put(Tree::Meta, key, 0u64.to_be_bytes().to_vec());
+            }
+            tx.audit(Event::new("node", "hub.join").reason(card.node_id.clone()));
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    let (v, pinned, _) = refresh_one(node, &card.node_id).await?;
+    Ok((v, pinned))
+}
+
+async fn refresh_one(node: &Node, hub: &str) -> Result<(u64, Vec<String>, Vec<String>), ExchangeError> {
+    let mut c = exchange::client(node, hub).await?;
+    let env = c
+        .get_directory(pb::GetDirectoryRequest {})
+        .await
+        .map_err(|s| ExchangeError::Peer { peer: hub.into(), reason: s.message().to_string() })?
+        .into_inner()
+        .directory
+        .ok_or_else(|| ExchangeError::Refused("the hub has no directory yet".into()))?;
+    apply(node, hub, &env).await
+}
+
+/// Pulls every joined hub's directory now.
+pub async fn refresh(node: &Node) -> Result<(u64, Vec<String>, Vec<String>), ExchangeError> {
+    let mut out = (0, vec![], vec![]);
+    for hub in joined_hubs(node)? {
+        let (v, p, u) = refresh_one(node, &hub).await?;
+        out.0 = out.0.max(v);
+        out.1.extend(p);
+        out.2.extend(u);
+    }
+    Ok(out)
+}
