@@ -97,7 +97,7 @@ pub async fn regional_contacts(
     if text.chars().count() > 200 {
         return Err(exchange::invalid("text", "at most 200 characters"));
     }
-    if !crate::store::peers::get(node.db.store(), caller)?.is_some_and(|p| p.source == "member") {
+    if crate::store::peers::get(node.db.store(), caller)?.is_none_or(|p| p.source != "member") {
         return Err(ExchangeError::Refused(format!("{caller} is not a member of this hub")));
     }
     let mut out = Vec::new();
