@@ -1,0 +1,173 @@
+//! A hub and three members: directory-based peering, forged directories,
+//! removal, the regional contact directory, the regional report and
+//! SOP-compliance indicators.
+
+mod common;
+
+use common::{activate, create, wait_for, TestNode};
+use liaison::envelope::{self, payload};
+use liaison::pb;
+
+fn membership(hub: &str, members: &[&str]) -> String {
+    let parties: Vec<String> = std::iter::once(hub).chain(members.iter().copied()).map(|p| format!("\"{p}\"")).collect();
+    format!(
+        r#"
+id = "commit-membership"
+version = 1
+title = "COMMIT-Mekong membership and information-sharing MOU"
+legal_basis = "COMMIT MOU (2004)"
+parties = [{}]
+valid_from = "2026-01-01"
+valid_until = "2036-01-01"
+hub = "{hub}"
+
+[retention]
+days = 365
+purge_on_revoke = true
+
+[sop]
+name = "COMMIT SOP on information and intelligence sharing"
+
+[[sop.request_types]]
+name = "information_request"
+ack_within = "24h"
+answer_within = "7d"
+urgent_ack_within = "8h"
+urgent_answer_within = "3d"
+escalation_role = "unit_head"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["contact_point"]
+purposes = ["coordination"]
+operations = ["query", "sync", "push"]
+max_handling = "green"
+onward_sharing = "allowed"
+
+[[grants]]
+from = "*"
+to = "{hub}"
+record_kinds = ["statistics_report"]
+purposes = ["statistics_and_reporting"]
+operations = ["push"]
+max_handling = "green"
+onward_sharing = "forbidden"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["intelligence_report"]
+purposes = ["investigation"]
+operations = ["query"]
+max_handling = "amber"
+onward_sharing = "forbidden"
+"#,
+        parties.join(", ")
+    )
+}
+
+fn peer_sources(n: &TestNode) -> Vec<(String, String)> {
+    n.cli_json(&["peer", "list"])["peers"]
+        .as_array()
+        .map_or(vec![], |a| a.iter().map(|p| (p["card"]["nodeId"].as_str().unwrap().to_string(), p["source"].as_str().unwrap().to_string())).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
+    let root = tempfile::tempdir().unwrap();
+    let mut hub = TestNode::init_role(root.path(), "commit-hub", "COMMIT-Mekong", "hub");
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut la = TestNode::init(root.path(), "la-dcta", "LA");
+    for n in [&mut hub, &mut th, &mut kh, &mut la] {
+        n.start();
+    }
+    let hub_card = hub.card_file();
+    for m in [&th, &kh, &la] {
+        hub.cli_ok(&["hub", "admit", &m.card_file().display().to_string()]);
+    }
+    for m in [&th, &kh, &la] {
+        let out = m.cli_ok(&["hub", "join", &hub_card.display().to_string()]);
+        assert!(out.contains("joined"), "{out}");
+    }
+    // Members never exchanged cards, yet they are pinned through the signed directory.
+    let srcs = peer_sources(&th);
+    assert!(srcs.contains(&("kh-antht".into(), "hub:commit-hub".into())), "{srcs:?}");
+    assert!(srcs.contains(&("la-dcta".into(), "hub:commit-hub".into())));
+    assert!(th.cli_ok(&["peer", "ping", "kh-antht"]).contains("answered over mutual TLS"));
+
+    activate(&[&hub, &th, &kh, &la], &membership("commit-hub", &["th-atpd", "kh-antht", "la-dcta"]), "commit-membership");
+    create(&th, liaison::record::examples::intelligence_report()).await;
+    let q = kh.cli_json(&["query", "--peer", "th-atpd", "--kind", "intelligence_report", "--purpose", "investigation"]);
+    assert_eq!(q["peers"][0]["outcome"], "PEER_OUTCOME_ANSWERED", "{q}");
+
+    // A directory not signed by the pinned hub key is refused.
+    let la_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&la.dir)).unwrap();
+    let hub_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&hub.dir)).unwrap();
+    let th_card = {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(th.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    };
+    let forged = pb::MemberDirectory { hub_id: "commit-hub".into(), version: 99, issue_time: None, members: vec![] };
+    let by_la = envelope::seal(payload::MEMBER_DIRECTORY, &forged, "la-dcta", &la_id.signing_key);
+    let mut from_la = pb::federation_service_client::FederationServiceClient::new(liaison::federation::dial(&la_id, &th_card).unwrap());
+    assert!(from_la.push_directory(pb::PushDirectoryRequest { directory: Some(by_la) }).await.is_err(), "LA is not the hub");
+    let mut tampered = envelope::seal(payload::MEMBER_DIRECTORY, &forged, "commit-hub", &hub_id.signing_key);
+    tampered.body[3] ^= 0x20;
+    let mut from_hub = pb::federation_service_client::FederationServiceClient::new(liaison::federation::dial(&hub_id, &th_card).unwrap());
+    let err = from_hub.push_directory(pb::PushDirectoryRequest { directory: Some(tampered) }).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    assert!(peer_sources(&th).iter().any(|(id, _)| id == "la-dcta"), "nothing changed");
+
+    // Regional contact directory: members' contact points flow to the hub; members search it.
+    let mut cp = common::contact_point("cp-kh-border", "Poipet border liaison office");
+    if let Some(pb::record::Body::ContactPoint(c)) = cp.body.as_mut() {
+        c.country = "KH".into();
+        c.role = pb::ContactRole::BorderOffice as i32;
+    }
+    create(&kh, cp).await;
+    let s = hub.cli_json(&["sync"]);
+    assert!(s["peers"].as_array().unwrap().iter().any(|p| p["peer"] == "kh-antht" && p["received"] == 1), "{s}");
+    let found = th.cli_ok(&["contacts", "search", "poipet", "--region"]);
+    assert!(found.contains("Poipet border liaison office") && found.contains("kh-antht") && found.contains("2026-10-01"), "origin and last verification shown: {found}");
+
+    // Statistics reports pushed to the hub make the regional report.
+    for (n, country, count) in [(&th, "TH", 41u32), (&kh, "KH", 3)] {
+        let mut r = liaison::record::examples::statistics_report();
+        r.id = format!("sr-{}", country.to_lowercase());
+        if let Some(pb::record::Body::StatisticsReport(s)) = r.body.as_mut() {
+            s.country = country.into();
+            s.victims.truncate(1);
+            s.victims[0].count = count;
+        }
+        create(n, r.clone()).await;
+        n.cli_ok(&["record", "share", &r.id, "--to", "commit-hub", "--purpose", "statistics_and_reporting"]);
+    }
+    wait_for(30, "both reports at the hub", || {
+        let md = hub.cli_ok(&["hub", "report", "--period", "2025"]);
+        md.contains("| TH | 41 |") && md.contains("| KH | <5 |")
+    });
+    let html = hub.cli_ok(&["hub", "report", "--period", "2025", "--format", "html"]);
+    assert!(html.contains("<svg"));
+
+    // SOP-compliance indicators from request metadata (never content).
+    let sent = th.cli_json(&["request", "send", "--to", "kh-antht", "--type", "information_request", "--purpose", "investigation", "--subject", "A secret subject line"]);
+    let id = sent["id"].as_str().unwrap().to_string();
+    wait_for(30, "request at KH", || kh.cli_json(&["inbox"])["requests"].as_array().is_some_and(|a| !a.is_empty()));
+    kh.cli_ok(&["request", "ack", &id]);
+    kh.cli_ok(&["request", "answer", &id, "--text", "nothing found"]);
+    wait_for(30, "indicators at the hub", || {
+        let ind = hub.cli_json(&["hub", "indicators"]);
+        ind["pairs"].as_array().is_some_and(|p| p.iter().any(|x| x["from"] == "th-atpd" && x["to"] == "kh-antht" && x["answeredOnTime"] == 1.0))
+    });
+    let ind = hub.cli_json(&["hub", "indicators"]);
+    assert_eq!(ind["members"][0]["to"], "kh-antht");
+    assert!(!hub.cli_ok(&["audit", "export"]).contains("A secret subject line"), "the hub never sees request content");
+
+    // Removal: the hub publishes a new directory, members un-pin LA, LA is refused.
+    hub.cli_ok(&["hub", "remove", "la-dcta"]);
+    wait_for(30, "LA un-pinned at TH", || !peer_sources(&th).iter().any(|(id, _)| id == "la-dcta"));
+    let out = la.cli(&["peer", "ping", "th-atpd"]);
+    assert!(!out.status.success(), "a removed member is refused");
+}
