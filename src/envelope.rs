@@ -25,6 +25,7 @@ pub mod payload {
     pub const REQUEST_EVENT: &str = "liaison.v1.RequestEvent";
     pub const VICTIM_CASE: &str = "liaison.v1.VictimCase";
     pub const MEMBER_DIRECTORY: &str = "liaison.v1.MemberDirectory";
+    pub const RELAYED_CALL: &str = "liaison.v1.RelayedCall";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

@@ -277,4 +277,22 @@ impl FederationService for FederationApi {
         let records = crate::hub::regional_contacts(&self.node, &caller, &r.text, &r.country).await?;
         Ok(Response::new(pb::SearchRegionalContactsResponse { records }))
     }
+
+    async fn relay_message(
+        &self,
+        req: Request<pb::RelayMessageRequest>,
+    ) -> Result<Response<pb::RelayMessageResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        let relay_id = crate::hub::relay::accept(&self.node, &caller, req.into_inner()).await?;
+        Ok(Response::new(pb::RelayMessageResponse { relay_id }))
+    }
+
+    async fn deliver_sealed(
+        &self,
+        req: Request<pb::DeliverSealedRequest>,
+    ) -> Result<Response<pb::DeliverSealedResponse>, Status> {
+        let caller = caller(&self.node, &req)?;
+        crate::hub::relay::receive(&self.node, &caller, req.into_inner()).await?;
+        Ok(Response::new(pb::DeliverSealedResponse {}))
+    }
 }

@@ -123,9 +123,16 @@ impl Identity {
             tls_certificate: self.tls_cert.to_vec(),
             signing_public_key: self.signing_key.verifying_key().to_bytes().to_vec(),
             issue_time: Some(now),
+            sealing_public_key: crate::seal::public_key_bytes(&self.sealing_keypair().1),
         };
         let env = envelope::seal(payload::NODE_CARD, &card, &c.id, &self.signing_key);
         (card, env)
+    }
+
+    /// The X25519 key pair messages relayed through hubs are sealed to. It is
+    /// derived from the signing key (domain-separated), so it needs no file of its own.
+    pub fn sealing_keypair(&self) -> (crate::seal::PrivateKey, crate::seal::PublicKey) {
+        crate::seal::derive_keypair(&self.signing_key.to_bytes())
     }
 }
 

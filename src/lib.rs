@@ -22,6 +22,7 @@ pub mod peer;
 pub mod policy;
 pub mod record;
 pub mod redact;
+pub mod seal;
 pub mod sop;
 pub mod store;
 pub mod tls;

@@ -233,6 +233,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
             Duration::from_secs(cfg.intervals.housekeeping_secs.max(1)),
         ),
         crate::sop::desk::spawn(Arc::clone(&node), Duration::from_secs(cfg.intervals.deadline_secs.max(1))),
+        crate::hub::relay::spawn(Arc::clone(&node)),
     ];
 
     let fed_server = Server::builder()

@@ -9,7 +9,8 @@ use liaison::envelope::{self, payload};
 use liaison::pb;
 
 fn membership(hub: &str, members: &[&str]) -> String {
-    let parties: Vec<String> = std::iter::once(hub).chain(members.iter().copied()).map(|p| format!("\"{p}\"")).collect();
+    let parties: Vec<String> =
+        std::iter::once(hub).chain(members.iter().copied()).map(|p| format!("\"{p}\"")).collect();
     format!(
         r#"
 id = "commit-membership"
@@ -59,7 +60,7 @@ from = "*"
 to = "*"
 record_kinds = ["intelligence_report"]
 purposes = ["investigation"]
-operations = ["query"]
+operations = ["query", "push"]
 max_handling = "amber"
 onward_sharing = "forbidden"
 "#,
@@ -68,9 +69,11 @@ onward_sharing = "forbidden"
 }
 
 fn peer_sources(n: &TestNode) -> Vec<(String, String)> {
-    n.cli_json(&["peer", "list"])["peers"]
-        .as_array()
-        .map_or(vec![], |a| a.iter().map(|p| (p["card"]["nodeId"].as_str().unwrap().to_string(), p["source"].as_str().unwrap().to_string())).collect())
+    n.cli_json(&["peer", "list"])["peers"].as_array().map_or(vec![], |a| {
+        a.iter()
+            .map(|p| (p["card"]["nodeId"].as_str().unwrap().to_string(), p["source"].as_str().unwrap().to_string()))
+            .collect()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +100,11 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     assert!(srcs.contains(&("la-dcta".into(), "hub:commit-hub".into())));
     assert!(th.cli_ok(&["peer", "ping", "kh-antht"]).contains("answered over mutual TLS"));
 
-    activate(&[&hub, &th, &kh, &la], &membership("commit-hub", &["th-atpd", "kh-antht", "la-dcta"]), "commit-membership");
+    activate(
+        &[&hub, &th, &kh, &la],
+        &membership("commit-hub", &["th-atpd", "kh-antht", "la-dcta"]),
+        "commit-membership",
+    );
     create(&th, liaison::record::examples::intelligence_report()).await;
     let q = kh.cli_json(&["query", "--peer", "th-atpd", "--kind", "intelligence_report", "--purpose", "investigation"]);
     assert_eq!(q["peers"][0]["outcome"], "PEER_OUTCOME_ANSWERED", "{q}");
@@ -111,11 +118,18 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     };
     let forged = pb::MemberDirectory { hub_id: "commit-hub".into(), version: 99, issue_time: None, members: vec![] };
     let by_la = envelope::seal(payload::MEMBER_DIRECTORY, &forged, "la-dcta", &la_id.signing_key);
-    let mut from_la = pb::federation_service_client::FederationServiceClient::new(liaison::federation::dial(&la_id, &th_card).unwrap());
-    assert!(from_la.push_directory(pb::PushDirectoryRequest { directory: Some(by_la) }).await.is_err(), "LA is not the hub");
+    let mut from_la = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&la_id, &th_card).unwrap(),
+    );
+    assert!(
+        from_la.push_directory(pb::PushDirectoryRequest { directory: Some(by_la) }).await.is_err(),
+        "LA is not the hub"
+    );
     let mut tampered = envelope::seal(payload::MEMBER_DIRECTORY, &forged, "commit-hub", &hub_id.signing_key);
     tampered.body[3] ^= 0x20;
-    let mut from_hub = pb::federation_service_client::FederationServiceClient::new(liaison::federation::dial(&hub_id, &th_card).unwrap());
+    let mut from_hub = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&hub_id, &th_card).unwrap(),
+    );
     let err = from_hub.push_directory(pb::PushDirectoryRequest { directory: Some(tampered) }).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
     assert!(peer_sources(&th).iter().any(|(id, _)| id == "la-dcta"), "nothing changed");
@@ -130,7 +144,10 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     let s = hub.cli_json(&["sync"]);
     assert!(s["peers"].as_array().unwrap().iter().any(|p| p["peer"] == "kh-antht" && p["received"] == 1), "{s}");
     let found = th.cli_ok(&["contacts", "search", "poipet", "--region"]);
-    assert!(found.contains("Poipet border liaison office") && found.contains("kh-antht") && found.contains("2026-10-01"), "origin and last verification shown: {found}");
+    assert!(
+        found.contains("Poipet border liaison office") && found.contains("kh-antht") && found.contains("2026-10-01"),
+        "origin and last verification shown: {found}"
+    );
 
     // Statistics reports pushed to the hub make the regional report.
     for (n, country, count) in [(&th, "TH", 41u32), (&kh, "KH", 3)] {
@@ -152,14 +169,27 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     assert!(html.contains("<svg"));
 
     // SOP-compliance indicators from request metadata (never content).
-    let sent = th.cli_json(&["request", "send", "--to", "kh-antht", "--type", "information_request", "--purpose", "investigation", "--subject", "A secret subject line"]);
+    let sent = th.cli_json(&[
+        "request",
+        "send",
+        "--to",
+        "kh-antht",
+        "--type",
+        "information_request",
+        "--purpose",
+        "investigation",
+        "--subject",
+        "A secret subject line",
+    ]);
     let id = sent["id"].as_str().unwrap().to_string();
     wait_for(30, "request at KH", || kh.cli_json(&["inbox"])["requests"].as_array().is_some_and(|a| !a.is_empty()));
     kh.cli_ok(&["request", "ack", &id]);
     kh.cli_ok(&["request", "answer", &id, "--text", "nothing found"]);
     wait_for(30, "indicators at the hub", || {
         let ind = hub.cli_json(&["hub", "indicators"]);
-        ind["pairs"].as_array().is_some_and(|p| p.iter().any(|x| x["from"] == "th-atpd" && x["to"] == "kh-antht" && x["answeredOnTime"] == 1.0))
+        ind["pairs"].as_array().is_some_and(|p| {
+            p.iter().any(|x| x["from"] == "th-atpd" && x["to"] == "kh-antht" && x["answeredOnTime"] == 1.0)
+        })
     });
     let ind = hub.cli_json(&["hub", "indicators"]);
     assert_eq!(ind["members"][0]["to"], "kh-antht");
@@ -170,4 +200,86 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     wait_for(30, "LA un-pinned at TH", || !peer_sources(&th).iter().any(|(id, _)| id == "la-dcta"));
     let out = la.cli(&["peer", "ping", "th-atpd"]);
     assert!(!out.status.success(), "a removed member is refused");
+}
+
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
+    let root = tempfile::tempdir().unwrap();
+    let mut hub = TestNode::init_role(root.path(), "commit-hub", "COMMIT-Mekong", "hub");
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    for n in [&mut hub, &mut th, &mut kh] {
+        n.start();
+    }
+    let hub_card = hub.card_file();
+    for m in [&th, &kh] {
+        hub.cli_ok(&["hub", "admit", &m.card_file().display().to_string()]);
+    }
+    for m in [&th, &kh] {
+        m.cli_ok(&["hub", "join", &hub_card.display().to_string()]);
+    }
+    activate(&[&hub, &th, &kh], &membership("commit-hub", &["th-atpd", "kh-antht"]), "commit-membership");
+
+    const CANARY: &str = "SECRET-7f3a-CANARY";
+    let mut r = liaison::record::examples::intelligence_report();
+    r.id = "ir-relayed".into();
+    if let Some(pb::record::Body::IntelligenceReport(i)) = r.body.as_mut() {
+        i.summary = format!("Broker ledger found: {CANARY}");
+    }
+    create(&th, r).await;
+    th.cli_ok(&["peer", "route", "kh-antht", "--via", "commit-hub"]);
+    th.cli_ok(&["record", "share", "ir-relayed", "--to", "kh-antht", "--purpose", "investigation"]);
+
+    wait_for(60, "the relayed record at KH", || {
+        futures::executor::block_on(async {
+            kh.records().await.get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() }).await.is_ok()
+        })
+    });
+    let got = kh
+        .records()
+        .await
+        .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let rec = got.record.unwrap();
+    match rec.body {
+        Some(pb::record::Body::IntelligenceReport(i)) => assert!(i.summary.contains(CANARY), "arrives intact"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(got.provenance.unwrap().received_from, "th-atpd", "handled as TH's own call");
+    let listed = kh.records().await.list_records(pb::ListRecordsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.records.iter().filter(|r| r.id == "ir-relayed").count(), 1, "exactly once");
+    let out = th.cli_json(&["outbox", "--all"]);
+    assert!(out["items"][0]["lastError"].as_str().unwrap().contains("relayed via commit-hub"), "{out}");
+
+    // The hub saw sender, recipient, size and time — and nothing of the content.
+    let log = hub.cli_json(&["audit", "list", "--action", "relay.", "--limit", "100"]);
+    let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"relay.accept") && actions.contains(&"relay.forwarded"), "{actions:?}");
+    hub.stop();
+    let mut files = Vec::new();
+    walk(&hub.dir, &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()),
+            "plaintext found in the hub's {}",
+            f.display()
+        );
+        assert!(!bytes.windows(10).any(|w| w == b"ir-relayed"), "record id found in the hub's {}", f.display());
+    }
 }

@@ -80,6 +80,16 @@ impl pb::peer_service_server::PeerService for PeerApi {
         let (card, rtt) = peer::ping(&self.node, &req.get_ref().node_id).await?;
         Ok(Response::new(pb::PingPeerResponse { card: Some(card), round_trip_ms: rtt as u64 }))
     }
+
+    async fn set_peer_route(
+        &self,
+        req: Request<pb::SetPeerRouteRequest>,
+    ) -> Result<Response<pb::SetPeerRouteResponse>, Status> {
+        let c = require(&req, &[])?;
+        let r = req.get_ref();
+        crate::hub::relay::set_route(&self.node, &format!("user:{}", c.name), &r.node_id, &r.via).await?;
+        Ok(Response::new(pb::SetPeerRouteResponse {}))
+    }
 }
 
 pub struct UserApi {

@@ -163,6 +163,12 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     c.remove_peer(pb::RemovePeerRequest { node_id: id.clone() }).await?;
                     output::done(g, &format!("peer {id} removed and un-pinned"))?;
                 }
+                PeerCmd::Route { id, via } => {
+                    c.set_peer_route(pb::SetPeerRouteRequest { node_id: id.clone(), via: via.clone() }).await?;
+                    let how =
+                        if via.is_empty() { "directly".to_string() } else { format!("through {via}'s sealed relay") };
+                    output::done(g, &format!("{id} is now reached {how}"))?;
+                }
                 PeerCmd::Ping { id } => {
                     let r = c.ping_peer(pb::PingPeerRequest { node_id: id.clone() }).await?.into_inner();
                     if g.json {

@@ -186,6 +186,12 @@ pub enum PeerCmd {
     Remove {
         id: String,
     },
+    /// Reach a peer through a hub's sealed relay (`--via ""` for direct).
+    Route {
+        id: String,
+        #[arg(long)]
+        via: String,
+    },
     /// Federation Hello over mutual TLS.
     Ping {
         id: String,

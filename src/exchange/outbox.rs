@@ -303,6 +303,47 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
         return update(node, s).await;
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
+    let via = crate::hub::relay::route(node, &i.peer)?;
+    if let Some(hub) =
+        via.filter(|_| i.action == pb::OutboxAction::Share as i32 || i.action == pb::OutboxAction::RequestEvent as i32)
+    {
+        // No direct route: seal the call to the peer and let the hub carry it.
+        let relayed: Result<String, ExchangeError> = async {
+            let call = if i.action == pb::OutboxAction::RequestEvent as i32 {
+                pb::relayed_call::Call::RequestEvent(pb::DeliverRequestEventRequest {
+                    delivery_id: i.delivery_id.clone(),
+                    event: s.payload.clone(),
+                })
+            } else {
+                let (shared, consent, _) = prepare(node, "node", &i.record_key, &i.peer, purpose).await?;
+                pb::relayed_call::Call::PushRecord(pb::PushRecordRequest {
+                    delivery_id: i.delivery_id.clone(),
+                    shared: Some(shared),
+                    purpose: i.purpose,
+                    consent,
+                })
+            };
+            crate::hub::relay::send(node, &hub, &i.peer, pb::RelayedCall { call: Some(call) }).await
+        }
+        .await;
+        i.attempts += 1;
+        match relayed {
+            Ok(id) => {
+                i.state = pb::OutboxState::Delivered as i32;
+                i.last_error = format!("relayed via {hub} ({id})");
+            }
+            Err(e @ (ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_))) => {
+                i.state = pb::OutboxState::Refused as i32;
+                i.last_error = e.to_string();
+            }
+            Err(e) => {
+                i.last_error = e.to_string();
+                i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+            }
+        }
+        s.item = Some(i);
+        return update(node, s).await;
+    }
     let result: Result<pb::Envelope, ExchangeError> = async {
         let mut c = super::client(node, &i.peer).await?;
         let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();

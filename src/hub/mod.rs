@@ -4,6 +4,7 @@
 
 pub mod directory;
 pub mod indicators;
+pub mod relay;
 pub mod report;
 
 use std::ops::Bound;
