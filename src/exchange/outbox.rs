@@ -257,6 +257,12 @@ fn backoff(attempts: u32) -> time::Duration {
     time::Duration::seconds((1i64 << attempts.min(6)).min(MAX_BACKOFF_SECS))
 }
 
+async fn finish(node: &Node, s: Stored) -> Result<bool, StoreError> {
+    let done = item_of(&s).state != pb::OutboxState::Pending as i32;
+    update(node, s).await?;
+    Ok(done)
+}
+
 async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
     let i = item_of(&s);
     node.db
@@ -293,14 +299,15 @@ fn check_receipt(node: &Node, peer: &str, delivery_id: &str, env: &pb::Envelope)
 }
 
 /// One delivery attempt.
-async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
+/// One delivery attempt; true when the item is finished (delivered, refused or expired).
+async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
     let mut i = item_of(&s);
     let now = node.now();
     if i.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| now - t > EXPIRY) {
         i.state = pb::OutboxState::Expired as i32;
         i.last_error = "expired before the peer answered".into();
         s.item = Some(i);
-        return update(node, s).await;
+        return finish(node, s).await;
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
     let via = crate::hub::relay::route(node, &i.peer)?;
@@ -342,7 +349,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
             }
         }
         s.item = Some(i);
-        return update(node, s).await;
+        return finish(node, s).await;
     }
     let result: Result<pb::Envelope, ExchangeError> = async {
         let mut c = super::client(node, &i.peer).await?;
@@ -399,46 +406,76 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<(), StoreError> {
         }
     }
     s.item = Some(i);
-    update(node, s).await
+    finish(node, s).await
 }
 
 /// Delivers due items until the node stops; woken early by new items.
 pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let due: Vec<Stored> = match all(node.db.store()) {
-                Ok(items) => {
-                    let now = node.now();
-                    let pending: Vec<Stored> =
-                        items.into_iter().filter(|s| item_of(s).state == pb::OutboxState::Pending as i32).collect();
-                    metrics::gauge!("liaison_outbox_depth").set(pending.len() as f64);
-                    pending
-                        .into_iter()
-                        .filter(|s| {
-                            item_of(s).next_attempt_time.as_ref().and_then(from_timestamp).is_none_or(|t| t <= now)
-                        })
-                        .collect()
-                }
+            let queues = match pending_by_peer(&node) {
+                Ok(q) => q,
                 Err(e) => {
                     tracing::error!(error = %e, "outbox scan failed");
                     Vec::new()
                 }
             };
             // Peers are independent: one slow peer must not hold up the rest.
-            let attempts = due.into_iter().map(|s| {
+            let runs = queues.into_iter().map(|items| {
                 let node = Arc::clone(&node);
-                async move {
-                    let id = item_of(&s).delivery_id;
-                    if let Err(e) = attempt(&node, s).await {
-                        tracing::error!(delivery = %id, error = %e, "outbox update failed");
-                    }
-                }
+                async move { deliver_in_order(&node, items).await }
             });
-            futures::future::join_all(attempts).await;
+            futures::future::join_all(runs).await;
             tokio::select! {
                 _ = node.outbox_wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             }
         }
     })
+}
+
+/// Pending items grouped by peer, oldest first.
+fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
+    let mut by_peer: std::collections::BTreeMap<String, Vec<Stored>> = std::collections::BTreeMap::new();
+    let mut depth = 0;
+    for s in all(node.db.store())? {
+        let i = item_of(&s);
+        if i.state == pb::OutboxState::Pending as i32 {
+            depth += 1;
+            by_peer.entry(i.peer.clone()).or_default().push(s);
+        }
+    }
+    metrics::gauge!("liaison_outbox_depth").set(f64::from(depth));
+    let key = |s: &Stored| {
+        let i = item_of(s);
+        let t = i.create_time.unwrap_or_default();
+        (t.seconds, t.nanos, i.delivery_id)
+    };
+    Ok(by_peer
+        .into_values()
+        .map(|mut v| {
+            v.sort_by_key(key);
+            v
+        })
+        .collect())
+}
+
+/// Delivers one peer's items in the order they were queued, so that (for
+/// example) a new version of a record arrives before the step that relies
+/// on it. Stops at the first item that must wait for a retry.
+async fn deliver_in_order(node: &Node, items: Vec<Stored>) {
+    for s in items {
+        let i = item_of(&s);
+        if i.next_attempt_time.as_ref().and_then(from_timestamp).is_some_and(|t| t > node.now()) {
+            return;
+        }
+        match attempt(node, s).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(delivery = %i.delivery_id, error = %e, "outbox update failed");
+                return;
+            }
+        }
+    }
 }

@@ -165,45 +165,62 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
     if r.text.chars().count() > 10_000 {
         return Err(invalid("text", "at most 10000 characters"));
     }
-    let stored = get(node.db.store(), &r.id)?.ok_or_else(|| DeskError::NotFound(r.id.clone()))?;
-    let req = stored.request.clone().unwrap_or_default();
-    let h = header(&req);
-    let other = if h.from_node == node.id() { h.to_node.clone() } else { h.from_node.clone() };
-    let ev = pb::RequestEvent {
-        request_id: req.id.clone(),
+    let attached: Vec<String> = r.attach_record_ids.iter().map(|id| records::resolve_key(node.id(), id)).collect();
+    // Check the step against the current state before anything is sent.
+    let snapshot =
+        get(node.db.store(), &r.id)?.and_then(|s| s.request).ok_or_else(|| DeskError::NotFound(r.id.clone()))?;
+    let sh = header(&snapshot);
+    let counterpart = if sh.from_node == node.id() { sh.to_node.clone() } else { sh.from_node.clone() };
+    let probe = pb::RequestEvent {
+        request_id: snapshot.id.clone(),
         actor: node.id().into(),
-        seq: sm::last_seq(&req, node.id()) + 1,
+        seq: sm::last_seq(&snapshot, node.id()) + 1,
         transition: step as i32,
-        time: Some(timestamp(node.now())),
         text: r.text.clone(),
-        attached_record_ids: r.attach_record_ids.iter().map(|id| records::resolve_key(node.id(), id)).collect(),
-        header: None,
-        peer_seq: sm::last_seq(&req, &other),
+        ..Default::default()
     };
-    let next = match sm::apply(&req, &ev)? {
-        sm::Applied::Changed(n) => *n,
-        sm::Applied::Duplicate => req.clone(),
-    };
-    // Attachments travel as shares, under the same policy as any share.
+    sm::next_state(&snapshot, &probe)?;
+    // Attachments travel as shares, under the same policy as any share; a
+    // refused attachment stops the answer.
     if step == T::Answer {
-        let purpose = pb::Purpose::try_from(h.purpose).unwrap_or_default();
+        let purpose = pb::Purpose::try_from(sh.purpose).unwrap_or_default();
         for id in &r.attach_record_ids {
-            outbox::share(node, actor, id, &other, purpose).await?;
+            outbox::share(node, actor, id, &counterpart, purpose).await?;
         }
     }
-    node.db
-        .write(|_, tx| {
-            put(tx, &Stored { request: Some(next.clone()), pending: stored.pending.clone() });
-            tx.audit(
-                Event::new(actor, format!("request.{}", step_word(step))).agreement(&h.agreement_id).reason(format!(
-                    "{} {}",
-                    req.id,
-                    r.text.chars().take(200).collect::<String>()
-                )),
-            );
-            Ok::<_, StoreError>(())
-        })
-        .await?;
+    // Read, step and store under the write lock: two officers acting at once
+    // get consecutive sequence numbers, never the same one.
+    let (next, ev, other) =
+        node.db
+            .write(|st, tx| {
+                let stored = get(st, &r.id)?.ok_or_else(|| DeskError::NotFound(r.id.clone()))?;
+                let req = stored.request.clone().unwrap_or_default();
+                let h = header(&req);
+                let other = if h.from_node == node.id() { h.to_node.clone() } else { h.from_node.clone() };
+                let ev = pb::RequestEvent {
+                    request_id: req.id.clone(),
+                    actor: node.id().into(),
+                    seq: sm::last_seq(&req, node.id()) + 1,
+                    transition: step as i32,
+                    time: Some(timestamp(tx.now)),
+                    text: r.text.clone(),
+                    attached_record_ids: attached.clone(),
+                    header: None,
+                    peer_seq: sm::last_seq(&req, &other),
+                };
+                let next = match sm::apply(&req, &ev)? {
+                    sm::Applied::Changed(n) => *n,
+                    sm::Applied::Duplicate => req.clone(),
+                };
+                put(tx, &Stored { request: Some(next.clone()), pending: stored.pending.clone() });
+                tx.audit(
+                    Event::new(actor, format!("request.{}", step_word(step)))
+                        .agreement(&h.agreement_id)
+                        .reason(format!("{} {}", req.id, r.text.chars().take(200).collect::<String>())),
+                );
+                Ok::<_, DeskError>((next, ev, other))
+            })
+            .await?;
     send_event(node, actor, &other, &ev).await?;
     crate::hub::report_request(node, &next).await;
     Ok(next)
@@ -229,72 +246,75 @@ pub async fn receive(
         return Err(invalid("event.request_id", "1-64 characters"));
     }
     let actor = format!("peer:{caller}");
-    let existing = get(node.db.store(), &ev.request_id)?;
-    let (req, mut pending) = match existing {
-        Some(s) => (
-            s.request.unwrap_or_default(),
-            s.pending.into_iter().map(|e| ((e.actor.clone(), e.seq), e)).collect::<BTreeMap<_, _>>(),
-        ),
-        None => {
-            if ev.transition != T::Submit as i32 {
-                // Its submit has not arrived yet: the sender's outbox will retry.
-                return Err(DeskError::NotFound(ev.request_id.clone()));
-            }
-            let h = ev.header.clone().ok_or_else(|| invalid("event.header", "a submit carries the request"))?;
-            if h.from_node != caller || h.to_node != node.id() {
-                return Ok(refuse("the request is not from the caller to this node".into()));
-            }
-            if h.subject.trim().is_empty() || h.subject.chars().count() > 300 || h.body.chars().count() > 10_000 {
-                return Ok(refuse("subject or body out of bounds".into()));
-            }
-            // This node checks the SOP terms itself.
-            let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
-            let purpose = pb::Purpose::try_from(h.purpose).unwrap_or_default();
-            let decided = policy::decide_request(
-                &agreements,
-                node.id(),
-                caller,
-                &h.request_type,
-                purpose,
-                node.now(),
-                Some(&h.agreement_id),
-            );
-            let (_, terms) = match decided {
-                Ok(x) => x,
-                Err(d) => {
-                    node.db
-                        .audit(vec![Event::new(&actor, "request.refused")
-                            .agreement(&h.agreement_id)
-                            .decision("deny", d.code())])
-                        .await?;
-                    return Ok(refuse(format!("{}: {d}", d.code())));
-                }
-            };
-            let req = match sm::open(&ev.request_id, h.clone(), &terms, ev.clone()) {
-                Ok(r) => r,
-                Err(e) => return Ok(refuse(e.to_string())),
-            };
-            node.db
-                .write(|_, tx| {
-                    put(tx, &Stored { request: Some(req.clone()), pending: vec![] });
-                    tx.audit(
-                        Event::new(&actor, "request.submit")
-                            .agreement(&h.agreement_id)
-                            .purpose(purpose_word(purpose))
-                            .reason(format!("{} {}", req.id, h.request_type)),
-                    );
-                    Ok::<_, StoreError>(())
-                })
-                .await?;
-            return Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""));
+    if get(node.db.store(), &ev.request_id)?.is_none() {
+        if ev.transition != T::Submit as i32 {
+            // Its submit has not arrived yet: the sender's outbox will retry.
+            return Err(DeskError::NotFound(ev.request_id.clone()));
         }
-    };
+        let h = ev.header.clone().ok_or_else(|| invalid("event.header", "a submit carries the request"))?;
+        if h.from_node != caller || h.to_node != node.id() {
+            return Ok(refuse("the request is not from the caller to this node".into()));
+        }
+        if h.subject.trim().is_empty() || h.subject.chars().count() > 300 || h.body.chars().count() > 10_000 {
+            return Ok(refuse("subject or body out of bounds".into()));
+        }
+        // This node checks the SOP terms itself.
+        let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
+        let purpose = pb::Purpose::try_from(h.purpose).unwrap_or_default();
+        let decided = policy::decide_request(
+            &agreements,
+            node.id(),
+            caller,
+            &h.request_type,
+            purpose,
+            node.now(),
+            Some(&h.agreement_id),
+        );
+        let (_, terms) = match decided {
+            Ok(x) => x,
+            Err(d) => {
+                node.db
+                    .audit(vec![Event::new(&actor, "request.refused")
+                        .agreement(&h.agreement_id)
+                        .decision("deny", d.code())])
+                    .await?;
+                return Ok(refuse(format!("{}: {d}", d.code())));
+            }
+        };
+        let req = match sm::open(&ev.request_id, h.clone(), &terms, ev.clone()) {
+            Ok(r) => r,
+            Err(e) => return Ok(refuse(e.to_string())),
+        };
+        node.db
+            .write(|st, tx| {
+                // A repeated submit (a retry) finds the request already there.
+                if get(st, &req.id)?.is_some() {
+                    return Ok::<_, StoreError>(());
+                }
+                put(tx, &Stored { request: Some(req.clone()), pending: vec![] });
+                tx.audit(
+                    Event::new(&actor, "request.submit")
+                        .agreement(&h.agreement_id)
+                        .purpose(purpose_word(purpose))
+                        .reason(format!("{} {}", req.id, h.request_type)),
+                );
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        return Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""));
+    }
+    // Later steps are applied to the state read under the write lock, so
+    // concurrent deliveries never lose one.
     let step = T::try_from(ev.transition).unwrap_or_default();
-    match sm::apply_in_order(&req, &mut pending, ev.clone()) {
-        Ok(next) => {
-            let changed = next != req;
-            node.db
-                .write(|_, tx| {
+    let outcome = node
+        .db
+        .write(|st, tx| {
+            let s = get(st, &ev.request_id)?.ok_or_else(|| DeskError::NotFound(ev.request_id.clone()))?;
+            let req = s.request.unwrap_or_default();
+            let mut pending: BTreeMap<_, _> = s.pending.into_iter().map(|e| ((e.actor.clone(), e.seq), e)).collect();
+            match sm::apply_in_order(&req, &mut pending, ev.clone()) {
+                Ok(next) => {
+                    let changed = next != req;
                     put(tx, &Stored { request: Some(next.clone()), pending: pending.into_values().collect() });
                     if changed {
                         tx.audit(
@@ -303,15 +323,20 @@ pub async fn receive(
                                 .reason(next.id.clone()),
                         );
                     }
-                    Ok::<_, StoreError>(())
-                })
-                .await?;
+                    Ok::<_, DeskError>(Ok((next, changed)))
+                }
+                Err(e) => Ok(Err(e.to_string())),
+            }
+        })
+        .await?;
+    match outcome {
+        Ok((next, changed)) => {
             if changed {
                 crate::hub::report_request(node, &next).await;
             }
             Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""))
         }
-        Err(e) => Ok(refuse(e.to_string())),
+        Err(reason) => Ok(refuse(reason)),
     }
 }
 

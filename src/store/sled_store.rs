@@ -13,6 +13,12 @@ pub struct SledStore {
     trees: HashMap<Tree, sled::Tree>,
 }
 
+/// sled reports a held lock as `ErrorKind::Other` with the OS error in the
+/// message, so the kind alone does not identify it.
+fn is_lock_contention(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -25,9 +31,7 @@ impl SledStore {
         let db = loop {
             match sled::Config::new().path(path).open() {
                 Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline =>
-                {
+                Err(sled::Error::Io(e)) if is_lock_contention(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 Err(e) => return Err(backend(e)),
