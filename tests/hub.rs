@@ -266,6 +266,19 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     let out = th.cli_json(&["outbox", "--all"]);
     assert!(out["items"][0]["lastError"].as_str().unwrap().contains("relayed via commit-hub"), "{out}");
 
+    // The withdrawal takes the same sealed path and KH purges its copy.
+    th.cli_ok(&["record", "withdraw", "ir-relayed", "--expected-version", "1"]);
+    wait_for(60, "the relayed withdrawal purges KH's copy", || {
+        futures::executor::block_on(async {
+            kh.records()
+                .await
+                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() })
+                .await
+                .err()
+                .map(|e| e.code())
+        }) == Some(tonic::Code::NotFound)
+    });
+
     // The hub saw sender, recipient, size and time — and nothing of the content.
     let log = hub.cli_json(&["audit", "list", "--action", "relay.", "--limit", "100"]);
     let actions: Vec<&str> = log["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();

@@ -150,9 +150,9 @@ pub struct InitArgs {
     /// Federation (mutual TLS) listen address.
     #[arg(long, default_value = "127.0.0.1:7700")]
     pub listen: std::net::SocketAddr,
-    /// Local API listen address.
-    #[arg(long, default_value = "127.0.0.1:7701")]
-    pub api_listen: std::net::SocketAddr,
+    /// Local API listen address (default 127.0.0.1:7701; `--api HOST:PORT` works too).
+    #[arg(long)]
+    pub api_listen: Option<std::net::SocketAddr>,
     /// Endpoint published in the card (defaults to the federation address).
     #[arg(long, default_value = "")]
     pub endpoint: String,
@@ -363,6 +363,21 @@ fn init_tracing(format: LogFormat) {
 
 pub const DEFAULT_DIR: &str = "liaison-data";
 
+/// `init --api HOST:PORT` shares its spelling with the global `--api URL`
+/// (where a client finds a node), so for init a bare address means the listener.
+fn init_api_listen(
+    api_listen: Option<std::net::SocketAddr>,
+    api: Option<&str>,
+) -> Result<std::net::SocketAddr, CliError> {
+    match (api_listen, api) {
+        (Some(a), _) => Ok(a),
+        (None, Some(s)) => s.parse().map_err(|_| {
+            CliError::Msg(format!("--api: {s:?} is not a HOST:PORT address to listen on (e.g. 127.0.0.1:7701)"))
+        }),
+        (None, None) => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 7701))),
+    }
+}
+
 async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let g = cli.global.clone();
     match cli.command {
@@ -376,7 +391,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 region: a.region,
                 role: a.role,
                 listen: a.listen,
-                api: a.api_listen,
+                api: init_api_listen(a.api_listen, g.api.as_deref())?,
                 endpoint: a.endpoint,
                 log_format: LogFormat::Human,
                 metrics: a.metrics_listen,
@@ -422,4 +437,19 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
         crate::node::Node::open(layout, crate::node::default_clock()).map_err(|e| CliError::Msg(e.to_string()))?;
     init_tracing(a.log_format.unwrap_or(node.config().log_format));
     crate::node::serve(node, crate::node::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_takes_the_api_listener_from_either_spelling() {
+        let a: std::net::SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        assert_eq!(init_api_listen(Some(a), Some("127.0.0.1:9")).unwrap(), a, "--api-listen wins");
+        assert_eq!(init_api_listen(None, Some("127.0.0.1:9002")).unwrap().port(), 9002);
+        assert_eq!(init_api_listen(None, None).unwrap().port(), 7701);
+        let e = init_api_listen(None, Some("http://127.0.0.1:1")).unwrap_err().to_string();
+        assert!(e.contains("--api"), "{e}");
+    }
 }

@@ -311,24 +311,34 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
     let via = crate::hub::relay::route(node, &i.peer)?;
-    if let Some(hub) =
-        via.filter(|_| i.action == pb::OutboxAction::Share as i32 || i.action == pb::OutboxAction::RequestEvent as i32)
-    {
+    if let Some(hub) = via {
         // No direct route: seal the call to the peer and let the hub carry it.
         let relayed: Result<String, ExchangeError> = async {
-            let call = if i.action == pb::OutboxAction::RequestEvent as i32 {
-                pb::relayed_call::Call::RequestEvent(pb::DeliverRequestEventRequest {
-                    delivery_id: i.delivery_id.clone(),
-                    event: s.payload.clone(),
-                })
-            } else {
-                let (shared, consent, _) = prepare(node, "node", &i.record_key, &i.peer, purpose).await?;
-                pb::relayed_call::Call::PushRecord(pb::PushRecordRequest {
-                    delivery_id: i.delivery_id.clone(),
-                    shared: Some(shared),
-                    purpose: i.purpose,
-                    consent,
-                })
+            let delivery_id = i.delivery_id.clone();
+            let call = match pb::OutboxAction::try_from(i.action).unwrap_or_default() {
+                pb::OutboxAction::RequestEvent => {
+                    pb::relayed_call::Call::RequestEvent(pb::DeliverRequestEventRequest {
+                        delivery_id,
+                        event: s.payload.clone(),
+                    })
+                }
+                pb::OutboxAction::Withdraw => pb::relayed_call::Call::RetractRecord(pb::RetractRecordRequest {
+                    delivery_id,
+                    record: s.payload.clone(),
+                }),
+                pb::OutboxAction::CaseUpdate => pb::relayed_call::Call::CaseUpdate(pb::DeliverCaseUpdateRequest {
+                    delivery_id,
+                    case: s.payload.clone(),
+                }),
+                _ => {
+                    let (shared, consent, _) = prepare(node, "node", &i.record_key, &i.peer, purpose).await?;
+                    pb::relayed_call::Call::PushRecord(pb::PushRecordRequest {
+                        delivery_id,
+                        shared: Some(shared),
+                        purpose: i.purpose,
+                        consent,
+                    })
+                }
             };
             crate::hub::relay::send(node, &hub, &i.peer, pb::RelayedCall { call: Some(call) }).await
         }

@@ -242,6 +242,15 @@ pub async fn receive(node: &Node, caller: &str, req: pb::DeliverSealedRequest) -
                 .await
                 .map_err(|e| ExchangeError::Refused(e.to_string()))?;
         }
+        Some(pb::relayed_call::Call::RetractRecord(r)) => {
+            crate::exchange::receive::retract(node, &sender, r).await?;
+        }
+        Some(pb::relayed_call::Call::CaseUpdate(c)) => {
+            let env = c.case.ok_or_else(|| exchange::invalid("case", "required"))?;
+            crate::sop::cases::receive(node, &sender, &c.delivery_id, env)
+                .await
+                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
+        }
         None => return Err(exchange::invalid("call", "empty")),
     }
     Ok(())
