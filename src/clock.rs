@@ -21,6 +21,26 @@ impl Clock for SystemClock {
     }
 }
 
+/// Wall-clock time shifted by an offset that can move forward while nodes run
+/// (the demo shares one between its in-process nodes to make deadlines pass).
+#[derive(Debug, Default, Clone)]
+pub struct ShiftedClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl ShiftedClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.whole_seconds(), std::sync::atomic::Ordering::SeqCst);
+    }
+    pub fn offset(&self) -> Duration {
+        Duration::seconds(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.offset()
+    }
+}
+
 /// A clock tests set by hand.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<Mutex<OffsetDateTime>>);

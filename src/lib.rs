@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;
+pub mod demo;
 pub mod envelope;
 pub mod exchange;
 pub mod federation;

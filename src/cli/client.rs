@@ -49,6 +49,12 @@ fn target(g: &Global) -> Result<(String, String), CliError> {
 
 pub async fn connect(g: &Global) -> Result<Authed, CliError> {
     let (url, token) = target(g)?;
+    connect_url(&url, &token).await
+}
+
+/// A channel to a node's local API that sends `token` with every call.
+pub async fn connect_url(url: &str, token: &str) -> Result<Authed, CliError> {
+    let url = url.to_string();
     let endpoint = Endpoint::from_shared(url.clone()).map_err(|e| CliError::Msg(format!("--api {url:?}: {e}")))?;
     let channel = endpoint
         .connect()
@@ -279,7 +285,9 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::Import { file } => super::transfer::import(g, ch, &file).await?,
         Command::Export { kind, out } => super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?,
         Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
-        Command::Init(_) | Command::Run(_) => return Err(CliError::Msg("internal: not a client command".into())),
+        Command::Init(_) | Command::Run(_) | Command::Demo(_) => {
+            return Err(CliError::Msg("internal: not a client command".into()))
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The `liaison` command line: node set-up and run, and a client for every
 //! local API call, with human tables by default and `--json` for scripts.
 
-mod client;
+pub mod client;
 mod exchange;
 mod govern;
 mod hub;
@@ -43,10 +43,34 @@ pub struct Global {
     pub json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// A built-in scenario (commit-mekong, saarc, ecowas-eccas, asean, kh-vn) or a scenario .toml file.
+    #[arg(long, default_value = crate::demo::scenario::DEFAULT)]
+    pub scenario: String,
+    /// Stop after the walk-through instead of waiting for Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+    /// Directory for the nodes (default: a fresh temporary directory, removed at the end).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Only create the node directories under --root (used by deploy/scenario.sh).
+    #[arg(long, conflicts_with = "attach")]
+    pub prepare: bool,
+    /// Set up peering, agreements and records on nodes already running from --root, then stop.
+    #[arg(long)]
+    pub attach: bool,
+    /// First port for --prepare (two per node: federation, then API).
+    #[arg(long, default_value_t = 7700)]
+    pub base_port: u16,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a new node: config, signing key, TLS key and certificate, admin token.
     Init(InitArgs),
+    /// Run a scenario's federation on this machine and walk through it.
+    Demo(DemoArgs),
     /// Run the node (creates ./liaison-data with defaults when there is no node yet).
     Run(RunArgs),
     /// This node's signed card.
@@ -403,8 +427,27 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Run(a) => run(&g, a).await,
+        Command::Demo(a) => demo(a).await,
         other => client::dispatch(&g, other).await,
     }
+}
+
+async fn demo(a: DemoArgs) -> Result<(), CliError> {
+    if std::env::var_os("LIAISON_LOG").is_some() {
+        init_tracing(LogFormat::Human);
+    }
+    let opts = crate::demo::Options {
+        scenario: a.scenario,
+        root: a.root,
+        exit: a.exit,
+        prepare: a.prepare,
+        attach: a.attach,
+        base_port: a.base_port,
+    };
+    if (opts.prepare || opts.attach) && opts.root.is_none() {
+        return Err(CliError::Msg("--root DIR is required with --prepare and --attach".into()));
+    }
+    crate::demo::run(opts).await.map_err(|e| CliError::Msg(format!("demo: {e}")))
 }
 
 async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {

@@ -1,10 +1,13 @@
 //! The regional statistics report: members' StatisticsReports aggregated per
 //! country and for the region, with small cells suppressed.
 //!
-//! Suppression: any victim count from 1 to 4 is shown as "<5", because a
-//! figure that small can single out a person. Where exactly one cell of a
-//! breakdown is suppressed, the next smallest non-zero cell is suppressed too,
-//! so the hidden figure cannot be recovered from the total. Case counts
+//! Suppression: any victim count from 1 to 4 is hidden (shown as "x"),
+//! because a figure that small can single out a person. Where exactly one
+//! cell of a breakdown is hidden, the next smallest non-zero cell is hidden
+//! too, so the hidden figure cannot be recovered from the total. A regional
+//! figure is hidden wherever a country figure it sums is hidden (or the
+//! region minus the other countries would give it away), and the regional
+//! breakdowns get the same secondary suppression. Case counts
 //! (investigations, prosecutions, convictions) are about cases, not people,
 //! and are shown as they are.
 
@@ -68,8 +71,12 @@ pub fn parse_period(p: &str) -> Result<(time::Date, time::Date), PeriodError> {
 
 /// Suppresses small cells in one breakdown (primary and secondary suppression).
 pub fn suppress(raw: &BTreeMap<String, u64>) -> BTreeMap<String, Cell> {
-    let mut out: BTreeMap<String, Cell> =
-        raw.iter().map(|(k, v)| (k.clone(), if *v > 0 && *v < THRESHOLD { None } else { Some(*v) })).collect();
+    let out = raw.iter().map(|(k, v)| (k.clone(), cell(*v))).collect();
+    secondary(raw, out)
+}
+
+/// Where exactly one cell is hidden, hides the next smallest non-zero one.
+fn secondary(raw: &BTreeMap<String, u64>, mut out: BTreeMap<String, Cell>) -> BTreeMap<String, Cell> {
     if out.values().filter(|c| c.is_none()).count() == 1 {
         let next = raw
             .iter()
@@ -174,16 +181,39 @@ pub fn aggregate(reports: &[pb::StatisticsReport], period: &str) -> Result<Repor
         by_country.entry(s.country.clone()).or_default().add(s);
         region.add(s);
     }
-    Ok(Report {
-        period: period.to_string(),
-        countries: by_country.iter().map(|(c, r)| (c.clone(), r.publish())).collect(),
-        region: region.publish(),
-        reports_used: used,
-    })
+    let countries: BTreeMap<String, Breakdown> = by_country.iter().map(|(c, r)| (c.clone(), r.publish())).collect();
+    let region = publish_region(&region, &countries);
+    Ok(Report { period: period.to_string(), countries, region, reports_used: used })
+}
+
+/// The regional row: a figure is hidden where any country figure it sums is
+/// hidden, since the region minus the published countries would reveal it.
+fn publish_region(raw: &Raw, countries: &BTreeMap<String, Breakdown>) -> Breakdown {
+    let mut b = raw.publish();
+    if countries.values().any(|c| c.total.is_none()) {
+        b.total = None;
+    }
+    let dims: [(fn(&Breakdown) -> &BTreeMap<String, Cell>, &BTreeMap<String, u64>, &mut BTreeMap<String, Cell>); 4] = [
+        (|c| &c.by_sex, &raw.sex, &mut b.by_sex),
+        (|c| &c.by_age_group, &raw.age, &mut b.by_age_group),
+        (|c| &c.by_nationality, &raw.nationality, &mut b.by_nationality),
+        (|c| &c.by_exploitation, &raw.exploitation, &mut b.by_exploitation),
+    ];
+    for (of, raw_dim, published) in dims {
+        let hidden: BTreeMap<String, Cell> = raw_dim
+            .iter()
+            .map(|(k, v)| {
+                let hidden_somewhere = countries.values().any(|c| of(c).get(k).is_some_and(Option::is_none));
+                (k.clone(), if hidden_somewhere { None } else { cell(*v) })
+            })
+            .collect();
+        *published = secondary(raw_dim, hidden);
+    }
+    b
 }
 
 fn show(c: &Cell) -> String {
-    c.map_or("<5".to_string(), |v| v.to_string())
+    c.map_or("x".to_string(), |v| v.to_string())
 }
 
 const DIMENSIONS: [&str; 4] = ["sex", "age group", "nationality", "form of exploitation"];
@@ -200,7 +230,7 @@ fn rows(r: &Report) -> Vec<(&str, &Breakdown)> {
 
 pub fn markdown(r: &Report) -> String {
     let mut s = format!(
-        "# Regional report — {}\n\n{} country report(s). Cells under {THRESHOLD} are shown as \"<5\".\n\n",
+        "# Regional report — {}\n\n{} country report(s). x: hidden (a figure under {THRESHOLD}, or one that would reveal such a figure).\n\n",
         r.period, r.reports_used
     );
     s.push_str("| country | victims | investigations | prosecutions | convictions |\n|---|---|---|---|---|\n");
@@ -272,7 +302,7 @@ fn bars(title: &str, data: &[(String, Cell)]) -> String {
         let y = 20 + i * 22;
         let (w, label, fill) = match v {
             Some(n) => ((*n as f64 / max * 360.0).max(1.0), n.to_string(), "#2b6cb0"),
-            None => (18.0, "<5".to_string(), "url(#hatch)"),
+            None => (18.0, "x".to_string(), "url(#hatch)"),
         };
         s.push_str(&format!(
             "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"150\" y=\"{}\" width=\"{w:.0}\" height=\"16\" fill=\"{fill}\"/><text x=\"{:.0}\" y=\"{}\" font-size=\"12\">{}</text>",
@@ -285,7 +315,7 @@ fn bars(title: &str, data: &[(String, Cell)]) -> String {
 
 pub fn html(r: &Report) -> String {
     let mut s = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Regional report {p}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body><svg width=\"0\" height=\"0\"><defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 l6,-6\" stroke=\"#999\"/></pattern></defs></svg><h1>Regional report — {p}</h1><p>{n} country report(s). Cells under {THRESHOLD} are suppressed (\"&lt;5\").</p><table><tr><th>country</th><th>victims</th><th>investigations</th><th>prosecutions</th><th>convictions</th></tr>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Regional report {p}</title><style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body><svg width=\"0\" height=\"0\"><defs><pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\"><path d=\"M0,6 l6,-6\" stroke=\"#999\"/></pattern></defs></svg><h1>Regional report — {p}</h1><p>{n} country report(s). x: hidden (a figure under {THRESHOLD}, or one that would reveal such a figure).</p><table><tr><th>country</th><th>victims</th><th>investigations</th><th>prosecutions</th><th>convictions</th></tr>",
         p = esc(&r.period),
         n = r.reports_used
     );
@@ -406,10 +436,69 @@ mod tests {
         assert_eq!(kh.by_sex["female"], None);
         assert_eq!(kh.by_sex["male"], None);
         assert_eq!(kh.investigations, 4, "case counts are not suppressed");
-        assert_eq!(r.region.total, Some(104));
-        assert_eq!(r.region.by_nationality["KH"], Some(61));
-        assert_eq!(r.region.by_exploitation["sexual"], Some(45));
+        // The region hides what the region minus the countries would reveal.
+        assert_eq!(r.region.total, None, "104 - TH's 100 would give KH's hidden 4");
+        assert_eq!(r.region.by_nationality["KH"], None, "61 - TH's 57 would give KH's hidden 4");
+        assert_eq!(r.region.by_nationality["MM"], None, "hidden in TH");
+        assert_eq!(r.region.by_exploitation["sexual"], None);
+        assert_eq!(r.region.by_exploitation["labour"], None, "secondary: the other of the two cells");
+        assert_eq!(r.region.investigations, 316, "case counts add up as they are");
+        // Where no country hides anything, the region shows its sums.
+        let mut big = reports();
+        big.truncate(1);
+        big[0].victims[2].count = 30;
+        let mut other = big[0].clone();
+        other.country = "VN".into();
+        big.push(other);
+        let r = aggregate(&big, "2025").unwrap();
+        assert_eq!(r.region.total, Some(254));
+        assert_eq!(r.region.by_nationality["LA"], Some(60));
         assert!(!r.countries.contains_key("LA"));
+    }
+
+    proptest::proptest! {
+        /// No hidden figure can be worked out from the published ones: a
+        /// visible regional cell sums only visible country cells, and no
+        /// breakdown (or total against its breakdown) hides exactly one cell.
+        #[test]
+        fn hidden_figures_cannot_be_recovered(
+            rows in proptest::collection::vec((0usize..3, 0usize..2, 0usize..3, 0u32..12), 1..12)
+        ) {
+            use pb::{AgeGroup as A, ExploitationType as E, Sex as S};
+            let countries = ["TH", "KH", "LA"];
+            let sexes = [S::Female, S::Male];
+            let nats = ["MM", "KH", "VN"];
+            let reports: Vec<pb::StatisticsReport> = rows.iter().map(|(c, s, n, count)| pb::StatisticsReport {
+                country: countries[*c].into(),
+                period_start: "2025-01-01".into(),
+                period_end: "2025-12-31".into(),
+                victims: vec![vc(sexes[*s], A::AgeGroup2539, nats[*n], E::Labour, *count)],
+                ..Default::default()
+            }).collect();
+            let r = aggregate(&reports, "2025").unwrap();
+            for b in r.countries.values().chain(std::iter::once(&r.region)) {
+                for d in dims(b) {
+                    // With the total hidden too, nothing is left to subtract from.
+                    let hidden = d.values().filter(|c| c.is_none()).count();
+                    proptest::prop_assert!(b.total.is_none() || hidden != 1, "one hidden cell in {d:?} could be recovered");
+                }
+            }
+            for (of_region, of_country) in [
+                (&r.region.by_sex, (|b: &Breakdown| b.by_sex.clone()) as fn(&Breakdown) -> BTreeMap<String, Cell>),
+                (&r.region.by_nationality, |b: &Breakdown| b.by_nationality.clone()),
+            ] {
+                for (k, v) in of_region {
+                    if v.is_some() {
+                        for c in r.countries.values() {
+                            proptest::prop_assert!(of_country(c).get(k).is_none_or(Option::is_some), "region {k} reveals a hidden country cell");
+                        }
+                    }
+                }
+            }
+            if r.region.total.is_some() {
+                proptest::prop_assert!(r.countries.values().all(|c| c.total.is_some()));
+            }
+        }
     }
 
     #[test]
@@ -429,13 +518,14 @@ mod tests {
     fn renderings() {
         let r = aggregate(&reports(), "2025-01-01..2025-12-31").unwrap();
         let md = render(&r, "md").unwrap().0;
-        assert!(md.contains("| TH | 100 | 312 | 201 | 144 |") && md.contains("| KH | <5 |"), "{md}");
+        assert!(md.contains("| TH | 100 | 312 | 201 | 144 |") && md.contains("| KH | x |"), "{md}");
         let csv = render(&r, "csv").unwrap().0;
-        assert!(csv.contains("TH,nationality,LA,<5") && csv.contains("REGION,victims,total,104"), "{csv}");
+        assert!(csv.contains("TH,nationality,LA,x") && csv.contains("REGION,victims,total,x"), "{csv}");
         let html = render(&r, "html").unwrap().0;
         assert!(html.contains("<svg") && html.contains("Victims identified by country") && !html.contains("<script"));
         let json: serde_json::Value = serde_json::from_str(&render(&r, "json").unwrap().0).unwrap();
-        assert_eq!(json["region"]["total"], 104);
+        assert!(json["region"]["total"].is_null());
+        assert_eq!(json["region"]["investigations"], 316);
         assert!(json["countries"]["KH"]["total"].is_null());
         assert!(render(&r, "pdf").is_err());
         assert!(parse_period("2025-13-01..2025-12-31").is_err());

@@ -70,7 +70,9 @@ fn put(tx: &mut Tx, s: &Stored) {
 }
 
 pub fn all(st: &dyn Store) -> Result<Vec<pb::Request>, StoreError> {
-    st.range(Tree::Requests, Bound::Unbounded, Bound::Unbounded, usize::MAX)?
+    // Requests are keyed by their id ("req-…"); victim cases live beside them under "case/".
+    let end = crate::store::prefix_end(b"req-").map_or(Bound::Unbounded, Bound::Excluded);
+    st.range(Tree::Requests, Bound::Included(b"req-".to_vec()), end, usize::MAX)?
         .into_iter()
         .map(|(_, v)| {
             Stored::decode(v.as_slice())
@@ -242,8 +244,9 @@ pub async fn receive(
     if ev.actor != caller {
         return Ok(refuse(format!("a step by {} cannot come from {caller}", ev.actor)));
     }
-    if ev.request_id.is_empty() || ev.request_id.len() > 64 {
-        return Err(invalid("event.request_id", "1-64 characters"));
+    if !sm::valid_request_id(&ev.request_id) {
+        // Cases share the tree under "case/": an id must never reach into them.
+        return Err(invalid("event.request_id", "\"req-\" and up to 60 letters, digits or '-'"));
     }
     let actor = format!("peer:{caller}");
     if get(node.db.store(), &ev.request_id)?.is_none() {

@@ -198,6 +198,14 @@ pub fn apply_in_order(
     }
 }
 
+/// Request ids are "req-" and up to 60 letters, digits or '-' (as `random_id` makes them).
+pub fn valid_request_id(id: &str) -> bool {
+    id.len() <= 64
+        && id
+            .strip_prefix("req-")
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
 /// A deadline that has passed and not yet been escalated.
 pub fn newly_overdue(req: &pb::Request, terms: &pb::RequestTypeTerms, now: OffsetDateTime) -> Option<pb::Escalation> {
     let state = S::try_from(req.state).ok()?;
@@ -353,6 +361,14 @@ mod tests {
         let r3 = apply_in_order(&r2, &mut pending, ev("kh-antht", 1, T::Acknowledge, "")).unwrap();
         assert_eq!(r3.state, S::Answered as i32);
         assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn request_ids_cannot_reach_other_keys() {
+        assert!(valid_request_id("req-0070fb69626ce0654ec70f89"));
+        for bad in ["", "req-", "case/abc", "req-../x", "req-a/b", "xreq-1", &format!("req-{}", "a".repeat(61))] {
+            assert!(!valid_request_id(bad), "{bad:?}");
+        }
     }
 
     #[test]
