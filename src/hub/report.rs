@@ -186,6 +186,9 @@ pub fn aggregate(reports: &[pb::StatisticsReport], period: &str) -> Result<Repor
     Ok(Report { period: period.to_string(), countries, region, reports_used: used })
 }
 
+/// Picks one breakdown out of a published row.
+type Dimension = fn(&Breakdown) -> &BTreeMap<String, Cell>;
+
 /// The regional row: a figure is hidden where any country figure it sums is
 /// hidden, since the region minus the published countries would reveal it.
 fn publish_region(raw: &Raw, countries: &BTreeMap<String, Breakdown>) -> Breakdown {
@@ -193,7 +196,7 @@ fn publish_region(raw: &Raw, countries: &BTreeMap<String, Breakdown>) -> Breakdo
     if countries.values().any(|c| c.total.is_none()) {
         b.total = None;
     }
-    let dims: [(fn(&Breakdown) -> &BTreeMap<String, Cell>, &BTreeMap<String, u64>, &mut BTreeMap<String, Cell>); 4] = [
+    let dims: [(Dimension, &BTreeMap<String, u64>, &mut BTreeMap<String, Cell>); 4] = [
         (|c| &c.by_sex, &raw.sex, &mut b.by_sex),
         (|c| &c.by_age_group, &raw.age, &mut b.by_age_group),
         (|c| &c.by_nationality, &raw.nationality, &mut b.by_nationality),
