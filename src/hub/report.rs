@@ -189,6 +189,21 @@ pub fn aggregate(reports: &[pb::StatisticsReport], period: &str) -> Result<Repor
 /// Picks one breakdown out of a published row.
 type Dimension = fn(&Breakdown) -> &BTreeMap<String, Cell>;
 
+fn region_dimension(
+    of: Dimension,
+    raw: &BTreeMap<String, u64>,
+    countries: &BTreeMap<String, Breakdown>,
+) -> BTreeMap<String, Cell> {
+    let hidden = raw
+        .iter()
+        .map(|(k, v)| {
+            let hidden_somewhere = countries.values().any(|c| of(c).get(k).is_some_and(Option::is_none));
+            (k.clone(), if hidden_somewhere { None } else { cell(*v) })
+        })
+        .collect();
+    secondary(raw, hidden)
+}
+
 /// The regional row: a figure is hidden where any country figure it sums is
 /// hidden, since the region minus the published countries would reveal it.
 fn publish_region(raw: &Raw, countries: &BTreeMap<String, Breakdown>) -> Breakdown {
@@ -196,22 +211,10 @@ fn publish_region(raw: &Raw, countries: &BTreeMap<String, Breakdown>) -> Breakdo
     if countries.values().any(|c| c.total.is_none()) {
         b.total = None;
     }
-    let dims: [(Dimension, &BTreeMap<String, u64>, &mut BTreeMap<String, Cell>); 4] = [
-        (|c| &c.by_sex, &raw.sex, &mut b.by_sex),
-        (|c| &c.by_age_group, &raw.age, &mut b.by_age_group),
-        (|c| &c.by_nationality, &raw.nationality, &mut b.by_nationality),
-        (|c| &c.by_exploitation, &raw.exploitation, &mut b.by_exploitation),
-    ];
-    for (of, raw_dim, published) in dims {
-        let hidden: BTreeMap<String, Cell> = raw_dim
-            .iter()
-            .map(|(k, v)| {
-                let hidden_somewhere = countries.values().any(|c| of(c).get(k).is_some_and(Option::is_none));
-                (k.clone(), if hidden_somewhere { None } else { cell(*v) })
-            })
-            .collect();
-        *published = secondary(raw_dim, hidden);
-    }
+    b.by_sex = region_dimension(|c| &c.by_sex, &raw.sex, countries);
+    b.by_age_group = region_dimension(|c| &c.by_age_group, &raw.age, countries);
+    b.by_nationality = region_dimension(|c| &c.by_nationality, &raw.nationality, countries);
+    b.by_exploitation = region_dimension(|c| &c.by_exploitation, &raw.exploitation, countries);
     b
 }
 
