@@ -367,7 +367,12 @@ pub async fn check_deadlines(node: &Node) -> Result<usize, DeskError> {
     let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
     let now = node.now();
     let mut escalated = Vec::new();
+    let mut open_overdue = 0u32;
     for req in all(node.db.store())? {
+        let open = matches!(S::try_from(req.state), Ok(S::Submitted | S::Acknowledged));
+        if open && req.overdue {
+            open_overdue += 1;
+        }
         let h = header(&req);
         let terms = agreements
             .iter()
@@ -380,9 +385,13 @@ pub async fn check_deadlines(node: &Node) -> Result<usize, DeskError> {
                 esc.contact_record_id = id;
                 esc.contact_name = name;
             }
+            if open && !req.overdue {
+                open_overdue += 1;
+            }
             escalated.push(sm::mark_overdue(&req, esc));
         }
     }
+    metrics::gauge!("liaison_requests_overdue").set(f64::from(open_overdue));
     let n = escalated.len();
     if n == 0 {
         return Ok(0);
