@@ -299,9 +299,11 @@ fn reach(fed: &Federation, root: &Path) {
         ]);
     }
     let first = fed.members.first().map(|m| m.spec.id.as_str()).unwrap_or_default();
+    // The running binary, so the commands work before `liaison` is installed.
+    let exe = std::env::current_exe().map_or_else(|_| "liaison".to_string(), |p| p.display().to_string());
     println!("\nReach the nodes (each directory holds its admin.token):\n{t}");
-    println!("  liaison --dir {} status", root.join(first).display());
-    println!("  liaison --dir {} audit list --limit 20", root.join(first).display());
+    println!("  {exe} --dir {} status", root.join(first).display());
+    println!("  {exe} --dir {} audit list --limit 20", root.join(first).display());
     println!(
         "  grpcurl -plaintext -H \"authorization: Bearer $(cat {}/admin.token)\" {} list",
         root.join(first).display(),
