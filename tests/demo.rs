@@ -159,7 +159,7 @@ fn without_exit_the_federation_stays_up_for_the_cli_until_sigterm() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("CASE_STAGE_REINTEGRATION_FOLLOW_UP"));
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("bash").args(["-c", &format!("kill -TERM {}", child.id())]).status().unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

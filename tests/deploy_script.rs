@@ -27,7 +27,7 @@ fn script(args: &[&str], base: u16) -> std::process::Output {
 }
 
 fn pid_alive(pid: &str) -> bool {
-    Command::new("kill").args(["-0", pid]).status().is_ok_and(|s| s.success())
+    Command::new("bash").args(["-c", &format!("kill -0 {pid}")]).status().is_ok_and(|s| s.success())
 }
 
 #[test]

@@ -349,7 +349,7 @@ fn requests_need_an_active_agreement_that_defines_the_type() {
     assert_eq!(terms.answer_within_seconds, 7 * 86_400);
     let code = |r: Result<(pb::Agreement, pb::RequestTypeTerms), Denial>| r.unwrap_err().code();
     assert_eq!(
-        code(decide_request(&a, "th-atpd", "kh-antht", "victim_return", Purpose::ReturnAndReintegration, at, None)),
+        code(decide_request(&a, "th-atpd", "kh-antht", "asset_tracing", Purpose::Investigation, at, None)),
         "request_type_not_defined"
     );
     assert_eq!(
