@@ -57,7 +57,33 @@ pub fn new_token() -> String {
     format!("lsn_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// A fresh TLS key and self-signed certificate for the node (PEM key, PEM cert).
+fn new_tls(cfg: &NodeConfig) -> Result<(String, String), IdentityError> {
+    let key_pair = rcgen::KeyPair::generate().map_err(|e| IdentityError::Invalid(format!("TLS key: {e}")))?;
+    let mut params = rcgen::CertificateParams::new(vec![format!("{}.liaison", cfg.id)])
+        .map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cfg.id.clone());
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, cfg.organisation.clone());
+    let cert = params.self_signed(&key_pair).map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
+    Ok((key_pair.serialize_pem(), cert.pem()))
+}
+
 impl Identity {
+    /// Replaces the TLS key and certificate of a stopped node; the signing key
+    /// (the node's identity) stays. Returns the new certificate's fingerprint.
+    /// Peers pin the new certificate when they import the new card.
+    pub fn rotate_tls(layout: &Layout) -> Result<[u8; 32], IdentityError> {
+        let old = Self::load(layout)?;
+        let (key, cert) = new_tls(&old.config)?;
+        // Certificate first: a node that stops between the two writes fails to
+        // start with a clear key mismatch instead of serving a stale pair.
+        config::replace_private(&layout.tls_cert(), cert.as_bytes())?;
+        config::replace_private(&layout.tls_key(), key.as_bytes())?;
+        let new = Self::load(layout)?;
+        Ok(fingerprint(&new.tls_cert))
+    }
+
     /// Creates a new node in `layout.dir`: config, keys, certificate and admin
     /// token, all owner-only. Refuses to touch a directory that already holds a node.
     /// Returns the admin token.
@@ -71,19 +97,13 @@ impl Identity {
         }
         config::create_private_dir(&layout.dir)?;
         let signing = SigningKey::generate(&mut rand::rng());
-        let key_pair = rcgen::KeyPair::generate().map_err(|e| IdentityError::Invalid(format!("TLS key: {e}")))?;
-        let mut params = rcgen::CertificateParams::new(vec![format!("{}.liaison", cfg.id)])
-            .map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params.distinguished_name.push(rcgen::DnType::CommonName, cfg.id.clone());
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, cfg.organisation.clone());
-        let cert = params.self_signed(&key_pair).map_err(|e| IdentityError::Invalid(format!("certificate: {e}")))?;
+        let (tls_key, tls_cert) = new_tls(cfg)?;
         let token = new_token();
         let text = toml::to_string(cfg).map_err(|e| IdentityError::Invalid(e.to_string()))?;
         // Keys first, config last: a directory without node.toml is not a node yet.
         config::write_private(&layout.signing_key(), hex::encode(signing.to_bytes()).as_bytes())?;
-        config::write_private(&layout.tls_key(), key_pair.serialize_pem().as_bytes())?;
-        config::write_private(&layout.tls_cert(), cert.pem().as_bytes())?;
+        config::write_private(&layout.tls_key(), tls_key.as_bytes())?;
+        config::write_private(&layout.tls_cert(), tls_cert.as_bytes())?;
         config::write_private(&layout.admin_token(), token.as_bytes())?;
         config::write_private(&layout.config(), text.as_bytes())?;
         Ok(token)

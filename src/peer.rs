@@ -22,6 +22,8 @@ pub enum PeerError {
     CertConflict(String),
     #[error("peer {0} is not pinned")]
     NotFound(String),
+    #[error("card.issue_time: this card for {0} is older than the one pinned; a replayed card cannot undo a rotation")]
+    Stale(String),
     #[error("peer {peer} is unreachable: {reason}")]
     Unreachable { peer: String, reason: String },
     #[error("peer {peer} answered with an invalid card: {reason}")]
@@ -54,6 +56,10 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
                 if !same_key {
                     return Err(PeerError::KeyConflict(card.node_id.clone()));
                 }
+                let issued = |c: &pb::NodeCard| c.issue_time.as_ref().map(|t| (t.seconds, t.nanos));
+                if existing.card.as_ref().and_then(issued) > issued(&card) {
+                    return Err(PeerError::Stale(card.node_id.clone()));
+                }
             }
             if let Some(other) = node.pins.node_for(&card.tls_certificate) {
                 if other != card.node_id {
@@ -65,6 +71,8 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
         })
         .await?;
     node.peers.forget(&card.node_id);
+    // A new card may carry a rotated certificate: the old one stops working at once.
+    node.pins.remove_node(&card.node_id);
     node.pins.insert(&card.tls_certificate, &card.node_id);
     tracing::info!(peer = %card.node_id, fingerprint = %peer.tls_fingerprint, "peer pinned");
     Ok(peer)

@@ -95,3 +95,56 @@ fn sigterm_shuts_down_cleanly_and_init_refuses_to_overwrite() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to overwrite"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_replaces_the_pin_and_the_old_one_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut b = TestNode::init(root.path(), "kh-antht", "KH");
+    a.start();
+    b.start();
+    pin_all(&[&a, &b]);
+    b.cli_ok(&["peer", "ping", "th-atpd"]);
+    let old_card = root.path().join("kh-old.card.json");
+    std::fs::copy(b.card_file(), &old_card).unwrap();
+    let old_identity = Identity::load(&Layout::new(&b.dir)).unwrap();
+
+    // Rotation needs the node stopped.
+    let refused = b.cli(&["tls", "rotate"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("stop the node first"));
+    b.stop();
+    let out = b.cli(&["tls", "rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("new TLS certificate"));
+    b.start();
+    assert_eq!(
+        Identity::load(&Layout::new(&b.dir)).unwrap().signing_key.to_bytes(),
+        old_identity.signing_key.to_bytes()
+    );
+
+    // TH still pins the old certificate, so KH's new one is refused until TH imports the new card.
+    assert!(!b.cli(&["peer", "ping", "th-atpd"]).status.success(), "the new certificate is not pinned yet");
+    a.cli_ok(&["peer", "add", &b.card_file().display().to_string()]);
+    b.cli_ok(&["peer", "ping", "th-atpd"]);
+
+    // The old certificate stops working at once, without a restart of TH.
+    let th_card = {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    };
+    let mut with_old = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&old_identity, &th_card).unwrap(),
+    );
+    assert!(with_old.hello(pb::HelloRequest::default()).await.is_err(), "the old certificate still gets through");
+    let new_identity = Identity::load(&Layout::new(&b.dir)).unwrap();
+    let mut with_new = pb::federation_service_client::FederationServiceClient::new(
+        liaison::federation::dial(&new_identity, &th_card).unwrap(),
+    );
+    assert!(with_new.hello(pb::HelloRequest::default()).await.is_ok(), "the same call with the new certificate");
+
+    // Replaying the old card cannot undo the rotation.
+    let replay = a.cli(&["peer", "add", &old_card.display().to_string()]);
+    assert!(!replay.status.success());
+    assert!(String::from_utf8_lossy(&replay.stderr).contains("older than the one pinned"), "{replay:?}");
+    b.cli_ok(&["peer", "ping", "th-atpd"]);
+}

@@ -60,6 +60,7 @@ impl From<PeerError> for Status {
             PeerError::Own(_) => invalid("card.node_id", &e.to_string()),
             PeerError::KeyConflict(_) | PeerError::CertConflict(_) => Status::already_exists(e.to_string()),
             PeerError::NotFound(_) => Status::not_found(e.to_string()),
+            PeerError::Stale(_) => Status::failed_precondition(e.to_string()),
             PeerError::Unreachable { .. } => Status::unavailable(e.to_string()),
             PeerError::BadAnswer { .. } => Status::data_loss(e.to_string()),
             PeerError::Dial(_) => Status::failed_precondition(e.to_string()),

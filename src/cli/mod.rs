@@ -76,6 +76,9 @@ pub enum Command {
     /// This node's signed card.
     #[command(subcommand)]
     Card(CardCmd),
+    /// This node's TLS certificate.
+    #[command(subcommand)]
+    Tls(TlsCmd),
     /// Pinned peers.
     #[command(subcommand)]
     Peer(PeerCmd),
@@ -189,6 +192,12 @@ pub struct InitArgs {
 pub struct RunArgs {
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TlsCmd {
+    /// Replace the TLS key and certificate of a stopped node (the signing key stays).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -428,6 +437,20 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Run(a) => run(&g, a).await,
         Command::Demo(a) => demo(a).await,
+        Command::Tls(TlsCmd::Rotate) => {
+            let layout = Layout::new(g.dir.clone().unwrap_or_else(|| DEFAULT_DIR.into()));
+            if layout.runtime().exists() {
+                return Err(CliError::Msg(format!(
+                    "{} exists: stop the node first (remove the file if the node is not running)",
+                    layout.runtime().display()
+                )));
+            }
+            let fp = crate::identity::Identity::rotate_tls(&layout).map_err(|e| CliError::Msg(e.to_string()))?;
+            println!("new TLS certificate {}", hex::encode(fp));
+            println!("start the node, then send `liaison card export` to every peer: `peer add` of the new card");
+            println!("replaces the pin, and the old certificate is refused from then on");
+            Ok(())
+        }
         other => client::dispatch(&g, other).await,
     }
 }
