@@ -135,12 +135,16 @@ async fn a_rotated_certificate_replaces_the_pin_and_the_old_one_is_refused() {
     let mut with_old = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&old_identity, &th_card).unwrap(),
     );
-    assert!(with_old.hello(pb::HelloRequest::default()).await.is_err(), "the old certificate still gets through");
+    assert!(
+        with_old.hello(pb::HelloRequest { node_id: "kh-antht".into() }).await.is_err(),
+        "the old certificate still gets through"
+    );
     let new_identity = Identity::load(&Layout::new(&b.dir)).unwrap();
     let mut with_new = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&new_identity, &th_card).unwrap(),
     );
-    assert!(with_new.hello(pb::HelloRequest::default()).await.is_ok(), "the same call with the new certificate");
+    let r = with_new.hello(pb::HelloRequest { node_id: "kh-antht".into() }).await;
+    assert!(r.is_ok(), "the same call with the new certificate: {r:?}");
 
     // Replaying the old card cannot undo the rotation.
     let replay = a.cli(&["peer", "add", &old_card.display().to_string()]);
