@@ -404,6 +404,8 @@ fn init_api_listen(
 ) -> Result<std::net::SocketAddr, CliError> {
     match (api_listen, api) {
         (Some(a), _) => Ok(a),
+        // A URL is where a client finds a node (often LIAISON_API in the environment), not a listener.
+        (None, Some(s)) if s.contains("://") => Ok(std::net::SocketAddr::from(([127, 0, 0, 1], 7701))),
         (None, Some(s)) => s.parse().map_err(|_| {
             CliError::Msg(format!("--api: {s:?} is not a HOST:PORT address to listen on (e.g. 127.0.0.1:7701)"))
         }),
@@ -515,7 +517,12 @@ mod tests {
         assert_eq!(init_api_listen(Some(a), Some("127.0.0.1:9")).unwrap(), a, "--api-listen wins");
         assert_eq!(init_api_listen(None, Some("127.0.0.1:9002")).unwrap().port(), 9002);
         assert_eq!(init_api_listen(None, None).unwrap().port(), 7701);
-        let e = init_api_listen(None, Some("http://127.0.0.1:1")).unwrap_err().to_string();
+        assert_eq!(
+            init_api_listen(None, Some("http://127.0.0.1:1")).unwrap().port(),
+            7701,
+            "a client URL is not a listener"
+        );
+        let e = init_api_listen(None, Some("localhost")).unwrap_err().to_string();
         assert!(e.contains("--api"), "{e}");
     }
 }

@@ -43,7 +43,7 @@ pub fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
 }
 
 pub fn enum_word(name: &str, prefix: &str) -> String {
-    name.trim_start_matches(prefix).to_lowercase()
+    crate::convert::word(name, prefix)
 }
 
 pub fn role_name(role: i32) -> String {

@@ -145,9 +145,9 @@ pub fn describe(r: &pb::Record) -> String {
     format!("{what}{redacted}")
 }
 
-/// `PURPOSE_VICTIM_IDENTIFICATION` → `victim identification`.
-pub fn word(name: &str, prefix: &str) -> String {
-    name.trim_start_matches(prefix).to_ascii_lowercase().replace('_', " ")
+/// An enum or config word as prose: `PURPOSE_VICTIM_IDENTIFICATION` → `victim identification`.
+pub fn spoken(name: &str, prefix: &str) -> String {
+    crate::convert::word(name, prefix).replace('_', " ")
 }
 
 #[cfg(test)]
@@ -177,6 +177,6 @@ mod tests {
             b => b,
         };
         assert!(describe(&v).contains("pseudonymised"));
-        assert_eq!(word("PURPOSE_VICTIM_IDENTIFICATION", "PURPOSE_"), "victim identification");
+        assert_eq!(spoken("PURPOSE_VICTIM_IDENTIFICATION", "PURPOSE_"), "victim identification");
     }
 }

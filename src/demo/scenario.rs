@@ -283,12 +283,14 @@ impl Scenario {
     fn validate_step(&self, i: usize, s: &Step) -> Result<(), ScenarioError> {
         let f = |x: &str| format!("steps[{i}].{x}");
         let purpose = |p: &str| {
-            parse_purpose(p).map(|_| ()).ok_or_else(|| self.err(f("purpose"), format!("unknown purpose {p:?}")))
+            crate::convert::purpose_from_word(p)
+                .map(|_| ())
+                .ok_or_else(|| self.err(f("purpose"), format!("unknown purpose {p:?}")))
         };
         match s {
             Step::Query { kind, purpose: p, .. } => {
                 purpose(p)?;
-                if !kind.is_empty() && parse_kind(kind).is_none() {
+                if !kind.is_empty() && crate::convert::kind_from_word(kind).is_none() {
                     return Err(self.err(f("kind"), format!("unknown record kind {kind:?}")));
                 }
             }
@@ -298,7 +300,7 @@ impl Scenario {
                     return Err(self.err(f("identifiers"), "at least one"));
                 }
                 for (j, id) in identifiers.iter().enumerate() {
-                    if parse_identifier_type(&id.kind).is_none() {
+                    if crate::record::parse_identifier_type(&id.kind).is_none() {
                         return Err(self.err(f(&format!("identifiers[{j}].type")), format!("unknown {:?}", id.kind)));
                     }
                 }
@@ -423,22 +425,6 @@ fn err(scenario: &str, field: impl Into<String>, reason: impl Into<String>) -> S
     ScenarioError { scenario: scenario.into(), field: field.into(), reason: reason.into() }
 }
 
-/// `"investigation"` → `Purpose::Investigation`.
-pub fn parse_purpose(s: &str) -> Option<pb::Purpose> {
-    pb::Purpose::from_str_name(&format!("PURPOSE_{}", s.to_ascii_uppercase()))
-        .filter(|p| *p != pb::Purpose::Unspecified)
-}
-
-pub fn parse_kind(s: &str) -> Option<pb::RecordKind> {
-    pb::RecordKind::from_str_name(&format!("RECORD_KIND_{}", s.to_ascii_uppercase()))
-        .filter(|k| *k != pb::RecordKind::Unspecified)
-}
-
-pub fn parse_identifier_type(s: &str) -> Option<pb::IdentifierType> {
-    pb::IdentifierType::from_str_name(&format!("IDENTIFIER_TYPE_{}", s.to_ascii_uppercase()))
-        .filter(|k| *k != pb::IdentifierType::Unspecified)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,14 +480,5 @@ mod tests {
         assert!(e.field.ends_with(".purpose") && e.reason.contains("gossip"), "{e}");
         assert!(Scenario::load("atlantis").unwrap_err().reason.contains("commit-mekong"));
         assert_eq!(base.nodes.len(), 2);
-    }
-
-    #[test]
-    fn words_map_to_enums() {
-        assert_eq!(parse_purpose("victim_identification"), Some(pb::Purpose::VictimIdentification));
-        assert_eq!(parse_purpose("unspecified"), None);
-        assert_eq!(parse_kind("entity"), Some(pb::RecordKind::Entity));
-        assert_eq!(parse_identifier_type("passport"), Some(pb::IdentifierType::Passport));
-        assert_eq!(parse_identifier_type("shoe_size"), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::narrate::{describe, word, Narrator};
+use super::narrate::{describe, spoken, Narrator};
 use super::scenario::{self, SafeguardSpec, Step};
 use super::{rpc, until, DemoError, Federation, Member};
 use crate::pb;
@@ -171,11 +171,11 @@ pub async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
 }
 
 fn purpose(p: &str) -> i32 {
-    scenario::parse_purpose(p).map_or(0, |p| p as i32)
+    crate::convert::purpose_from_word(p).map_or(0, |p| p as i32)
 }
 
 fn outcome_word(o: i32) -> String {
-    pb::PeerOutcome::try_from(o).map(|o| word(o.as_str_name(), "PEER_OUTCOME_")).unwrap_or_default()
+    pb::PeerOutcome::try_from(o).map(|o| spoken(o.as_str_name(), "PEER_OUTCOME_")).unwrap_or_default()
 }
 
 async fn sync(fed: &Federation, n: &mut Narrator, by: &str, say: &str) -> Result<(), DemoError> {
@@ -209,7 +209,7 @@ async fn query(
     say: &str,
 ) -> Result<(), DemoError> {
     let whom = if peer.is_empty() { "every peer".to_string() } else { peer.to_string() };
-    let what = if kind.is_empty() { "records".to_string() } else { word(kind, "") };
+    let what = if kind.is_empty() { "records".to_string() } else { spoken(kind, "") };
     let matching = if text.is_empty() { String::new() } else { format!(" matching “{text}”") };
     n.section(&format!("{by} asks {whom} for {what}{matching}"), say);
     let r = fed
@@ -217,7 +217,7 @@ async fn query(
         .exchange()
         .query(pb::QueryRequest {
             peer: peer.into(),
-            kind: scenario::parse_kind(kind).map_or(0, |k| k as i32),
+            kind: crate::convert::kind_from_word(kind).map_or(0, |k| k as i32),
             text: text.into(),
             country: String::new(),
             purpose: purpose(p),
@@ -236,7 +236,7 @@ async fn query(
                 n.exchanged(format!(
                     "{} answered {by}'s {} query with {} record(s), each signed by its originator",
                     res.peer,
-                    word(p, ""),
+                    spoken(p, ""),
                     res.records.len()
                 ));
                 for rec in &res.records {
@@ -258,7 +258,7 @@ async fn check(
     p: &str,
     say: &str,
 ) -> Result<(), DemoError> {
-    let shown: Vec<String> = ids.iter().map(|i| format!("{} {}", word(&i.kind, ""), i.value)).collect();
+    let shown: Vec<String> = ids.iter().map(|i| format!("{} {}", spoken(&i.kind, ""), i.value)).collect();
     n.section(&format!("{by} checks {} against every peer", shown.join(" and ")), say);
     let r = fed
         .member(by)?
@@ -268,7 +268,7 @@ async fn check(
             identifiers: ids
                 .iter()
                 .map(|i| pb::IdentifierQuery {
-                    r#type: scenario::parse_identifier_type(&i.kind).map_or(0, |t| t as i32),
+                    r#type: crate::record::parse_identifier_type(&i.kind).map_or(0, |t| t as i32),
                     value: i.value.clone(),
                 })
                 .collect(),
@@ -336,7 +336,7 @@ async fn share(
         n.exchanged(format!(
             "{record} delivered to {to} under {} for {}{redacted}; {to} signed the receipt",
             r.agreement_id,
-            word(p, "")
+            spoken(p, "")
         ));
         Ok(true)
     } else {
@@ -376,7 +376,7 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
     let Step::Request { by, to, request_type, purpose: p, subject, urgent, agreement, advance, say } = step else {
         return Ok(());
     };
-    n.section(&format!("{by} sends {to} a formal request: {}", word(request_type, "")), say);
+    n.section(&format!("{by} sends {to} a formal request: {}", spoken(request_type, "")), say);
     let from = fed.member(by)?;
     let dest = fed.member(to)?;
     let sent = from
@@ -433,7 +433,7 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
     .await?;
     for e in &overdue.escalations {
         let role =
-            pb::ContactRole::try_from(e.role).map(|r| word(r.as_str_name(), "CONTACT_ROLE_")).unwrap_or_default();
+            pb::ContactRole::try_from(e.role).map(|r| spoken(r.as_str_name(), "CONTACT_ROLE_")).unwrap_or_default();
         let who = if e.contact_name.is_empty() { "no contact on file".into() } else { e.contact_name.clone() };
         n.escalated(format!(
             "{} is overdue on both nodes ({} deadline passed): escalated once to {to}'s {role}, {who}",
@@ -502,7 +502,7 @@ async fn victim_return(
         (C::ReturnPlanned, "travel documents and escort arranged"),
         (C::Returned, "handed over to the receiving social workers"),
     ] {
-        let stage = word(to.as_str_name(), "CASE_STAGE_");
+        let stage = spoken(to.as_str_name(), "CASE_STAGE_");
         loop {
             let r = m
                 .cases()
