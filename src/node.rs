@@ -58,6 +58,10 @@ pub struct Node {
     pub outbox_wake: tokio::sync::Notify,
     /// Wakes retention and revocation purges (e.g. on a revocation).
     pub housekeeping_wake: tokio::sync::Notify,
+    /// Victim-case steps are read, checked and stored one at a time.
+    pub case_steps: tokio::sync::Mutex<()>,
+    /// Hub directory updates (pushed and pulled) apply one at a time.
+    pub directory_updates: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -83,6 +87,8 @@ impl Node {
             bound_federation: OnceLock::new(),
             outbox_wake: tokio::sync::Notify::new(),
             housekeeping_wake: tokio::sync::Notify::new(),
+            case_steps: tokio::sync::Mutex::new(()),
+            directory_updates: tokio::sync::Mutex::new(()),
         }))
     }
 

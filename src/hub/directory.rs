@@ -18,8 +18,6 @@ use crate::store::{self, StoreError, Tree};
 
 const DIRECTORY: &[u8] = b"hub/directory";
 
-/// Directory updates (pushed and pulled) apply one at a time.
-static APPLY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const JOINED_PREFIX: &str = "hub/joined/";
 
 fn dir_version(node: &Node) -> Result<u64, StoreError> {
@@ -139,7 +137,7 @@ pub async fn apply(
     if !joined_hubs(node)?.iter().any(|h| h == hub) {
         return Err(ExchangeError::Refused(format!("this node has not joined hub {hub}")));
     }
-    let _one_at_a_time = APPLY.lock().await;
+    let _one_at_a_time = node.directory_updates.lock().await;
     // Verify against the pinned hub key before reading anything.
     let key = exchange::key_of(node, hub)?;
     let dir: pb::MemberDirectory = envelope::open(env, payload::MEMBER_DIRECTORY, hub, &key)?;

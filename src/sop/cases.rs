@@ -36,10 +36,6 @@ pub enum CaseError {
     Store(#[from] StoreError),
 }
 
-/// Case steps (local and received) are serialised, so a check against the
-/// case as held and the write that follows cannot interleave with another step.
-static STEPS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn key(id: &str) -> Vec<u8> {
     format!("case/{id}").into_bytes()
 }
@@ -149,7 +145,9 @@ pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> R
     if note.chars().count() > 2000 {
         return Err(CaseError::Invalid { field: "note", reason: "at most 2000 characters".into() });
     }
-    let _step = STEPS.lock().await;
+    // Local and received steps are serialised (per node), so the check against the
+    // case as held and the write that follows cannot interleave with another step.
+    let _step = node.case_steps.lock().await;
     let case = get(node.db.store(), id)?.ok_or_else(|| CaseError::NotFound(format!("case {id}")))?;
     let (version, v) = referral(node.db.store(), &case.referral_record_id)?.ok_or_else(|| CaseError::Invalid {
         field: "referral_record_id",
@@ -201,7 +199,7 @@ pub async fn receive(
     if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
         return Ok(refuse("the last step is not the caller's".into()));
     }
-    let _step = STEPS.lock().await;
+    let _step = node.case_steps.lock().await;
     let held = get(node.db.store(), &case.id)?;
     // The update must extend what we hold by exactly the caller's step.
     let base_len = held.as_ref().map_or(0, |h| h.history.len());
