@@ -134,8 +134,16 @@ pub enum Step {
     },
     /// Hit/no-hit check of identifiers against every peer.
     Check { by: String, identifiers: Vec<IdentifierSpec>, purpose: String, say: String },
-    /// Share one record through the outbox.
-    Share { by: String, record: String, to: String, purpose: String, say: String },
+    /// Share one record through the outbox (sealed through hub `via`, if given).
+    Share {
+        by: String,
+        record: String,
+        to: String,
+        purpose: String,
+        #[serde(default)]
+        via: String,
+        say: String,
+    },
     /// Search the regional contact-point directory of the hubs `by` joined.
     Contacts { by: String, text: String, say: String },
     /// Send an SOP request, let `advance` pass unanswered, show the escalation.
@@ -305,9 +313,12 @@ impl Scenario {
                     }
                 }
             }
-            Step::Share { by, record, purpose: p, .. } => {
+            Step::Share { by, record, purpose: p, via, .. } => {
                 purpose(p)?;
                 self.require_record(by, record, &f("record"))?;
+                if !via.is_empty() && self.node(by).is_none_or(|n| !n.hubs.contains(via)) {
+                    return Err(self.err(f("via"), format!("{by} does not join a hub {via:?}")));
+                }
             }
             Step::Request { purpose: p, advance, .. } => {
                 purpose(p)?;

@@ -154,7 +154,11 @@ pub async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
                 query(fed, n, by, peer, kind, text, purpose, say).await?
             }
             Step::Check { by, identifiers, purpose, say } => check(fed, n, by, identifiers, purpose, say).await?,
-            Step::Share { by, record, to, purpose, say } => {
+            Step::Share { by, record, to, purpose, via, say } if !via.is_empty() => {
+                n.section(&format!("{by} shares {record} with {to}, sealed, through {via}"), say);
+                relayed_share(fed, n, by, record, to, purpose, via).await?;
+            }
+            Step::Share { by, record, to, purpose, say, .. } => {
                 n.section(&format!("{by} shares {record} with {to}"), say);
                 share(fed, n, by, record, to, purpose).await?;
             }
@@ -332,7 +336,16 @@ async fn share(
     } else {
         format!("; redacted: {}", r.redacted_fields.join(", "))
     };
-    if item.state == pb::OutboxState::Delivered as i32 {
+    if item.state == pb::OutboxState::Delivered as i32 && item.receipt.is_none() {
+        // Handed to a hub's relay: the hub holds it until the recipient takes it.
+        n.ok(&format!(
+            "{record} sealed for {to} under {} for {}{redacted}; {}",
+            r.agreement_id,
+            spoken(p, ""),
+            item.last_error
+        ));
+        Ok(true)
+    } else if item.state == pb::OutboxState::Delivered as i32 {
         n.exchanged(format!(
             "{record} delivered to {to} under {} for {}{redacted}; {to} signed the receipt",
             r.agreement_id,
@@ -343,6 +356,45 @@ async fn share(
         n.refused(format!("{to} refused {record}: {}", item.last_error));
         Ok(false)
     }
+}
+
+/// A share with no direct route: sealed to the recipient's key and carried by a hub.
+#[allow(clippy::too_many_arguments)]
+async fn relayed_share(
+    fed: &Federation,
+    n: &mut Narrator,
+    by: &str,
+    record: &str,
+    to: &str,
+    p: &str,
+    via: &str,
+) -> Result<(), DemoError> {
+    let m = fed.member(by)?;
+    m.peers()
+        .set_peer_route(pb::SetPeerRouteRequest { node_id: to.into(), via: via.into() })
+        .await
+        .map_err(rpc(format!("{by}: route {to} via {via}")))?;
+    n.info(&format!("{by} routes everything for {to} through {via}"));
+    if !share(fed, n, by, record, to, p).await? {
+        return Ok(());
+    }
+    let dest = fed.member(to)?;
+    let key = format!("{by}/{record}");
+    let got = until(&format!("{key} at {to}"), WAIT, || async {
+        let r = dest.records().get_record(pb::GetRecordRequest { id: key.clone() }).await.ok()?;
+        r.into_inner().record
+    })
+    .await?;
+    n.exchanged(format!("{} arrived at {to} through {via}, checked against {by}'s key", describe(&got)));
+    let hub = fed.member(via)?;
+    let forwarded = until(&format!("{via} logs the relay"), WAIT, || async {
+        let req = pb::ListAuditEntriesRequest { action_prefix: "relay.forwarded".into(), limit: 100, after_seq: 0 };
+        let log = hub.audit().list_audit_entries(req).await.ok()?.into_inner();
+        log.entries.into_iter().last()
+    })
+    .await?;
+    n.info(&format!("{via}'s log: “{}” — all it could see", forwarded.reason));
+    Ok(())
 }
 
 async fn contacts(fed: &Federation, n: &mut Narrator, by: &str, text: &str, say: &str) -> Result<(), DemoError> {
