@@ -29,6 +29,8 @@ pub enum DemoError {
     Rpc { what: String, code: tonic::Code, message: String },
     #[error("timed out waiting for {0}")]
     Timeout(String),
+    #[error("interrupted; the nodes were stopped")]
+    Interrupted,
 }
 
 pub fn rpc(what: impl Into<String>) -> impl FnOnce(tonic::Status) -> DemoError {
@@ -232,7 +234,11 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     let mut n = Narrator::default();
     let (root, temporary) = match &opts.root {
         Some(r) => (r.clone(), false),
-        None => (std::env::temp_dir().join(format!("liaison-demo-{}-{}", s.name, std::process::id())), true),
+        None => {
+            let nonce =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_micros());
+            (std::env::temp_dir().join(format!("liaison-demo-{}-{}-{nonce}", s.name, std::process::id())), true)
+        }
     };
     if opts.prepare {
         if root.join(&s.nodes[0].id).exists() {
@@ -256,7 +262,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     init_nodes(&s, &root, None, &demo_intervals(true))?;
     let clock = ShiftedClock::default();
     let servers = InProcess::start(&s, &root, &clock)?;
-    let result = async {
+    let walkthrough = async {
         let members = connect_all(&s, &root, 30).await?;
         let fed = Federation { scenario: s.clone(), members, clock: Some(clock.clone()) };
         n.banner(&fed.scenario.title, &fed.scenario.intro);
@@ -271,8 +277,12 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         n.summary();
         reach(&fed, &root);
         Ok::<_, DemoError>(())
-    }
-    .await;
+    };
+    // Ctrl-C during the walk-through still stops the nodes and cleans up.
+    let result = tokio::select! {
+        r = walkthrough => r,
+        () = crate::node::shutdown_signal() => Err(DemoError::Interrupted),
+    };
     if result.is_ok() && !opts.exit {
         println!("\nThe federation keeps running. Press Ctrl-C to stop it.");
         crate::node::shutdown_signal().await;
