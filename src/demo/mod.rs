@@ -4,6 +4,15 @@
 //! walk-through drives them only through their local gRPC APIs, exactly as
 //! an officer's CLI would.
 
+/// Like `println!`, but a closed stdout (`liaison demo | head`) must not
+/// panic: the nodes still have to be stopped and the directory removed.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod narrate;
 pub mod scenario;
 mod walk;
@@ -246,7 +255,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         }
         init_nodes(&s, &root, Some(opts.base_port), &demo_intervals(false))?;
         for spec in &s.nodes {
-            println!("{}", root.join(&spec.id).display());
+            out!("{}", root.join(&spec.id).display());
         }
         return Ok(());
     }
@@ -284,7 +293,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         () = crate::node::shutdown_signal() => Err(DemoError::Interrupted),
     };
     if result.is_ok() && !opts.exit {
-        println!("\nThe federation keeps running. Press Ctrl-C to stop it.");
+        out!("\nThe federation keeps running. Press Ctrl-C to stop it.");
         crate::node::shutdown_signal().await;
     }
     servers.stop().await;
@@ -311,10 +320,10 @@ fn reach(fed: &Federation, root: &Path) {
     let first = fed.members.first().map(|m| m.spec.id.as_str()).unwrap_or_default();
     // The running binary, so the commands work before `liaison` is installed.
     let exe = std::env::current_exe().map_or_else(|_| "liaison".to_string(), |p| p.display().to_string());
-    println!("\nReach the nodes (each directory holds its admin.token):\n{t}");
-    println!("  {exe} --dir {} status", root.join(first).display());
-    println!("  {exe} --dir {} audit list --limit 20", root.join(first).display());
-    println!(
+    out!("\nReach the nodes (each directory holds its admin.token):\n{t}");
+    out!("  {exe} --dir {} status", root.join(first).display());
+    out!("  {exe} --dir {} audit list --limit 20", root.join(first).display());
+    out!(
         "  grpcurl -plaintext -H \"authorization: Bearer $(cat {}/admin.token)\" {} list",
         root.join(first).display(),
         fed.members.first().map(|m| m.api.trim_start_matches("http://")).unwrap_or_default()
