@@ -325,7 +325,19 @@ impl Scenario {
                 crate::agreement::parse_duration(&f("advance"), advance)
                     .map_err(|e| self.err(f("advance"), e.to_string()))?;
             }
-            Step::VictimReturn { by, referral, .. } => self.require_record(by, referral, &f("referral"))?,
+            Step::VictimReturn { by, referral, safeguards, .. } => {
+                self.require_record(by, referral, &f("referral"))?;
+                let held = (0..self.records.len())
+                    .filter(|i| self.records[*i].node == *by)
+                    .find_map(|i| self.record(i).ok().filter(|r| r.id == *referral));
+                if !matches!(held.as_ref().and_then(|r| r.body.as_ref()), Some(pb::record::Body::VictimReferral(_))) {
+                    return Err(self.err(f("referral"), format!("{referral:?} is not a victim referral")));
+                }
+                for (j, g) in safeguards.iter().enumerate() {
+                    let mut record = held.clone().unwrap_or_default();
+                    merge_referral(&mut record, &g.set).map_err(|e| self.err(f(&format!("safeguards[{j}].set")), e))?;
+                }
+            }
             Step::Report { hub, period, .. } => {
                 crate::hub::report::parse_period(period).map_err(|e| self.err(f("period"), e.to_string()))?;
                 if self.node(hub).is_none_or(|n| n.role != "hub") {
@@ -432,6 +444,21 @@ impl Scenario {
     }
 }
 
+/// Merges `set` into the record's `victimReferral` body (proto-JSON field names).
+pub fn merge_referral(record: &mut pb::Record, set: &toml::Table) -> Result<(), String> {
+    let mut json = serde_json::to_value(&*record).map_err(|e| e.to_string())?;
+    let set = serde_json::to_value(set).map_err(|e| e.to_string())?;
+    let (Some(body), Some(set)) = (json.get_mut("victimReferral").and_then(|b| b.as_object_mut()), set.as_object())
+    else {
+        return Err("not a victim referral".into());
+    };
+    for (k, v) in set {
+        body.insert(k.clone(), v.clone());
+    }
+    *record = serde_json::from_value(json).map_err(|e| format!("not victim referral fields: {e}"))?;
+    Ok(())
+}
+
 fn err(scenario: &str, field: impl Into<String>, reason: impl Into<String>) -> ScenarioError {
     ScenarioError { scenario: scenario.into(), field: field.into(), reason: reason.into() }
 }
@@ -490,6 +517,8 @@ mod tests {
             .unwrap_err();
         assert!(e.field.ends_with(".purpose") && e.reason.contains("gossip"), "{e}");
         assert!(Scenario::load("atlantis").unwrap_err().reason.contains("commit-mekong"));
+        let e = Scenario::parse(&text.replace("riskAssessment = {", "riskAsessment = {"), "t").unwrap_err();
+        assert!(e.field.ends_with("safeguards[1].set") && e.reason.contains("riskAsessment"), "{e}");
         assert_eq!(base.nodes.len(), 2);
     }
 }

@@ -506,15 +506,8 @@ async fn record_safeguard(m: &Member, referral: &str, g: &SafeguardSpec) -> Resu
         .record
         .unwrap_or_default();
     let version = got.version;
-    let mut json = serde_json::to_value(&got).map_err(|e| DemoError::Setup(e.to_string()))?;
-    let set = serde_json::to_value(&g.set).map_err(|e| DemoError::Setup(e.to_string()))?;
-    if let (Some(body), Some(set)) = (json.get_mut("victimReferral").and_then(|b| b.as_object_mut()), set.as_object()) {
-        for (k, v) in set {
-            body.insert(k.clone(), v.clone());
-        }
-    }
-    let record: pb::Record =
-        serde_json::from_value(json).map_err(|e| DemoError::Setup(format!("safeguard fields: {e}")))?;
+    let mut record = got;
+    scenario::merge_referral(&mut record, &g.set).map_err(|e| DemoError::Setup(format!("safeguard fields: {e}")))?;
     m.records()
         .update_record(pb::UpdateRecordRequest { record: Some(record), expected_version: version })
         .await
