@@ -570,6 +570,9 @@ async fn victim_return(
             }
         }
     }
+    for g in pending {
+        n.info(&format!("(not needed this time: {})", g.say));
+    }
     let other = fed.member(with)?;
     until(&format!("case {} returned at {with}", case.id), WAIT, || async {
         let r = other.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()?;
