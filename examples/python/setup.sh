@@ -4,17 +4,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 venv="${LIAISON_PY_VENV:-$root/target/py-venv}"
+# shellcheck source=../../tests/tools/venv.sh
+. "$root/tests/tools/venv.sh"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import grpc, grpc_tools, google.protobuf" 2>/dev/null; then
-  if ! python3 -m venv "$venv" >&2; then
-    # Debian ships venv separately; install it when we can.
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      (apt-get update -qq && apt-get install -y -qq python3-venv python3-pip) >&2
-      rm -rf "$venv"
-      python3 -m venv "$venv" >&2
-    else
-      echo "python3 -m venv failed; install python3-venv" >&2; exit 1
-    fi
-  fi
+  make_venv "$venv"
   "$venv/bin/pip" install --quiet "grpcio==1.85.*" "grpcio-tools==1.85.*" >&2
 fi
 out="$venv/stubs"

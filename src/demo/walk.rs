@@ -178,8 +178,15 @@ fn purpose(p: &str) -> i32 {
     crate::convert::purpose_from_word(p).map_or(0, |p| p as i32)
 }
 
-fn outcome_word(o: i32) -> String {
-    pb::PeerOutcome::try_from(o).map(|o| spoken(o.as_str_name(), "PEER_OUTCOME_")).unwrap_or_default()
+/// Tells of a peer that did not answer (refused, unreachable, timed out); false when it answered.
+fn unanswered(n: &mut Narrator, by: &str, what: &str, peer: &str, outcome: i32, error: &str) -> bool {
+    match pb::PeerOutcome::try_from(outcome) {
+        Ok(pb::PeerOutcome::Answered) => return false,
+        Ok(pb::PeerOutcome::Denied) => n.refused(format!("{peer} refused {by}'s {what}: {error}")),
+        Ok(o) => n.info(&format!("{peer}: {} ({error})", spoken(o.as_str_name(), "PEER_OUTCOME_"))),
+        Err(_) => n.info(&format!("{peer}: no answer ({error})")),
+    }
+    true
 }
 
 async fn sync(fed: &Federation, n: &mut Narrator, by: &str, say: &str) -> Result<(), DemoError> {
@@ -232,23 +239,21 @@ async fn query(
         .map_err(rpc(format!("{by}: query")))?
         .into_inner();
     for res in r.peers {
-        match pb::PeerOutcome::try_from(res.outcome) {
-            Ok(pb::PeerOutcome::Answered) if res.records.is_empty() => {
-                n.info(&format!("{}: nothing that matches ({} ms)", res.peer, res.elapsed_ms))
-            }
-            Ok(pb::PeerOutcome::Answered) => {
-                n.exchanged(format!(
-                    "{} answered {by}'s {} query with {} record(s), each signed by its originator",
-                    res.peer,
-                    spoken(p, ""),
-                    res.records.len()
-                ));
-                for rec in &res.records {
-                    n.detail(&describe(rec));
-                }
-            }
-            Ok(pb::PeerOutcome::Denied) => n.refused(format!("{} refused {by}'s query: {}", res.peer, res.error)),
-            _ => n.info(&format!("{}: {} ({})", res.peer, outcome_word(res.outcome), res.error)),
+        if unanswered(n, by, "query", &res.peer, res.outcome, &res.error) {
+            continue;
+        }
+        if res.records.is_empty() {
+            n.info(&format!("{}: nothing that matches ({} ms)", res.peer, res.elapsed_ms));
+            continue;
+        }
+        n.exchanged(format!(
+            "{} answered {by}'s {} query with {} record(s), each signed by its originator",
+            res.peer,
+            spoken(p, ""),
+            res.records.len()
+        ));
+        for rec in &res.records {
+            n.detail(&describe(rec));
         }
     }
     Ok(())
@@ -283,21 +288,18 @@ async fn check(
         .map_err(rpc(format!("{by}: check")))?
         .into_inner();
     for res in r.peers {
-        match pb::PeerOutcome::try_from(res.outcome) {
-            Ok(pb::PeerOutcome::Answered) => {
-                let hits: Vec<&pb::HitResult> = res.results.iter().filter(|h| h.hit).collect();
-                if hits.is_empty() {
-                    n.info(&format!("{}: no hit", res.peer));
-                }
-                for h in hits {
-                    n.exchanged(format!(
-                        "HIT at {} for {} — reference {} to cite in a formal request; nothing else was disclosed",
-                        res.peer, h.identifier, h.reference
-                    ));
-                }
-            }
-            Ok(pb::PeerOutcome::Denied) => n.refused(format!("{} refused {by}'s check: {}", res.peer, res.error)),
-            _ => n.info(&format!("{}: {} ({})", res.peer, outcome_word(res.outcome), res.error)),
+        if unanswered(n, by, "check", &res.peer, res.outcome, &res.error) {
+            continue;
+        }
+        let hits: Vec<&pb::HitResult> = res.results.iter().filter(|h| h.hit).collect();
+        if hits.is_empty() {
+            n.info(&format!("{}: no hit", res.peer));
+        }
+        for h in hits {
+            n.exchanged(format!(
+                "HIT at {} for {} — reference {} to cite in a formal request; nothing else was disclosed",
+                res.peer, h.identifier, h.reference
+            ));
         }
     }
     Ok(())
