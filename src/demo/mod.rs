@@ -237,7 +237,8 @@ fn demo_intervals(in_process: bool) -> Intervals {
     Intervals { sync_secs: if in_process { 5 } else { 15 }, housekeeping_secs: 30, deadline_secs: 1 }
 }
 
-/// Runs the demo. Output goes to stdout; node logs go to `<root>/demo.log`.
+/// Runs the demo. The narration goes to stdout; node logs go to stderr only
+/// when `LIAISON_LOG` is set.
 pub async fn run(opts: Options) -> Result<(), DemoError> {
     let s = Scenario::load(&opts.scenario)?;
     let mut n = Narrator::default();
@@ -268,9 +269,17 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         return Ok(());
     }
 
-    init_nodes(&s, &root, None, &demo_intervals(true))?;
     let clock = ShiftedClock::default();
-    let servers = InProcess::start(&s, &root, &clock)?;
+    let started = init_nodes(&s, &root, None, &demo_intervals(true)).and_then(|()| InProcess::start(&s, &root, &clock));
+    let servers = match started {
+        Ok(servers) => servers,
+        Err(e) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&root);
+            }
+            return Err(e);
+        }
+    };
     let walkthrough = async {
         let members = connect_all(&s, &root, 30).await?;
         let fed = Federation { scenario: s.clone(), members, clock: Some(clock.clone()) };
