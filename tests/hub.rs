@@ -169,19 +169,7 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     assert!(html.contains("<svg"));
 
     // SOP-compliance indicators from request metadata (never content).
-    let sent = th.cli_json(&[
-        "request",
-        "send",
-        "--to",
-        "kh-antht",
-        "--type",
-        "information_request",
-        "--purpose",
-        "investigation",
-        "--subject",
-        "A secret subject line",
-    ]);
-    let id = sent["id"].as_str().unwrap().to_string();
+    let id = common::send_information_request(&th, "kh-antht", "A secret subject line");
     wait_for(30, "request at KH", || kh.cli_json(&["inbox"])["requests"].as_array().is_some_and(|a| !a.is_empty()));
     kh.cli_ok(&["request", "ack", &id]);
     kh.cli_ok(&["request", "answer", &id, "--text", "nothing found"]);

@@ -71,18 +71,7 @@ async fn prometheus_endpoint_shows_denials_outbox_overdue_requests_and_relay_que
     b.start();
     pin_all(&[&a, &b]);
     activate(&[&a, &b], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
-    a.cli_ok(&[
-        "request",
-        "send",
-        "--to",
-        "kh-antht",
-        "--type",
-        "information_request",
-        "--purpose",
-        "investigation",
-        "--subject",
-        "Crew list",
-    ]);
+    common::send_information_request(&a, "kh-antht", "Crew list");
 
     // KH goes down; TH shares a report with it, which waits in the outbox.
     b.stop();

@@ -171,19 +171,7 @@ async fn an_unanswered_request_goes_overdue_and_escalates_once_on_both_sides() {
         c.country = "KH".into();
     }
     create(&kh, head).await;
-    let sent = th.cli_json(&[
-        "request",
-        "send",
-        "--to",
-        "kh-antht",
-        "--type",
-        "information_request",
-        "--purpose",
-        "investigation",
-        "--subject",
-        "Vessel crew list",
-    ]);
-    let id = sent["id"].as_str().unwrap().to_string();
+    let id = common::send_information_request(&th, "kh-antht", "Vessel crew list");
     wait_for(30, "delivery", || inbox_ids(&kh).contains(&id));
     assert!(kh.cli_json(&["inbox", "--overdue"])["requests"].as_array().is_none_or(|a| a.is_empty()));
 

@@ -367,3 +367,20 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `liaison request send` of an information request for an investigation; returns the request id.
+pub fn send_information_request(from: &TestNode, to: &str, subject: &str) -> String {
+    let sent = from.cli_json(&[
+        "request",
+        "send",
+        "--to",
+        to,
+        "--type",
+        "information_request",
+        "--purpose",
+        "investigation",
+        "--subject",
+        subject,
+    ]);
+    sent["id"].as_str().expect("request id").to_string()
+}
