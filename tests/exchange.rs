@@ -144,12 +144,7 @@ async fn queries_cross_only_what_the_agreement_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_agreement_denies_on_the_node_whose_clock_passed_it() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (th, mut kh) = common::th_kh_under_mou(root.path());
     create(&th, examples::intelligence_report()).await;
     assert_eq!(outcome(&query(&kh, "th-atpd", "intelligence_report", "investigation")), "PEER_OUTCOME_ANSWERED");
     // Ten years later, on KH's clock, the agreement has expired.

@@ -63,14 +63,9 @@ fn wait_metric(n: &TestNode, name: &str, ok: impl Fn(f64) -> bool) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_endpoint_shows_denials_outbox_overdue_requests_and_relay_queue() {
-    use common::{activate, bilateral, create, MOU_GRANTS};
+    use common::create;
     let root = tempfile::tempdir().unwrap();
-    let mut a = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut b = TestNode::init(root.path(), "kh-antht", "KH");
-    a.start();
-    b.start();
-    pin_all(&[&a, &b]);
-    activate(&[&a, &b], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (mut a, mut b) = common::th_kh_under_mou(root.path());
     common::send_information_request(&a, "kh-antht", "Crew list");
 
     // KH goes down; TH shares a report with it, which waits in the outbox.

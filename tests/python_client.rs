@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{activate, bilateral, create, pin_all, TestNode, MOU_GRANTS};
+use common::{create, TestNode};
 
 /// The venv's python, set up once for every test here (examples/python/setup.sh).
 fn python() -> &'static (String, String) {
@@ -57,12 +57,7 @@ fn python_grpcio_client_creates_and_lists_a_contact_point() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_imports_queries_a_peer_and_follows_changes() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (th, kh) = common::th_kh_under_mou(root.path());
     create(&kh, common::contact_point("cp-kh-duty", "AHTJP duty desk")).await;
 
     let out = run_python("examples/python/liaison_client.py", &th, &["--peer", "kh-antht", "--text", "duty"]);

@@ -21,12 +21,7 @@ fn outbox_state(n: &TestNode) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_to_a_stopped_peer_arrives_once_and_withdrawal_follows() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (th, mut kh) = common::th_kh_under_mou(root.path());
     let rec = create(&th, examples::intelligence_report()).await;
 
     // The receiver is down: the share waits in the outbox and is retried.
@@ -84,12 +79,7 @@ async fn a_share_to_a_stopped_peer_arrives_once_and_withdrawal_follows() {
 async fn the_receiver_checks_policy_itself_and_refuses_with_a_signed_receipt() {
     use liaison::envelope::{self, payload};
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (th, kh) = common::th_kh_under_mou(root.path());
     // The sender's own check refuses at once.
     let out = th.cli(&["record", "share", "nope", "--to", "kh-antht", "--purpose", "investigation"]);
     assert!(!out.status.success());
@@ -273,12 +263,7 @@ async fn contact_directories_sync_by_cursor_and_retention_purges() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_purges_received_records_at_once() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (th, kh) = common::th_kh_under_mou(root.path());
     let rec = create(&th, examples::intelligence_report()).await;
     th.cli_ok(&["record", "share", &rec.id, "--to", "kh-antht", "--purpose", "investigation"]);
     wait_for(30, "delivery", || outbox_state(&th) == vec!["OUTBOX_STATE_DELIVERED"]);

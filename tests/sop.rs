@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activate, bilateral, create, pin_all, wait_for, TestNode, MOU_GRANTS};
+use common::{activate, create, pin_all, wait_for, TestNode};
 use liaison::pb;
 use liaison::record::examples;
 
@@ -20,12 +20,7 @@ fn inbox_ids(n: &TestNode) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (mut th, kh) = common::th_kh_under_mou(root.path());
 
     // A type the agreement does not define is refused, naming the defined ones.
     let out = th.cli(&[
@@ -160,12 +155,7 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_request_goes_overdue_and_escalates_once_on_both_sides() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    let (mut th, mut kh) = common::th_kh_under_mou(root.path());
     let mut head = common::contact_point("cp-kh-head", "Pol. Col. Dara, unit head");
     if let Some(pb::record::Body::ContactPoint(c)) = head.body.as_mut() {
         c.country = "KH".into();

@@ -384,3 +384,15 @@ pub fn send_information_request(from: &TestNode, to: &str, subject: &str) -> Str
     ]);
     sent["id"].as_str().expect("request id").to_string()
 }
+
+/// Thailand and Cambodia running, pinned to each other, under an active
+/// bilateral MOU with `MOU_GRANTS`: the starting point of most two-node tests.
+pub fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
+    let mut th = TestNode::init(root, "th-atpd", "TH");
+    let mut kh = TestNode::init(root, "kh-antht", "KH");
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    (th, kh)
+}
