@@ -225,10 +225,7 @@ async fn forged_signatures_and_edited_bodies_are_refused() {
 
     // B talks to C directly over mutual TLS, as itself.
     let b_id = Identity::load(&Layout::new(&b.dir)).unwrap();
-    let c_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(c.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let c_card = c.card();
     let mut fed =
         pb::federation_service_client::FederationServiceClient::new(liaison::federation::dial(&b_id, &c_card).unwrap());
 

@@ -128,10 +128,7 @@ async fn a_rotated_certificate_replaces_the_pin_and_the_old_one_is_refused() {
     b.cli_ok(&["peer", "ping", "th-atpd"]);
 
     // The old certificate stops working at once, without a restart of TH.
-    let th_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let th_card = a.card();
     let mut with_old = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&old_identity, &th_card).unwrap(),
     );

@@ -66,10 +66,7 @@ async fn both_listeners_serve_health_and_reflection() {
     }
 
     // Federation listener: the same over mutual TLS, as a pinned peer.
-    let card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let card = a.card();
     let b_identity = Identity::load(&Layout::new(&b.dir)).unwrap();
     let fed = liaison::federation::dial(&b_identity, &card).unwrap();
     let h = HealthClient::new(fed.clone())

@@ -112,10 +112,7 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     // A directory not signed by the pinned hub key is refused.
     let la_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&la.dir)).unwrap();
     let hub_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&hub.dir)).unwrap();
-    let th_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(th.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let th_card = th.card();
     let forged = pb::MemberDirectory { hub_id: "commit-hub".into(), version: 99, issue_time: None, members: vec![] };
     let by_la = envelope::seal(payload::MEMBER_DIRECTORY, &forged, "la-dcta", &la_id.signing_key);
     let mut from_la = pb::federation_service_client::FederationServiceClient::new(

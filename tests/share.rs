@@ -92,10 +92,7 @@ async fn the_receiver_checks_policy_itself_and_refuses_with_a_signed_receipt() {
     // A sender that skips its own check (or has an outdated view) meets the receiver's:
     // a RED report is above the grant, so KH refuses, stores nothing, and signs a receipt saying why.
     let th_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&th.dir)).unwrap();
-    let kh_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(kh.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let kh_card = kh.card();
     let mut fed = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&th_id, &kh_card).unwrap(),
     );

@@ -78,10 +78,7 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
 
     // A replayed step (same sequence number) changes nothing.
     let kh_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
-    let th_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(th.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let th_card = th.card();
     let replay = pb::RequestEvent {
         request_id: id.clone(),
         actor: "kh-antht".into(),
@@ -105,10 +102,7 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
     let th_id = liaison::identity::Identity::load(&liaison::config::Layout::new(&th.dir)).unwrap();
     let forged =
         liaison::envelope::seal(liaison::envelope::payload::REQUEST_EVENT, &replay, "th-atpd", &th_id.signing_key);
-    let kh_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(kh.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let kh_card = kh.card();
     let mut to_kh = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&th_id, &kh_card).unwrap(),
     );
@@ -353,10 +347,7 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
     });
     forged.stage = pb::CaseStage::ReturnPlanned as i32;
     let env = liaison::envelope::seal(liaison::envelope::payload::VICTIM_CASE, &forged, "kh-antht", &kh_id.signing_key);
-    let vn_card = {
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(vn.card_file()).unwrap()).unwrap();
-        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
-    };
+    let vn_card = vn.card();
     let mut fed = pb::federation_service_client::FederationServiceClient::new(
         liaison::federation::dial(&kh_id, &vn_card).unwrap(),
     );

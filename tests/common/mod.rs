@@ -185,6 +185,12 @@ impl TestNode {
         path
     }
 
+    /// This node's card as exported, verified.
+    pub fn card(&self) -> pb::NodeCard {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(self.card_file()).unwrap()).unwrap();
+        liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.api)).unwrap().connect().await.expect("connect API")
     }
