@@ -402,3 +402,43 @@ pub fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
     activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
     (th, kh)
 }
+
+/// A hostile peer: `attacker`'s own pinned certificate and signing key, with a
+/// raw federation client to `target`. It ignores the attacker's node, its
+/// agreements and its policy: whatever a test sends goes straight to the
+/// target's federation port over real mutual TLS.
+pub struct Hostile {
+    pub identity: liaison::identity::Identity,
+    pub client: pb::federation_service_client::FederationServiceClient<Channel>,
+}
+
+impl Hostile {
+    pub fn new(attacker: &TestNode, target: &TestNode) -> Hostile {
+        liaison::tls::install_provider();
+        let identity = liaison::identity::Identity::load(&liaison::config::Layout::new(&attacker.dir)).unwrap();
+        let channel = liaison::federation::dial(&identity, &target.card()).unwrap();
+        Hostile { identity, client: pb::federation_service_client::FederationServiceClient::new(channel) }
+    }
+
+    /// Signs `msg` as the attacker (a valid signature by a pinned key).
+    pub fn seal<M: prost::Message>(&self, payload_type: &str, msg: &M) -> pb::Envelope {
+        liaison::envelope::seal(payload_type, msg, self.identity.id(), &self.identity.signing_key)
+    }
+
+    /// A record originated and signed by the attacker, as a share would carry it.
+    pub fn shared(&self, rec: &pb::Record, agreement: &str) -> pb::SharedRecord {
+        pb::SharedRecord {
+            record: Some(self.seal(liaison::envelope::payload::RECORD, rec)),
+            agreement_id: agreement.into(),
+            agreement_version: 1,
+            onward_sharing: pb::OnwardSharing::Forbidden as i32,
+            retention_days: 0,
+        }
+    }
+}
+
+/// Audit entries of `node` whose action starts with `prefix` (the first 1000).
+pub fn audit_entries(node: &TestNode, prefix: &str) -> Vec<serde_json::Value> {
+    let v = node.cli_json(&["audit", "list", "--action", prefix, "--limit", "1000"]);
+    v["entries"].as_array().cloned().unwrap_or_default()
+}
