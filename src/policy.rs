@@ -102,6 +102,8 @@ pub enum Denial {
     VictimIdentityPurpose,
     VictimConsentMissing,
     VictimIdentityNotReleased { agreement: String },
+    /// A received record carries a field the receiver's own decision withholds.
+    WithheldFieldCarried { agreement: String, field: String },
     ChildReturnWithoutBestInterest,
     OnwardForbidden { originator: String },
     OnwardConsentMissing { originator: String },
@@ -125,6 +127,7 @@ impl Denial {
             Denial::VictimIdentityPurpose => "victim_identity_purpose",
             Denial::VictimConsentMissing => "victim_consent_missing",
             Denial::VictimIdentityNotReleased { .. } => "victim_identity_not_released",
+            Denial::WithheldFieldCarried { .. } => "withheld_field_carried",
             Denial::ChildReturnWithoutBestInterest => "child_return_without_best_interest",
             Denial::OnwardForbidden { .. } => "onward_forbidden",
             Denial::OnwardConsentMissing { .. } => "onward_consent_missing",
@@ -180,6 +183,9 @@ impl std::fmt::Display for Denial {
             }
             Denial::VictimIdentityNotReleased { agreement } => {
                 write!(f, "agreement {agreement} does not release the victim's identity")
+            }
+            Denial::WithheldFieldCarried { agreement, field } => {
+                write!(f, "the record carries {field}, which agreement {agreement} does not let this node receive")
             }
             Denial::ChildReturnWithoutBestInterest => {
                 write!(f, "a child's return needs a best-interest determination in favour of return")
@@ -349,6 +355,103 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
         Some((_, d)) => d,
         None => Decision::Deny(worst),
     }
+}
+
+/// Decides a record another node sent (push, sync, query answer, relay).
+/// A receiver cannot redact bytes the originator signed, so where its own
+/// decision would withhold a field the record still carries, the record is
+/// refused, naming the field, instead of being stored whole.
+pub fn decide_received(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange, rec: &pb::Record) -> Decision {
+    debug_assert_eq!(ex.direction, Direction::Incoming);
+    let d = decide(agreements, ex);
+    if let Decision::Allow { agreement_id, agreement_version, plan, .. } = &d {
+        if let Some(field) = redact::carried(rec, plan).into_iter().next() {
+            return Decision::Deny(Denial::WithheldFieldCarried {
+                agreement: format!("{agreement_id} v{agreement_version}"),
+                field,
+            });
+        }
+    }
+    d
+}
+
+/// The record kinds `peer` may sync to this node now, each with a purpose the
+/// grant allows for it: every (kind, purpose) a grant names is put to
+/// [`decide`] as a kind-level incoming sync, so the grant matching is the
+/// engine's, not the caller's.
+pub fn syncable(
+    agreements: &[(pb::Agreement, AgreementState)],
+    local: &str,
+    peer: &str,
+    at: time::OffsetDateTime,
+) -> Vec<(RecordKind, Purpose)> {
+    let mut out: Vec<(RecordKind, Purpose)> = Vec::new();
+    let candidates = agreements.iter().flat_map(|(a, _)| &a.grants).flat_map(|g| {
+        g.record_kinds.iter().flat_map(move |k| g.purposes.iter().map(move |p| (*k, *p)))
+    });
+    for (k, p) in candidates {
+        let (Ok(kind), Ok(purpose)) = (RecordKind::try_from(k), Purpose::try_from(p)) else { continue };
+        if out.iter().any(|(x, _)| *x == kind) {
+            continue;
+        }
+        let ex = Exchange {
+            local: local.to_string(),
+            peer: peer.to_string(),
+            direction: Direction::Incoming,
+            operation: Operation::Sync,
+            kind,
+            purpose,
+            handling: HandlingCode::Clear,
+            at,
+            victim: None,
+            into_kind: None,
+            onward: None,
+        };
+        if decide(agreements, &ex).is_allowed() {
+            out.push((kind, purpose));
+        }
+    }
+    out
+}
+
+/// A later step of a request (acknowledge, answer, decline, withdraw) needs
+/// what its submit needed: the request's own agreement still active, still
+/// defining the type for the purpose. Checked when a step is made, sent and
+/// received, so nothing moves under a suspended or revoked agreement.
+pub fn decide_request_step(
+    agreements: &[(pb::Agreement, AgreementState)],
+    local: &str,
+    peer: &str,
+    header: &pb::RequestHeader,
+    at: time::OffsetDateTime,
+) -> Result<(), Denial> {
+    let purpose = Purpose::try_from(header.purpose).unwrap_or_default();
+    decide_request(agreements, local, peer, &header.request_type, purpose, at, Some(&header.agreement_id)).map(|_| ())
+}
+
+/// The SOP request type and purpose that govern a victim-case step:
+/// identification and assistance under `victim_identification`, the return
+/// and what follows it under `victim_return`.
+pub fn case_step_terms(to: pb::CaseStage) -> (&'static str, Purpose) {
+    match to {
+        pb::CaseStage::ReturnPlanned | pb::CaseStage::Returned | pb::CaseStage::ReintegrationFollowUp => {
+            ("victim_return", Purpose::ReturnAndReintegration)
+        }
+        _ => ("victim_identification", Purpose::VictimIdentification),
+    }
+}
+
+/// A victim-case step to `to` between this node and `peer`: an active
+/// agreement whose SOP defines the step's request type for its purpose.
+pub fn decide_case_step(
+    agreements: &[(pb::Agreement, AgreementState)],
+    local: &str,
+    peer: &str,
+    to: pb::CaseStage,
+    at: time::OffsetDateTime,
+) -> Result<(), Denial> {
+    let (request_type, purpose) = case_step_terms(to);
+    decide_request(agreements, local, peer, request_type, purpose, at, None).map(|_| ())
 }
 
 /// A formal request under an agreement's SOP: the agreement must be active

@@ -209,6 +209,31 @@ pub fn redact(record: &pb::Record, plan: &RedactionPlan) -> pb::Record {
     out
 }
 
+/// Fields `plan` removes that still hold a value in `record`, most specific
+/// first. A receiver cannot redact a record its originator signed, so it
+/// refuses one that carries any of these.
+pub fn carried(record: &pb::Record, plan: &RedactionPlan) -> Vec<String> {
+    let Some(kind) = crate::record::kind(record) else { return Vec::new() };
+    let prefix = kind_prefix(kind);
+    // Compare against the record as `redact` normalises it (an empty identity
+    // counts as absent), so only real values are reported.
+    let baseline = redact(record, &RedactionPlan::default()).body;
+    let fields = REDACTABLE_FIELDS.iter().chain(PROTECTED_FIELDS).copied().filter(|f| {
+        f.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')) && plan.removes(f)
+    });
+    let mut out: Vec<String> = Vec::new();
+    for f in fields {
+        let one = RedactionPlan { remove: BTreeSet::from([f.to_string()]) };
+        if redact(record, &one).body != baseline && !out.iter().any(|o| o == f) {
+            out.push(f.to_string());
+        }
+    }
+    // Name the leaf ("…identity.full_name"), not its parent as well.
+    let leaves: Vec<String> =
+        out.iter().filter(|f| !out.iter().any(|g| g != *f && covers(f, g))).cloned().collect();
+    leaves
+}
+
 /// The record with every protected field removed (for listings and feeds).
 pub fn pseudonymise(record: &pb::Record) -> pb::Record {
     let Some(kind) = crate::record::kind(record) else {
@@ -219,6 +244,11 @@ pub fn pseudonymise(record: &pb::Record) -> pb::Record {
         return record.clone();
     }
     redact(record, &plan)
+}
+
+/// True if the record carries any part of a victim's identity.
+pub fn holds_identity(record: &pb::Record) -> bool {
+    matches!(&record.body, Some(Body::VictimReferral(v)) if v.identity.as_ref().is_some_and(|i| *i != pb::VictimIdentity::default()))
 }
 
 /// True if any protected field of the record holds a value.
@@ -300,6 +330,30 @@ mod tests {
         assert!(c.channels.is_empty());
     }
 
+    #[test]
+    fn carried_names_each_withheld_field_that_holds_a_value() {
+        let rec = examples::victim_referral();
+        let plan = RedactionPlan::for_grant(RecordKind::VictimReferral, &[], &[]);
+        let carried = carried(&rec, &plan);
+        assert!(carried.contains(&"victim_referral.identity.full_name".to_string()), "{carried:?}");
+        assert!(!carried.iter().any(|f| f == VICTIM_IDENTITY), "leaves only: {carried:?}");
+        // A properly redacted copy carries nothing the plan withholds.
+        assert!(super::carried(&redact(&rec, &plan), &plan).is_empty());
+        // Releasing the identity leaves only what else the plan removes.
+        let open = RedactionPlan::for_grant(RecordKind::VictimReferral, &[VICTIM_IDENTITY.into()], &[]);
+        assert!(super::carried(&rec, &open).iter().all(|f| !f.contains(".identity")));
+        // An empty identity is no value.
+        let mut empty = redact(&rec, &plan);
+        if let Some(Body::VictimReferral(v)) = empty.body.as_mut() {
+            v.identity = Some(pb::VictimIdentity::default());
+        }
+        assert!(super::carried(&empty, &plan).is_empty());
+        // Grant redactions of other kinds do not apply.
+        let en = RedactionPlan::for_grant(RecordKind::Entity, &[], &["entity.evidence_basis".into()]);
+        assert_eq!(super::carried(&examples::entity(), &en), vec!["entity.evidence_basis".to_string()]);
+        assert!(super::carried(&examples::contact_point(), &en).is_empty());
+    }
+
     fn arb_released() -> impl Strategy<Value = Vec<String>> {
         proptest::sample::subsequence(
             REDACTABLE_FIELDS
@@ -340,6 +394,13 @@ mod tests {
                     prop_assert!(empty, "{} leaked with release {:?}", field, released);
                     prop_assert!(out.redacted_fields.iter().any(|r| covers(r, field)));
                 }
+            }
+            // What the receiver checks agrees with what the sender removes:
+            // the redacted copy carries nothing withheld, the original carries
+            // exactly the withheld fields that hold a value.
+            prop_assert!(carried(&out, &plan).is_empty());
+            for f in carried(&rec, &plan) {
+                prop_assert!(plan.removes(&f));
             }
         }
     }

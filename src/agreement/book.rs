@@ -71,16 +71,37 @@ fn standing(node: &Node, stored: &StoredAgreement, doc: &pb::Agreement) -> Resul
         if v == doc.version {
             continue;
         }
-        // Revoking any version ends the agreement: an older version never comes back.
-        notices.extend(decode_all(&other.notices).into_iter().filter(|n| n.action == pb::NoticeAction::Revoke as i32));
+        // Suspend, resume and revoke act on the agreement, not on one version:
+        // a notice held on any version applies to every version, so a newer
+        // proposal (honest or planted by a peer) can never absorb one.
+        notices.extend(decode_all(&other.notices));
         // A newer version signed by every party replaces this one.
-        let fully_signed = other
-            .envelope
-            .as_ref()
-            .is_some_and(|e| doc.parties.iter().all(|p| e.signatures.iter().any(|sig| &sig.signer_id == p)));
-        superseded |= v > doc.version && fully_signed;
+        superseded |= v > doc.version && fully_signed(&other, &doc.parties);
     }
+    // Each issuer's latest suspend/resume counts: order by the issuer's time.
+    notices.sort_by_key(|n| n.issue_time.map(|t| (t.seconds, t.nanos)));
     Ok(Standing { signed_by, notices, superseded, proposed: stored.proposed })
+}
+
+fn fully_signed(stored: &StoredAgreement, parties: &[String]) -> bool {
+    stored.envelope.as_ref().is_some_and(|e| parties.iter().all(|p| e.signatures.iter().any(|sig| &sig.signer_id == p)))
+}
+
+/// The version a notice without an explicit version is about: the newest
+/// one every party signed (the one in force, or that would be), else the
+/// newest. Never a mere proposal while a signed version exists.
+fn notice_version(node: &Node, id: &str) -> Result<(u32, StoredAgreement), BookError> {
+    let mut versions = layout::versions(node.db.store(), id)?;
+    let signed = versions.iter().rposition(|(_, s)| {
+        s.envelope
+            .as_ref()
+            .and_then(|e| envelope::decode::<pb::Agreement>(e).ok())
+            .is_some_and(|doc| fully_signed(s, &doc.parties))
+    });
+    match signed {
+        Some(i) => Ok(versions.swap_remove(i)),
+        None => versions.pop().ok_or_else(|| BookError::NotFound(id.to_string())),
+    }
 }
 
 /// The public view of a stored agreement, with its state now.
@@ -366,7 +387,7 @@ pub async fn notice(
         }
         .into());
     }
-    let (version, current) = load(node, id, version)?;
+    let (version, current) = if version == 0 { notice_version(node, id)? } else { load(node, id, version)? };
     let doc =
         decode_doc(current.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?)?;
     if !doc.parties.iter().any(|p| p == node.id()) {

@@ -31,11 +31,14 @@ pub fn read_changes(st: &dyn store::Store, after: u64, limit: usize) -> Result<V
         .collect()
 }
 
+/// A change with the record as a listing shows it: pseudonymised, exactly as
+/// `ListRecords` does. Protected fields are seen only through `GetRecord`,
+/// which audits the view.
 fn with_record(st: &dyn store::Store, change: pb::Change) -> Result<pb::WatchChangesResponse, Status> {
     let record = if change.record_key.is_empty() {
         None
     } else {
-        records::get(st, &change.record_key)?.map(|s| s.record()).transpose()?
+        records::get(st, &change.record_key)?.map(|s| s.record()).transpose()?.map(|r| crate::redact::pseudonymise(&r))
     };
     Ok(pb::WatchChangesResponse { change: Some(change), record })
 }

@@ -61,8 +61,11 @@ pub fn exchange_for(
     rec: &pb::Record,
     purpose: pb::Purpose,
 ) -> Exchange {
+    // A received referral that carries identity fields is asking this node to
+    // take the identity, so the identity rules apply to it in full.
+    let identity = direction == Direction::Incoming && redact::holds_identity(rec);
     let victim = match &rec.body {
-        Some(pb::record::Body::VictimReferral(v)) => Some(VictimFacts::of(v, false, false)),
+        Some(pb::record::Body::VictimReferral(v)) => Some(VictimFacts::of(v, identity, false)),
         _ => None,
     };
     Exchange {
@@ -133,6 +136,26 @@ pub async fn decide_all(
     Ok(decisions)
 }
 
+/// Decides records another node sent (push, sync, query answer, relay) with
+/// [`policy::decide_received`], and audits every decision. One path for
+/// every way a record comes in.
+pub async fn admit_all(
+    node: &Node,
+    actor: &str,
+    received: &[(Exchange, &pb::Record)],
+) -> Result<Vec<Decision>, ExchangeError> {
+    let agreements = book::for_policy(node)?;
+    let decisions: Vec<Decision> =
+        received.iter().map(|(ex, rec)| policy::decide_received(&agreements, ex, rec)).collect();
+    let events = received
+        .iter()
+        .zip(&decisions)
+        .map(|((ex, rec), d)| decision_event(actor, ex, d, &store::records::key(&rec.originator, &rec.id)))
+        .collect();
+    node.db.audit(events).await?;
+    Ok(decisions)
+}
+
 pub async fn decide(node: &Node, actor: &str, ex: Exchange, record: &str) -> Result<Decision, ExchangeError> {
     Ok(decide_all(node, actor, &[(ex, record.to_string())]).await?.remove(0))
 }
@@ -163,7 +186,8 @@ pub fn key_of(node: &Node, node_id: &str) -> Result<ed25519_dalek::VerifyingKey,
 }
 
 /// Verifies a record envelope against its originator's pinned key over the
-/// exact bytes received, then decodes and checks it.
+/// exact bytes received, checks those bytes hold one kind body, then decodes
+/// and validates the record, redacted or not (hard rules 7 and 8).
 pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, ExchangeError> {
     let signer = env
         .signatures
@@ -171,20 +195,24 @@ pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, Exchan
         .map(|s| s.signer_id.clone())
         .ok_or(EnvelopeError::MissingSignature("originator".into()))?;
     let key = key_of(node, &signer)?;
-    let rec: pb::Record = envelope::open(env, payload::RECORD, &signer, &key)?;
+    envelope::verify_signer(env, payload::RECORD, &signer, &key)?;
+    // Decoding keeps only the last of several bodies: count them on the signed bytes.
+    if crate::record::body_fields(&env.body).map_err(|e| invalid(&e.field, e.reason))? > 1 {
+        return Err(invalid("record.body", "a record has exactly one kind body"));
+    }
+    let rec: pb::Record = envelope::decode(env)?;
     if rec.originator != signer {
         return Err(ExchangeError::Refused(format!(
             "record claims originator {} but is signed by {signer}",
             rec.originator
         )));
     }
-    crate::record::validate_id(&rec.id).map_err(|e| invalid(&e.field, e.reason))?;
     if crate::record::kind(&rec).is_none() {
         return Err(invalid("record.body", "missing"));
     }
-    // A redacted copy may lack required fields; an unredacted one must be fully valid.
-    if rec.redacted_fields.is_empty() && !rec.withdrawn {
-        crate::record::validate(&rec).map_err(|e| invalid(&e.field, e.reason))?;
+    crate::record::validate_received(&rec).map_err(|e| invalid(&e.field, e.reason))?;
+    if let Some((i, f)) = rec.redacted_fields.iter().enumerate().find(|(_, f)| !redact::is_known_field(f)) {
+        return Err(invalid(&format!("record.redacted_fields[{i}]"), format!("{f:?} is not a redactable field")));
     }
     Ok(rec)
 }

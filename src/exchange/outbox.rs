@@ -32,6 +32,22 @@ pub struct Stored {
     /// For withdrawals: the originator's signed, withdrawn record.
     #[prost(message, optional, tag = "2")]
     pub payload: Option<pb::Envelope>,
+    /// For request steps and case updates: the SOP terms the step travels
+    /// under, decided again at every attempt.
+    #[prost(message, optional, tag = "3")]
+    pub terms: Option<StepTerms>,
+}
+
+/// What a request step or case update needs from the policy when it is sent.
+#[derive(Clone, PartialEq, Message)]
+pub struct StepTerms {
+    /// The request's agreement; empty for case steps (any agreement that allows the step).
+    #[prost(string, tag = "1")]
+    pub agreement_id: String,
+    #[prost(string, tag = "2")]
+    pub request_type: String,
+    #[prost(int32, tag = "3")]
+    pub purpose: i32,
 }
 
 fn decode(v: &[u8]) -> Result<Stored, StoreError> {
@@ -189,7 +205,7 @@ pub async fn share(
     let (shared, _, _) = prepare(node, actor, &key, peer, purpose).await?;
     let version = records::get(node.db.store(), &key)?.map(|s| s.record()).transpose()?.map_or(0, |r| r.version);
     let item = new_item(node, pb::OutboxAction::Share, peer, &key, version, purpose);
-    enqueue(node, actor, vec![Stored { item: Some(item.clone()), payload: None }]).await?;
+    enqueue(node, actor, vec![Stored { item: Some(item.clone()), payload: None, terms: None }]).await?;
     Ok((item, shared))
 }
 
@@ -216,6 +232,7 @@ pub async fn after_update(node: &Node, actor: &str, key: &str, version: u64) -> 
         .map(|(peer, purpose)| Stored {
             item: Some(new_item(node, pb::OutboxAction::Share, &peer, key, version, purpose)),
             payload: None,
+            terms: None,
         })
         .collect();
     enqueue(node, actor, items).await
@@ -228,6 +245,7 @@ pub async fn propagate_withdrawal(node: &Node, key: &str, withdrawn: &pb::Envelo
         .map(|(peer, purpose)| Stored {
             item: Some(new_item(node, pb::OutboxAction::Withdraw, &peer, key, 0, purpose)),
             payload: Some(withdrawn.clone()),
+            terms: None,
         })
         .collect();
     enqueue(node, "node", items).await
@@ -241,9 +259,34 @@ pub async fn queue_payload(
     peer: &str,
     reference: &str,
     payload: pb::Envelope,
+    terms: StepTerms,
 ) -> Result<(), ExchangeError> {
     let item = new_item(node, action, peer, reference, 0, pb::Purpose::Unspecified);
-    enqueue(node, actor, vec![Stored { item: Some(item), payload: Some(payload) }]).await
+    enqueue(node, actor, vec![Stored { item: Some(item), payload: Some(payload), terms: Some(terms) }]).await
+}
+
+/// A request step or case update goes only while the policy allows it now.
+/// A suspended (or not yet valid) agreement holds it back until resumed; a
+/// revoked, expired or missing one refuses it for good.
+enum StepCheck {
+    Go,
+    Wait(String),
+    Refuse(String),
+}
+
+fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<StepCheck, ExchangeError> {
+    let Some(t) = terms else { return Ok(StepCheck::Go) };
+    let agreements = crate::agreement::book::for_policy(node)?;
+    let purpose = pb::Purpose::try_from(t.purpose).unwrap_or_default();
+    let only = (!t.agreement_id.is_empty()).then_some(t.agreement_id.as_str());
+    Ok(match crate::policy::decide_request(&agreements, node.id(), peer, &t.request_type, purpose, node.now(), only) {
+        Ok(_) => StepCheck::Go,
+        Err(d @ crate::policy::Denial::AgreementNotActive {
+            state: pb::AgreementState::Suspended | pb::AgreementState::Pending,
+            ..
+        }) => StepCheck::Wait(format!("held back ({}): {d}", d.code())),
+        Err(d) => StepCheck::Refuse(format!("denied ({}): {d}", d.code())),
+    })
 }
 
 /// After one of our records is withdrawn: seal the withdrawn version and send it.
@@ -310,6 +353,26 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         return finish(node, s).await;
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
+    match check_step(node, &i.peer, s.terms.as_ref()) {
+        Ok(StepCheck::Go) => {}
+        Ok(StepCheck::Wait(why)) => {
+            i.attempts += 1;
+            i.last_error = why;
+            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+            s.item = Some(i);
+            return finish(node, s).await;
+        }
+        Ok(StepCheck::Refuse(why)) => {
+            i.state = pb::OutboxState::Refused as i32;
+            i.last_error = why;
+            s.item = Some(i);
+            return finish(node, s).await;
+        }
+        Err(e) => {
+            tracing::error!(delivery = %i.delivery_id, error = %e, "outbox policy check failed");
+            return Ok(false);
+        }
+    }
     let via = crate::hub::relay::route(node, &i.peer)?;
     if let Some(hub) = via {
         // No direct route: seal the call to the peer and let the hub carry it.

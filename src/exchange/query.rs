@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{
-    decide, decide_all, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE,
-};
+use super::{decide, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE};
 use crate::audit::Event;
 use crate::node::Node;
 use crate::pb;
@@ -41,33 +39,40 @@ pub async fn answer(
     {
         return Err(ExchangeError::Denied(d));
     }
-    let filter = Filter {
+    // Search what the caller would receive: each record is decided and
+    // redacted first, and the text and country filters apply to that copy,
+    // so a word held only in a withheld field never makes a record match.
+    let view_filter = Filter {
         kind: Some(kind),
         country: (!req.country.is_empty()).then(|| req.country.clone()),
         text: (!req.text.is_empty()).then(|| req.text.to_lowercase()),
         updated_since: None,
         include_withdrawn: false,
-        originator: Some(node.id().to_string()),
+        originator: None,
     };
-    let (rows, _) = records::list(node.db.store(), &filter, None, limit)?;
-    let exchanges: Vec<_> = rows
-        .iter()
-        .map(|(r, _)| {
-            (
-                exchange_for(node, caller, Direction::Outgoing, pb::Operation::Query, r, purpose),
-                records::key(&r.originator, &r.id),
-            )
-        })
-        .collect();
-    let decisions = decide_all(node, &actor, &exchanges).await?;
-    let out: Vec<pb::SharedRecord> =
-        rows.iter().zip(&decisions).filter_map(|((r, _), d)| seal_shared(node, r, d)).collect();
-    node.db
-        .audit(vec![Event::new(&actor, "exchange.query.answer")
+    let agreements = crate::agreement::book::for_policy(node)?;
+    let (hits, _) = records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |r, _| {
+        if r.withdrawn || crate::record::kind(r) != Some(kind) {
+            return None;
+        }
+        let ex = exchange_for(node, caller, Direction::Outgoing, pb::Operation::Query, r, purpose);
+        let d = crate::policy::decide(&agreements, &ex);
+        let Decision::Allow { plan, .. } = &d else { return None };
+        if !view_filter.matches(&crate::redact::redact(r, plan)) {
+            return None;
+        }
+        let shared = seal_shared(node, r, &d)?;
+        Some((ex, d, shared, records::key(&r.originator, &r.id)))
+    })?;
+    let mut events: Vec<Event> =
+        hits.iter().map(|(ex, d, _, key)| super::decision_event(&actor, ex, d, key)).collect();
+    events.push(
+        Event::new(&actor, "exchange.query.answer")
             .purpose(crate::convert::purpose_word(purpose))
-            .reason(format!("{} of {} matching records sent", out.len(), rows.len()))])
-        .await?;
-    Ok(out)
+            .reason(format!("{} records sent", hits.len())),
+    );
+    node.db.audit(events).await?;
+    Ok(hits.into_iter().map(|(_, _, shared, _)| shared).collect())
 }
 
 /// Verifies one peer's answer and keeps what our own policy lets in.
@@ -90,17 +95,14 @@ async fn accept(
         }
         recs.push(rec);
     }
-    let exchanges: Vec<_> = recs
+    // Shown to the officer only what our own decision lets in, and never a
+    // copy carrying a field that decision withholds.
+    let received: Vec<_> = recs
         .iter()
-        .map(|r| {
-            (
-                exchange_for(node, peer, Direction::Incoming, pb::Operation::Query, r, purpose),
-                format!("{}/{}", r.originator, r.id),
-            )
-        })
+        .map(|r| (exchange_for(node, peer, Direction::Incoming, pb::Operation::Query, r, purpose), r))
         .collect();
-    let decisions = decide_all(node, actor, &exchanges).await?;
-    Ok(recs.into_iter().zip(decisions).filter(|(_, d)| d.is_allowed()).map(|(r, _)| r).collect())
+    let decisions = super::admit_all(node, actor, &received).await?;
+    Ok(recs.iter().zip(decisions).filter(|(_, d)| d.is_allowed()).map(|(r, _)| r.clone()).collect())
 }
 
 async fn ask(

@@ -5,7 +5,7 @@
 use prost::Message;
 use time::Duration;
 
-use super::{decide, exchange_for, open_record, ExchangeError};
+use super::{exchange_for, open_record, ExchangeError};
 use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
@@ -43,8 +43,19 @@ pub fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivere
     envelope::seal(payload::RECEIPT, &r, node.id(), &node.identity.signing_key)
 }
 
+/// What became of a received record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Stored,
+    /// The same or a newer version is already held.
+    Unchanged,
+    /// A later version may never change a record's kind (a referral must not
+    /// replace an entity, or its data would reach the identifier index).
+    KindChanged { held: pb::RecordKind },
+}
+
 /// Stores a received record (newer versions replace older ones; an older or
-/// equal version changes nothing). Returns false if nothing changed.
+/// equal version changes nothing; a change of kind is refused).
 pub fn store_received(
     st: &dyn Store,
     tx: &mut Tx,
@@ -52,12 +63,22 @@ pub fn store_received(
     rec: &pb::Record,
     prov: pb::Provenance,
     actor: &str,
-) -> Result<bool, StoreError> {
+) -> Result<Kept, StoreError> {
     let key = records::key(&rec.originator, &rec.id);
     let old = records::get(st, &key)?;
     let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
+    if let Some(held) = old_rec.as_ref().and_then(crate::record::kind) {
+        if Some(held) != crate::record::kind(rec) {
+            tx.audit(
+                Event::new(actor, "record.refused")
+                    .record(&key)
+                    .reason(format!("version {} changes the kind of the record held", rec.version)),
+            );
+            return Ok(Kept::KindChanged { held });
+        }
+    }
     if old_rec.as_ref().is_some_and(|o| o.version >= rec.version) {
-        return Ok(false);
+        return Ok(Kept::Unchanged);
     }
     if let Some(p) = old.as_ref().and_then(|s| s.provenance.as_ref()) {
         if let Some(until) = p.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
@@ -77,7 +98,7 @@ pub fn store_received(
             .agreement(agreement)
             .reason(format!("version {}", rec.version)),
     );
-    Ok(true)
+    Ok(Kept::Stored)
 }
 
 /// Purges a received record and its index entries.
@@ -130,45 +151,48 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
             originator_consent: true,
         });
     }
-    let decision = decide(node, &actor, ex, &key).await?;
-    let (delivered, reason, receipt_env) = match &decision {
-        Decision::Deny(d) => {
-            let reason = format!("{}: {d}", d.code());
-            (false, reason.clone(), receipt(node, &req.delivery_id, &key, rec.version, false, &reason))
-        }
-        Decision::Allow { agreement_id, agreement_version, onward, retention_days, .. } => {
-            let now = node.now();
-            let prov = pb::Provenance {
-                received_from: caller.into(),
-                agreement_id: agreement_id.clone(),
-                agreement_version: *agreement_version,
-                purpose: purpose as i32,
-                receive_time: Some(timestamp(now)),
-                retain_until: (*retention_days > 0)
-                    .then(|| timestamp(now + Duration::days(i64::from(*retention_days)))),
-                onward_sharing: *onward as i32,
-            };
-            let r = receipt(node, &req.delivery_id, &key, rec.version, true, "");
-            node.db
-                .write(|st, tx| {
-                    store_received(st, tx, &env, &rec, prov, &actor)?;
-                    tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
-                    Ok::<_, StoreError>(())
-                })
-                .await?;
-            (true, String::new(), r)
-        }
-    };
-    if !delivered {
+    let decision = super::admit_all(node, &actor, &[(ex, &rec)]).await?.remove(0);
+    let Decision::Allow { agreement_id, agreement_version, onward, retention_days, .. } = decision else {
+        let reason = match &decision {
+            Decision::Deny(d) => format!("{}: {d}", d.code()),
+            Decision::Allow { .. } => String::new(),
+        };
+        let r = receipt(node, &req.delivery_id, &key, rec.version, false, &reason);
         node.db
             .write(|_, tx| {
-                tx.batch.put(Tree::Meta, dk.clone(), receipt_env.encode_to_vec());
+                tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
                 tx.audit(Event::new(&actor, "exchange.push.refused").record(&key).reason(&reason));
                 Ok::<_, StoreError>(())
             })
             .await?;
-    }
-    Ok(receipt_env)
+        return Ok(r);
+    };
+    let now = node.now();
+    let prov = pb::Provenance {
+        received_from: caller.into(),
+        agreement_id,
+        agreement_version,
+        purpose: purpose as i32,
+        receive_time: Some(timestamp(now)),
+        retain_until: (retention_days > 0).then(|| timestamp(now + Duration::days(i64::from(retention_days)))),
+        onward_sharing: onward as i32,
+    };
+    let r = node
+        .db
+        .write(|st, tx| {
+            let r = match store_received(st, tx, &env, &rec, prov, &actor)? {
+                Kept::KindChanged { held } => {
+                    let reason = format!("record.body: a later version cannot change the kind from {}", held.as_str_name());
+                    receipt(node, &req.delivery_id, &key, rec.version, false, &reason)
+                }
+                Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),
+            };
+            // The receipt is the answer to every retry of this delivery.
+            tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
+            Ok::<_, StoreError>(r)
+        })
+        .await?;
+    Ok(r)
 }
 
 /// Handles `RetractRecord`: the originator withdrew a record.

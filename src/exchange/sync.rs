@@ -90,30 +90,7 @@ fn load_cursor(node: &Node, peer: &str, kind: pb::RecordKind) -> Result<u64, Sto
 
 /// Kinds (and a purpose) for which an active agreement lets `peer` sync to us.
 fn syncable(node: &Node, peer: &str) -> Result<Vec<(pb::RecordKind, pb::Purpose)>, ExchangeError> {
-    let mut out = Vec::new();
-    for (a, state) in book::for_policy(node)? {
-        if state != pb::AgreementState::Active
-            || !a.parties.iter().any(|p| p == peer)
-            || !a.parties.iter().any(|p| p == node.id())
-        {
-            continue;
-        }
-        for g in &a.grants {
-            let dir = (g.from == "*" || g.from == peer) && (g.to == "*" || g.to == node.id());
-            if !dir || !g.operations.contains(&(pb::Operation::Sync as i32)) {
-                continue;
-            }
-            let Some(purpose) = g.purposes.first().and_then(|p| pb::Purpose::try_from(*p).ok()) else { continue };
-            for k in &g.record_kinds {
-                if let Ok(kind) = pb::RecordKind::try_from(*k) {
-                    if !out.iter().any(|(x, _)| *x == kind) {
-                        out.push((kind, purpose));
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+    Ok(crate::policy::syncable(&book::for_policy(node)?, node.id(), peer, node.now()))
 }
 
 /// Pulls everything new from one peer.
@@ -178,16 +155,15 @@ async fn pull_kind(
             }
             recs.push((env, rec));
         }
-        let exchanges: Vec<_> = recs
+        if resp.more && resp.cursor <= cursor {
+            // A peer that says "more" must move its cursor, or we would ask forever.
+            return Err(ExchangeError::Peer { peer: peer.into(), reason: "sync answer did not advance the cursor".into() });
+        }
+        let received: Vec<_> = recs
             .iter()
-            .map(|(_, r)| {
-                (
-                    exchange_for(node, peer, Direction::Incoming, pb::Operation::Sync, r, purpose),
-                    records::key(&r.originator, &r.id),
-                )
-            })
+            .map(|(_, r)| (exchange_for(node, peer, Direction::Incoming, pb::Operation::Sync, r, purpose), r))
             .collect();
-        let decisions = decide_all(node, actor, &exchanges).await?;
+        let decisions = super::admit_all(node, actor, &received).await?;
         let now = node.now();
         let own_prefix = format!("{peer}/");
         let (received, purged) = node
@@ -209,7 +185,8 @@ async fn pull_kind(
                             .then(|| timestamp(now + time::Duration::days(i64::from(*retention_days)))),
                         onward_sharing: *onward as i32,
                     };
-                    if super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"))? {
+                    let kept = super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"))?;
+                    if kept == super::receive::Kept::Stored {
                         received += 1;
                     }
                 }

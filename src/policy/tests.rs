@@ -383,3 +383,95 @@ fn requests_need_an_active_agreement_that_defines_the_type() {
         "request_purpose_not_allowed"
     );
 }
+
+fn incoming(mut e: Exchange) -> Exchange {
+    e.direction = Direction::Incoming;
+    e
+}
+
+#[test]
+fn a_received_record_carrying_a_withheld_field_is_refused_naming_it() {
+    let a = mou();
+    // Entity: the MOU always redacts evidence_basis; a copy that still carries it is refused.
+    let rec = crate::record::examples::entity();
+    let e = incoming(ex(RecordKind::Entity, Operation::Push, Purpose::Investigation, HandlingCode::Amber));
+    match decide_received(&a, &e, &rec) {
+        Decision::Deny(Denial::WithheldFieldCarried { field, agreement }) => {
+            assert_eq!(field, "entity.evidence_basis");
+            assert_eq!(agreement, "th-kh-mou v1");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The redacted copy passes.
+    let Decision::Allow { plan, .. } = decide(&a, &e) else { panic!() };
+    assert!(decide_received(&a, &e, &crate::redact::redact(&rec, &plan)).is_allowed());
+    // Victim notes are protected and the MOU never releases them.
+    let mut v = victim(pb::ConsentStatus::Given, true);
+    v.direction = Direction::Incoming;
+    let mut referral = crate::record::examples::victim_referral();
+    assert!(decide_received(&a, &v, &referral).is_allowed(), "identity released for identification with consent");
+    if let Some(pb::record::Body::VictimReferral(r)) = referral.body.as_mut() {
+        r.notes = "met her brother in Poipet".into();
+    }
+    match decide_received(&a, &v, &referral) {
+        Decision::Deny(Denial::WithheldFieldCarried { field, .. }) => assert_eq!(field, "victim_referral.notes"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn syncable_kinds_follow_the_grants_and_the_state() {
+    let a = mou();
+    let at = t("2027-03-01T00:00:00Z");
+    assert_eq!(syncable(&a, "th-atpd", "kh-antht", at), vec![(RecordKind::ContactPoint, Purpose::Coordination)]);
+    assert!(syncable(&a, "th-atpd", "la-dcta", at).is_empty(), "no agreement with LA");
+    for state in [AgreementState::Suspended, AgreementState::Revoked, AgreementState::Proposed] {
+        assert!(syncable(&[(a[0].0.clone(), state)], "th-atpd", "kh-antht", at).is_empty(), "{state:?}");
+    }
+    assert!(syncable(&a, "th-atpd", "kh-antht", t("2030-01-01T00:00:00Z")).is_empty(), "expired");
+    // A one-way grant lets only its sender sync to its receiver.
+    let mut one_way = a[0].0.clone();
+    for g in &mut one_way.grants {
+        g.from = "kh-antht".into();
+        g.to = "th-atpd".into();
+    }
+    let one_way = [(one_way, AgreementState::Active)];
+    assert_eq!(syncable(&one_way, "th-atpd", "kh-antht", at).len(), 1);
+    assert!(syncable(&one_way, "kh-antht", "th-atpd", at).is_empty());
+}
+
+#[test]
+fn request_and_case_steps_need_the_agreement_active_now() {
+    let a = mou();
+    let at = t("2027-03-01T00:00:00Z");
+    let h = pb::RequestHeader {
+        agreement_id: "th-kh-mou".into(),
+        request_type: "information_request".into(),
+        purpose: Purpose::Investigation as i32,
+        ..Default::default()
+    };
+    assert_eq!(decide_request_step(&a, "th-atpd", "kh-antht", &h, at), Ok(()));
+    for state in [AgreementState::Suspended, AgreementState::Revoked, AgreementState::Superseded] {
+        let s = [(a[0].0.clone(), state)];
+        assert_eq!(decide_request_step(&s, "th-atpd", "kh-antht", &h, at).unwrap_err().code(), "agreement_not_active");
+        assert_eq!(
+            decide_case_step(&s, "th-atpd", "kh-antht", pb::CaseStage::Assistance, at).unwrap_err().code(),
+            "agreement_not_active"
+        );
+    }
+    // A step under another agreement id is not covered by this one.
+    let other = pb::RequestHeader { agreement_id: "other".into(), ..h.clone() };
+    assert_eq!(decide_request_step(&a, "th-atpd", "kh-antht", &other, at).unwrap_err().code(), "no_agreement");
+    assert_eq!(decide_case_step(&a, "th-atpd", "kh-antht", pb::CaseStage::Returned, at), Ok(()));
+    assert_eq!(case_step_terms(pb::CaseStage::Returned), ("victim_return", Purpose::ReturnAndReintegration));
+    assert_eq!(case_step_terms(pb::CaseStage::Assistance), ("victim_identification", Purpose::VictimIdentification));
+    // Without victim_return in the SOP, return steps are refused, identification steps are not.
+    let mut no_return = a[0].0.clone();
+    no_return.sop.as_mut().unwrap().request_types.retain(|r| r.name != "victim_return");
+    let s = [(no_return, AgreementState::Active)];
+    assert_eq!(
+        decide_case_step(&s, "th-atpd", "kh-antht", pb::CaseStage::ReturnPlanned, at).unwrap_err().code(),
+        "request_type_not_defined"
+    );
+    assert_eq!(decide_case_step(&s, "th-atpd", "kh-antht", pb::CaseStage::IdentificationConfirmed, at), Ok(()));
+}

@@ -94,10 +94,15 @@ fn language(field: &str, v: &str) -> Check {
     }
 }
 
-/// Parses "YYYY-MM-DD".
+/// Parses "YYYY-MM-DD", years 1900–2199: wide enough for any date of birth
+/// or agreement, narrow enough that date arithmetic never overflows.
 pub fn parse_date(field: &str, s: &str) -> Result<time::Date, FieldError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s, &fmt).or_else(|_| fail(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
+    let d = time::Date::parse(s, &fmt).or_else(|_| fail(field, format!("{s:?} is not a date (YYYY-MM-DD)")))?;
+    if !(1900..2200).contains(&d.year()) {
+        return fail(field, format!("{s:?}: the year must be between 1900 and 2199"));
+    }
+    Ok(d)
 }
 
 fn date(field: &str, v: &str, required: bool) -> Result<Option<time::Date>, FieldError> {
@@ -136,9 +141,23 @@ pub fn kind(record: &pb::Record) -> Option<pb::RecordKind> {
     })
 }
 
+/// Field paths a sender redacted (`<kind>.<field>`): a required field among
+/// them may be absent from the copy received.
+struct Redacted<'a>(&'a [String]);
+
+impl Redacted<'_> {
+    fn has(&self, path: &str) -> bool {
+        self.0.iter().any(|r| path == r || (path.starts_with(r.as_str()) && path.as_bytes().get(r.len()) == Some(&b'.')))
+    }
+}
+
 /// Checks id, handling and body. Originator, version, times and withdrawal
 /// are the node's to set and are not checked here.
 pub fn validate(record: &pb::Record) -> Check {
+    validate_with(record, &Redacted(&[]))
+}
+
+fn validate_with(record: &pb::Record, redacted: &Redacted<'_>) -> Check {
     validate_id(&record.id)?;
     enumeration::<pb::HandlingCode>("record.handling", record.handling, true)?;
     match &record.body {
@@ -146,15 +165,102 @@ pub fn validate(record: &pb::Record) -> Check {
             "record.body",
             "one of contact_point, intelligence_report, entity, victim_referral, statistics_report is required",
         ),
-        Some(Body::ContactPoint(c)) => contact_point(c),
+        Some(Body::ContactPoint(c)) => contact_point(c, redacted),
         Some(Body::IntelligenceReport(i)) => intelligence_report(i),
-        Some(Body::Entity(e)) => entity(e),
+        Some(Body::Entity(e)) => entity(e, redacted),
         Some(Body::VictimReferral(v)) => victim_referral(v),
         Some(Body::StatisticsReport(s)) => statistics_report(s),
     }
 }
 
-fn contact_point(c: &pb::ContactPoint) -> Check {
+/// Record times accepted from another node: 2000-01-01 to 2100-01-01 (UTC).
+/// Anything outside is an encoding error or an attack, never a real record.
+const EARLIEST: i64 = 946_684_800;
+const LATEST: i64 = 4_102_444_800;
+
+fn record_time(field: &str, t: Option<&pbjson_types::Timestamp>) -> Result<i128, FieldError> {
+    let Some(t) = t else { return fail(field, "required") };
+    if !(EARLIEST..LATEST).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return fail(field, "must be a time between 2000-01-01 and 2100-01-01");
+    }
+    Ok(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos))
+}
+
+/// Most field paths a received copy may list as redacted.
+pub const MAX_REDACTED: usize = 64;
+
+/// Checks a record another node signed, however it arrived (push, sync,
+/// query answer, relay, import): every rule of [`validate`] except that a
+/// required field the sender lists as redacted may be absent, plus the
+/// fields the originator sets (originator, version, times) and the shape of
+/// the redacted list (its names are checked against the known field paths by
+/// the caller, which knows them).
+pub fn validate_received(record: &pb::Record) -> Check {
+    if !crate::config::valid_node_id(&record.originator) {
+        return fail("record.originator", "not a node id");
+    }
+    if record.version == 0 {
+        return fail("record.version", "starts at 1");
+    }
+    let created = record_time("record.create_time", record.create_time.as_ref())?;
+    let updated = record_time("record.update_time", record.update_time.as_ref())?;
+    if updated < created {
+        return fail("record.update_time", "before create_time");
+    }
+    list("record.redacted_fields", &record.redacted_fields, MAX_REDACTED)?;
+    let prefix = kind(record).map(|k| crate::convert::kind_word(k)).unwrap_or_default();
+    for (i, f) in record.redacted_fields.iter().enumerate() {
+        let of_kind = f.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.'));
+        if !of_kind || f.len() > 100 {
+            return fail(format!("record.redacted_fields[{i}]"), format!("{f:?} is not a field of this record's kind"));
+        }
+    }
+    validate_with(record, &Redacted(&record.redacted_fields))
+}
+
+/// Counts the `body` fields (tags 10–14) at the top level of an encoded
+/// record. Protobuf decoding keeps only the last of several oneof members, so
+/// a signed record with two kind bodies must be refused on its bytes, before
+/// decoding. Errors on bytes that are not a well-formed message.
+pub fn body_fields(encoded: &[u8]) -> Result<usize, FieldError> {
+    let bad = || FieldError { field: "record".into(), reason: "not a well-formed protobuf message".into() };
+    fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*at)?;
+            *at = at.checked_add(1)?;
+            v |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut at = 0usize;
+    let mut bodies = 0usize;
+    while at < encoded.len() {
+        let key = varint(encoded, &mut at).ok_or_else(bad)?;
+        let (tag, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                varint(encoded, &mut at).ok_or_else(bad)?;
+            }
+            1 => at = at.checked_add(8).filter(|e| *e <= encoded.len()).ok_or_else(bad)?,
+            5 => at = at.checked_add(4).filter(|e| *e <= encoded.len()).ok_or_else(bad)?,
+            2 => {
+                let len = usize::try_from(varint(encoded, &mut at).ok_or_else(bad)?).map_err(|_| bad())?;
+                at = at.checked_add(len).filter(|e| *e <= encoded.len()).ok_or_else(bad)?;
+            }
+            _ => return Err(bad()),
+        }
+        if (10..=14).contains(&tag) {
+            bodies += 1;
+        }
+    }
+    Ok(bodies)
+}
+
+fn contact_point(c: &pb::ContactPoint, redacted: &Redacted<'_>) -> Check {
     const P: &str = "record.contact_point";
     name(&format!("{P}.name"), &c.name, true)?;
     enumeration::<pb::ContactRole>(&format!("{P}.role"), c.role, true)?;
@@ -164,7 +270,7 @@ fn contact_point(c: &pb::ContactPoint) -> Check {
     for (i, l) in c.languages.iter().enumerate() {
         language(&format!("{P}.languages[{i}]"), l)?;
     }
-    if c.channels.is_empty() {
+    if c.channels.is_empty() && !redacted.has("contact_point.channels") {
         return fail(format!("{P}.channels"), "at least one channel is required");
     }
     list(&format!("{P}.channels"), &c.channels, 20)?;
@@ -184,6 +290,9 @@ fn contact_point(c: &pb::ContactPoint) -> Check {
     }
     let f = format!("{P}.availability");
     let Some(a) = &c.availability else {
+        if redacted.has("contact_point.availability") {
+            return date(&format!("{P}.last_verified"), &c.last_verified, true).map(|_| ());
+        }
         return fail(f, "required: always (24/7) or hours with a time zone");
     };
     if !a.always {
@@ -266,7 +375,7 @@ fn intelligence_report(r: &pb::IntelligenceReport) -> Check {
     period(P, &r.period_start, &r.period_end, false)
 }
 
-fn entity(e: &pb::Entity) -> Check {
+fn entity(e: &pb::Entity, redacted: &Redacted<'_>) -> Check {
     const P: &str = "record.entity";
     enumeration::<pb::EntityType>(&format!("{P}.entity_type"), e.entity_type, true)?;
     if e.names.is_empty() {
@@ -293,7 +402,7 @@ fn entity(e: &pb::Entity) -> Check {
         country(&format!("{f}.country"), &id.country, false)?;
     }
     country(&format!("{P}.country"), &e.country, false)?;
-    free(&format!("{P}.evidence_basis"), &e.evidence_basis, true)?;
+    free(&format!("{P}.evidence_basis"), &e.evidence_basis, !redacted.has("entity.evidence_basis"))?;
     country(&format!("{P}.source_state"), &e.source_state, false)?;
     date(&format!("{P}.review_by"), &e.review_by, false)?;
     Ok(())

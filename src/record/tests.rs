@@ -278,3 +278,80 @@ proptest! {
         prop_assert!(!matches_text(&r, &needle));
     }
 }
+
+fn as_received(mut r: pb::Record) -> pb::Record {
+    r.originator = "kh-antht".into();
+    r.version = 1;
+    r.create_time = Some(pbjson_types::Timestamp { seconds: 1_790_000_000, nanos: 0 });
+    r.update_time = Some(pbjson_types::Timestamp { seconds: 1_790_000_100, nanos: 0 });
+    r
+}
+
+#[test]
+fn a_received_record_is_validated_even_when_redacted() {
+    let ok = as_received(examples::entity());
+    assert_eq!(validate_received(&ok), Ok(()));
+    // A redacted required field may be absent, and only that one.
+    let mut redacted = as_received(en(|e| e.evidence_basis.clear()));
+    assert_eq!(validate_received(&redacted).unwrap_err().field, "record.entity.evidence_basis");
+    redacted.redacted_fields = vec!["entity.evidence_basis".into()];
+    assert_eq!(validate_received(&redacted), Ok(()));
+    // Everything else is still checked: lengths, enums, ...
+    let mut long = as_received(en(|e| e.names = vec!["x".repeat(100_000)]));
+    long.redacted_fields = vec!["entity.evidence_basis".into()];
+    assert_eq!(validate_received(&long).unwrap_err().field, "record.entity.names[0]");
+    let mut odd = as_received(en(|e| e.entity_type = 77));
+    odd.redacted_fields = vec!["entity.aliases".into()];
+    assert_eq!(validate_received(&odd).unwrap_err().field, "record.entity.entity_type");
+    // ... the redacted list names fields of this kind only ...
+    let mut other = as_received(examples::entity());
+    other.redacted_fields = vec!["victim_referral.identity".into()];
+    assert_eq!(validate_received(&other).unwrap_err().field, "record.redacted_fields[0]");
+    // ... and the times and version the originator sets.
+    let mut t = as_received(examples::entity());
+    t.update_time = Some(pbjson_types::Timestamp { seconds: i64::MAX, nanos: 0 });
+    assert_eq!(validate_received(&t).unwrap_err().field, "record.update_time");
+    t.update_time = Some(pbjson_types::Timestamp { seconds: 1_000_000_000, nanos: 0 });
+    assert_eq!(validate_received(&t).unwrap_err().field, "record.update_time", "before create_time");
+    t.create_time = None;
+    assert_eq!(validate_received(&t).unwrap_err().field, "record.create_time");
+    let mut v0 = as_received(examples::entity());
+    v0.version = 0;
+    assert_eq!(validate_received(&v0).unwrap_err().field, "record.version");
+    // A redacted contact point without channels and availability is still a contact point.
+    let mut cp0 = as_received(cp(|c| {
+        c.channels.clear();
+        c.availability = None;
+    }));
+    cp0.redacted_fields = vec!["contact_point.channels".into(), "contact_point.availability".into()];
+    assert_eq!(validate_received(&cp0), Ok(()));
+}
+
+#[test]
+fn dates_outside_1900_to_2199_are_refused() {
+    assert_eq!(field_of(&vr(|v| v.reflection_period_start = "9999-12-31".into())), "record.victim_referral.reflection_period_start");
+    assert_eq!(validate(&vr(|v| v.reflection_period_start = "2199-12-31".into())), Ok(()));
+    assert!(parse_date("d", "1899-12-31").is_err());
+}
+
+#[test]
+fn two_kind_bodies_are_seen_on_the_bytes() {
+    use prost::Message;
+    let one = examples::entity().encode_to_vec();
+    assert_eq!(body_fields(&one), Ok(1));
+    // Append a second body: prost would keep only the last one.
+    let mut two = one.clone();
+    two.extend(examples::victim_referral().encode_to_vec());
+    let decoded = pb::Record::decode(two.as_slice()).unwrap();
+    assert_eq!(kind(&decoded), Some(pb::RecordKind::VictimReferral));
+    assert_eq!(body_fields(&two), Ok(2));
+    assert!(body_fields(&[0x0a, 0x05, b'a']).is_err(), "length past the end");
+    assert!(body_fields(&[0xff; 11]).is_err(), "varint too long");
+}
+
+proptest! {
+    #[test]
+    fn body_fields_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = body_fields(&bytes);
+    }
+}

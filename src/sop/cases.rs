@@ -65,25 +65,10 @@ fn referral(st: &dyn Store, record_key: &str) -> Result<Option<(u64, pb::VictimR
     })
 }
 
-/// The request type whose SOP terms govern a step: identification and
-/// assistance under victim_identification, return steps under victim_return.
-fn request_type_for(to: C) -> &'static str {
-    match to {
-        C::ReturnPlanned | C::Returned | C::ReintegrationFollowUp => "victim_return",
-        _ => "victim_identification",
-    }
-}
-
+/// The step to `to` with `peer` must be allowed now (`policy::decide_case_step`).
 fn check_agreement(node: &Node, peer: &str, to: C) -> Result<(), CaseError> {
     let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
-    let purpose = if request_type_for(to) == "victim_return" {
-        pb::Purpose::ReturnAndReintegration
-    } else {
-        pb::Purpose::VictimIdentification
-    };
-    policy::decide_request(&agreements, node.id(), peer, request_type_for(to), purpose, node.now(), None)
-        .map_err(CaseError::Denied)?;
-    Ok(())
+    policy::decide_case_step(&agreements, node.id(), peer, to, node.now()).map_err(CaseError::Denied)
 }
 
 async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action: &str) -> Result<(), CaseError> {
@@ -101,7 +86,10 @@ async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action:
         })
         .await?;
     let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
-    outbox::queue_payload(node, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env).await?;
+    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
+    let (request_type, purpose) = policy::case_step_terms(to);
+    let terms = outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
+    outbox::queue_payload(node, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env, terms).await?;
     Ok(())
 }
 
@@ -198,6 +186,21 @@ pub async fn receive(
     }
     if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
         return Ok(refuse("the last step is not the caller's".into()));
+    }
+    // The step needs an agreement that allows it now, here as on the sender.
+    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
+    match check_agreement(node, caller, to) {
+        Ok(()) => {}
+        Err(CaseError::Denied(d)) => {
+        node.db
+            .audit(vec![Event::new(format!("peer:{caller}"), "case.refused")
+                .record(&case.referral_record_id)
+                .decision("deny", d.code())
+                .reason(case.id.clone())])
+            .await?;
+        return Ok(refuse(format!("{}: {d}", d.code())));
+        }
+        Err(e) => return Err(e),
     }
     let _step = node.case_steps.lock().await;
     let held = get(node.db.store(), &case.id)?;

@@ -90,11 +90,29 @@ fn header(r: &pb::Request) -> pb::RequestHeader {
     r.header.clone().unwrap_or_default()
 }
 
-/// Signs a step and queues it for the other node.
-async fn send_event(node: &Node, actor: &str, to: &str, ev: &pb::RequestEvent) -> Result<(), DeskError> {
+/// Signs a step and queues it for the other node, with the terms the outbox
+/// decides again when it sends.
+async fn send_event(
+    node: &Node,
+    actor: &str,
+    to: &str,
+    h: &pb::RequestHeader,
+    ev: &pb::RequestEvent,
+) -> Result<(), DeskError> {
     let env = envelope::seal(payload::REQUEST_EVENT, ev, node.id(), &node.identity.signing_key);
-    outbox::queue_payload(node, actor, pb::OutboxAction::RequestEvent, to, &ev.request_id, env).await?;
+    let terms = outbox::StepTerms {
+        agreement_id: h.agreement_id.clone(),
+        request_type: h.request_type.clone(),
+        purpose: h.purpose,
+    };
+    outbox::queue_payload(node, actor, pb::OutboxAction::RequestEvent, to, &ev.request_id, env, terms).await?;
     Ok(())
+}
+
+/// A later step needs the request's agreement to allow it now.
+fn check_step(node: &Node, peer: &str, h: &pb::RequestHeader) -> Result<(), DeskError> {
+    let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
+    policy::decide_request_step(&agreements, node.id(), peer, h, node.now()).map_err(DeskError::Denied)
 }
 
 /// Sends a new request under the SOP of an agreement with `to`.
@@ -140,7 +158,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
         header: Some(h.clone()),
         peer_seq: 0,
     };
-    let req = sm::open(&id, h, &terms, ev.clone())?;
+    let req = sm::open(&id, h.clone(), &terms, ev.clone())?;
     node.db
         .write(|_, tx| {
             put(tx, &Stored { request: Some(req.clone()), pending: vec![] });
@@ -153,7 +171,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
             Ok::<_, StoreError>(())
         })
         .await?;
-    send_event(node, actor, &r.to, &ev).await?;
+    send_event(node, actor, &r.to, &h, &ev).await?;
     crate::hub::report_request(node, &req).await;
     Ok(req)
 }
@@ -182,6 +200,7 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
         ..Default::default()
     };
     sm::next_state(&snapshot, &probe)?;
+    check_step(node, &counterpart, &sh)?;
     // Attachments travel as shares, under the same policy as any share; a
     // refused attachment stops the answer.
     if step == T::Answer {
@@ -223,7 +242,7 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
                 Ok::<_, DeskError>((next, ev, other))
             })
             .await?;
-    send_event(node, actor, &other, &ev).await?;
+    send_event(node, actor, &other, &sh, &ev).await?;
     crate::hub::report_request(node, &next).await;
     Ok(next)
 }
@@ -305,6 +324,26 @@ pub async fn receive(
             })
             .await?;
         return Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""));
+    }
+    // Later steps need the request's agreement to allow them now, here as on
+    // the sender: nothing moves under a suspended or revoked agreement.
+    if let Some(h) = get(node.db.store(), &ev.request_id)?.and_then(|s| s.request).map(|r| header(&r)) {
+        if h.from_node != caller && h.to_node != caller {
+            return Ok(refuse("the request is not between the caller and this node".into()));
+        }
+        match check_step(node, caller, &h) {
+            Ok(()) => {}
+            Err(DeskError::Denied(d)) => {
+                node.db
+                    .audit(vec![Event::new(&actor, "request.refused")
+                        .agreement(&h.agreement_id)
+                        .decision("deny", d.code())
+                        .reason(ev.request_id.clone())])
+                    .await?;
+                return Ok(refuse(format!("{}: {d}", d.code())));
+            }
+            Err(e) => return Err(e),
+        }
     }
     // Later steps are applied to the state read under the write lock, so
     // concurrent deliveries never lose one.

@@ -356,8 +356,31 @@ impl Filter {
 pub type Page = (Vec<(pb::Record, Option<pb::Provenance>)>, Option<String>);
 
 /// One page of matching records in key order, and the key to continue after.
+/// The filter is applied to what a listing shows (the pseudonymised record),
+/// so text search never matches a word only a protected field holds.
 pub fn list(store: &dyn Store, filter: &Filter, after: Option<&str>, page_size: usize) -> Result<Page, StoreError> {
     let prefix = filter.originator.as_ref().map(|o| format!("{o}/")).unwrap_or_default();
+    scan(store, &prefix, after, page_size, |rec, prov| {
+        let shown = if crate::redact::holds_protected(rec) {
+            std::borrow::Cow::Owned(crate::redact::pseudonymise(rec))
+        } else {
+            std::borrow::Cow::Borrowed(rec)
+        };
+        filter.matches(&shown).then(|| (rec.clone(), prov.cloned()))
+    })
+}
+
+/// Walks records under `prefix` in key order after `after`, keeping what
+/// `pick` returns, until `page_size` are kept; returns them and the key to
+/// continue after (None at the end). `pick` sees the stored record and
+/// decides on the view its caller would receive.
+pub fn scan<T>(
+    store: &dyn Store,
+    prefix: &str,
+    after: Option<&str>,
+    page_size: usize,
+    mut pick: impl FnMut(&pb::Record, Option<&pb::Provenance>) -> Option<T>,
+) -> Result<(Vec<T>, Option<String>), StoreError> {
     let mut out = Vec::new();
     let mut cursor = after.map(|a| a.as_bytes().to_vec());
     // Scan in chunks until the page is full or the tree ends.
@@ -368,8 +391,8 @@ pub fn list(store: &dyn Store, filter: &Filter, after: Option<&str>, page_size: 
             cursor = Some(k.clone());
             let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let rec = stored.record()?;
-            if filter.matches(&rec) {
-                out.push((rec, stored.provenance));
+            if let Some(t) = pick(&rec, stored.provenance.as_ref()) {
+                out.push(t);
                 if out.len() == page_size {
                     let next = String::from_utf8_lossy(&k).into_owned();
                     return Ok((out, Some(next)));
