@@ -1,0 +1,329 @@
+//! A hostile peer against real nodes: it holds a pinned certificate and a
+//! valid signing key, calls the federation port directly and ignores its own
+//! policy. Each test sends what the grant does not allow (or what arrives
+//! after the agreement is suspended or revoked) and checks that nothing is
+//! stored, shown or applied.
+
+mod common;
+
+use common::*;
+use liaison::envelope::payload;
+use liaison::pb;
+use liaison::pb::record::Body;
+use prost::Message;
+
+const MOU_ID: &str = "th-kh";
+
+fn now_ts() -> pbjson_types::Timestamp {
+    liaison::convert::timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// A record as its originator (the attacker) would sign it.
+fn originated(by: &str, mut rec: pb::Record) -> pb::Record {
+    rec.originator = by.into();
+    rec.version = 1;
+    rec.create_time = Some(now_ts());
+    rec.update_time = Some(now_ts());
+    rec
+}
+
+fn entity(id: &str) -> pb::Record {
+    let mut r = liaison::record::examples::entity();
+    r.id = id.into();
+    r
+}
+
+fn referral(id: &str, consent: pb::ConsentStatus, notes: &str) -> pb::Record {
+    let mut r = liaison::record::examples::victim_referral();
+    r.id = id.into();
+    if let Some(Body::VictimReferral(v)) = r.body.as_mut() {
+        if let Some(c) = v.consent.as_mut() {
+            c.status = consent as i32;
+        }
+        v.notes = notes.into();
+    }
+    r
+}
+
+fn without_evidence(mut r: pb::Record) -> pb::Record {
+    if let Some(Body::Entity(e)) = r.body.as_mut() {
+        e.evidence_basis.clear();
+    }
+    r.redacted_fields = vec!["entity.evidence_basis".into()];
+    r
+}
+
+/// Pushes `env` as a share and returns the receiver's signed receipt, decoded.
+async fn push_env(h: &mut Hostile, env: pb::Envelope, purpose: pb::Purpose) -> Result<pb::Receipt, tonic::Status> {
+    let req = pb::PushRecordRequest {
+        delivery_id: liaison::exchange::random_id("dlv"),
+        shared: Some(pb::SharedRecord {
+            record: Some(env),
+            agreement_id: MOU_ID.into(),
+            agreement_version: 1,
+            onward_sharing: pb::OnwardSharing::Forbidden as i32,
+            retention_days: 0,
+        }),
+        purpose: purpose as i32,
+        consent: None,
+    };
+    let receipt = h.client.push_record(req).await?.into_inner().receipt.expect("a receipt");
+    Ok(liaison::envelope::decode::<pb::Receipt>(&receipt).unwrap())
+}
+
+async fn push(h: &mut Hostile, rec: &pb::Record, purpose: pb::Purpose) -> Result<pb::Receipt, tonic::Status> {
+    let env = h.seal(payload::RECORD, rec);
+    push_env(h, env, purpose).await
+}
+
+async fn held(node: &TestNode, key: &str) -> Option<pb::Record> {
+    let mut c = node.records().await;
+    c.get_record(pb::GetRecordRequest { id: key.into() }).await.ok().and_then(|r| r.into_inner().record)
+}
+
+fn state(node: &TestNode, id: &str, version: u32) -> String {
+    let v = version.to_string();
+    node.cli_json(&["agreement", "show", id, "--version", &v])["agreement"]["state"].as_str().unwrap().to_string()
+}
+
+async fn query(h: &mut Hostile, kind: pb::RecordKind, purpose: pb::Purpose, text: &str) -> Result<usize, tonic::Status> {
+    let r = h
+        .client
+        .query_records(pb::QueryRecordsRequest {
+            kind: kind as i32,
+            text: text.into(),
+            country: String::new(),
+            purpose: purpose as i32,
+            limit: 0,
+        })
+        .await?;
+    Ok(r.into_inner().records.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_refuses_a_record_carrying_what_its_own_decision_withholds() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let mut h = Hostile::new(&kh, &th);
+
+    // Victim identity without recorded consent: refused, and nothing stored.
+    let vr = originated("kh-antht", referral("vr-1", pb::ConsentStatus::Refused, ""));
+    let r = push(&mut h, &vr, pb::Purpose::VictimIdentification).await.unwrap();
+    assert!(!r.delivered, "{r:?}");
+    assert!(r.reason.starts_with("victim_consent_missing"), "{}", r.reason);
+    assert!(held(&th, "kh-antht/vr-1").await.is_none(), "the victim's identity was stored");
+
+    // Identity with consent, but notes the grant never releases: refused, naming the field.
+    let vr = originated("kh-antht", referral("vr-2", pb::ConsentStatus::Given, "met her brother in Poipet"));
+    let r = push(&mut h, &vr, pb::Purpose::VictimIdentification).await.unwrap();
+    assert!(!r.delivered);
+    assert!(r.reason.contains("withheld_field_carried") && r.reason.contains("victim_referral.notes"), "{}", r.reason);
+    assert!(held(&th, "kh-antht/vr-2").await.is_none());
+
+    // Identity for a purpose that never releases it: refused.
+    let vr = originated("kh-antht", referral("vr-3", pb::ConsentStatus::Given, ""));
+    let r = push(&mut h, &vr, pb::Purpose::Investigation).await.unwrap();
+    assert!(!r.delivered, "{r:?}");
+
+    // An entity with the evidence basis the MOU always redacts: refused, naming it.
+    let en = originated("kh-antht", entity("en-1"));
+    let r = push(&mut h, &en, pb::Purpose::Investigation).await.unwrap();
+    assert!(!r.delivered);
+    assert!(r.reason.contains("entity.evidence_basis"), "{}", r.reason);
+    assert!(held(&th, "kh-antht/en-1").await.is_none());
+
+    // The properly redacted copy is taken.
+    let ok = originated("kh-antht", without_evidence(entity("en-1")));
+    let r = push(&mut h, &ok, pb::Purpose::Investigation).await.unwrap();
+    assert!(r.delivered, "{r:?}");
+    assert!(held(&th, "kh-antht/en-1").await.is_some());
+
+    // Every refusal is on TH's audit log with its reason.
+    let refused = audit_entries(&th, "exchange.push.refused");
+    assert!(refused.len() >= 4, "{refused:?}");
+    assert!(th.cli_ok(&["audit", "verify"]).contains("intact"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn received_records_are_validated_redacted_or_not_and_never_change_kind() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let mut h = Hostile::new(&kh, &th);
+    let invalid = |r: Result<pb::Receipt, tonic::Status>| {
+        let s = r.expect_err("must be refused");
+        assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+        bad_field(&s).unwrap_or_default()
+    };
+
+    // Redacted copies are validated too: a 100,000-character name, an unknown enum, absurd times.
+    let mut long = without_evidence(entity("en-long"));
+    if let Some(Body::Entity(e)) = long.body.as_mut() {
+        e.names = vec!["x".repeat(100_000)];
+    }
+    assert_eq!(invalid(push(&mut h, &originated("kh-antht", long), pb::Purpose::Investigation).await), "record.entity.names[0]");
+    let mut odd = without_evidence(entity("en-odd"));
+    if let Some(Body::Entity(e)) = odd.body.as_mut() {
+        e.entity_type = 77;
+    }
+    assert_eq!(invalid(push(&mut h, &originated("kh-antht", odd), pb::Purpose::Investigation).await), "record.entity.entity_type");
+    let mut late = originated("kh-antht", without_evidence(entity("en-late")));
+    late.update_time = Some(pbjson_types::Timestamp { seconds: 253_402_300_800_000, nanos: 0 });
+    assert_eq!(invalid(push(&mut h, &late, pb::Purpose::Investigation).await), "record.update_time");
+    let mut foreign = originated("kh-antht", without_evidence(entity("en-foreign")));
+    foreign.redacted_fields.push("victim_referral.identity".into());
+    assert_eq!(invalid(push(&mut h, &foreign, pb::Purpose::Investigation).await), "record.redacted_fields[1]");
+
+    // Two kind bodies in one signed record: decoding would keep only the last one.
+    let mut two = originated("kh-antht", without_evidence(entity("en-two"))).encode_to_vec();
+    let vr = pb::Record { body: referral("x", pb::ConsentStatus::Given, "").body, ..Default::default() };
+    two.extend(vr.encode_to_vec());
+    let env = liaison::envelope::seal_bytes(payload::RECORD, two, "kh-antht", &h.identity.signing_key);
+    assert_eq!(invalid(push_env(&mut h, env, pb::Purpose::Investigation).await), "record.body");
+
+    // A later version may never change the kind: an entity cannot become a referral.
+    let v1 = originated("kh-antht", without_evidence(entity("en-k")));
+    assert!(push(&mut h, &v1, pb::Purpose::Investigation).await.unwrap().delivered);
+    let mut v2 = originated("kh-antht", referral("en-k", pb::ConsentStatus::Given, ""));
+    v2.version = 2;
+    if let Some(Body::VictimReferral(v)) = v2.body.as_mut() {
+        v.identity = None;
+    }
+    let r = push(&mut h, &v2, pb::Purpose::VictimIdentification).await.unwrap();
+    assert!(!r.delivered && r.reason.contains("kind"), "{r:?}");
+    let kept = held(&th, "kh-antht/en-k").await.expect("v1 still held");
+    assert_eq!(kept.version, 1);
+    assert!(matches!(kept.body, Some(Body::Entity(_))));
+
+    // Nothing bad was stored: export still works and lists only what was taken.
+    let out = root.path().join("th-export.jsonl");
+    th.cli_ok(&["export", "--out", &out.display().to_string()]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("en-k") && !text.contains("en-long") && !text.contains("en-odd"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_matches_only_what_the_caller_would_receive() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    // TH holds a referral (identity, no consent) and an entity whose evidence basis the MOU redacts.
+    let mut vr = referral("vr-search", pb::ConsentStatus::Refused, "");
+    if let Some(Body::VictimReferral(v)) = vr.body.as_mut() {
+        v.identity.as_mut().unwrap().full_name = "Sreymom Zyxwv".into();
+    }
+    create(&th, vr).await;
+    let mut en = entity("en-search");
+    if let Some(Body::Entity(e)) = en.body.as_mut() {
+        e.evidence_basis = "informant Qwertyuiop saw the transfer".into();
+    }
+    create(&th, en).await;
+
+    // Local listing: the name is not searchable (listings are pseudonymised).
+    let mut c = th.records().await;
+    let list = |text: &str| pb::ListRecordsRequest { text: text.into(), ..Default::default() };
+    assert!(c.list_records(list("zyxwv")).await.unwrap().into_inner().records.is_empty(), "name searchable");
+    assert_eq!(c.list_records(list("VR-KH")).await.unwrap().into_inner().records.len(), 1, "pseudonym is");
+
+    // Federation query: words held only in withheld fields never make a match.
+    let mut h = Hostile::new(&kh, &th);
+    assert_eq!(query(&mut h, pb::RecordKind::VictimReferral, pb::Purpose::VictimIdentification, "zyxwv").await.unwrap(), 0);
+    assert_eq!(query(&mut h, pb::RecordKind::VictimReferral, pb::Purpose::VictimIdentification, "").await.unwrap(), 1);
+    assert_eq!(query(&mut h, pb::RecordKind::Entity, pb::Purpose::Investigation, "qwertyuiop").await.unwrap(), 0);
+    assert_eq!(query(&mut h, pb::RecordKind::Entity, pb::Purpose::Investigation, "").await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_feed_is_pseudonymised() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    th.start();
+    let mut vr = referral("vr-feed", pb::ConsentStatus::Given, "she fears the recruiter");
+    if let Some(Body::VictimReferral(v)) = vr.body.as_mut() {
+        v.identity.as_mut().unwrap().full_name = "Sreymom Feedname".into();
+    }
+    create(&th, vr).await;
+    let mut feed = pb::change_service_client::ChangeServiceClient::new(th.authed().await);
+    let mut s = feed.watch_changes(pb::WatchChangesRequest { since_seq: 0, no_follow: true }).await.unwrap().into_inner();
+    let mut seen = 0;
+    while let Some(item) = s.message().await.unwrap() {
+        let Some(rec) = item.record else { continue };
+        seen += 1;
+        let Some(Body::VictimReferral(v)) = rec.body else { continue };
+        assert!(v.identity.is_none(), "identity in the feed: {:?}", v.identity);
+        assert!(v.notes.is_empty(), "notes in the feed");
+        assert!(rec.redacted_fields.iter().any(|f| f.starts_with("victim_referral.identity")));
+    }
+    assert!(seen >= 1);
+}
+
+/// The agreement as KH would deliver a new version: same terms, version 2,
+/// signed by KH alone.
+fn planted_v2(h: &Hostile) -> pb::Envelope {
+    let mut doc =
+        liaison::agreement::parse_toml(&bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS)).unwrap();
+    doc.version = 2;
+    h.seal(payload::AGREEMENT, &doc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_version_never_absorbs_a_suspension() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let mut h = Hostile::new(&kh, &th);
+    create(&th, contact_point("cp-1", "Duty desk")).await;
+    assert_eq!(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.unwrap(), 1);
+
+    // KH plants an unsigned "version 2"; TH keeps it as a proposal.
+    h.client.deliver_agreement(pb::DeliverAgreementRequest { agreement: Some(planted_v2(&h)) }).await.unwrap();
+    assert_eq!(state(&th, MOU_ID, 2), "AGREEMENT_STATE_PROPOSED");
+
+    // Suspending "the agreement" suspends the version in force, not the proposal.
+    th.cli_ok(&["agreement", "suspend", MOU_ID, "--reason", "review"]);
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_SUSPENDED");
+    assert_eq!(state(&kh, MOU_ID, 1), "AGREEMENT_STATE_SUSPENDED", "KH got the notice for v1");
+    let err = query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+
+    // A suspension held on any version applies to every version: suspending v2
+    // explicitly (as the notice of an honest amendment would) still stops v1.
+    th.cli_ok(&["agreement", "resume", MOU_ID, "--reason", "done"]);
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_ACTIVE");
+    assert_eq!(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.unwrap(), 1);
+    th.cli_ok(&["agreement", "suspend", MOU_ID, "--version", "2", "--reason", "review"]);
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_SUSPENDED");
+    assert!(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.is_err());
+    th.cli_ok(&["agreement", "resume", MOU_ID, "--version", "2", "--reason", "done"]);
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_ACTIVE");
+
+    // Revocation ends every version.
+    th.cli_ok(&["agreement", "revoke", MOU_ID, "--reason", "ended"]);
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_REVOKED");
+    assert_eq!(state(&kh, MOU_ID, 1), "AGREEMENT_STATE_REVOKED");
+    assert!(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_amendment_does_not_absorb_a_suspension_either() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let v2 = root.path().join("v2.toml");
+    std::fs::write(&v2, bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS).replace("version = 1", "version = 2"))
+        .unwrap();
+    th.cli_ok(&["agreement", "amend", MOU_ID, &v2.display().to_string()]);
+    th.cli_ok(&["agreement", "propose", MOU_ID]);
+    assert_eq!(state(&kh, MOU_ID, 2), "AGREEMENT_STATE_PROPOSED");
+    // KH suspends "the agreement" while v2 waits for its signature.
+    kh.cli_ok(&["agreement", "suspend", MOU_ID, "--reason", "review"]);
+    for n in [&th, &kh] {
+        assert_eq!(state(n, MOU_ID, 1), "AGREEMENT_STATE_SUSPENDED", "on {}", n.id);
+    }
+    // Once KH signs v2 it is the agreement in force, and it is still suspended.
+    kh.cli_ok(&["agreement", "accept", MOU_ID]);
+    for n in [&th, &kh] {
+        assert_eq!(state(n, MOU_ID, 2), "AGREEMENT_STATE_SUSPENDED", "on {}", n.id);
+        assert_eq!(state(n, MOU_ID, 1), "AGREEMENT_STATE_SUPERSEDED", "on {}", n.id);
+    }
+    kh.cli_ok(&["agreement", "resume", MOU_ID, "--reason", "done"]);
+    for n in [&th, &kh] {
+        assert_eq!(state(n, MOU_ID, 2), "AGREEMENT_STATE_ACTIVE", "on {}", n.id);
+    }
+}
