@@ -89,24 +89,55 @@ pub struct Exchange {
 pub enum Denial {
     InvalidExchange(String),
     NoAgreement,
-    AgreementNotActive { agreement: String, state: AgreementState },
-    OutsideValidity { agreement: String },
-    WrongDirection { agreement: String },
-    KindNotGranted { agreement: String },
-    OperationNotGranted { agreement: String },
-    PurposeNotGranted { agreement: String },
-    HandlingAboveGrant { agreement: String, max: HandlingCode },
-    RequestTypeNotDefined { agreement: String, request_type: String },
-    RequestPurposeNotAllowed { agreement: String, request_type: String },
+    AgreementNotActive {
+        agreement: String,
+        state: AgreementState,
+    },
+    OutsideValidity {
+        agreement: String,
+    },
+    WrongDirection {
+        agreement: String,
+    },
+    KindNotGranted {
+        agreement: String,
+    },
+    OperationNotGranted {
+        agreement: String,
+    },
+    PurposeNotGranted {
+        agreement: String,
+    },
+    HandlingAboveGrant {
+        agreement: String,
+        max: HandlingCode,
+    },
+    RequestTypeNotDefined {
+        agreement: String,
+        request_type: String,
+    },
+    RequestPurposeNotAllowed {
+        agreement: String,
+        request_type: String,
+    },
     VictimDataIntoEntity,
     VictimIdentityPurpose,
     VictimConsentMissing,
-    VictimIdentityNotReleased { agreement: String },
+    VictimIdentityNotReleased {
+        agreement: String,
+    },
     /// A received record carries a field the receiver's own decision withholds.
-    WithheldFieldCarried { agreement: String, field: String },
+    WithheldFieldCarried {
+        agreement: String,
+        field: String,
+    },
     ChildReturnWithoutBestInterest,
-    OnwardForbidden { originator: String },
-    OnwardConsentMissing { originator: String },
+    OnwardForbidden {
+        originator: String,
+    },
+    OnwardConsentMissing {
+        originator: String,
+    },
 }
 
 impl Denial {
@@ -386,9 +417,10 @@ pub fn syncable(
     at: time::OffsetDateTime,
 ) -> Vec<(RecordKind, Purpose)> {
     let mut out: Vec<(RecordKind, Purpose)> = Vec::new();
-    let candidates = agreements.iter().flat_map(|(a, _)| &a.grants).flat_map(|g| {
-        g.record_kinds.iter().flat_map(move |k| g.purposes.iter().map(move |p| (*k, *p)))
-    });
+    let candidates = agreements
+        .iter()
+        .flat_map(|(a, _)| &a.grants)
+        .flat_map(|g| g.record_kinds.iter().flat_map(move |k| g.purposes.iter().map(move |p| (*k, *p))));
     for (k, p) in candidates {
         let (Ok(kind), Ok(purpose)) = (RecordKind::try_from(k), Purpose::try_from(p)) else { continue };
         if out.iter().any(|(x, _)| *x == kind) {

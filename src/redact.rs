@@ -218,9 +218,11 @@ pub fn carried(record: &pb::Record, plan: &RedactionPlan) -> Vec<String> {
     // Compare against the record as `redact` normalises it (an empty identity
     // counts as absent), so only real values are reported.
     let baseline = redact(record, &RedactionPlan::default()).body;
-    let fields = REDACTABLE_FIELDS.iter().chain(PROTECTED_FIELDS).copied().filter(|f| {
-        f.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')) && plan.removes(f)
-    });
+    let fields = REDACTABLE_FIELDS
+        .iter()
+        .chain(PROTECTED_FIELDS)
+        .copied()
+        .filter(|f| f.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')) && plan.removes(f));
     let mut out: Vec<String> = Vec::new();
     for f in fields {
         let one = RedactionPlan { remove: BTreeSet::from([f.to_string()]) };
@@ -229,8 +231,7 @@ pub fn carried(record: &pb::Record, plan: &RedactionPlan) -> Vec<String> {
         }
     }
     // Name the leaf ("…identity.full_name"), not its parent as well.
-    let leaves: Vec<String> =
-        out.iter().filter(|f| !out.iter().any(|g| g != *f && covers(f, g))).cloned().collect();
+    let leaves: Vec<String> = out.iter().filter(|f| !out.iter().any(|g| g != *f && covers(f, g))).cloned().collect();
     leaves
 }
 

@@ -86,7 +86,12 @@ fn state(node: &TestNode, id: &str, version: u32) -> String {
     node.cli_json(&["agreement", "show", id, "--version", &v])["agreement"]["state"].as_str().unwrap().to_string()
 }
 
-async fn query(h: &mut Hostile, kind: pb::RecordKind, purpose: pb::Purpose, text: &str) -> Result<usize, tonic::Status> {
+async fn query(
+    h: &mut Hostile,
+    kind: pb::RecordKind,
+    purpose: pb::Purpose,
+    text: &str,
+) -> Result<usize, tonic::Status> {
     let r = h
         .client
         .query_records(pb::QueryRecordsRequest {
@@ -160,12 +165,18 @@ async fn received_records_are_validated_redacted_or_not_and_never_change_kind() 
     if let Some(Body::Entity(e)) = long.body.as_mut() {
         e.names = vec!["x".repeat(100_000)];
     }
-    assert_eq!(invalid(push(&mut h, &originated("kh-antht", long), pb::Purpose::Investigation).await), "record.entity.names[0]");
+    assert_eq!(
+        invalid(push(&mut h, &originated("kh-antht", long), pb::Purpose::Investigation).await),
+        "record.entity.names[0]"
+    );
     let mut odd = without_evidence(entity("en-odd"));
     if let Some(Body::Entity(e)) = odd.body.as_mut() {
         e.entity_type = 77;
     }
-    assert_eq!(invalid(push(&mut h, &originated("kh-antht", odd), pb::Purpose::Investigation).await), "record.entity.entity_type");
+    assert_eq!(
+        invalid(push(&mut h, &originated("kh-antht", odd), pb::Purpose::Investigation).await),
+        "record.entity.entity_type"
+    );
     let mut late = originated("kh-antht", without_evidence(entity("en-late")));
     late.update_time = Some(pbjson_types::Timestamp { seconds: 253_402_300_800_000, nanos: 0 });
     assert_eq!(invalid(push(&mut h, &late, pb::Purpose::Investigation).await), "record.update_time");
@@ -225,7 +236,10 @@ async fn search_matches_only_what_the_caller_would_receive() {
 
     // Federation query: words held only in withheld fields never make a match.
     let mut h = Hostile::new(&kh, &th);
-    assert_eq!(query(&mut h, pb::RecordKind::VictimReferral, pb::Purpose::VictimIdentification, "zyxwv").await.unwrap(), 0);
+    assert_eq!(
+        query(&mut h, pb::RecordKind::VictimReferral, pb::Purpose::VictimIdentification, "zyxwv").await.unwrap(),
+        0
+    );
     assert_eq!(query(&mut h, pb::RecordKind::VictimReferral, pb::Purpose::VictimIdentification, "").await.unwrap(), 1);
     assert_eq!(query(&mut h, pb::RecordKind::Entity, pb::Purpose::Investigation, "qwertyuiop").await.unwrap(), 0);
     assert_eq!(query(&mut h, pb::RecordKind::Entity, pb::Purpose::Investigation, "").await.unwrap(), 1);
@@ -242,7 +256,8 @@ async fn the_change_feed_is_pseudonymised() {
     }
     create(&th, vr).await;
     let mut feed = pb::change_service_client::ChangeServiceClient::new(th.authed().await);
-    let mut s = feed.watch_changes(pb::WatchChangesRequest { since_seq: 0, no_follow: true }).await.unwrap().into_inner();
+    let mut s =
+        feed.watch_changes(pb::WatchChangesRequest { since_seq: 0, no_follow: true }).await.unwrap().into_inner();
     let mut seen = 0;
     while let Some(item) = s.message().await.unwrap() {
         let Some(rec) = item.record else { continue };
@@ -258,8 +273,7 @@ async fn the_change_feed_is_pseudonymised() {
 /// The agreement as KH would deliver a new version: same terms, version 2,
 /// signed by KH alone.
 fn planted_v2(h: &Hostile) -> pb::Envelope {
-    let mut doc =
-        liaison::agreement::parse_toml(&bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS)).unwrap();
+    let mut doc = liaison::agreement::parse_toml(&bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS)).unwrap();
     doc.version = 2;
     h.seal(payload::AGREEMENT, &doc)
 }
@@ -306,8 +320,11 @@ async fn an_honest_amendment_does_not_absorb_a_suspension_either() {
     let root = tempfile::tempdir().unwrap();
     let (th, kh) = th_kh_under_mou(root.path());
     let v2 = root.path().join("v2.toml");
-    std::fs::write(&v2, bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS).replace("version = 1", "version = 2"))
-        .unwrap();
+    std::fs::write(
+        &v2,
+        bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS).replace("version = 1", "version = 2"),
+    )
+    .unwrap();
     th.cli_ok(&["agreement", "amend", MOU_ID, &v2.display().to_string()]);
     th.cli_ok(&["agreement", "propose", MOU_ID]);
     assert_eq!(state(&kh, MOU_ID, 2), "AGREEMENT_STATE_PROPOSED");
@@ -326,4 +343,258 @@ async fn an_honest_amendment_does_not_absorb_a_suspension_either() {
     for n in [&th, &kh] {
         assert_eq!(state(n, MOU_ID, 2), "AGREEMENT_STATE_ACTIVE", "on {}", n.id);
     }
+}
+
+fn request_state(n: &TestNode, id: &str) -> String {
+    n.cli_json(&["request", "show", id])["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// KH's first step on a request TH submitted (TH's submit is seq 1).
+fn kh_step(id: &str, t: pb::Transition) -> pb::RequestEvent {
+    pb::RequestEvent {
+        request_id: id.into(),
+        actor: "kh-antht".into(),
+        seq: 1,
+        transition: t as i32,
+        time: Some(now_ts()),
+        peer_seq: 1,
+        ..Default::default()
+    }
+}
+
+async fn deliver_step(h: &mut Hostile, ev: &pb::RequestEvent) -> pb::Receipt {
+    let req = pb::DeliverRequestEventRequest {
+        delivery_id: liaison::exchange::random_id("dlv"),
+        event: Some(h.seal(payload::REQUEST_EVENT, ev)),
+    };
+    let r = h.client.deliver_request_event(req).await.expect("a receipt").into_inner();
+    liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).unwrap()
+}
+
+/// A victim case KH opens with `receiving`, as KH's node would sign it.
+fn kh_case(id: &str, receiving: &str) -> pb::VictimCase {
+    let mut c = liaison::sop::victim::open(
+        id,
+        "kh-antht/vr-case",
+        "kh-antht",
+        receiving,
+        "kh-antht",
+        time::OffsetDateTime::now_utc(),
+    );
+    c.history[0].time = Some(now_ts());
+    c
+}
+
+async fn deliver_case(h: &mut Hostile, case: &pb::VictimCase) -> pb::Receipt {
+    let req = pb::DeliverCaseUpdateRequest {
+        delivery_id: liaison::exchange::random_id("dlv"),
+        case: Some(h.seal(payload::VICTIM_CASE, case)),
+    };
+    let r = h.client.deliver_case_update(req).await.expect("a receipt").into_inner();
+    liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_steps_stop_while_suspended_and_after_revocation() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let id = send_information_request(&th, "kh-antht", "Recruiter using the alias Uncle Sok");
+    wait_for(30, "the request at KH", || kh.cli(&["request", "show", &id]).status.success());
+
+    th.cli_ok(&["agreement", "suspend", MOU_ID, "--reason", "review"]);
+    wait_for(30, "KH to learn of the suspension", || state(&kh, MOU_ID, 1) == "AGREEMENT_STATE_SUSPENDED");
+
+    // KH's officer cannot make the step while the agreement is suspended...
+    let out = kh.cli(&["request", "ack", &id]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("agreement_not_active"), "{out:?}");
+    // ...and a hostile KH sending the signed step directly is refused and audited.
+    let mut h = Hostile::new(&kh, &th);
+    let ack = kh_step(&id, pb::Transition::Acknowledge);
+    let r = deliver_step(&mut h, &ack).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    assert_eq!(request_state(&th, &id), "REQUEST_STATE_SUBMITTED");
+    assert!(!audit_entries(&th, "request.refused").is_empty());
+
+    // Resumed: the same step is taken.
+    th.cli_ok(&["agreement", "resume", MOU_ID, "--reason", "done"]);
+    let r = deliver_step(&mut h, &ack).await;
+    assert!(r.delivered, "{r:?}");
+    assert_eq!(request_state(&th, &id), "REQUEST_STATE_ACKNOWLEDGED");
+
+    // Revoked: no further step.
+    th.cli_ok(&["agreement", "revoke", MOU_ID, "--reason", "ended"]);
+    let mut answer = kh_step(&id, pb::Transition::Answer);
+    answer.seq = 2;
+    answer.text = "One match".into();
+    let r = deliver_step(&mut h, &answer).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    assert_eq!(request_state(&th, &id), "REQUEST_STATE_ACKNOWLEDGED");
+    // TH's own officer cannot withdraw over a revoked agreement either: the step stays local.
+    let out = th.cli(&["request", "withdraw", &id]);
+    assert!(!out.status.success(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_updates_stop_while_suspended_and_after_revocation() {
+    const SOP: &str = "kh-vn-victim-return";
+    let root = tempfile::tempdir().unwrap();
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
+    kh.start();
+    vn.start();
+    pin_all(&[&kh, &vn]);
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
+            .unwrap();
+    activate(&[&kh, &vn], &text, SOP);
+    let mut h = Hostile::new(&kh, &vn);
+
+    vn.cli_ok(&["agreement", "suspend", SOP, "--reason", "review"]);
+    let r = deliver_case(&mut h, &kh_case("case-suspended", "vn-c02")).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    assert!(!vn.cli(&["case", "show", "case-suspended"]).status.success(), "a refused case was stored");
+
+    vn.cli_ok(&["agreement", "resume", SOP, "--reason", "done"]);
+    let r = deliver_case(&mut h, &kh_case("case-active", "vn-c02")).await;
+    assert!(r.delivered, "{r:?}");
+
+    // Revoked: no new case and no step on the open one.
+    vn.cli_ok(&["agreement", "revoke", SOP, "--reason", "ended"]);
+    let r = deliver_case(&mut h, &kh_case("case-revoked", "vn-c02")).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    let mut next = kh_case("case-active", "vn-c02");
+    next.history.push(pb::CaseEvent {
+        from: pb::CaseStage::Referral as i32,
+        to: pb::CaseStage::IdentificationConfirmed as i32,
+        actor: "kh-antht".into(),
+        time: Some(now_ts()),
+        ..Default::default()
+    });
+    next.stage = pb::CaseStage::IdentificationConfirmed as i32;
+    let r = deliver_case(&mut h, &next).await;
+    assert!(!r.delivered, "{r:?}");
+    let held = vn.cli_json(&["case", "show", "case-active"]);
+    assert_eq!(held["case"]["stage"], "CASE_STAGE_REFERRAL");
+    assert!(audit_entries(&vn, "case.refused").len() >= 3);
+    // VN's own officer cannot step it either.
+    assert!(!vn.cli(&["case", "advance", "case-active", "--to", "identification_confirmed"]).status.success());
+}
+
+async fn sync(h: &mut Hostile) -> Result<usize, tonic::Status> {
+    let req = pb::SyncRecordsRequest {
+        kind: pb::RecordKind::ContactPoint as i32,
+        purpose: pb::Purpose::Coordination as i32,
+        cursor: 0,
+        limit: 0,
+    };
+    Ok(h.client.sync_records(req).await?.into_inner().records.len())
+}
+
+async fn hit_check(h: &mut Hostile) -> Result<usize, tonic::Status> {
+    let req = pb::MatchIdentifiersRequest {
+        identifiers: vec!["passport:N0123456".into()],
+        purpose: pb::Purpose::Investigation as i32,
+    };
+    let r = h.client.match_identifiers(req).await?.into_inner();
+    Ok(r.results.iter().filter(|x| x.hit).count())
+}
+
+fn outbox_items(n: &TestNode) -> Vec<serde_json::Value> {
+    n.cli_json(&["outbox", "--all"])["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_revocation_every_path_between_the_nodes_is_closed() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, mut kh) = th_kh_under_mou(root.path());
+    create(&th, contact_point("cp-rv", "Duty desk")).await;
+    create(&th, entity("en-rv")).await;
+    let mut h = Hostile::new(&kh, &th);
+    let cp = |id: &str| originated("kh-antht", contact_point(id, "KH desk"));
+
+    // Every path works while the agreement is active (so each check below can fail).
+    assert_eq!(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await.unwrap(), 1);
+    assert_eq!(sync(&mut h).await.unwrap(), 1);
+    assert_eq!(hit_check(&mut h).await.unwrap(), 1);
+    assert!(push(&mut h, &cp("cp-kh-1"), pb::Purpose::Coordination).await.unwrap().delivered);
+
+    // KH is away when TH revokes; a share TH queued for KH before that is still waiting.
+    kh.stop();
+    th.cli_ok(&["record", "share", "cp-rv", "--to", "kh-antht", "--purpose", "coordination"]);
+    th.cli_ok(&["agreement", "revoke", MOU_ID, "--reason", "ended"]);
+
+    // The hostile peer tries every path again.
+    let denied = |r: Result<usize, tonic::Status>, what: &str| {
+        let s = r.expect_err(what);
+        assert_eq!(s.code(), tonic::Code::PermissionDenied, "{what}: {s:?}");
+    };
+    denied(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await, "query");
+    denied(sync(&mut h).await, "sync");
+    denied(hit_check(&mut h).await, "hit check");
+    let r = push(&mut h, &cp("cp-kh-2"), pb::Purpose::Coordination).await.unwrap();
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    assert!(held(&th, "kh-antht/cp-kh-2").await.is_none());
+    // What TH received under the agreement is purged (the MOU says so), and a
+    // new version of it is refused rather than taken back in.
+    wait_for(30, "the purge on revocation", || futures::executor::block_on(held(&th, "kh-antht/cp-kh-1")).is_none());
+    let mut v2 = cp("cp-kh-1");
+    v2.version = 2;
+    assert!(!push(&mut h, &v2, pb::Purpose::Coordination).await.unwrap().delivered);
+    assert!(held(&th, "kh-antht/cp-kh-1").await.is_none());
+    // A new request.
+    let submit = pb::RequestEvent {
+        request_id: liaison::exchange::random_id("req"),
+        actor: "kh-antht".into(),
+        seq: 1,
+        transition: pb::Transition::Submit as i32,
+        time: Some(now_ts()),
+        header: Some(pb::RequestHeader {
+            agreement_id: MOU_ID.into(),
+            agreement_version: 1,
+            request_type: "information_request".into(),
+            from_node: "kh-antht".into(),
+            to_node: "th-atpd".into(),
+            purpose: pb::Purpose::Investigation as i32,
+            subject: "after the end".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = deliver_step(&mut h, &submit).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    // Reviving the agreement: a signed "resume" from KH, and a fresh version signed by KH alone.
+    let resume = pb::AgreementNotice {
+        agreement_id: MOU_ID.into(),
+        version: 1,
+        action: pb::NoticeAction::Resume as i32,
+        reason: "we never agreed".into(),
+        issuer: "kh-antht".into(),
+        issue_time: Some(now_ts()),
+    };
+    let notice = h.seal(payload::AGREEMENT_NOTICE, &resume);
+    let _ = h.client.deliver_agreement_notice(pb::DeliverAgreementNoticeRequest { notice: Some(notice) }).await;
+    let _ = h.client.deliver_agreement(pb::DeliverAgreementRequest { agreement: Some(planted_v2(&h)) }).await;
+    assert_eq!(state(&th, MOU_ID, 1), "AGREEMENT_STATE_REVOKED");
+    assert_ne!(state(&th, MOU_ID, 2), "AGREEMENT_STATE_ACTIVE");
+    denied(query(&mut h, pb::RecordKind::ContactPoint, pb::Purpose::Coordination, "").await, "query after revival");
+
+    // A withdrawal is still taken: revocation never stops data from being removed.
+    let mut gone = cp("cp-kh-1");
+    gone.version = 3;
+    gone.withdrawn = true;
+    let req = pb::RetractRecordRequest {
+        delivery_id: liaison::exchange::random_id("dlv"),
+        record: Some(h.seal(payload::RECORD, &gone)),
+    };
+    let r = h.client.retract_record(req).await.unwrap().into_inner();
+    let r = liaison::envelope::decode::<pb::Receipt>(&r.receipt.unwrap()).unwrap();
+    assert!(r.delivered, "{r:?}");
+
+    // TH's own queued share never leaves once the agreement is revoked.
+    kh.start();
+    wait_for(60, "the queued share to be refused", || {
+        outbox_items(&th).iter().any(|i| i["recordKey"] == "th-atpd/cp-rv" && i["state"] == "OUTBOX_STATE_REFUSED")
+    });
+    assert!(held(&kh, "th-atpd/cp-rv").await.is_none());
 }

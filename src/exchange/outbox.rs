@@ -281,10 +281,12 @@ fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<Step
     let only = (!t.agreement_id.is_empty()).then_some(t.agreement_id.as_str());
     Ok(match crate::policy::decide_request(&agreements, node.id(), peer, &t.request_type, purpose, node.now(), only) {
         Ok(_) => StepCheck::Go,
-        Err(d @ crate::policy::Denial::AgreementNotActive {
-            state: pb::AgreementState::Suspended | pb::AgreementState::Pending,
-            ..
-        }) => StepCheck::Wait(format!("held back ({}): {d}", d.code())),
+        Err(
+            d @ crate::policy::Denial::AgreementNotActive {
+                state: pb::AgreementState::Suspended | pb::AgreementState::Pending,
+                ..
+            },
+        ) => StepCheck::Wait(format!("held back ({}): {d}", d.code())),
         Err(d) => StepCheck::Refuse(format!("denied ({}): {d}", d.code())),
     })
 }

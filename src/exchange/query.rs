@@ -64,8 +64,7 @@ pub async fn answer(
         let shared = seal_shared(node, r, &d)?;
         Some((ex, d, shared, records::key(&r.originator, &r.id)))
     })?;
-    let mut events: Vec<Event> =
-        hits.iter().map(|(ex, d, _, key)| super::decision_event(&actor, ex, d, key)).collect();
+    let mut events: Vec<Event> = hits.iter().map(|(ex, d, _, key)| super::decision_event(&actor, ex, d, key)).collect();
     events.push(
         Event::new(&actor, "exchange.query.answer")
             .purpose(crate::convert::purpose_word(purpose))

@@ -51,7 +51,9 @@ pub enum Kept {
     Unchanged,
     /// A later version may never change a record's kind (a referral must not
     /// replace an entity, or its data would reach the identifier index).
-    KindChanged { held: pb::RecordKind },
+    KindChanged {
+        held: pb::RecordKind,
+    },
 }
 
 /// Stores a received record (newer versions replace older ones; an older or
@@ -182,7 +184,8 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
         .write(|st, tx| {
             let r = match store_received(st, tx, &env, &rec, prov, &actor)? {
                 Kept::KindChanged { held } => {
-                    let reason = format!("record.body: a later version cannot change the kind from {}", held.as_str_name());
+                    let reason =
+                        format!("record.body: a later version cannot change the kind from {}", held.as_str_name());
                     receipt(node, &req.delivery_id, &key, rec.version, false, &reason)
                 }
                 Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),

@@ -157,7 +157,10 @@ async fn pull_kind(
         }
         if resp.more && resp.cursor <= cursor {
             // A peer that says "more" must move its cursor, or we would ask forever.
-            return Err(ExchangeError::Peer { peer: peer.into(), reason: "sync answer did not advance the cursor".into() });
+            return Err(ExchangeError::Peer {
+                peer: peer.into(),
+                reason: "sync answer did not advance the cursor".into(),
+            });
         }
         let received: Vec<_> = recs
             .iter()

@@ -147,7 +147,9 @@ struct Redacted<'a>(&'a [String]);
 
 impl Redacted<'_> {
     fn has(&self, path: &str) -> bool {
-        self.0.iter().any(|r| path == r || (path.starts_with(r.as_str()) && path.as_bytes().get(r.len()) == Some(&b'.')))
+        self.0
+            .iter()
+            .any(|r| path == r || (path.starts_with(r.as_str()) && path.as_bytes().get(r.len()) == Some(&b'.')))
     }
 }
 
@@ -208,7 +210,7 @@ pub fn validate_received(record: &pb::Record) -> Check {
         return fail("record.update_time", "before create_time");
     }
     list("record.redacted_fields", &record.redacted_fields, MAX_REDACTED)?;
-    let prefix = kind(record).map(|k| crate::convert::kind_word(k)).unwrap_or_default();
+    let prefix = kind(record).map(crate::convert::kind_word).unwrap_or_default();
     for (i, f) in record.redacted_fields.iter().enumerate() {
         let of_kind = f.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.'));
         if !of_kind || f.len() > 100 {

@@ -329,7 +329,10 @@ fn a_received_record_is_validated_even_when_redacted() {
 
 #[test]
 fn dates_outside_1900_to_2199_are_refused() {
-    assert_eq!(field_of(&vr(|v| v.reflection_period_start = "9999-12-31".into())), "record.victim_referral.reflection_period_start");
+    assert_eq!(
+        field_of(&vr(|v| v.reflection_period_start = "9999-12-31".into())),
+        "record.victim_referral.reflection_period_start"
+    );
     assert_eq!(validate(&vr(|v| v.reflection_period_start = "2199-12-31".into())), Ok(()));
     assert!(parse_date("d", "1899-12-31").is_err());
 }

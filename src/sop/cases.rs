@@ -88,7 +88,8 @@ async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action:
     let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
     let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
     let (request_type, purpose) = policy::case_step_terms(to);
-    let terms = outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
+    let terms =
+        outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
     outbox::queue_payload(node, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env, terms).await?;
     Ok(())
 }
@@ -192,13 +193,13 @@ pub async fn receive(
     match check_agreement(node, caller, to) {
         Ok(()) => {}
         Err(CaseError::Denied(d)) => {
-        node.db
-            .audit(vec![Event::new(format!("peer:{caller}"), "case.refused")
-                .record(&case.referral_record_id)
-                .decision("deny", d.code())
-                .reason(case.id.clone())])
-            .await?;
-        return Ok(refuse(format!("{}: {d}", d.code())));
+            node.db
+                .audit(vec![Event::new(format!("peer:{caller}"), "case.refused")
+                    .record(&case.referral_record_id)
+                    .decision("deny", d.code())
+                    .reason(case.id.clone())])
+                .await?;
+            return Ok(refuse(format!("{}: {d}", d.code())));
         }
         Err(e) => return Err(e),
     }
