@@ -100,6 +100,8 @@ async fn the_receiver_checks_policy_itself_and_refuses_with_a_signed_receipt() {
     red.originator = "th-atpd".into();
     red.version = 1;
     red.handling = pb::HandlingCode::Red as i32;
+    let now = liaison::convert::timestamp(time::OffsetDateTime::now_utc());
+    (red.create_time, red.update_time) = (Some(now), Some(now));
     let shared = pb::SharedRecord {
         record: Some(envelope::seal(payload::RECORD, &red, "th-atpd", &th_id.signing_key)),
         agreement_id: "th-kh".into(),
