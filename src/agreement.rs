@@ -114,7 +114,15 @@ struct RetentionToml {
     purge_on_revoke: bool,
 }
 
-/// "30m", "8h", "3d", "2w" → seconds.
+/// Longest SOP deadline: a year. Longer ones are a typo, and unbounded ones
+/// would overflow the time arithmetic that sets a request's due dates.
+pub const MAX_DEADLINE_SECS: u64 = 366 * 86_400;
+/// Longest retention of received records (about a century).
+pub const MAX_RETENTION_DAYS: u32 = 36_600;
+/// Validity windows lie within these years.
+const YEARS: std::ops::RangeInclusive<i32> = 2000..=2199;
+
+/// "30m", "8h", "3d", "2w" → seconds (at most [`MAX_DEADLINE_SECS`]).
 pub fn parse_duration(field: &str, s: &str) -> Result<u64, AgreementError> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
@@ -127,9 +135,14 @@ pub fn parse_duration(field: &str, s: &str) -> Result<u64, AgreementError> {
         "w" => 604_800,
         _ => return fail(field, format!("{s:?}: unit must be s, m, h, d or w")),
     };
-    n.checked_mul(mult)
+    let secs = n
+        .checked_mul(mult)
         .filter(|v| *v > 0)
-        .ok_or_else(|| AgreementError { field: field.into(), reason: format!("{s:?} must be a positive duration") })
+        .ok_or_else(|| AgreementError { field: field.into(), reason: format!("{s:?} must be a positive duration") })?;
+    if secs > MAX_DEADLINE_SECS {
+        return fail(field, format!("{s:?} is longer than a year (366d)"));
+    }
+    Ok(secs)
 }
 
 /// "YYYY-MM-DD" (midnight UTC) or RFC 3339.
@@ -297,6 +310,16 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
     if until <= from {
         return fail("valid_until", "the validity window ends before it starts");
     }
+    for (f, t) in [("valid_from", from), ("valid_until", until)] {
+        if !YEARS.contains(&t.year()) {
+            return fail(f, format!("{t} is not between the years {} and {}", YEARS.start(), YEARS.end()));
+        }
+    }
+    if let Some(r) = &a.retention {
+        if r.days > MAX_RETENTION_DAYS {
+            return fail("retention.days", format!("at most {MAX_RETENTION_DAYS} days"));
+        }
+    }
     if !a.hub.is_empty() && !valid_node_id(&a.hub) {
         return fail("hub", format!("{:?} is not a node id", a.hub));
     }
@@ -325,6 +348,9 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
             ] {
                 if v == 0 {
                     return fail(format!("{f}.{n}"), "must be a positive duration");
+                }
+                if v > MAX_DEADLINE_SECS {
+                    return fail(format!("{f}.{n}"), "longer than a year (366d)");
                 }
             }
             if r.urgent_ack_within_seconds > r.ack_within_seconds {

@@ -8,8 +8,29 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// Wall-clock time, optionally shifted by a fixed offset (`LIAISON_CLOCK_OFFSET_SECS`,
-/// used by end-to-end tests and the demo to make deadlines pass).
+/// Name of the test-only switch that shifts a node's clock.
+pub const OFFSET_VAR: &str = "LIAISON_CLOCK_OFFSET_SECS";
+/// Largest shift the switch accepts, either way (20 years).
+const MAX_OFFSET_SECS: i64 = 20 * 366 * 86_400;
+
+/// The shift asked for by [`OFFSET_VAR`] (`value`). Only builds that honour
+/// it (debug builds, which the end-to-end tests run) apply it; a release
+/// build refuses to start with it set, so a production node's validity
+/// windows, retention and deadlines always follow the real clock.
+pub fn offset_from(value: Option<&str>, honoured: bool) -> Result<Duration, String> {
+    let Some(v) = value else { return Ok(Duration::ZERO) };
+    if !honoured {
+        return Err(format!("{OFFSET_VAR} is a test-only switch and this is a release build: unset it"));
+    }
+    let secs: i64 = v.trim().parse().map_err(|_| format!("{OFFSET_VAR}: {v:?} is not a number of seconds"))?;
+    if secs.unsigned_abs() > MAX_OFFSET_SECS.unsigned_abs() {
+        return Err(format!("{OFFSET_VAR}: at most {MAX_OFFSET_SECS} seconds either way"));
+    }
+    Ok(Duration::seconds(secs))
+}
+
+/// Wall-clock time, optionally shifted by a fixed offset ([`OFFSET_VAR`] in
+/// test builds).
 #[derive(Debug, Default, Clone)]
 pub struct SystemClock {
     pub offset: Duration,
@@ -17,7 +38,7 @@ pub struct SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.offset
+        crate::convert::after(OffsetDateTime::now_utc(), self.offset)
     }
 }
 
@@ -28,7 +49,11 @@ pub struct ShiftedClock(Arc<std::sync::atomic::AtomicI64>);
 
 impl ShiftedClock {
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(by.whole_seconds(), std::sync::atomic::Ordering::SeqCst);
+        let by = by.whole_seconds();
+        // Saturate rather than wrap: a scenario may ask for any number of seconds.
+        let _ = self.0.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |o| {
+            Some(o.saturating_add(by))
+        });
     }
     pub fn offset(&self) -> Duration {
         Duration::seconds(self.0.load(std::sync::atomic::Ordering::SeqCst))
@@ -37,7 +62,7 @@ impl ShiftedClock {
 
 impl Clock for ShiftedClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + self.offset()
+        crate::convert::after(OffsetDateTime::now_utc(), self.offset())
     }
 }
 
@@ -64,5 +89,30 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
         self.0.lock().map(|t| *t).unwrap_or_else(|e| *e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_switch_is_test_only_bounded_and_named_in_errors() {
+        assert_eq!(offset_from(None, false), Ok(Duration::ZERO));
+        assert_eq!(offset_from(Some("86400"), true), Ok(Duration::days(1)));
+        assert_eq!(offset_from(Some("-60"), true), Ok(Duration::minutes(-1)));
+        // A release build refuses to start with it set.
+        assert!(offset_from(Some("86400"), false).unwrap_err().contains("release build"));
+        assert!(offset_from(Some("soon"), true).unwrap_err().contains(OFFSET_VAR));
+        assert!(offset_from(Some(&i64::MAX.to_string()), true).is_err());
+        assert!(offset_from(Some(&i64::MIN.to_string()), true).is_err());
+    }
+
+    #[test]
+    fn a_shifted_clock_saturates_instead_of_wrapping() {
+        let c = ShiftedClock::default();
+        c.advance(Duration::seconds(i64::MAX));
+        c.advance(Duration::seconds(i64::MAX));
+        assert!(c.now() > OffsetDateTime::now_utc(), "still in the future, no panic");
     }
 }

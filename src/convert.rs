@@ -13,6 +13,20 @@ pub fn from_timestamp(ts: &pbjson_types::Timestamp) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 
+/// `t + d`, saturating at the ends of the representable range instead of
+/// panicking: durations can come from agreements and peers.
+pub fn after(t: OffsetDateTime, d: time::Duration) -> OffsetDateTime {
+    t.checked_add(d).unwrap_or_else(|| {
+        let end = if d.is_negative() { time::PrimitiveDateTime::MIN } else { time::PrimitiveDateTime::MAX };
+        end.assume_utc()
+    })
+}
+
+/// `t` plus `secs` seconds (saturating).
+pub fn after_secs(t: OffsetDateTime, secs: u64) -> OffsetDateTime {
+    after(t, time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
+}
+
 /// Microseconds since the epoch, big-endian, for ordered keys.
 pub fn micros_key(t: OffsetDateTime) -> [u8; 8] {
     let micros = (t.unix_timestamp_nanos() / 1000).clamp(0, i128::from(i64::MAX)) as u64;
@@ -28,6 +42,19 @@ mod tests {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
         assert_eq!(from_timestamp(&timestamp(t)), Some(t));
         assert_eq!(from_timestamp(&pbjson_types::Timestamp { seconds: i64::MAX, nanos: 0 }), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn after_never_panics_and_never_goes_back(secs in proptest::prelude::any::<u64>(), base in 0i64..7_000_000_000) {
+            let t = OffsetDateTime::from_unix_timestamp(base).unwrap();
+            let later = after_secs(t, secs);
+            proptest::prop_assert!(later >= t);
+            let days = after(t, time::Duration::days(i64::from(u32::MAX)));
+            proptest::prop_assert!(days >= t);
+            // Whatever the sum, it still converts to a timestamp and back.
+            proptest::prop_assert_eq!(from_timestamp(&timestamp(later)), Some(later));
+        }
     }
 }
 

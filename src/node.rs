@@ -134,10 +134,15 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
     Ok(token)
 }
 
-/// Clock used by `run`: the system clock, shifted by `LIAISON_CLOCK_OFFSET_SECS` if set.
-pub fn default_clock() -> Arc<dyn Clock> {
-    let offset = std::env::var("LIAISON_CLOCK_OFFSET_SECS").ok().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
-    Arc::new(SystemClock { offset: time::Duration::seconds(offset) })
+/// Clock used by `run`: the system clock, shifted by the test-only
+/// `LIAISON_CLOCK_OFFSET_SECS` in debug builds (see `clock::offset_from`).
+pub fn default_clock() -> Result<Arc<dyn Clock>, String> {
+    let value = std::env::var(crate::clock::OFFSET_VAR).ok();
+    let offset = crate::clock::offset_from(value.as_deref(), cfg!(debug_assertions))?;
+    if !offset.is_zero() {
+        tracing::warn!(offset_secs = offset.whole_seconds(), "test-only clock offset in effect");
+    }
+    Ok(Arc::new(SystemClock { offset }))
 }
 
 fn reflection() -> Result<

@@ -64,6 +64,10 @@ fn validation_errors_name_the_field() {
         (with("urgent_answer_within = \"3d\"", "urgent_answer_within = \"9d\""), "sop.request_types[0].urgent_answer_within"),
         (with("escalation_role = \"central_authority\"", "escalation_role = \"the boss\""), "sop.request_types[3].escalation_role"),
         (with("ack_within = \"3d\"", "ack_within = \"3 days\""), "sop.request_types[3].ack_within"),
+        // Extremes that once passed validation and then panicked in time arithmetic.
+        (with("ack_within = \"3d\"", "ack_within = \"99999999w\""), "sop.request_types[3].ack_within"),
+        (with("days = 730", "days = 4000000000"), "retention.days"),
+        (with("valid_until = \"2028-12-31\"", "valid_until = \"9999-12-31\""), "valid_until"),
     ];
     for (text, field) in cases {
         assert_eq!(err_field(&text), field, "{}", parse_toml(&text).unwrap_err());
@@ -128,4 +132,21 @@ fn durations() {
     assert!(parse_duration("f", "0d").is_err());
     assert!(parse_duration("f", "7").is_err());
     assert!(parse_duration("f", "d").is_err());
+    assert_eq!(parse_duration("f", "366d").unwrap(), MAX_DEADLINE_SECS);
+    assert!(parse_duration("f", "367d").is_err());
+    assert!(parse_duration("f", "99999999w").is_err());
+    assert!(parse_duration("f", "99999999999999999999999w").is_err());
+}
+
+#[test]
+fn extreme_terms_in_a_received_document_are_refused() {
+    let mut a = parse_toml(MOU).unwrap();
+    a.sop.as_mut().unwrap().request_types[0].answer_within_seconds = u64::MAX;
+    assert_eq!(validate(&a).unwrap_err().field, "sop.request_types[0].answer_within");
+    let mut a = parse_toml(MOU).unwrap();
+    a.retention.as_mut().unwrap().days = u32::MAX;
+    assert_eq!(validate(&a).unwrap_err().field, "retention.days");
+    let mut a = parse_toml(MOU).unwrap();
+    a.valid_until = Some(pbjson_types::Timestamp { seconds: 253_402_300_799, nanos: 0 });
+    assert_eq!(validate(&a).unwrap_err().field, "valid_until");
 }

@@ -501,8 +501,8 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
             layout
         }
     };
-    let node =
-        crate::node::Node::open(layout, crate::node::default_clock()).map_err(|e| CliError::Msg(e.to_string()))?;
+    let node = crate::node::Node::open(layout, crate::node::default_clock().map_err(CliError::Msg)?)
+        .map_err(|e| CliError::Msg(e.to_string()))?;
     init_tracing(a.log_format.unwrap_or(node.config().log_format));
     crate::node::serve(node, crate::node::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
 }

@@ -176,7 +176,8 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
         agreement_version,
         purpose: purpose as i32,
         receive_time: Some(timestamp(now)),
-        retain_until: (retention_days > 0).then(|| timestamp(now + Duration::days(i64::from(retention_days)))),
+        retain_until: (retention_days > 0)
+            .then(|| timestamp(crate::convert::after(now, Duration::days(i64::from(retention_days))))),
         onward_sharing: onward as i32,
     };
     let r = node

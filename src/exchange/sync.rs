@@ -184,8 +184,9 @@ async fn pull_kind(
                         agreement_version: *agreement_version,
                         purpose: purpose as i32,
                         receive_time: Some(timestamp(now)),
-                        retain_until: (*retention_days > 0)
-                            .then(|| timestamp(now + time::Duration::days(i64::from(*retention_days)))),
+                        retain_until: (*retention_days > 0).then(|| {
+                            timestamp(crate::convert::after(now, time::Duration::days(i64::from(*retention_days))))
+                        }),
                         onward_sharing: *onward as i32,
                     };
                     let kept = super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"))?;

@@ -39,8 +39,7 @@ pub fn deadlines(
     } else {
         (terms.ack_within_seconds, terms.answer_within_seconds)
     };
-    let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2));
-    (submitted + secs(ack), submitted + secs(answer))
+    (crate::convert::after_secs(submitted, ack), crate::convert::after_secs(submitted, answer))
 }
 
 /// The terms for `request_type`, if the agreement's SOP defines it for `purpose`.
@@ -425,6 +424,29 @@ mod tests {
                 cur = apply_in_order(&cur, &mut pending, arrivals[*i].clone()).unwrap();
             }
             prop_assert_eq!(cur, in_order);
+        }
+
+        /// Terms from a received agreement and any clock reading: due dates
+        /// saturate instead of overflowing, and the deadline checker never panics.
+        #[test]
+        fn extreme_terms_and_clocks_never_panic(
+            ack in any::<u64>(),
+            answer in any::<u64>(),
+            urgent in any::<bool>(),
+            submitted in 0i64..253_402_300_799,
+            now in 0i64..253_402_300_799,
+        ) {
+            let mut t = terms();
+            (t.ack_within_seconds, t.answer_within_seconds) = (ack, answer);
+            (t.urgent_ack_within_seconds, t.urgent_answer_within_seconds) = (ack, answer);
+            let at = OffsetDateTime::from_unix_timestamp(submitted).unwrap();
+            let (a, b) = deadlines(&t, urgent, at);
+            prop_assert!(a >= at && b >= at);
+            let mut submit = ev("th-atpd", 1, T::Submit, "");
+            submit.time = Some(timestamp(at));
+            if let Ok(r) = open("r1", header(urgent), &t, submit) {
+                let _ = newly_overdue(&r, &t, OffsetDateTime::from_unix_timestamp(now).unwrap());
+            }
         }
     }
 }

@@ -96,7 +96,10 @@ fn reflection_gate(v: &pb::VictimReferral, now: OffsetDateTime) -> pb::GateStatu
     }
     match parse_date("reflection_period_start", &v.reflection_period_start) {
         Ok(start) => {
-            let ends = start + time::Duration::days(REFLECTION_DAYS);
+            // A start near the end of the calendar never ends (and never panics).
+            let Some(ends) = start.checked_add(time::Duration::days(REFLECTION_DAYS)) else {
+                return gate("reflection_period", false, "the reflection period start is out of range");
+            };
             if now.date() >= ends {
                 gate("reflection_period", true, format!("ended {ends}"))
             } else {
@@ -324,6 +327,27 @@ mod tests {
                     c = next;
                 }
                 prop_assert!(!matches!(C::try_from(c.stage), Ok(C::ReturnPlanned | C::Returned | C::ReintegrationFollowUp)));
+            }
+        }
+
+        /// Dates at the ends of the calendar (a received referral may carry
+        /// them) and any clock reading: the gates answer, never panic.
+        #[test]
+        fn gates_never_panic_on_extreme_dates(
+            year in 0i32..=9999,
+            month in 1u8..=12,
+            day in 1u8..=31,
+            now in 0i64..253_402_300_799,
+        ) {
+            let d = format!("{year:04}-{month:02}-{day:02}");
+            let mut v = ready_adult();
+            v.reflection_period_start = d.clone();
+            v.risk_assessment.as_mut().unwrap().date = d.clone();
+            v.non_refoulement_check.as_mut().unwrap().date = d;
+            let now = OffsetDateTime::from_unix_timestamp(now).unwrap();
+            for to in [C::IdentificationConfirmed, C::Assistance, C::ReturnPlanned, C::Returned, C::ReintegrationFollowUp] {
+                let g = gates(&v, to, now);
+                prop_assert!(!g.is_empty() || to != C::Returned);
             }
         }
     }
