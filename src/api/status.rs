@@ -107,6 +107,12 @@ impl From<crate::exchange::ExchangeError> for Status {
             E::Invalid { field, reason } => invalid(&field, &reason),
             E::NotFound(_) => Status::not_found(e.to_string()),
             E::Peer { .. } => Status::unavailable(e.to_string()),
+            // A peer's answer: passing on "try again later" as such; any other
+            // error is the peer refusing, which for our caller is a failed precondition.
+            E::PeerStatus {
+                code: c @ (Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted), ..
+            } => Status::new(c, e.to_string()),
+            E::PeerStatus { .. } => Status::failed_precondition(e.to_string()),
             E::Refused(_) => Status::failed_precondition(e.to_string()),
             E::Envelope(_) => Status::unauthenticated(e.to_string()),
             E::Store(s) => s.into(),

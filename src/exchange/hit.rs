@@ -143,9 +143,7 @@ async fn ask(
         let mut c = super::client(node, &peer).await?;
         let mut r = tonic::Request::new(req.clone());
         r.set_timeout(deadline);
-        c.match_identifiers(r)
-            .await
-            .map_err(|s| ExchangeError::Peer { peer: peer.clone(), reason: format!("{:?}: {}", s.code(), s.message()) })
+        c.match_identifiers(r).await.map_err(|s| ExchangeError::from_status(&peer, &s))
     };
     match tokio::time::timeout(deadline, call).await {
         Err(_) => {
@@ -153,11 +151,8 @@ async fn ask(
             out.error = format!("no answer within {} ms", deadline.as_millis());
         }
         Ok(Err(e)) => {
-            let s = e.to_string();
-            out.outcome =
-                if s.contains("PermissionDenied") { pb::PeerOutcome::Denied } else { pb::PeerOutcome::Unreachable }
-                    as i32;
-            out.error = s;
+            out.outcome = super::peer_outcome(&e) as i32;
+            out.error = e.to_string();
         }
         Ok(Ok(resp)) => {
             out.outcome = pb::PeerOutcome::Answered as i32;

@@ -33,8 +33,12 @@ pub enum ExchangeError {
     Invalid { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
+    /// The peer could not be reached (no card, no channel).
     #[error("peer {peer}: {reason}")]
     Peer { peer: String, reason: String },
+    /// The peer answered with an error status: kept typed, never re-parsed.
+    #[error("peer {peer} answered {code:?}: {message}")]
+    PeerStatus { peer: String, code: tonic::Code, message: String },
     #[error("{0}")]
     Refused(String),
     #[error("envelope: {0}")]
@@ -43,6 +47,22 @@ pub enum ExchangeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Book(#[from] book::BookError),
+}
+
+impl ExchangeError {
+    /// A peer's error answer, typed.
+    pub fn from_status(peer: &str, s: &tonic::Status) -> ExchangeError {
+        ExchangeError::PeerStatus { peer: peer.into(), code: s.code(), message: s.message().into() }
+    }
+}
+
+/// How a failed call to one peer is reported in a fan-out result.
+pub fn peer_outcome(e: &ExchangeError) -> pb::PeerOutcome {
+    match e {
+        ExchangeError::PeerStatus { code: tonic::Code::PermissionDenied, .. } => pb::PeerOutcome::Denied,
+        ExchangeError::PeerStatus { code: tonic::Code::DeadlineExceeded, .. } => pb::PeerOutcome::TimedOut,
+        _ => pb::PeerOutcome::Unreachable,
+    }
 }
 
 pub fn invalid(field: &str, reason: impl Into<String>) -> ExchangeError {

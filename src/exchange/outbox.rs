@@ -23,6 +23,43 @@ use crate::store::{Store, StoreError, Tree};
 pub const EXPIRY: time::Duration = time::Duration::days(7);
 /// Longest wait between attempts.
 pub const MAX_BACKOFF_SECS: i64 = 60;
+/// Budget for one attempt (connect, call, answer): a peer that hangs costs
+/// its own queue this much, and nobody else anything.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a peer's error answer means for the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterError {
+    /// It may succeed later (the peer is down, busy, or not ready yet).
+    Retry,
+    /// Retrying cannot change it: the item fails, with the peer's reason.
+    Fail,
+}
+
+/// Only answers that can change on their own are retried. `NOT_FOUND` is
+/// one: a request step can arrive before its submit.
+pub fn after_error(code: tonic::Code) -> AfterError {
+    use tonic::Code as C;
+    match code {
+        C::Unavailable
+        | C::DeadlineExceeded
+        | C::ResourceExhausted
+        | C::Aborted
+        | C::Cancelled
+        | C::Unknown
+        | C::Internal
+        | C::NotFound
+        | C::FailedPrecondition => AfterError::Retry,
+        C::Ok
+        | C::InvalidArgument
+        | C::PermissionDenied
+        | C::Unauthenticated
+        | C::Unimplemented
+        | C::OutOfRange
+        | C::AlreadyExists
+        | C::DataLoss => AfterError::Fail,
+    }
+}
 
 /// An outbox entry: the public view plus what must be sent for withdrawals.
 #[derive(Clone, PartialEq, Message)]
@@ -324,6 +361,11 @@ async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
                         .record(&i.record_key)
                         .reason(format!("{}: {}", i.peer, i.last_error)),
                 ),
+                Ok(pb::OutboxState::Failed) => tx.audit(
+                    Event::new("node", "exchange.failed")
+                        .record(&i.record_key)
+                        .reason(format!("{}: {}", i.peer, i.last_error)),
+                ),
                 Ok(pb::OutboxState::Expired) => tx.audit(
                     Event::new("node", "exchange.expired").record(&i.record_key).reason(format!("to {}", i.peer)),
                 ),
@@ -426,7 +468,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         s.item = Some(i);
         return finish(node, s).await;
     }
-    let result: Result<pb::Envelope, ExchangeError> = async {
+    let result = async {
         let mut c = super::client(node, &i.peer).await?;
         let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
         let reply = if action == pb::OutboxAction::Withdraw {
@@ -449,13 +491,16 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
             };
             c.push_record(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
         };
-        let receipt = reply.map_err(|st| ExchangeError::Peer {
-            peer: i.peer.clone(),
-            reason: format!("{:?}: {}", st.code(), st.message()),
-        })?;
+        let receipt = reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))?;
         receipt.ok_or_else(|| ExchangeError::Refused("answer without a receipt".into()))
-    }
-    .await;
+    };
+    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, result).await {
+        Ok(r) => r,
+        Err(_) => Err(ExchangeError::Peer {
+            peer: i.peer.clone(),
+            reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        }),
+    };
     i.attempts += 1;
     match result {
         Ok(env) => match check_receipt(node, &i.peer, &i.delivery_id, &env) {
@@ -474,6 +519,10 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
             i.state = pb::OutboxState::Refused as i32;
             i.last_error = e.to_string();
         }
+        Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
+            i.state = pb::OutboxState::Failed as i32;
+            i.last_error = e.to_string();
+        }
         Err(e) => {
             metrics::counter!("liaison_outbox_retries_total").increment(1);
             i.last_error = e.to_string();
@@ -485,8 +534,15 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
 }
 
 /// Delivers due items until the node stops; woken early by new items.
+///
+/// Each peer's queue has its own worker task, so a slow or hanging peer
+/// holds up only its own items: the scan goes on for everyone else while
+/// that worker waits (at most [`ATTEMPT_TIMEOUT`] per attempt). Workers
+/// live in a `JoinSet` owned by this task, so stopping it stops them.
 pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut workers = tokio::task::JoinSet::new();
+        let mut busy: std::collections::HashMap<tokio::task::Id, String> = std::collections::HashMap::new();
         loop {
             let queues = match pending_by_peer(&node) {
                 Ok(q) => q,
@@ -495,15 +551,35 @@ pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
                     Vec::new()
                 }
             };
-            // Peers are independent: one slow peer must not hold up the rest.
-            let runs = queues.into_iter().map(|items| {
-                let node = Arc::clone(&node);
-                async move { deliver_in_order(&node, items).await }
-            });
-            futures::future::join_all(runs).await;
-            tokio::select! {
-                _ = node.outbox_wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            for items in queues {
+                let peer = items.first().map(item_of).map(|i| i.peer).unwrap_or_default();
+                if busy.values().any(|p| *p == peer) {
+                    continue; // its worker is still on it; new items wait for the next scan
+                }
+                let n = Arc::clone(&node);
+                let handle = workers.spawn(async move { deliver_in_order(&n, items).await });
+                busy.insert(handle.id(), peer);
+            }
+            // Wait for new items or the tick, reaping finished workers meanwhile
+            // (a finished worker does not trigger a scan by itself: its
+            // remaining items are not due yet).
+            let tick = tokio::time::sleep(Duration::from_millis(500));
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    _ = node.outbox_wake.notified() => break,
+                    _ = &mut tick => break,
+                    Some(done) = workers.join_next_with_id(), if !workers.is_empty() => {
+                        let id = match done {
+                            Ok((id, ())) => id,
+                            Err(e) => {
+                                tracing::error!(error = %e, "outbox worker failed");
+                                e.id()
+                            }
+                        };
+                        busy.remove(&id);
+                    }
+                }
             }
         }
     })
@@ -552,5 +628,39 @@ async fn deliver_in_order(node: &Node, items: Vec<Stored>) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_that_can_change_are_retried() {
+        for c in [
+            tonic::Code::Unavailable,
+            tonic::Code::DeadlineExceeded,
+            tonic::Code::ResourceExhausted,
+            tonic::Code::NotFound,
+        ] {
+            assert_eq!(after_error(c), AfterError::Retry, "{c:?}");
+        }
+        for c in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::PermissionDenied,
+            tonic::Code::Unauthenticated,
+            tonic::Code::Unimplemented,
+        ] {
+            assert_eq!(after_error(c), AfterError::Fail, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn fan_out_outcomes_come_from_the_code_not_the_text() {
+        let e = |code| ExchangeError::PeerStatus { peer: "kh".into(), code, message: "PermissionDenied".into() };
+        assert_eq!(super::super::peer_outcome(&e(tonic::Code::PermissionDenied)), pb::PeerOutcome::Denied);
+        assert_eq!(super::super::peer_outcome(&e(tonic::Code::DeadlineExceeded)), pb::PeerOutcome::TimedOut);
+        // A message that merely mentions a code changes nothing.
+        assert_eq!(super::super::peer_outcome(&e(tonic::Code::Internal)), pb::PeerOutcome::Unreachable);
     }
 }

@@ -135,25 +135,15 @@ async fn ask(
         let mut c = super::client(node, &peer).await?;
         let mut r = tonic::Request::new(req.clone());
         r.set_timeout(deadline);
-        c.query_records(r)
-            .await
-            .map_err(|s| ExchangeError::Peer { peer: peer.clone(), reason: format!("{:?}: {}", s.code(), s.message()) })
+        c.query_records(r).await.map_err(|s| ExchangeError::from_status(&peer, &s))
     };
     match tokio::time::timeout(deadline, call).await {
         Err(_) => {
             result.outcome = pb::PeerOutcome::TimedOut as i32;
             result.error = format!("no answer within {} ms", deadline.as_millis());
         }
-        Ok(Err(ExchangeError::Peer { reason, .. })) if reason.starts_with("PermissionDenied") => {
-            result.outcome = pb::PeerOutcome::Denied as i32;
-            result.error = reason;
-        }
         Ok(Err(e)) => {
-            result.outcome = if e.to_string().contains("DeadlineExceeded") {
-                pb::PeerOutcome::TimedOut
-            } else {
-                pb::PeerOutcome::Unreachable
-            } as i32;
+            result.outcome = super::peer_outcome(&e) as i32;
             result.error = e.to_string();
         }
         Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records).await {

@@ -112,10 +112,7 @@ pub async fn pull(node: &Node, actor: &str, peer: &str) -> pb::SyncPeerResult {
     }
     for (kind, purpose) in kinds {
         if let Err(e) = pull_kind(node, actor, peer, kind, purpose, &mut res).await {
-            res.outcome = match &e {
-                ExchangeError::Peer { reason, .. } if reason.starts_with("PermissionDenied") => pb::PeerOutcome::Denied,
-                _ => pb::PeerOutcome::Unreachable,
-            } as i32;
+            res.outcome = super::peer_outcome(&e) as i32;
             res.error = e.to_string();
             return res;
         }
@@ -141,11 +138,7 @@ async fn pull_kind(
             limit: 0,
         });
         req.set_timeout(Duration::from_secs(30));
-        let resp = c
-            .sync_records(req)
-            .await
-            .map_err(|s| ExchangeError::Peer { peer: peer.into(), reason: format!("{:?}: {}", s.code(), s.message()) })?
-            .into_inner();
+        let resp = c.sync_records(req).await.map_err(|s| ExchangeError::from_status(peer, &s))?.into_inner();
         let mut recs = Vec::new();
         for s in &resp.records {
             let env = s.record.clone().ok_or_else(|| super::invalid("records.record", "missing"))?;

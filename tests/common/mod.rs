@@ -13,6 +13,8 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+pub mod fake_peer;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_liaison");
 
 /// A free port below the kernel's ephemeral range (32768+), so outgoing

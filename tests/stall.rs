@@ -1,0 +1,79 @@
+//! A node that no peer can stall: a peer that hangs holds up only its own
+//! queue, and a peer's error answer stays typed — retried only when a retry
+//! can succeed, failed at once (with the peer's reason) when it cannot.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::fake_peer::{serve_fake, Answers, PushAnswer};
+use common::*;
+
+fn items_for(n: &TestNode, peer: &str) -> Vec<serde_json::Value> {
+    let all = n.cli_json(&["outbox", "--all"]);
+    all["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|i| i["peer"] == peer).collect()
+}
+
+fn attempts(i: &serde_json::Value) -> u64 {
+    // proto3 JSON writes 64-bit integers as strings and omits zero.
+    i["attempts"].as_u64().or_else(|| i["attempts"].as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_error_that_retrying_cannot_change_fails_the_item_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, mut kh) = th_kh_under_mou(root.path());
+    kh.kill();
+    let answers = Arc::new(Mutex::new(Answers {
+        push: PushAnswer::Status(tonic::Code::InvalidArgument, "record.contact_point.name: too long".into()),
+        ..Default::default()
+    }));
+    let server = serve_fake(&kh, &th, Arc::clone(&answers)).await;
+
+    create(&th, contact_point("cp-1", "Duty desk")).await;
+    th.cli_ok(&["record", "share", "cp-1", "--to", "kh-antht", "--purpose", "coordination"]);
+    wait_for(30, "the item to fail", || items_for(&th, "kh-antht").iter().any(|i| i["state"] == "OUTBOX_STATE_FAILED"));
+    let item = &items_for(&th, "kh-antht")[0];
+    assert_eq!(attempts(item), 1, "not retried: {item}");
+    let why = item["lastError"].as_str().unwrap_or_default();
+    assert!(why.contains("InvalidArgument") && why.contains("record.contact_point.name"), "{why}");
+    assert!(audit_entries(&th, "exchange.failed").iter().any(|e| e.to_string().contains("cp-1")));
+
+    // "Unavailable" can change: that item stays pending and is retried.
+    answers.lock().unwrap().push = PushAnswer::Status(tonic::Code::Unavailable, "restarting".into());
+    create(&th, contact_point("cp-2", "Night desk")).await;
+    th.cli_ok(&["record", "share", "cp-2", "--to", "kh-antht", "--purpose", "coordination"]);
+    wait_for(30, "a retry", || {
+        items_for(&th, "kh-antht").iter().any(|i| i["recordKey"] == "th-atpd/cp-2" && attempts(i) >= 2)
+    });
+    let cp2 = items_for(&th, "kh-antht").into_iter().find(|i| i["recordKey"] == "th-atpd/cp-2").unwrap();
+    assert_eq!(cp2["state"], "OUTBOX_STATE_PENDING", "{cp2}");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_peer_holds_up_only_its_own_queue() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, mut kh) = th_kh_under_mou(root.path());
+    let mut la = TestNode::init(root.path(), "la-dcta", "LA");
+    la.start();
+    pin_all(&[&th, &la]);
+    activate(&[&th, &la], &bilateral("th-la", "th-atpd", "la-dcta", 365, MOU_GRANTS), "th-la");
+    kh.kill();
+    let answers = Arc::new(Mutex::new(Answers { push: PushAnswer::HoldFirst, ..Default::default() }));
+    let server = serve_fake(&kh, &th, Arc::clone(&answers)).await;
+
+    // KH takes the share and never answers.
+    create(&th, contact_point("cp-1", "Duty desk")).await;
+    th.cli_ok(&["record", "share", "cp-1", "--to", "kh-antht", "--purpose", "coordination"]);
+    wait_for(30, "KH to hold the call", || answers.lock().unwrap().holding);
+
+    // A share to LA queued after that is delivered while KH's call is still open.
+    create(&th, contact_point("cp-2", "Night desk")).await;
+    th.cli_ok(&["record", "share", "cp-2", "--to", "la-dcta", "--purpose", "coordination"]);
+    wait_for(25, "the share to LA", || {
+        items_for(&th, "la-dcta").iter().any(|i| i["state"] == "OUTBOX_STATE_DELIVERED")
+    });
+    assert!(answers.lock().unwrap().holding, "LA's share waited for KH's call to end");
+    server.abort();
+}
