@@ -26,6 +26,7 @@ pub mod payload {
     pub const VICTIM_CASE: &str = "liaison.v1.VictimCase";
     pub const MEMBER_DIRECTORY: &str = "liaison.v1.MemberDirectory";
     pub const RELAYED_CALL: &str = "liaison.v1.RelayedCall";
+    pub const HOLDING: &str = "liaison.v1.Holding";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

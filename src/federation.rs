@@ -273,9 +273,7 @@ impl FederationService for FederationApi {
         req: Request<pb::SearchRegionalContactsRequest>,
     ) -> Result<Response<pb::SearchRegionalContactsResponse>, Status> {
         let caller = caller(&self.node, &req)?;
-        let r = req.get_ref();
-        let records = crate::hub::regional_contacts(&self.node, &caller, &r.text, &r.country).await?;
-        Ok(Response::new(pb::SearchRegionalContactsResponse { records }))
+        Ok(Response::new(crate::hub::regional_contacts(&self.node, &caller, req.get_ref()).await?))
     }
 
     async fn relay_message(

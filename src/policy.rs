@@ -255,6 +255,13 @@ fn party_matches(side: &str, node: &str) -> bool {
     side == "*" || side == node
 }
 
+/// Does grant `g` cover traffic from `sender` to `receiver`? A grant naming
+/// the same party on both sides covers nothing. The one place grant
+/// direction is matched (exchanges here, the hub's relay in `policy::hub`).
+fn grant_covers(g: &pb::Grant, sender: &str, receiver: &str) -> bool {
+    party_matches(&g.from, sender) && party_matches(&g.to, receiver) && !(g.from == g.to && g.from != "*")
+}
+
 fn in_window(a: &pb::Agreement, at: time::OffsetDateTime) -> bool {
     let from = a.valid_from.as_ref().and_then(from_timestamp);
     let until = a.valid_until.as_ref().and_then(from_timestamp);
@@ -323,9 +330,7 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
             continue;
         }
         for g in &a.grants {
-            let covers_direction =
-                party_matches(&g.from, sender) && party_matches(&g.to, receiver) && !(g.from == g.to && g.from != "*");
-            if !covers_direction {
+            if !grant_covers(g, sender, receiver) {
                 consider(Denial::WrongDirection { agreement: label.clone() }, &mut worst);
                 continue;
             }
@@ -529,6 +534,9 @@ pub fn decide_request(
     }
     Err(worst)
 }
+
+pub mod hub;
+pub mod import;
 
 #[cfg(test)]
 mod tests;

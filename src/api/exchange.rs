@@ -121,12 +121,12 @@ impl pb::exchange_service_server::ExchangeService for ExchangeApi {
         &self,
         req: Request<pb::SearchRegionRequest>,
     ) -> Result<Response<pb::SearchRegionResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Integrator])?;
+        let c = require(&req, &[UserRole::Officer, UserRole::Integrator])?;
         let r = req.get_ref();
         if r.text.chars().count() > 200 {
             return Err(super::status::invalid("text", "at most 200 characters"));
         }
-        let found = crate::hub::search_regional(&self.node, &r.text, &r.country).await?;
+        let found = crate::hub::search_regional(&self.node, &actor(&c), &r.text, &r.country).await?;
         Ok(Response::new(pb::SearchRegionResponse { records: found.into_iter().map(|(r, _)| r).collect() }))
     }
 }

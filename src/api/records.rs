@@ -80,10 +80,12 @@ impl pb::record_service_server::RecordService for RecordApi {
             let ev = Event::new(format!("user:{}", caller.name), "protected.view").record(&key);
             self.node.db.audit(vec![ev]).await?;
         }
+        let holding = crate::exchange::import::holding(&self.node, &key, &stored);
         Ok(Response::new(pb::GetRecordResponse {
             record: Some(rec),
             envelope: stored.envelope,
             provenance: stored.provenance,
+            holding,
         }))
     }
 
@@ -175,18 +177,33 @@ impl pb::record_service_server::RecordService for RecordApi {
         req: Request<pb::ImportRecordsRequest>,
     ) -> Result<Response<pb::ImportRecordsResponse>, Status> {
         let caller = require(&req, RECORD_WRITERS)?;
-        let recs = req.into_inner().records;
-        if recs.len() > MAX_PAGE as usize {
+        let pb::ImportRecordsRequest { records: recs, received } = req.into_inner();
+        if recs.len().saturating_add(received.len()) > MAX_PAGE as usize {
             return Err(invalid("records", "at most 1000 records per call"));
         }
         let (stored, problems) =
             records::create_many(&self.node.db, &self.signer(&caller), recs, self.node.now()).await?;
+        let kept = if received.is_empty() {
+            crate::exchange::import::Imported::default()
+        } else {
+            crate::exchange::import::received(&self.node, &format!("user:{}", caller.name), received).await?
+        };
+        let own = problems.into_iter().map(|(i, e)| pb::ImportProblem {
+            index: i as u32,
+            field: e.field,
+            reason: e.reason,
+            received: false,
+        });
+        let theirs = kept.problems.into_iter().map(|(i, field, reason)| pb::ImportProblem {
+            index: i as u32,
+            field,
+            reason,
+            received: true,
+        });
         Ok(Response::new(pb::ImportRecordsResponse {
-            stored,
-            problems: problems
-                .into_iter()
-                .map(|(i, e)| pb::ImportProblem { index: i as u32, field: e.field, reason: e.reason })
-                .collect(),
+            stored: stored.saturating_add(kept.stored),
+            problems: own.chain(theirs).collect(),
+            already_held: kept.already_held,
         }))
     }
 }

@@ -99,11 +99,7 @@ impl From<crate::exchange::ExchangeError> for Status {
     fn from(e: crate::exchange::ExchangeError) -> Self {
         use crate::exchange::ExchangeError as E;
         match e {
-            E::Denied(ref d) => Status::with_error_details(
-                Code::PermissionDenied,
-                e.to_string(),
-                ErrorDetails::with_error_info(d.code(), "liaison.policy", std::collections::HashMap::new()),
-            ),
+            E::Denied(ref d) => denied(d.code(), e.to_string()),
             E::Invalid { field, reason } => invalid(&field, &reason),
             E::NotFound(_) => Status::not_found(e.to_string()),
             E::Peer { .. } => Status::unavailable(e.to_string()),
@@ -121,11 +117,23 @@ impl From<crate::exchange::ExchangeError> for Status {
     }
 }
 
-fn denied(d: &crate::policy::Denial, msg: String) -> Status {
+impl From<crate::hub::HubError> for Status {
+    fn from(e: crate::hub::HubError) -> Self {
+        use crate::hub::HubError as H;
+        match e {
+            H::Denied(ref d) => denied(d.code(), e.to_string()),
+            H::Conflict(_) => Status::already_exists(e.to_string()),
+            H::Exchange(x) => x.into(),
+        }
+    }
+}
+
+/// A policy refusal: PERMISSION_DENIED with the denial code as `ErrorInfo.reason`.
+fn denied(code: &str, msg: String) -> Status {
     Status::with_error_details(
         Code::PermissionDenied,
         msg,
-        ErrorDetails::with_error_info(d.code(), "liaison.policy", std::collections::HashMap::new()),
+        ErrorDetails::with_error_info(code, "liaison.policy", std::collections::HashMap::new()),
     )
 }
 
@@ -141,7 +149,7 @@ impl From<crate::sop::desk::DeskError> for Status {
                 }
                 _ => Status::failed_precondition(s.to_string()),
             },
-            D::Denied(ref d) => denied(d, e.to_string()),
+            D::Denied(ref d) => denied(d.code(), e.to_string()),
             D::Invalid { field, reason } => invalid(field, &reason),
             D::NotFound(_) => Status::not_found(e.to_string()),
             D::Exchange(x) => x.into(),
@@ -159,7 +167,7 @@ impl From<crate::sop::cases::CaseError> for Status {
                 e.to_string(),
                 ErrorDetails::with_precondition_failure_violation("SAFEGUARD", g.code(), g.to_string()),
             ),
-            C::Denied(ref d) => denied(d, e.to_string()),
+            C::Denied(ref d) => denied(d.code(), e.to_string()),
             C::Invalid { field, reason } => invalid(field, &reason),
             C::NotFound(_) => Status::not_found(e.to_string()),
             C::NotReady(_) => Status::unavailable(e.to_string()),

@@ -9,19 +9,35 @@ use super::output::print_json;
 use super::{CliError, Global};
 use crate::pb;
 
-/// One input line: its 1-based number and the parsed record, or why it failed.
-type Line = (usize, Result<pb::Record, String>);
+/// A record to import: one of this node's own, or a received record from
+/// `liaison export` (kept only as received, never as this node's own).
+enum Item {
+    Own(Box<pb::Record>),
+    Received(Box<pb::ExportedRecord>),
+}
+
+/// One input line: its 1-based number and what it holds, or why it failed.
+type Line = (usize, Result<Item, String>);
 
 const BATCH: usize = 500;
 
 fn json_lines(text: &str) -> Vec<Line> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            (i + 1, serde_json::from_str::<pb::Record>(l).map_err(|e| format!("not a liaison.v1.Record: {e}")))
-        })
-        .collect()
+    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, json_line(l))).collect()
+}
+
+/// A `liaison.v1.Record` line, or a `liaison.v1.ExportedRecord` line (it
+/// carries the originator's `envelope`).
+fn json_line(l: &str) -> Result<Item, String> {
+    let v: serde_json::Value = serde_json::from_str(l).map_err(|e| format!("not JSON: {e}"))?;
+    if v.get("envelope").is_some() || v.get("holding").is_some() {
+        serde_json::from_value::<pb::ExportedRecord>(v)
+            .map(|x| Item::Received(Box::new(x)))
+            .map_err(|e| format!("not a liaison.v1.ExportedRecord: {e}"))
+    } else {
+        serde_json::from_value::<pb::Record>(v)
+            .map(|r| Item::Own(Box::new(r)))
+            .map_err(|e| format!("not a liaison.v1.Record: {e}"))
+    }
 }
 
 /// CSV columns: id,name,role,agency,country,languages,phone,email,availability,last_verified,handling
@@ -75,7 +91,9 @@ fn csv_lines(text: &str) -> Vec<Line> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(text.as_bytes());
     rdr.records()
         .enumerate()
-        .map(|(i, r)| (i + 2, r.map_err(|e| e.to_string()).and_then(|row| csv_record(&row))))
+        .map(|(i, r)| {
+            (i + 2, r.map_err(|e| e.to_string()).and_then(|row| csv_record(&row)).map(|r| Item::Own(Box::new(r))))
+        })
         .collect()
 }
 
@@ -90,20 +108,36 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
     );
     let mut problems: Vec<(usize, String)> = Vec::new();
     let mut stored = 0u32;
+    let mut held = 0u32;
     let client = pb::record_service_client::RecordServiceClient::new(ch);
-    let mut pending: Vec<(usize, pb::Record)> = Vec::new();
-    let flush = |pending: Vec<(usize, pb::Record)>| {
+    let mut pending: Vec<(usize, Item)> = Vec::new();
+    let flush = |pending: Vec<(usize, Item)>| {
         let mut client = client.clone();
         async move {
-            let line_of: Vec<usize> = pending.iter().map(|(n, _)| *n).collect();
-            let records = pending.into_iter().map(|(_, r)| r).collect();
-            let r = client.import_records(pb::ImportRecordsRequest { records }).await?.into_inner();
+            let (mut own_lines, mut received_lines) = (Vec::new(), Vec::new());
+            let (mut records, mut received) = (Vec::new(), Vec::new());
+            for (n, item) in pending {
+                match item {
+                    Item::Own(r) => {
+                        own_lines.push(n);
+                        records.push(*r);
+                    }
+                    Item::Received(x) => {
+                        received_lines.push(n);
+                        received.push(*x);
+                    }
+                }
+            }
+            let r = client.import_records(pb::ImportRecordsRequest { records, received }).await?.into_inner();
             let probs: Vec<(usize, String)> = r
                 .problems
                 .into_iter()
-                .map(|p| (line_of.get(p.index as usize).copied().unwrap_or(0), format!("{}: {}", p.field, p.reason)))
+                .map(|p| {
+                    let lines = if p.received { &received_lines } else { &own_lines };
+                    (lines.get(p.index as usize).copied().unwrap_or(0), format!("{}: {}", p.field, p.reason))
+                })
                 .collect();
-            Ok::<_, CliError>((r.stored, probs))
+            Ok::<_, CliError>((r.stored, r.already_held, probs))
         }
     };
     for (n, parsed) in lines {
@@ -112,24 +146,26 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
             Err(e) => problems.push((n, e)),
         }
         if pending.len() == BATCH {
-            let (s, p) = flush(std::mem::take(&mut pending)).await?;
+            let (s, h, p) = flush(std::mem::take(&mut pending)).await?;
             stored += s;
+            held += h;
             problems.extend(p);
         }
         bar.inc(1);
     }
     if !pending.is_empty() {
-        let (s, p) = flush(pending).await?;
+        let (s, h, p) = flush(pending).await?;
         stored += s;
+        held += h;
         problems.extend(p);
     }
     bar.finish_and_clear();
     problems.sort();
     if g.json {
         let probs: Vec<_> = problems.iter().map(|(n, r)| serde_json::json!({"line": n, "reason": r})).collect();
-        print_json(&serde_json::json!({ "stored": stored, "problems": probs }))?;
+        print_json(&serde_json::json!({ "stored": stored, "alreadyHeld": held, "problems": probs }))?;
     } else {
-        println!("{stored} record(s) stored, {} line(s) refused", problems.len());
+        println!("{stored} record(s) stored, {held} already held, {} line(s) refused", problems.len());
         for (n, r) in &problems {
             println!("  line {n}: {r}");
         }
@@ -137,7 +173,18 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
     Ok(())
 }
 
+/// Own records as `liaison.v1.Record` lines; received records as
+/// `liaison.v1.ExportedRecord` lines carrying the originator's exact signed
+/// envelope, the provenance and this node's signed holding statement
+/// (fetched with GetRecord, which audits any view of protected fields).
 pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Result<(), CliError> {
+    let own = pb::node_service_client::NodeServiceClient::new(ch.clone())
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner()
+        .card
+        .map(|c| c.node_id)
+        .unwrap_or_default();
     let mut client = pb::record_service_client::RecordServiceClient::new(ch);
     let kind = match kind {
         Some(k) => parse_kind(k)? as i32,
@@ -159,7 +206,21 @@ pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Resul
         };
         let page = client.list_records(req).await?.into_inner();
         for r in &page.records {
-            let line = serde_json::to_string(r).map_err(|e| CliError::Msg(e.to_string()))?;
+            let line = if r.originator == own {
+                serde_json::to_string(r)
+            } else {
+                let got = client
+                    .get_record(pb::GetRecordRequest { id: format!("{}/{}", r.originator, r.id) })
+                    .await?
+                    .into_inner();
+                serde_json::to_string(&pb::ExportedRecord {
+                    record: Some(r.clone()),
+                    envelope: got.envelope,
+                    provenance: got.provenance,
+                    holding: got.holding,
+                })
+            }
+            .map_err(|e| CliError::Msg(e.to_string()))?;
             writeln!(sink, "{line}").map_err(|e| CliError::Msg(e.to_string()))?;
             n += 1;
         }

@@ -7,6 +7,7 @@
 
 pub mod consent;
 pub mod hit;
+pub mod import;
 pub mod outbox;
 pub mod query;
 pub mod receive;

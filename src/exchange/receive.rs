@@ -29,6 +29,26 @@ pub fn retain_key(until: time::OffsetDateTime, key: &str) -> Vec<u8> {
     k
 }
 
+/// Withdrawal marks: `withdrawn/<originator>/<id>`, written when the
+/// originator says a record is withdrawn. A withdrawal is final, so no
+/// version of that record is stored again (by push, sync or import).
+const WITHDRAWN_PREFIX: &str = "withdrawn/";
+
+fn withdrawn_key(key: &str) -> Vec<u8> {
+    format!("{WITHDRAWN_PREFIX}{key}").into_bytes()
+}
+
+/// True if the originator told this node that `key` is withdrawn.
+pub fn withdrawal_known(st: &dyn Store, key: &str) -> Result<bool, StoreError> {
+    Ok(st.get(Tree::Meta, &withdrawn_key(key))?.is_some())
+}
+
+/// The originator withdrew `key`: remember it and purge the record if held.
+pub fn purge_withdrawn(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> Result<bool, StoreError> {
+    tx.batch.put(Tree::Meta, withdrawn_key(key), Vec::new());
+    purge(st, tx, key, actor, why)
+}
+
 /// A receipt signed by this node.
 pub fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivered: bool, reason: &str) -> pb::Envelope {
     let r = pb::Receipt {
@@ -54,10 +74,14 @@ pub enum Kept {
     KindChanged {
         held: pb::RecordKind,
     },
+    /// The originator withdrew the record (this version or, as this node was
+    /// told, a later one): a withdrawn record never comes back live.
+    Withdrawn,
 }
 
 /// Stores a received record (newer versions replace older ones; an older or
-/// equal version changes nothing; a change of kind is refused).
+/// equal version changes nothing; a change of kind, a withdrawn version and
+/// any version of a record known to be withdrawn are refused).
 pub fn store_received(
     st: &dyn Store,
     tx: &mut Tx,
@@ -67,6 +91,14 @@ pub fn store_received(
     actor: &str,
 ) -> Result<Kept, StoreError> {
     let key = records::key(&rec.originator, &rec.id);
+    if rec.withdrawn || withdrawal_known(st, &key)? {
+        tx.audit(
+            Event::new(actor, "record.refused")
+                .record(&key)
+                .reason(format!("version {}: withdrawn by {}", rec.version, rec.originator)),
+        );
+        return Ok(Kept::Withdrawn);
+    }
     let old = records::get(st, &key)?;
     let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
     if let Some(held) = old_rec.as_ref().and_then(crate::record::kind) {
@@ -189,6 +221,14 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
                         format!("record.body: a later version cannot change the kind from {}", held.as_str_name());
                     receipt(node, &req.delivery_id, &key, rec.version, false, &reason)
                 }
+                Kept::Withdrawn => receipt(
+                    node,
+                    &req.delivery_id,
+                    &key,
+                    rec.version,
+                    false,
+                    "record.withdrawn: the originator withdrew this record",
+                ),
                 Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),
             };
             // The receipt is the answer to every retry of this delivery.
@@ -211,7 +251,7 @@ pub async fn retract(node: &Node, caller: &str, req: pb::RetractRecordRequest) -
     let purged = node
         .db
         .write(|st, tx| {
-            purge(st, tx, &key, &actor, &format!("withdrawn by {} (version {})", rec.originator, rec.version))
+            purge_withdrawn(st, tx, &key, &actor, &format!("withdrawn by {} (version {})", rec.originator, rec.version))
         })
         .await?;
     if purged {

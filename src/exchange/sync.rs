@@ -189,7 +189,7 @@ async fn pull_kind(
                 }
                 for k in &resp.withdrawn {
                     if k.starts_with(&own_prefix)
-                        && super::receive::purge(
+                        && super::receive::purge_withdrawn(
                             st,
                             tx,
                             k,

@@ -15,8 +15,10 @@ use crate::audit::Event;
 use crate::convert::{from_timestamp, timestamp};
 use crate::envelope::{self, payload};
 use crate::exchange::{self, ExchangeError};
+use crate::hub::HubError;
 use crate::node::Node;
 use crate::pb;
+use crate::policy::hub as rules;
 use crate::store::{self, StoreError, Tree};
 
 /// How long the hub keeps trying when the sender sets no expiry.
@@ -85,32 +87,38 @@ pub async fn send(node: &Node, hub: &str, recipient: &str, call: pb::RelayedCall
     Ok(r.into_inner().relay_id)
 }
 
-/// Hub: accept a sealed message from one member for another.
-pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> Result<String, ExchangeError> {
+/// Hub: accept a sealed message from one member for another, if
+/// `policy::hub::may_relay` allows. A refusal is audited (`relay.refused`)
+/// with the reason; the hub never learns more than sender and recipient.
+pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> Result<String, HubError> {
     let sealed = req.sealed.ok_or_else(|| exchange::invalid("sealed", "required"))?;
     if sealed.sender != caller {
-        return Err(ExchangeError::Refused(format!("{caller} cannot relay as {}", sealed.sender)));
+        return Err(ExchangeError::Refused(format!("{caller} cannot relay as {}", sealed.sender)).into());
     }
     if sealed.ciphertext.len() > 8 * 1024 * 1024 || sealed.encapped_key.len() > 256 {
-        return Err(exchange::invalid("sealed", "too large"));
+        return Err(exchange::invalid("sealed", "too large").into());
     }
-    let members = crate::hub::directory::members(node)?;
-    let is_member = |id: &str| members.iter().any(|p| p.card.as_ref().is_some_and(|c| c.node_id == id));
-    if !is_member(caller) || !is_member(&sealed.recipient) {
-        return Err(ExchangeError::Refused("the hub relays only between its members".into()));
+    if !crate::config::valid_node_id(&sealed.recipient) {
+        return Err(exchange::invalid("sealed.recipient", "not a node id").into());
     }
-    // The hub's own relay agreement: an active agreement naming the hub and both members.
-    let agreements = crate::agreement::book::for_policy(node)?;
-    let covered = agreements.iter().any(|(a, s)| {
-        *s == pb::AgreementState::Active
-            && [node.id(), caller, sealed.recipient.as_str()].iter().all(|p| a.parties.iter().any(|x| x == p))
-    });
-    if !covered {
-        return Err(ExchangeError::Refused(format!(
-            "no active agreement covers relaying between {caller} and {}",
-            sealed.recipient
-        )));
-    }
+    let facts = rules::RelayFacts {
+        hub: node.id().into(),
+        from: caller.into(),
+        to: sealed.recipient.clone(),
+        from_is_member: crate::hub::is_member(node, caller)?,
+        to_is_member: crate::hub::is_member(node, &sealed.recipient)?,
+        at: node.now(),
+    };
+    let agreement = match rules::may_relay(&crate::agreement::book::for_policy(node)?, &facts) {
+        Ok(a) => a,
+        Err(d) => {
+            metrics::counter!("liaison_policy_denials_total", "reason" => d.code()).increment(1);
+            let ev = Event::new(format!("peer:{caller}"), "relay.refused")
+                .decision("deny", format!("{caller} → {}; {}", sealed.recipient, d.code()));
+            node.db.audit(vec![ev]).await?;
+            return Err(HubError::Denied(d));
+        }
+    };
     let id = exchange::random_id("relay");
     let size = sealed.ciphertext.len();
     let recipient = sealed.recipient.clone();
@@ -125,6 +133,7 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
             tx.batch.put(Tree::Relay, id.clone().into_bytes(), q.encode_to_vec());
             tx.audit(
                 Event::new(format!("peer:{caller}"), "relay.accept")
+                    .agreement(&agreement.agreement_id)
                     .reason(format!("{id}: {caller} → {recipient}, {size} bytes")),
             );
             Ok::<_, StoreError>(())

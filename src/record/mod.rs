@@ -188,6 +188,12 @@ fn record_time(field: &str, t: Option<&pbjson_types::Timestamp>) -> Result<i128,
     Ok(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos))
 }
 
+/// A time another node sent outside a record (e.g. request metadata at a
+/// hub): the same range as record times.
+pub fn peer_time(field: &str, t: &pbjson_types::Timestamp) -> Result<(), FieldError> {
+    record_time(field, Some(t)).map(|_| ())
+}
+
 /// Most field paths a received copy may list as redacted.
 pub const MAX_REDACTED: usize = 64;
 

@@ -158,6 +158,27 @@ fn new_id(rec: &pb::Record) -> String {
 
 /// Fills the node-owned fields of a new record and validates it.
 fn prepare_new(signer: &Signer<'_>, mut rec: pb::Record, now: OffsetDateTime) -> Result<pb::Record, FieldError> {
+    // A record another node originated never becomes ours: re-signing it would
+    // strip its originator, provenance, retention and onward terms.
+    if !rec.originator.is_empty() && rec.originator != signer.node_id {
+        return Err(FieldError {
+            field: "record.originator".into(),
+            reason: format!(
+                "record {} was originated by {}: it is never stored as {}'s own (a received record keeps its originator's signature and terms; only {} can share it again)",
+                key(&rec.originator, &rec.id),
+                rec.originator,
+                signer.node_id,
+                rec.originator
+            ),
+        });
+    }
+    // Importing an exported withdrawn record must not bring it back live.
+    if rec.withdrawn {
+        return Err(FieldError {
+            field: "record.withdrawn".into(),
+            reason: format!("record {} is withdrawn and is not stored again", key(signer.node_id, &rec.id)),
+        });
+    }
     if rec.id.is_empty() {
         rec.id = new_id(&rec);
     }
