@@ -460,6 +460,10 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
                 i.state = pb::OutboxState::Refused as i32;
                 i.last_error = e.to_string();
             }
+            Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
+                i.state = pb::OutboxState::Failed as i32;
+                i.last_error = e.to_string();
+            }
             Err(e) => {
                 i.last_error = e.to_string();
                 i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));

@@ -70,7 +70,7 @@ async fn publish(node: &Node, actor: &str) -> Result<u64, ExchangeError> {
                 let mut c = exchange::client(node, &m).await?;
                 c.push_directory(pb::PushDirectoryRequest { directory: Some(env) })
                     .await
-                    .map_err(|s| ExchangeError::Peer { peer: m.clone(), reason: s.message().to_string() })?;
+                    .map_err(|s| ExchangeError::from_status(&m, &s))?;
                 Ok::<(), ExchangeError>(())
             }
             .await;
@@ -225,7 +225,7 @@ async fn refresh_one(node: &Node, hub: &str) -> Result<(u64, Vec<String>, Vec<St
     let env = c
         .get_directory(pb::GetDirectoryRequest {})
         .await
-        .map_err(|s| ExchangeError::Peer { peer: hub.into(), reason: s.message().to_string() })?
+        .map_err(|s| ExchangeError::from_status(hub, &s))?
         .into_inner()
         .directory
         .ok_or_else(|| ExchangeError::Refused("the hub has no directory yet".into()))?;

@@ -325,7 +325,7 @@ pub async fn search_regional(
                     page_token: page_token.clone(),
                 })
                 .await
-                .map_err(|s| ExchangeError::Peer { peer: hub.clone(), reason: s.message().to_string() })?
+                .map_err(|s| ExchangeError::from_status(&hub, &s))?
                 .into_inner();
             let mut opened = Vec::new();
             for s in resp.records.iter().take(MAX_CONTACTS) {
@@ -396,7 +396,7 @@ pub async fn report_request(node: &Node, req: &pb::Request) {
         let mut c = exchange::client(node, &hub).await?;
         c.report_request_metadata(pb::ReportRequestMetadataRequest { metadata: Some(m) })
             .await
-            .map_err(|s| ExchangeError::Peer { peer: hub.clone(), reason: s.message().to_string() })?;
+            .map_err(|s| ExchangeError::from_status(&hub, &s))?;
         Ok::<(), ExchangeError>(())
     }
     .await;

@@ -83,7 +83,7 @@ pub async fn send(node: &Node, hub: &str, recipient: &str, call: pb::RelayedCall
             expire_time: Some(timestamp(node.now() + DEFAULT_EXPIRY)),
         })
         .await
-        .map_err(|s| ExchangeError::Peer { peer: hub.into(), reason: format!("{:?}: {}", s.code(), s.message()) })?;
+        .map_err(|s| ExchangeError::from_status(hub, &s))?;
     Ok(r.into_inner().relay_id)
 }
 
@@ -184,7 +184,7 @@ async fn forward_due(node: &Node) -> Result<(), ExchangeError> {
             let mut c = exchange::client(node, &sealed.recipient).await?;
             c.deliver_sealed(pb::DeliverSealedRequest { relay_id: id.clone(), sealed: Some(sealed.clone()) })
                 .await
-                .map_err(|s| ExchangeError::Peer { peer: sealed.recipient.clone(), reason: s.message().to_string() })?;
+                .map_err(|s| ExchangeError::from_status(&sealed.recipient, &s))?;
             Ok::<(), ExchangeError>(())
         }
         .await;
