@@ -147,6 +147,8 @@ impl From<crate::sop::desk::DeskError> for Status {
                 crate::sop::request::SopError::Missing(f) => {
                     invalid(if f == "reason" { "text" } else { f }, "required")
                 }
+                crate::sop::request::SopError::TooLarge { field, ref reason } => invalid(field, reason),
+                crate::sop::request::SopError::Backlog(_) => Status::resource_exhausted(s.to_string()),
                 _ => Status::failed_precondition(s.to_string()),
             },
             D::Denied(ref d) => denied(d.code(), e.to_string()),

@@ -258,6 +258,7 @@ pub async fn receive(
     let key = exchange::key_of(node, caller)?;
     let ev: pb::RequestEvent =
         envelope::open(&env, payload::REQUEST_EVENT, caller, &key).map_err(ExchangeError::from)?;
+    sm::check_bounds(&ev)?;
     let refuse =
         |reason: String| crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, false, &reason);
     if ev.actor != caller {
@@ -367,6 +368,9 @@ pub async fn receive(
                     }
                     Ok::<_, DeskError>(Ok((next, changed)))
                 }
+                // Bounds are answered as errors (the sender's outbox retries a
+                // backlog later); a step that can never apply gets a refusal receipt.
+                Err(e @ (SopError::Backlog(_) | SopError::TooLarge { .. })) => Err(DeskError::Sop(e)),
                 Err(e) => Ok(Err(e.to_string())),
             }
         })

@@ -26,6 +26,37 @@ pub enum SopError {
     OutOfOrder { actor: String, expected: u64, got: u64 },
     #[error("this step belongs to request {0}")]
     WrongRequest(String),
+    #[error("{field}: {reason}")]
+    TooLarge { field: &'static str, reason: String },
+    /// More early steps than a request can ever have: the sender may retry
+    /// once the steps before them have arrived.
+    #[error("{0}")]
+    Backlog(String),
+}
+
+/// Longest text of one step (an answer, a reason).
+pub const MAX_TEXT: usize = 10_000;
+/// Records one answer may attach.
+pub const MAX_ATTACHED: usize = 64;
+/// A request has at most two steps per node (submit and withdraw;
+/// acknowledge and answer or decline), so a step this far ahead of the
+/// actor's last one can never become next.
+pub const MAX_AHEAD: u64 = 4;
+/// Early steps buffered per request.
+pub const MAX_PENDING: usize = 4;
+
+/// Size bounds on one step, whoever made it.
+pub fn check_bounds(ev: &pb::RequestEvent) -> Result<(), SopError> {
+    if ev.text.chars().count() > MAX_TEXT {
+        return Err(SopError::TooLarge { field: "text", reason: format!("at most {MAX_TEXT} characters") });
+    }
+    if ev.attached_record_ids.len() > MAX_ATTACHED || ev.attached_record_ids.iter().any(|a| a.len() > 200) {
+        return Err(SopError::TooLarge {
+            field: "attached_record_ids",
+            reason: format!("at most {MAX_ATTACHED} ids of at most 200 bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Deadlines from the SOP terms for a request type and priority.
@@ -162,14 +193,25 @@ pub fn apply(req: &pb::Request, ev: &pb::RequestEvent) -> Result<Applied, SopErr
 }
 
 /// Applies `ev` and then every buffered step that has become next in line.
-/// Steps that arrive early wait in `pending`; an invalid step is an error.
+/// Steps that arrive early wait in `pending` (bounded); an invalid incoming
+/// step is an error, an invalid buffered one is dropped.
 pub fn apply_in_order(
     req: &pb::Request,
     pending: &mut BTreeMap<(String, u64), pb::RequestEvent>,
     ev: pb::RequestEvent,
 ) -> Result<pb::Request, SopError> {
+    check_bounds(&ev)?;
+    // What a peer can make us keep is bounded: no step that can never become
+    // next, and no more early steps than a request can have.
+    if ev.seq > last_seq(req, &ev.actor).saturating_add(MAX_AHEAD) {
+        return Err(SopError::InvalidTransition { from: state_name(req.state), step: format!("step {}", ev.seq) });
+    }
+    let key = (ev.actor.clone(), ev.seq);
+    if !pending.contains_key(&key) && pending.len() >= MAX_PENDING {
+        return Err(SopError::Backlog(format!("{MAX_PENDING} steps of this request are already waiting")));
+    }
     let mut cur = req.clone();
-    pending.insert((ev.actor.clone(), ev.seq), ev);
+    pending.insert(key.clone(), ev);
     loop {
         let mut progressed = false;
         let keys: Vec<(String, u64)> = pending.keys().cloned().collect();
@@ -185,9 +227,14 @@ pub fn apply_in_order(
                     pending.remove(&k);
                 }
                 Err(SopError::OutOfOrder { .. }) => {}
-                Err(err) => {
+                // The incoming step is refused; an earlier buffered one that
+                // turns out invalid is dropped without refusing this one.
+                Err(err) if k == key => {
                     pending.remove(&k);
                     return Err(err);
+                }
+                Err(_) => {
+                    pending.remove(&k);
                 }
             }
         }
@@ -424,6 +471,24 @@ mod tests {
                 cur = apply_in_order(&cur, &mut pending, arrivals[*i].clone()).unwrap();
             }
             prop_assert_eq!(cur, in_order);
+        }
+
+        /// Whatever a peer sends, in any order, the buffer never holds more
+        /// than a request can use, and nothing oversized is kept.
+        #[test]
+        fn the_early_step_buffer_is_bounded(seqs in proptest::collection::vec((0u64..1000, any::<bool>()), 0..50), text_len in 0usize..12_000) {
+            let base = opened(false);
+            let mut pending = BTreeMap::new();
+            let mut cur = base;
+            for (seq, kh) in seqs {
+                let mut e = ev(if kh { "kh-antht" } else { "th-atpd" }, seq, T::Acknowledge, "");
+                e.text = "x".repeat(text_len);
+                if let Ok(next) = apply_in_order(&cur, &mut pending, e) {
+                    cur = next;
+                }
+                prop_assert!(pending.len() <= MAX_PENDING);
+                prop_assert!(pending.values().all(|e| e.text.len() <= MAX_TEXT));
+            }
         }
 
         /// Terms from a received agreement and any clock reading: due dates
