@@ -9,7 +9,7 @@
 //! addresses an attacker uses.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -23,6 +23,10 @@ pub const MAX_SOURCES: usize = 1024;
 const MAX_DETAIL: usize = 200;
 
 /// What was refused. Each kind is its own audit action.
+///
+/// Refusals answered with a signed refusal receipt (pushes, request steps,
+/// case updates) and policy denials are audited one by one where they are
+/// decided; these are the refusals answered with an error status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// A message claimed another node's id than the caller's certificate.
@@ -31,12 +35,8 @@ pub enum Kind {
     Signature,
     /// Invalid input, including signed records that fail validation.
     Invalid,
-    /// The policy engine or a safeguard refused it.
-    Policy,
     /// Refused for another reason (not a party, not the originator, ...).
     Refused,
-    /// A request step or case update answered with a refusal receipt.
-    Step,
     /// A consent request from a node that was never given the record.
     Consent,
     /// A call on a connection whose certificate is no longer pinned.
@@ -50,14 +50,24 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Impersonation,
+        Kind::Signature,
+        Kind::Invalid,
+        Kind::Refused,
+        Kind::Consent,
+        Kind::Unpinned,
+        Kind::Handshake,
+        Kind::Token,
+        Kind::NoToken,
+    ];
+
     pub fn action(self) -> &'static str {
         match self {
             Kind::Impersonation => "federation.refused.impersonation",
             Kind::Signature => "federation.refused.signature",
             Kind::Invalid => "federation.refused.invalid",
-            Kind::Policy => "federation.refused.policy",
             Kind::Refused => "federation.refused.other",
-            Kind::Step => "federation.refused.step",
             Kind::Consent => "federation.refused.consent",
             Kind::Unpinned => "federation.refused.unpinned",
             Kind::Handshake => "federation.refused.handshake",
@@ -81,13 +91,6 @@ pub fn peer(id: &str) -> String {
 /// changes with every connection).
 pub fn addr(remote: Option<std::net::SocketAddr>) -> String {
     remote.map_or_else(|| "addr:unknown".to_string(), |a| format!("addr:{}", a.ip()))
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
-    window: i64,
-    source: String,
-    kind: Kind,
 }
 
 #[derive(Debug, Clone)]
@@ -122,12 +125,15 @@ impl Summary {
     }
 }
 
-/// Refusals counted per source, kind and window.
+/// Refusals counted per source, kind and window (pure: time is an argument).
 #[derive(Debug)]
 pub struct Tally {
     window_secs: i64,
     max_sources: usize,
-    open: BTreeMap<Key, Count>,
+    /// Window start → (source, kind) → count.
+    open: BTreeMap<i64, BTreeMap<(String, Kind), Count>>,
+    /// Tallies open across every window.
+    len: usize,
 }
 
 fn clean(detail: &str) -> String {
@@ -142,7 +148,7 @@ impl Tally {
 
     pub fn with_limit(window_secs: u64, max_sources: usize) -> Self {
         let window_secs = i64::try_from(window_secs).unwrap_or(i64::MAX).max(1);
-        Self { window_secs, max_sources, open: BTreeMap::new() }
+        Self { window_secs, max_sources, open: BTreeMap::new(), len: 0 }
     }
 
     fn window_of(&self, now: OffsetDateTime) -> i64 {
@@ -150,21 +156,25 @@ impl Tally {
         t - t.rem_euclid(self.window_secs)
     }
 
-    /// Counts one refusal.
+    /// Counts one refusal. Once `max_sources` tallies are open, refusals
+    /// from sources without one are counted under `other`.
     pub fn note(&mut self, source: &str, kind: Kind, detail: &str, now: OffsetDateTime) {
-        let window = self.window_of(now);
-        let mut key = Key { window, source: source.to_string(), kind };
-        if !self.open.contains_key(&key) && self.open.len() >= self.max_sources {
-            key.source = "other".into();
+        let full = self.len >= self.max_sources;
+        let window = self.open.entry(self.window_of(now)).or_default();
+        let mut key = (source.to_string(), kind);
+        if full && !window.contains_key(&key) {
+            key.0 = "other".into();
         }
-        let c = self.open.entry(key).or_insert_with(|| Count { count: 0, first: clean(detail) });
+        let c = window.entry(key).or_insert_with(|| {
+            self.len = self.len.saturating_add(1);
+            Count { count: 0, first: clean(detail) }
+        });
         c.count = c.count.saturating_add(1);
     }
 
     /// Takes the tallies whose window has ended by `now`, oldest first.
     pub fn due(&mut self, now: OffsetDateTime) -> Vec<Summary> {
-        let current = self.window_of(now);
-        let later = self.open.split_off(&Key { window: current, source: String::new(), kind: Kind::Impersonation });
+        let later = self.open.split_off(&self.window_of(now));
         let ended = std::mem::replace(&mut self.open, later);
         self.summaries(ended)
     }
@@ -179,17 +189,56 @@ impl Tally {
         self.open.is_empty()
     }
 
-    fn summaries(&self, m: BTreeMap<Key, Count>) -> Vec<Summary> {
-        m.into_iter()
-            .map(|(k, c)| Summary {
-                source: k.source,
-                kind: k.kind,
-                window_start: k.window,
-                window_secs: self.window_secs,
-                count: c.count,
-                detail: c.first,
+    fn summaries(&mut self, m: BTreeMap<i64, BTreeMap<(String, Kind), Count>>) -> Vec<Summary> {
+        let window_secs = self.window_secs;
+        let out: Vec<Summary> = m
+            .into_iter()
+            .flat_map(|(window_start, tallies)| {
+                tallies.into_iter().map(move |((source, kind), c)| Summary {
+                    source,
+                    kind,
+                    window_start,
+                    window_secs,
+                    count: c.count,
+                    detail: c.first,
+                })
             })
-            .collect()
+            .collect();
+        self.len = self.len.saturating_sub(out.len());
+        out
+    }
+}
+
+/// The node's tally, shared by every listener.
+#[derive(Debug)]
+pub struct Refusals {
+    tally: Mutex<Tally>,
+}
+
+impl Refusals {
+    pub fn new(window_secs: u64) -> Self {
+        Self { tally: Mutex::new(Tally::new(window_secs)) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Tally) -> T) -> T {
+        // A panic while counting cannot leave a tally half-updated in a way
+        // that matters: keep counting.
+        let mut t = self.tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut t)
+    }
+
+    pub fn note(&self, source: &str, kind: Kind, detail: &str, now: OffsetDateTime) {
+        tracing::warn!(%source, kind = kind.label(), detail, "refused");
+        metrics::counter!("liaison_refusals_total", "kind" => kind.label()).increment(1);
+        self.with(|t| t.note(source, kind, detail, now));
+    }
+
+    pub fn due(&self, now: OffsetDateTime) -> Vec<Summary> {
+        self.with(|t| t.due(now))
+    }
+
+    pub fn drain(&self) -> Vec<Summary> {
+        self.with(Tally::drain)
     }
 }
 
@@ -206,13 +255,13 @@ async fn write(node: &Node, summaries: Vec<Summary>) {
 
 /// Audits the tallies whose window has ended.
 pub async fn flush_due(node: &Node) {
-    let due = node.refusals_due();
+    let due = node.refusals.due(node.now());
     write(node, due).await;
 }
 
 /// Audits every tally, ended or not (at shutdown).
 pub async fn flush_all(node: &Node) {
-    let all = node.refusals_drain();
+    let all = node.refusals.drain();
     write(node, all).await;
 }
 
@@ -232,6 +281,7 @@ pub fn spawn(node: Arc<Node>, window_secs: u64) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn at(secs: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_800_000_000 + secs).unwrap()
@@ -297,11 +347,75 @@ mod tests {
     fn the_count_saturates() {
         let mut t = Tally::new(60);
         t.note("peer:a", Kind::Invalid, "x", at(0));
-        if let Some(c) = t.open.values_mut().next() {
+        if let Some(c) = t.open.values_mut().flat_map(|w| w.values_mut()).next() {
             c.count = u64::MAX;
         }
         t.note("peer:a", Kind::Invalid, "x", at(1));
         assert_eq!(t.drain()[0].count, u64::MAX);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_action() {
+        let mut actions: Vec<&str> = Kind::ALL.iter().map(|k| k.action()).collect();
+        actions.sort_unstable();
+        actions.dedup();
+        assert_eq!(actions.len(), Kind::ALL.len());
+        assert!(actions.iter().all(|a| a.contains(".refused.")));
+    }
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        prop::sample::select(Kind::ALL.to_vec())
+    }
+
+    proptest! {
+        /// Every refusal is counted exactly once, in the window it happened
+        /// in, and nothing is flushed before its window ends.
+        #[test]
+        fn every_refusal_is_counted_once(
+            window in 1u64..120,
+            notes in prop::collection::vec((0usize..8, kind(), 0i64..600), 0..300),
+            flushes in prop::collection::vec(0i64..700, 0..6),
+        ) {
+            let mut t = Tally::new(window);
+            let mut flushes = flushes;
+            flushes.sort_unstable();
+            let mut notes = notes;
+            notes.sort_by_key(|n| n.2);
+            let mut out = Vec::new();
+            let mut f = flushes.iter().peekable();
+            for (src, k, s) in &notes {
+                while let Some(at_) = f.next_if(|x| **x <= *s) {
+                    let due = t.due(at(*at_));
+                    for d in &due {
+                        prop_assert!(d.window_start + d.window_secs <= 1_800_000_000 + at_);
+                    }
+                    out.extend(due);
+                }
+                t.note(&format!("peer:p{src}"), *k, "x", at(*s));
+            }
+            out.extend(t.drain());
+            prop_assert_eq!(out.iter().map(|s| s.count).sum::<u64>(), notes.len() as u64);
+            prop_assert!(t.is_empty());
+            // One summary per source, kind and window.
+            let mut keys: Vec<_> = out.iter().map(|s| (s.window_start, s.source.clone(), s.kind)).collect();
+            let n = keys.len();
+            keys.sort();
+            keys.dedup();
+            prop_assert_eq!(keys.len(), n);
+        }
+
+        /// However many sources, each window holds at most `limit` tallies
+        /// plus one `other` per kind.
+        #[test]
+        fn the_number_of_entries_is_bounded(limit in 1usize..16, sources in 1usize..200, k in kind()) {
+            let mut t = Tally::with_limit(60, limit);
+            for i in 0..sources {
+                t.note(&format!("addr:10.0.0.{i}"), k, "x", at(1));
+            }
+            let out = t.drain();
+            prop_assert!(out.len() <= limit + 1);
+            prop_assert_eq!(out.iter().map(|s| s.count).sum::<u64>(), sources as u64);
+        }
     }
 
     #[test]

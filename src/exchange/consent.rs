@@ -67,22 +67,35 @@ pub async fn request(
     Ok(id)
 }
 
-/// Originator side: a holder asks.
+/// Originator side: a holder asks. Only a node this node gave the record to
+/// is a holder: anyone else gets the answer a record that does not exist
+/// gets (the message does not even name the key), so asking cannot tell
+/// whether a record exists; the attempt is counted as a refusal.
 pub async fn receive_request(
     node: &Node,
     caller: &str,
     req: pb::RequestOnwardConsentRequest,
 ) -> Result<(), ExchangeError> {
+    // Everything that does not depend on the record is checked first, so
+    // the answer to a malformed request cannot depend on it either.
     if req.consent_id.is_empty() || req.consent_id.len() > 64 {
         return Err(super::invalid("consent_id", "1-64 characters"));
     }
     let purpose = super::purpose_of("purpose", req.purpose)?;
-    let own = format!("{}/", node.id());
-    if !req.record_key.starts_with(&own) || records::get(node.db.store(), &req.record_key)?.is_none() {
-        return Err(ExchangeError::NotFound(format!("record {}", req.record_key)));
-    }
     if !crate::config::valid_node_id(&req.third_party) {
         return Err(super::invalid("third_party", "a node id"));
+    }
+    let own = format!("{}/", node.id());
+    let st = node.db.store();
+    let holder = req.record_key.starts_with(&own) && super::was_released(st, &req.record_key, caller)?;
+    if !holder || records::get(st, &req.record_key)?.is_none() {
+        let key: String = req.record_key.chars().take(120).collect();
+        node.refuse(
+            &crate::refusal::peer(caller),
+            crate::refusal::Kind::Consent,
+            &format!("RequestOnwardConsent: {key:?} was never given to {caller}"),
+        );
+        return Err(ExchangeError::NotFound("record".into()));
     }
     let r = pb::ConsentRequest {
         consent_id: req.consent_id.clone(),
@@ -147,6 +160,8 @@ pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::Con
     node.db
         .write(|_, tx| {
             tx.batch.put(Tree::Meta, key.clone(), r.encode_to_vec());
+            // The third party may now hold the record, so it may ask about it too.
+            super::mark_released(tx, &r.record_key, &r.third_party);
             tx.audit(
                 Event::new(actor, "consent.grant")
                     .record(&r.record_key)
