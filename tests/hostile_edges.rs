@@ -24,7 +24,7 @@ use tonic_reflection::pb::{v1, v1alpha};
 fn refusal_window(n: &TestNode, secs: u64) {
     let layout = Layout::new(&n.dir);
     let mut cfg = NodeConfig::load(&layout).unwrap();
-    let _ = secs; // old code: no such setting
+    cfg.intervals.refusal_window_secs = secs;
     std::fs::write(layout.config(), toml::to_string(&cfg).unwrap()).unwrap();
 }
 
@@ -120,7 +120,7 @@ async fn a_consent_request_does_not_tell_a_stranger_whether_a_record_exists() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn impersonation_and_tampered_envelopes_are_audited() {
+async fn impersonation_tampered_envelopes_invalid_records_and_refused_steps_are_audited() {
     let root = tempfile::tempdir().unwrap();
     let mut th = TestNode::init(root.path(), "th-atpd", "TH");
     let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
@@ -153,11 +153,48 @@ async fn impersonation_and_tampered_envelopes_are_audited() {
     let err = h.client.push_record(push).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err:?}");
 
-    for action in ["federation.refused.impersonation", "federation.refused.signature"] {
-        wait_for(30, action, || by_actor(audit_entries(&th, action), "peer:kh-antht").iter().map(count).sum::<u64>() == 1);
+    // A record KH signed properly that fails validation.
+    let mut invalid = common::contact_point("cp-kh-2", &"x".repeat(100_000));
+    invalid.originator = "kh-antht".into();
+    invalid.version = 1;
+    let push = pb::PushRecordRequest {
+        delivery_id: "dlv-invalid".into(),
+        shared: Some(h.shared(&invalid, "th-kh")),
+        purpose: pb::Purpose::Coordination as i32,
+        consent: None,
+    };
+    let err = h.client.push_record(push).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+
+    // A request step KH signed, in VN's name: refused with a receipt, and
+    // audited as each refused step is.
+    let step = pb::RequestEvent {
+        request_id: "req-forged".into(),
+        actor: "vn-c02".into(),
+        seq: 1,
+        transition: pb::Transition::Submit as i32,
+        time: Some(now()),
+        ..Default::default()
+    };
+    let req = pb::DeliverRequestEventRequest {
+        delivery_id: "dlv-step".into(),
+        event: Some(h.seal(liaison::envelope::payload::REQUEST_EVENT, &step)),
+    };
+    let env = h.client.deliver_request_event(req).await.unwrap().into_inner().receipt.unwrap();
+    let receipt: pb::Receipt = liaison::envelope::decode(&env).unwrap();
+    assert!(!receipt.delivered, "{receipt:?}");
+    let refused = audit_entries(&th, "request.refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["actor"], "peer:kh-antht");
+    assert!(refused[0]["reason"].as_str().unwrap().contains("a step by vn-c02"), "{refused:?}");
+
+    for action in ["federation.refused.impersonation", "federation.refused.signature", "federation.refused.invalid"] {
+        wait_for(30, action, || {
+            by_actor(audit_entries(&th, action), "peer:kh-antht").iter().map(count).sum::<u64>() == 1
+        });
     }
     let imp = audit_entries(&th, "federation.refused.impersonation");
-    assert!(imp[0]["reason"].as_str().unwrap().contains("Hello as th-atpd"), "{imp:?}");
+    assert!(imp[0]["reason"].as_str().unwrap().contains("Hello: claimed to be th-atpd"), "{imp:?}");
     assert!(th.cli_ok(&["audit", "verify"]).contains("intact"));
 }
 
@@ -167,6 +204,7 @@ async fn a_flood_of_bad_calls_leaves_one_entry_per_source_and_window() {
     let root = tempfile::tempdir().unwrap();
     let mut th = TestNode::init(root.path(), "th-atpd", "TH");
     let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let vn = identity(&TestNode::init(root.path(), "vn-c02", "VN"));
     refusal_window(&th, WINDOW);
     th.start();
     kh.start();
@@ -184,17 +222,28 @@ async fn a_flood_of_bad_calls_leaves_one_entry_per_source_and_window() {
         let err = peers.list_peers(pb::ListPeersRequest {}).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
     }
+    // A stranger whose certificate TH never pinned: refused at the handshake.
+    let card = th.card();
+    for _ in 0..100 {
+        let stranger = liaison::federation::dial(&vn, &card).unwrap();
+        let err = HealthClient::new(stranger).check(HealthCheckRequest { service: String::new() }).await.unwrap_err();
+        assert_ne!(err.code(), Code::Ok);
+    }
     let windows = started.elapsed().as_secs() / WINDOW + 2;
 
-    for (action, actor) in
-        [("federation.refused.impersonation", "peer:kh-antht"), ("api.refused.token", "addr:127.0.0.1")]
-    {
-        wait_for(60, action, || by_actor(audit_entries(&th, action), actor).iter().map(count).sum::<u64>() == 200);
+    for (action, actor, at_least) in [
+        ("federation.refused.impersonation", "peer:kh-antht", 200),
+        ("api.refused.token", "addr:127.0.0.1", 200),
+        ("federation.refused.handshake", "addr:127.0.0.1", 100),
+    ] {
+        wait_for(60, action, || by_actor(audit_entries(&th, action), actor).iter().map(count).sum::<u64>() >= at_least);
         let n = audit_entries(&th, action).len() as u64;
-        assert!(n <= windows, "{action}: {n} entries for 200 refusals in at most {windows} windows");
+        assert!(n <= windows, "{action}: {n} entries for {at_least} refusals in at most {windows} windows");
     }
+    let sum = |action| by_actor(audit_entries(&th, action), "peer:kh-antht").iter().map(count).sum::<u64>();
+    assert_eq!(sum("federation.refused.impersonation"), 200, "each refusal counted once");
     let grown = audit_entries(&th, "").len() - before;
-    assert!(grown as u64 <= 2 * windows, "400 refused calls added {grown} audit entries");
+    assert!(grown as u64 <= 3 * windows, "500 refused calls added {grown} audit entries");
     assert!(th.cli_ok(&["audit", "verify"]).contains("intact"));
 }
 
