@@ -114,6 +114,7 @@ pub fn check_claim(caller: &str, claimed: &str) -> Result<(), Status> {
     if caller == claimed {
         Ok(())
     } else {
+        tracing::warn!(%caller, %claimed, "peer claimed another node's id");
         Err(crate::api::status::impersonation(caller, claimed))
     }
 }
@@ -139,6 +140,7 @@ impl FederationApi {
             Ok(c) => c,
             Err(s) => {
                 let source = refusal::addr(req.remote_addr());
+                tracing::warn!(%source, method, "call on a certificate that is no longer pinned");
                 self.node.refuse(&source, refusal::Kind::Unpinned, &format!("{method}: {}", s.message()));
                 return Err(s);
             }

@@ -301,13 +301,14 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
                         let _ = conn_tx.send(Ok::<_, std::io::Error>(stream)).await;
                     }
                     Ok(Err(e)) => {
-                        node_accept.refuse(&refusal::addr(Some(remote)), refusal::Kind::Handshake, &e.to_string())
+                        tracing::warn!(%remote, error = %e, "federation handshake refused");
+                        node_accept.refuse(&refusal::addr(Some(remote)), refusal::Kind::Handshake, &e.to_string());
                     }
-                    Err(_) => node_accept.refuse(
-                        &refusal::addr(Some(remote)),
-                        refusal::Kind::Handshake,
-                        "handshake not finished within 10 s",
-                    ),
+                    Err(_) => {
+                        tracing::warn!(%remote, "federation handshake timed out");
+                        let why = "handshake not finished within 10 s";
+                        node_accept.refuse(&refusal::addr(Some(remote)), refusal::Kind::Handshake, why);
+                    }
                 }
             });
         }

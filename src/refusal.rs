@@ -228,7 +228,8 @@ impl Refusals {
     }
 
     pub fn note(&self, source: &str, kind: Kind, detail: &str, now: OffsetDateTime) {
-        tracing::warn!(%source, kind = kind.label(), detail, "refused");
+        // Callers log the refusal as they always did; this is the count.
+        tracing::debug!(%source, kind = kind.label(), detail, "refusal counted");
         metrics::counter!("liaison_refusals_total", "kind" => kind.label()).increment(1);
         self.with(|t| t.note(source, kind, detail, now));
     }

@@ -45,11 +45,13 @@ impl Interceptor for Auth {
         let source = crate::refusal::addr(req.remote_addr());
         let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
+            tracing::warn!("local API call without a bearer token");
             self.node.refuse(&source, crate::refusal::Kind::NoToken, "missing bearer token");
             return Err(Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"));
         };
         let user = store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
         let Some(user) = user else {
+            tracing::warn!("local API call with an unknown token");
             self.node.refuse(&source, crate::refusal::Kind::Token, "unknown or revoked token");
             return Err(Status::unauthenticated("unknown or revoked token"));
         };
