@@ -97,10 +97,18 @@ pub struct Intervals {
     /// Check request deadlines and escalate.
     #[serde(default = "default_deadline")]
     pub deadline_secs: u64,
+    /// Refused calls are counted per source over windows this long and
+    /// audited once per source, kind and window (see `refusal`).
+    #[serde(default = "default_refusal_window")]
+    pub refusal_window_secs: u64,
 }
 
 fn default_deadline() -> u64 {
     30
+}
+
+fn default_refusal_window() -> u64 {
+    60
 }
 
 fn default_sync() -> u64 {
@@ -113,7 +121,12 @@ fn default_housekeeping() -> u64 {
 
 impl Default for Intervals {
     fn default() -> Self {
-        Self { sync_secs: default_sync(), housekeeping_secs: default_housekeeping(), deadline_secs: default_deadline() }
+        Self {
+            sync_secs: default_sync(),
+            housekeeping_secs: default_housekeeping(),
+            deadline_secs: default_deadline(),
+            refusal_window_secs: default_refusal_window(),
+        }
     }
 }
 
@@ -170,6 +183,39 @@ pub fn valid_node_id(id: &str) -> bool {
         && !id.ends_with('-')
 }
 
+/// Checks a federation endpoint as peers dial it: `host:port`, where host is
+/// a DNS name, an IPv4 address or a bracketed IPv6 address, and port is
+/// 1-65535. No scheme, path, user or spaces. Returns why not.
+pub fn check_endpoint(endpoint: &str) -> Result<(), String> {
+    if endpoint.is_empty() || endpoint.len() > 255 {
+        return Err("missing or longer than 255 characters".into());
+    }
+    if endpoint.parse::<SocketAddr>().is_ok() {
+        return if endpoint.ends_with(":0") { Err("port 0 cannot be dialled".into()) } else { Ok(()) };
+    }
+    let Some((host, port)) = endpoint.rsplit_once(':') else {
+        return Err(format!("{endpoint:?} is not HOST:PORT"));
+    };
+    match port.parse::<u16>() {
+        Ok(0) => return Err("port 0 cannot be dialled".into()),
+        Ok(_) if port.bytes().all(|c| c.is_ascii_digit()) => {}
+        _ => return Err(format!("{port:?} is not a port (1-65535)")),
+    }
+    if host.len() > 253 || host.is_empty() {
+        return Err(format!("{endpoint:?} is not HOST:PORT"));
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !host.split('.').all(label_ok) {
+        return Err(format!("{host:?} is not a host name or IP address"));
+    }
+    Ok(())
+}
+
 impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !valid_node_id(&self.id) {
@@ -200,6 +246,9 @@ impl NodeConfig {
         }
         if self.region.chars().count() > 100 {
             return Err(ConfigError::Invalid { field: "region", reason: "at most 100 characters".into() });
+        }
+        if !self.endpoint.is_empty() {
+            check_endpoint(&self.endpoint).map_err(|reason| ConfigError::Invalid { field: "endpoint", reason })?;
         }
         if self.listen == self.api && self.listen.port() != 0 {
             return Err(ConfigError::Invalid {
@@ -293,6 +342,32 @@ mod tests {
     }
 
     #[test]
+    fn endpoints() {
+        for ok in ["vn.example:7443", "127.0.0.1:7443", "[::1]:7443", "localhost:1", "a-b.c-d.example:65535"] {
+            assert_eq!(check_endpoint(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "vn.example",
+            "vn.example:0",
+            "vn.example:99999",
+            "vn.example:+80",
+            ":7443",
+            "vn c02:7443",
+            "https://vn.example:7443/x",
+            "user@vn.example:7443",
+            "-vn.example:7443",
+            "vn..example:7443",
+            "127.0.0.1:0",
+            "::1:7443",
+            "[::1]:0",
+        ] {
+            assert!(check_endpoint(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_endpoint(&format!("{}:1", "a".repeat(300))).is_err());
+    }
+
+    #[test]
     fn validation_names_the_field() {
         let mut c = cfg();
         c.country = "th".into();
@@ -305,6 +380,8 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "country", .. })));
         c.region = "COMMIT-Mekong".into();
         assert!(c.validate().is_ok());
+        c.endpoint = "https://liaison.example:7443".into();
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "endpoint", .. })));
     }
 
     #[test]

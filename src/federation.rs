@@ -3,6 +3,7 @@
 //! the caller's node id is always taken from its certificate, never from a message.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::node::Node;
 use crate::pb;
 use crate::pb::federation_service_client::FederationServiceClient;
 use crate::pb::federation_service_server::{FederationService, FederationServiceServer};
-use crate::tls;
+use crate::{refusal, tls};
 
 /// Deadline for a single federation call unless the caller sets a shorter one.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,6 +96,9 @@ pub fn client(node: &Node, card: &pb::NodeCard) -> Result<FederationServiceClien
     Ok(FederationServiceClient::new(channel(node, card)?).max_decoding_message_size(16 * 1024 * 1024))
 }
 
+/// The services the federation listener serves (health and reflection report these only).
+pub const SERVICES: &[&str] = &[pb::federation_service_server::SERVICE_NAME];
+
 /// The node id of the peer that made this call, from its pinned certificate.
 pub fn caller<T>(node: &Node, req: &Request<T>) -> Result<String, Status> {
     let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
@@ -111,9 +115,7 @@ pub fn check_claim(caller: &str, claimed: &str) -> Result<(), Status> {
         Ok(())
     } else {
         tracing::warn!(%caller, %claimed, "peer claimed another node's id");
-        Err(Status::permission_denied(format!(
-            "the presented certificate belongs to {caller}, which cannot act as {claimed}"
-        )))
+        Err(crate::api::status::impersonation(caller, claimed))
     }
 }
 
@@ -125,172 +127,233 @@ pub fn server(node: Arc<Node>) -> FederationServiceServer<FederationApi> {
     FederationServiceServer::new(FederationApi { node }).max_decoding_message_size(16 * 1024 * 1024)
 }
 
+impl FederationApi {
+    /// Runs one call for the authenticated caller. Every refusal it answers
+    /// with an error status is counted against the caller (see [`refusal`]);
+    /// a call on a certificate that is no longer pinned, against its address.
+    async fn serve<Q, A, F, Fut>(&self, method: &'static str, req: Request<Q>, f: F) -> Result<Response<A>, Status>
+    where
+        F: FnOnce(Arc<Node>, String, Q) -> Fut,
+        Fut: Future<Output = Result<A, Status>>,
+    {
+        let caller = match caller(&self.node, &req) {
+            Ok(c) => c,
+            Err(s) => {
+                let source = refusal::addr(req.remote_addr());
+                tracing::warn!(%source, method, "call on a certificate that is no longer pinned");
+                self.node.refuse(&source, refusal::Kind::Unpinned, &format!("{method}: {}", s.message()));
+                return Err(s);
+            }
+        };
+        let result = f(Arc::clone(&self.node), caller.clone(), req.into_inner()).await;
+        if let Err(s) = &result {
+            if let Some(kind) = crate::api::status::refusal_kind(s) {
+                self.node.refuse(&refusal::peer(&caller), kind, &format!("{method}: {}", s.message()));
+            }
+        }
+        result.map(Response::new)
+    }
+}
+
+fn required<T>(field: &str, v: Option<T>) -> Result<T, Status> {
+    v.ok_or_else(|| crate::api::status::invalid(field, "required"))
+}
+
 #[tonic::async_trait]
 impl FederationService for FederationApi {
     async fn hello(&self, req: Request<pb::HelloRequest>) -> Result<Response<pb::HelloResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        check_claim(&caller, &req.get_ref().node_id)?;
-        let (_, env) = self.node.card();
-        Ok(Response::new(pb::HelloResponse { card: Some(env) }))
+        self.serve("Hello", req, |node, caller, r| async move {
+            check_claim(&caller, &r.node_id)?;
+            Ok(pb::HelloResponse { card: Some(node.card().1) })
+        })
+        .await
     }
 
     async fn deliver_agreement(
         &self,
         req: Request<pb::DeliverAgreementRequest>,
     ) -> Result<Response<pb::DeliverAgreementResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let env = req.into_inner().agreement.ok_or_else(|| crate::api::status::invalid("agreement", "required"))?;
-        let signed_by = crate::agreement::book::receive(&self.node, &caller, env).await?;
-        Ok(Response::new(pb::DeliverAgreementResponse { signed_by }))
+        self.serve("DeliverAgreement", req, |node, caller, r| async move {
+            let env = required("agreement", r.agreement)?;
+            let signed_by = crate::agreement::book::receive(&node, &caller, env).await?;
+            Ok(pb::DeliverAgreementResponse { signed_by })
+        })
+        .await
     }
 
     async fn deliver_agreement_notice(
         &self,
         req: Request<pb::DeliverAgreementNoticeRequest>,
     ) -> Result<Response<pb::DeliverAgreementNoticeResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let env = req.into_inner().notice.ok_or_else(|| crate::api::status::invalid("notice", "required"))?;
-        crate::agreement::book::receive_notice(&self.node, &caller, env).await?;
-        Ok(Response::new(pb::DeliverAgreementNoticeResponse {}))
+        self.serve("DeliverAgreementNotice", req, |node, caller, r| async move {
+            let env = required("notice", r.notice)?;
+            crate::agreement::book::receive_notice(&node, &caller, env).await?;
+            Ok(pb::DeliverAgreementNoticeResponse {})
+        })
+        .await
     }
 
     async fn query_records(
         &self,
         req: Request<pb::QueryRecordsRequest>,
     ) -> Result<Response<pb::QueryRecordsResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let records = crate::exchange::query::answer(&self.node, &caller, req.get_ref()).await?;
-        Ok(Response::new(pb::QueryRecordsResponse { records }))
+        self.serve("QueryRecords", req, |node, caller, r| async move {
+            Ok(pb::QueryRecordsResponse { records: crate::exchange::query::answer(&node, &caller, &r).await? })
+        })
+        .await
     }
 
     async fn match_identifiers(
         &self,
         req: Request<pb::MatchIdentifiersRequest>,
     ) -> Result<Response<pb::MatchIdentifiersResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let results = crate::exchange::hit::answer(&self.node, &caller, req.get_ref()).await?;
-        Ok(Response::new(pb::MatchIdentifiersResponse { results }))
+        self.serve("MatchIdentifiers", req, |node, caller, r| async move {
+            Ok(pb::MatchIdentifiersResponse { results: crate::exchange::hit::answer(&node, &caller, &r).await? })
+        })
+        .await
     }
 
     async fn push_record(
         &self,
         req: Request<pb::PushRecordRequest>,
     ) -> Result<Response<pb::PushRecordResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let receipt = crate::exchange::receive::push(&self.node, &caller, req.into_inner()).await?;
-        Ok(Response::new(pb::PushRecordResponse { receipt: Some(receipt) }))
+        self.serve("PushRecord", req, |node, caller, r| async move {
+            let receipt = crate::exchange::receive::push(&node, &caller, r).await?;
+            Ok(pb::PushRecordResponse { receipt: Some(receipt) })
+        })
+        .await
     }
 
     async fn retract_record(
         &self,
         req: Request<pb::RetractRecordRequest>,
     ) -> Result<Response<pb::RetractRecordResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let receipt = crate::exchange::receive::retract(&self.node, &caller, req.into_inner()).await?;
-        Ok(Response::new(pb::RetractRecordResponse { receipt: Some(receipt) }))
+        self.serve("RetractRecord", req, |node, caller, r| async move {
+            let receipt = crate::exchange::receive::retract(&node, &caller, r).await?;
+            Ok(pb::RetractRecordResponse { receipt: Some(receipt) })
+        })
+        .await
     }
 
     async fn sync_records(
         &self,
         req: Request<pb::SyncRecordsRequest>,
     ) -> Result<Response<pb::SyncRecordsResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        Ok(Response::new(crate::exchange::sync::answer(&self.node, &caller, req.get_ref()).await?))
+        self.serve("SyncRecords", req, |node, caller, r| async move {
+            Ok(crate::exchange::sync::answer(&node, &caller, &r).await?)
+        })
+        .await
     }
 
     async fn request_onward_consent(
         &self,
         req: Request<pb::RequestOnwardConsentRequest>,
     ) -> Result<Response<pb::RequestOnwardConsentResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        crate::exchange::consent::receive_request(&self.node, &caller, req.into_inner()).await?;
-        Ok(Response::new(pb::RequestOnwardConsentResponse {}))
+        self.serve("RequestOnwardConsent", req, |node, caller, r| async move {
+            crate::exchange::consent::receive_request(&node, &caller, r).await?;
+            Ok(pb::RequestOnwardConsentResponse {})
+        })
+        .await
     }
 
     async fn deliver_onward_consent(
         &self,
         req: Request<pb::DeliverOnwardConsentRequest>,
     ) -> Result<Response<pb::DeliverOnwardConsentResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let env = req.into_inner().consent.ok_or_else(|| crate::api::status::invalid("consent", "required"))?;
-        crate::exchange::consent::receive_grant(&self.node, &caller, env).await?;
-        Ok(Response::new(pb::DeliverOnwardConsentResponse {}))
+        self.serve("DeliverOnwardConsent", req, |node, caller, r| async move {
+            let env = required("consent", r.consent)?;
+            crate::exchange::consent::receive_grant(&node, &caller, env).await?;
+            Ok(pb::DeliverOnwardConsentResponse {})
+        })
+        .await
     }
 
     async fn deliver_request_event(
         &self,
         req: Request<pb::DeliverRequestEventRequest>,
     ) -> Result<Response<pb::DeliverRequestEventResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let r = req.into_inner();
-        let env = r.event.ok_or_else(|| crate::api::status::invalid("event", "required"))?;
-        let receipt = crate::sop::desk::receive(&self.node, &caller, &r.delivery_id, env).await?;
-        Ok(Response::new(pb::DeliverRequestEventResponse { receipt: Some(receipt) }))
+        self.serve("DeliverRequestEvent", req, |node, caller, r| async move {
+            let env = required("event", r.event)?;
+            let receipt = crate::sop::desk::receive(&node, &caller, &r.delivery_id, env).await?;
+            Ok(pb::DeliverRequestEventResponse { receipt: Some(receipt) })
+        })
+        .await
     }
 
     async fn deliver_case_update(
         &self,
         req: Request<pb::DeliverCaseUpdateRequest>,
     ) -> Result<Response<pb::DeliverCaseUpdateResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let r = req.into_inner();
-        let env = r.case.ok_or_else(|| crate::api::status::invalid("case", "required"))?;
-        let receipt = crate::sop::cases::receive(&self.node, &caller, &r.delivery_id, env).await?;
-        Ok(Response::new(pb::DeliverCaseUpdateResponse { receipt: Some(receipt) }))
+        self.serve("DeliverCaseUpdate", req, |node, caller, r| async move {
+            let env = required("case", r.case)?;
+            let receipt = crate::sop::cases::receive(&node, &caller, &r.delivery_id, env).await?;
+            Ok(pb::DeliverCaseUpdateResponse { receipt: Some(receipt) })
+        })
+        .await
     }
 
     async fn get_directory(
         &self,
         req: Request<pb::GetDirectoryRequest>,
     ) -> Result<Response<pb::GetDirectoryResponse>, Status> {
-        caller(&self.node, &req)?;
-        let directory = crate::hub::directory::current(&self.node)?;
-        Ok(Response::new(pb::GetDirectoryResponse { directory }))
+        self.serve("GetDirectory", req, |node, _caller, _r| async move {
+            Ok(pb::GetDirectoryResponse { directory: crate::hub::directory::current(&node)? })
+        })
+        .await
     }
 
     async fn push_directory(
         &self,
         req: Request<pb::PushDirectoryRequest>,
     ) -> Result<Response<pb::PushDirectoryResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let env = req.into_inner().directory.ok_or_else(|| crate::api::status::invalid("directory", "required"))?;
-        crate::hub::directory::apply(&self.node, &caller, &env).await?;
-        Ok(Response::new(pb::PushDirectoryResponse {}))
+        self.serve("PushDirectory", req, |node, caller, r| async move {
+            let env = required("directory", r.directory)?;
+            crate::hub::directory::apply(&node, &caller, &env).await?;
+            Ok(pb::PushDirectoryResponse {})
+        })
+        .await
     }
 
     async fn report_request_metadata(
         &self,
         req: Request<pb::ReportRequestMetadataRequest>,
     ) -> Result<Response<pb::ReportRequestMetadataResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let m = req.into_inner().metadata.ok_or_else(|| crate::api::status::invalid("metadata", "required"))?;
-        crate::hub::store_metadata(&self.node, &caller, m).await?;
-        Ok(Response::new(pb::ReportRequestMetadataResponse {}))
+        self.serve("ReportRequestMetadata", req, |node, caller, r| async move {
+            let m = required("metadata", r.metadata)?;
+            crate::hub::store_metadata(&node, &caller, m).await?;
+            Ok(pb::ReportRequestMetadataResponse {})
+        })
+        .await
     }
 
     async fn search_regional_contacts(
         &self,
         req: Request<pb::SearchRegionalContactsRequest>,
     ) -> Result<Response<pb::SearchRegionalContactsResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        Ok(Response::new(crate::hub::regional_contacts(&self.node, &caller, req.get_ref()).await?))
+        self.serve("SearchRegionalContacts", req, |node, caller, r| async move {
+            Ok(crate::hub::regional_contacts(&node, &caller, &r).await?)
+        })
+        .await
     }
 
     async fn relay_message(
         &self,
         req: Request<pb::RelayMessageRequest>,
     ) -> Result<Response<pb::RelayMessageResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        let relay_id = crate::hub::relay::accept(&self.node, &caller, req.into_inner()).await?;
-        Ok(Response::new(pb::RelayMessageResponse { relay_id }))
+        self.serve("RelayMessage", req, |node, caller, r| async move {
+            Ok(pb::RelayMessageResponse { relay_id: crate::hub::relay::accept(&node, &caller, r).await? })
+        })
+        .await
     }
 
     async fn deliver_sealed(
         &self,
         req: Request<pb::DeliverSealedRequest>,
     ) -> Result<Response<pb::DeliverSealedResponse>, Status> {
-        let caller = caller(&self.node, &req)?;
-        crate::hub::relay::receive(&self.node, &caller, req.into_inner()).await?;
-        Ok(Response::new(pb::DeliverSealedResponse {}))
+        self.serve("DeliverSealed", req, |node, caller, r| async move {
+            crate::hub::relay::receive(&node, &caller, r).await?;
+            Ok(pb::DeliverSealedResponse {})
+        })
+        .await
     }
 }

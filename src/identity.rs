@@ -183,9 +183,10 @@ pub fn verify_card(env: &pb::Envelope) -> Result<pb::NodeCard, IdentityError> {
     if card.tls_certificate.is_empty() || card.tls_certificate.len() > 16 * 1024 {
         return Err(IdentityError::CardField { field: "tls_certificate", reason: "missing or too large".into() });
     }
-    if card.federation_endpoint.is_empty() || card.federation_endpoint.len() > 255 {
-        return Err(IdentityError::CardField { field: "federation_endpoint", reason: "missing or too long".into() });
-    }
+    // Peers dial this endpoint: a card that could not be dialled (or that
+    // smuggles a scheme or path into the URI built from it) is refused.
+    config::check_endpoint(&card.federation_endpoint)
+        .map_err(|reason| IdentityError::CardField { field: "federation_endpoint", reason })?;
     if pb::NodeRole::try_from(card.role).map_or(true, |r| r == pb::NodeRole::Unspecified) {
         return Err(IdentityError::CardField { field: "role", reason: "unknown role".into() });
     }
@@ -251,5 +252,20 @@ mod tests {
         let last = flipped.body.len() - 1;
         flipped.body[last] ^= 1;
         assert!(verify_card(&flipped).is_err());
+    }
+
+    #[test]
+    fn a_card_with_an_endpoint_peers_cannot_dial_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("n"));
+        Identity::init(&layout, &cfg("th-atpd")).unwrap();
+        let id = Identity::load(&layout).unwrap();
+        for bad in ["th.example", "th.example:0", "https://th.example:7443/x", "th atpd:7443"] {
+            let (_, env) = id.card(bad, Default::default());
+            match verify_card(&env) {
+                Err(IdentityError::CardField { field: "federation_endpoint", .. }) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

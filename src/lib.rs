@@ -23,6 +23,7 @@ pub mod peer;
 pub mod policy;
 pub mod record;
 pub mod redact;
+pub mod refusal;
 pub mod seal;
 pub mod sop;
 pub mod store;

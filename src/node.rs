@@ -1,8 +1,8 @@
 //! A running node's shared state and its two listeners.
 //!
 //! The federation listener speaks gRPC over mutual TLS with pinned
-//! certificates; the local API listener speaks gRPC with bearer tokens. Both
-//! serve health and reflection (v1 and v1alpha).
+//! certificates; the local API listener speaks gRPC with bearer tokens. Each
+//! serves health and reflection (v1 and v1alpha) for its own services only.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +21,7 @@ use crate::convert::timestamp;
 use crate::federation;
 use crate::identity::{Identity, IdentityError};
 use crate::pb;
+use crate::refusal::{self, Refusals};
 use crate::store::{self, Db, SledStore, StoreError};
 use crate::tls::{self, PinSet};
 
@@ -62,6 +63,8 @@ pub struct Node {
     pub case_steps: tokio::sync::Mutex<()>,
     /// Hub directory updates (pushed and pulled) apply one at a time.
     pub directory_updates: tokio::sync::Mutex<()>,
+    /// Refused calls, counted per source and window until they are audited.
+    pub refusals: Refusals,
 }
 
 impl Node {
@@ -71,6 +74,7 @@ impl Node {
         let store = SledStore::open(&layout.store())?;
         let signer = store::db_signer(identity.id(), &identity.signing_key);
         let db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
+        let refusals = Refusals::new(identity.config.intervals.refusal_window_secs);
         let pins = PinSet::default();
         for peer in store::peers::all(db.store())? {
             if let Some(card) = &peer.card {
@@ -89,6 +93,7 @@ impl Node {
             housekeeping_wake: tokio::sync::Notify::new(),
             case_steps: tokio::sync::Mutex::new(()),
             directory_updates: tokio::sync::Mutex::new(()),
+            refusals,
         }))
     }
 
@@ -102,6 +107,12 @@ impl Node {
 
     pub fn now(&self) -> time::OffsetDateTime {
         self.clock.now()
+    }
+
+    /// Counts a refused call; it is audited with the others from `source`
+    /// of the same kind when the window ends (see [`refusal`]).
+    pub fn refuse(&self, source: &str, kind: refusal::Kind, detail: &str) {
+        self.refusals.note(source, kind, detail, self.now());
     }
 
     /// This node's signed card, with the endpoint peers should dial.
@@ -145,8 +156,81 @@ pub fn default_clock() -> Result<Arc<dyn Clock>, String> {
     Ok(Arc::new(SystemClock { offset }))
 }
 
-fn reflection() -> Result<
+/// The part of `set` a listener serving `services` describes: the files that
+/// define those services and everything they import, with every other
+/// service left out (and its source locations with it).
+pub fn scope_descriptors(set: &prost_types::FileDescriptorSet, services: &[&str]) -> prost_types::FileDescriptorSet {
+    use std::collections::BTreeSet;
+    let full = |f: &prost_types::FileDescriptorProto, s: &prost_types::ServiceDescriptorProto| {
+        format!("{}.{}", f.package(), s.name())
+    };
+    let mut wanted: BTreeSet<String> = set
+        .file
+        .iter()
+        .filter(|f| f.service.iter().any(|s| services.contains(&full(f, s).as_str())))
+        .map(|f| f.name().to_string())
+        .collect();
+    // Close over imports.
+    let mut todo: Vec<String> = wanted.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        for f in set.file.iter().filter(|f| f.name() == name) {
+            for dep in &f.dependency {
+                if wanted.insert(dep.clone()) {
+                    todo.push(dep.clone());
+                }
+            }
+        }
+    }
+    // Field number of `service` in FileDescriptorProto, the first element of
+    // a source location's path inside a service.
+    const SERVICE_FIELD: i32 = 6;
+    let file = set
+        .file
+        .iter()
+        .filter(|f| wanted.contains(f.name()))
+        .map(|f| {
+            let mut f = f.clone();
+            // Old index → new index of each service, None for those left out.
+            let mut next = 0;
+            let kept: Vec<Option<i32>> = f
+                .service
+                .iter()
+                .map(|s| {
+                    let own = services.contains(&full(&f, s).as_str());
+                    own.then(|| {
+                        next += 1;
+                        next - 1
+                    })
+                })
+                .collect();
+            let mut old = kept.iter();
+            f.service.retain(|_| old.next().is_some_and(Option::is_some));
+            if let Some(info) = f.source_code_info.as_mut() {
+                info.location.retain_mut(|l| match l.path.as_slice() {
+                    [SERVICE_FIELD, idx, ..] => {
+                        match usize::try_from(*idx).ok().and_then(|i| kept.get(i).copied().flatten()) {
+                            Some(new) => {
+                                l.path[1] = new;
+                                true
+                            }
+                            None => false,
+                        }
+                    }
+                    _ => true,
+                });
+            }
+            f
+        })
+        .collect();
+    prost_types::FileDescriptorSet { file }
+}
+
+/// Health and reflection (v1 and v1alpha) for a listener serving `services`.
+async fn introspection(
+    services: &[&str],
+) -> Result<
     (
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
         tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
         tonic_reflection::server::v1alpha::ServerReflectionServer<
             impl tonic_reflection::server::v1alpha::ServerReflection,
@@ -154,17 +238,26 @@ fn reflection() -> Result<
     ),
     NodeError,
 > {
+    let all = <prost_types::FileDescriptorSet as prost::Message>::decode(pb::FILE_DESCRIPTOR_SET)
+        .map_err(|e| NodeError::Serve(format!("descriptor set: {e}")))?;
+    let own = scope_descriptors(&all, services);
     let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_file_descriptor_set(own.clone())
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
     let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_file_descriptor_set(own)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| NodeError::Serve(e.to_string()))?;
-    Ok((v1, v1alpha))
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    let introspection =
+        ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+    for name in services.iter().chain(&introspection) {
+        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    }
+    Ok((health_svc, v1, v1alpha))
 }
 
 fn rpc_span(req: &http::Request<()>) -> tracing::Span {
@@ -192,6 +285,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         tls::server_config(node.identity.tls_cert.clone(), node.identity.tls_key.clone_key(), node.pins.clone())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
     let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
+    let node_accept = Arc::clone(&node);
     let accept_task = tokio::spawn(async move {
         loop {
             let (tcp, remote) = match fed_listener.accept().await {
@@ -204,6 +298,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
             };
             let acceptor = acceptor.clone();
             let conn_tx = conn_tx.clone();
+            let node_accept = Arc::clone(&node_accept);
             // Handshakes run beside the accept loop so a slow client cannot stall others.
             tokio::spawn(async move {
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -211,20 +306,21 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
                         let _ = conn_tx.send(Ok::<_, std::io::Error>(stream)).await;
                     }
                     Ok(Err(e)) => {
-                        tracing::warn!(%remote, error = %e, "federation handshake refused")
+                        tracing::warn!(%remote, error = %e, "federation handshake refused");
+                        node_accept.refuse(&refusal::addr(Some(remote)), refusal::Kind::Handshake, &e.to_string());
                     }
-                    Err(_) => tracing::warn!(%remote, "federation handshake timed out"),
+                    Err(_) => {
+                        tracing::warn!(%remote, "federation handshake timed out");
+                        let why = "handshake not finished within 10 s";
+                        node_accept.refuse(&refusal::addr(Some(remote)), refusal::Kind::Handshake, why);
+                    }
                 }
             });
         }
     });
 
-    let (fed_health, fed_health_svc) = tonic_health::server::health_reporter();
-    fed_health.set_serving::<pb::federation_service_server::FederationServiceServer<federation::FederationApi>>().await;
-    let (fed_refl_v1, fed_refl_v1a) = reflection()?;
-    let (api_health, api_health_svc) = tonic_health::server::health_reporter();
-    api::set_serving(&api_health).await;
-    let (api_refl_v1, api_refl_v1a) = reflection()?;
+    let (fed_health_svc, fed_refl_v1, fed_refl_v1a) = introspection(federation::SERVICES).await?;
+    let (api_health_svc, api_refl_v1, api_refl_v1a) = introspection(api::SERVICES).await?;
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut stop_fed = stop_tx.subscribe();
@@ -245,11 +341,13 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         ),
         crate::sop::desk::spawn(Arc::clone(&node), Duration::from_secs(cfg.intervals.deadline_secs.max(1))),
         crate::hub::relay::spawn(Arc::clone(&node)),
+        refusal::spawn(Arc::clone(&node), cfg.intervals.refusal_window_secs.max(1)),
     ];
 
     let fed_server = Server::builder()
         .trace_fn(rpc_span)
         .layer(crate::metrics::RpcLayer { listener: "federation" })
+        .layer(api::status::UndecodableLayer)
         .add_service(fed_health_svc)
         .add_service(fed_refl_v1)
         .add_service(fed_refl_v1a)
@@ -257,7 +355,10 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         .serve_with_incoming_shutdown(ReceiverStream::new(conn_rx), async move {
             let _ = stop_fed.recv().await;
         });
-    let api_builder = Server::builder().trace_fn(rpc_span).layer(crate::metrics::RpcLayer { listener: "api" });
+    let api_builder = Server::builder()
+        .trace_fn(rpc_span)
+        .layer(crate::metrics::RpcLayer { listener: "api" })
+        .layer(api::status::UndecodableLayer);
     let api_router = api::router(api_builder, Arc::clone(&node))
         .add_service(api_health_svc)
         .add_service(api_refl_v1)
@@ -287,6 +388,8 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
     for task in &background {
         task.abort();
     }
+    // Refusals counted in the window that had not ended yet.
+    refusal::flush_all(&node).await;
     if let Err(e) = node.db.checkpoint_now().await {
         tracing::warn!(error = %e, "final audit checkpoint failed");
     }
@@ -324,5 +427,92 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> prost_types::FileDescriptorSet {
+        prost::Message::decode(pb::FILE_DESCRIPTOR_SET).unwrap()
+    }
+
+    fn services(set: &prost_types::FileDescriptorSet) -> Vec<String> {
+        let mut v: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(move |s| format!("{}.{}", f.package(), s.name())))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_two_listeners_serve_every_service_once() {
+        let mut both: Vec<String> = api::SERVICES.iter().chain(federation::SERVICES).map(|s| s.to_string()).collect();
+        both.sort();
+        let n = both.len();
+        both.dedup();
+        assert_eq!(both.len(), n, "a service on both listeners");
+        assert_eq!(both, services(&all()));
+    }
+
+    #[test]
+    fn each_listener_describes_its_own_services_only() {
+        let all = all();
+        for (own, other) in [(federation::SERVICES, api::SERVICES), (api::SERVICES, federation::SERVICES)] {
+            let scoped = scope_descriptors(&all, own);
+            let mut want: Vec<String> = own.iter().map(|s| s.to_string()).collect();
+            want.sort();
+            assert_eq!(services(&scoped), want);
+            // Every import is there, so every message the services use resolves.
+            let names: Vec<&str> = scoped.file.iter().map(|f| f.name()).collect();
+            for f in &scoped.file {
+                for dep in &f.dependency {
+                    assert!(names.contains(&dep.as_str()), "{} imports {dep}", f.name());
+                }
+            }
+            // Source locations follow their services (comments stay with the right one).
+            for f in &scoped.file {
+                let original = all.file.iter().find(|o| o.name() == f.name()).unwrap();
+                for l in f.source_code_info.iter().flat_map(|i| &i.location) {
+                    if let [6, i, ..] = l.path.as_slice() {
+                        assert!((*i as usize) < f.service.len(), "{}: {:?}", f.name(), l.path);
+                        let name = f.service[*i as usize].name();
+                        let j = original.service.iter().position(|s| s.name() == name).unwrap();
+                        let moved = [&[6, j as i32][..], &l.path[2..]].concat();
+                        assert!(
+                            original
+                                .source_code_info
+                                .iter()
+                                .flat_map(|i| &i.location)
+                                .any(|o| o.path == moved && o.leading_comments == l.leading_comments),
+                            "{}: {:?}",
+                            f.name(),
+                            l.path
+                        );
+                    }
+                }
+            }
+            assert!(other.iter().all(|o| !services(&scoped).contains(&o.to_string())));
+        }
+        // The second service of a file moves to the first place, its comments with it.
+        let scoped = scope_descriptors(&all, &["liaison.v1.VictimCaseService"]);
+        let f = scoped.file.iter().find(|f| f.service.len() == 1).unwrap();
+        let original = all.file.iter().find(|o| o.name() == f.name()).unwrap();
+        assert_eq!(original.service[1].name(), "VictimCaseService");
+        let comment = |set: &prost_types::FileDescriptorProto, i: i32| {
+            set.source_code_info
+                .iter()
+                .flat_map(|c| &c.location)
+                .find(|l| l.path == [6, i])
+                .and_then(|l| l.leading_comments.clone())
+        };
+        assert!(comment(original, 1).is_some_and(|c| !c.is_empty()));
+        assert_eq!(comment(f, 0), comment(original, 1));
+        assert_eq!(comment(f, 1), None);
+        // The API listener does not even carry the federation's file.
+        assert!(!scope_descriptors(&all, api::SERVICES).file.iter().any(|f| f.name().ends_with("federation.proto")));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
 use crate::federation;
@@ -36,7 +37,8 @@ pub enum PeerError {
 
 /// Verifies a signed card and pins it. Re-importing a newer card of the same
 /// node (same signing key) replaces the pin, which is how certificates rotate.
-pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb::Peer, PeerError> {
+/// Audited as `peer.add` by `actor`, in the same write.
+pub async fn add(node: &Node, actor: &str, card_env: pb::Envelope, source: &str) -> Result<pb::Peer, PeerError> {
     let card = identity::verify_card(&card_env)?;
     if card.node_id == node.id() {
         return Err(PeerError::Own(card.node_id));
@@ -51,7 +53,8 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
     };
     node.db
         .write(|st, tx| {
-            if let Some(existing) = store::peers::get(st, &card.node_id)? {
+            let existing = store::peers::get(st, &card.node_id)?;
+            if let Some(existing) = &existing {
                 let same_key = existing.card.as_ref().is_some_and(|c| c.signing_public_key == card.signing_public_key);
                 if !same_key {
                     return Err(PeerError::KeyConflict(card.node_id.clone()));
@@ -66,7 +69,12 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
                     return Err(PeerError::CertConflict(other));
                 }
             }
+            let replaced = if existing.is_some() { "; replaces the previous pin" } else { "" };
             store::peers::put(tx, &peer);
+            tx.audit(
+                Event::new(actor, "peer.add")
+                    .reason(format!("{} certificate {} from {source}{replaced}", card.node_id, peer.tls_fingerprint)),
+            );
             Ok(())
         })
         .await?;
@@ -78,13 +86,18 @@ pub async fn add(node: &Node, card_env: pb::Envelope, source: &str) -> Result<pb
     Ok(peer)
 }
 
-pub async fn remove(node: &Node, node_id: &str) -> Result<(), PeerError> {
+/// Un-pins a peer. Audited as `peer.remove` by `actor`, in the same write.
+pub async fn remove(node: &Node, actor: &str, node_id: &str) -> Result<(), PeerError> {
     node.db
         .write(|st, tx| {
-            if store::peers::get(st, node_id)?.is_none() {
+            let Some(old) = store::peers::get(st, node_id)? else {
                 return Err(PeerError::NotFound(node_id.to_string()));
-            }
+            };
             store::peers::delete(tx, node_id);
+            tx.audit(
+                Event::new(actor, "peer.remove")
+                    .reason(format!("{node_id} certificate {} (pinned from {})", old.tls_fingerprint, old.source)),
+            );
             Ok(())
         })
         .await?;

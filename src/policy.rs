@@ -451,6 +451,36 @@ pub fn syncable(
     out
 }
 
+/// Onward consent between a record's originator (`local`) and a holder:
+/// only while an agreement naming both is active and in its window. After
+/// a suspension or revocation the originator neither takes nor grants
+/// consent requests.
+pub fn decide_consent(
+    agreements: &[(pb::Agreement, AgreementState)],
+    local: &str,
+    holder: &str,
+    at: time::OffsetDateTime,
+) -> Result<(), Denial> {
+    let mut worst = Denial::NoAgreement;
+    for (a, state) in agreements {
+        if !(a.parties.iter().any(|p| p == local) && a.parties.iter().any(|p| p == holder)) {
+            continue;
+        }
+        let label = format!("{} v{}", a.id, a.version);
+        let d = if *state != AgreementState::Active {
+            Denial::AgreementNotActive { agreement: label, state: *state }
+        } else if !in_window(a, at) {
+            Denial::OutsideValidity { agreement: label }
+        } else {
+            return Ok(());
+        };
+        if d > worst {
+            worst = d;
+        }
+    }
+    Err(worst)
+}
+
 /// A later step of a request (acknowledge, answer, decline, withdraw) needs
 /// what its submit needed: the request's own agreement still active, still
 /// defining the type for the purpose. Checked when a step is made, sent and

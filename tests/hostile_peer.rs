@@ -518,6 +518,17 @@ async fn after_revocation_every_path_between_the_nodes_is_closed() {
     assert_eq!(sync(&mut h).await.unwrap(), 1);
     assert_eq!(hit_check(&mut h).await.unwrap(), 1);
     assert!(push(&mut h, &cp("cp-kh-1"), pb::Purpose::Coordination).await.unwrap().delivered);
+    th.cli_ok(&["record", "share", "en-rv", "--to", "kh-antht", "--purpose", "investigation"]);
+    wait_for(30, "the entity at KH", || {
+        outbox_items(&th).iter().any(|i| i["recordKey"] == "th-atpd/en-rv" && i["state"] == "OUTBOX_STATE_DELIVERED")
+    });
+    let consent = |id: &str| pb::RequestOnwardConsentRequest {
+        consent_id: id.into(),
+        record_key: "th-atpd/en-rv".into(),
+        third_party: "la-dcta".into(),
+        purpose: pb::Purpose::Investigation as i32,
+    };
+    h.client.request_onward_consent(consent("consent-1")).await.unwrap();
 
     // KH is away when TH revokes; a share TH queued for KH before that is still waiting.
     kh.stop();
@@ -563,6 +574,9 @@ async fn after_revocation_every_path_between_the_nodes_is_closed() {
     };
     let r = deliver_step(&mut h, &submit).await;
     assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
+    // Onward consent for what KH was given.
+    let s = h.client.request_onward_consent(consent("consent-2")).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::PermissionDenied, "{s:?}");
     // Reviving the agreement: a signed "resume" from KH, and a fresh version signed by KH alone.
     let resume = pb::AgreementNotice {
         agreement_id: MOU_ID.into(),

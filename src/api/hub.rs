@@ -69,9 +69,9 @@ impl pb::hub_service_server::HubService for HubApi {
     }
 
     async fn join_hub(&self, req: Request<pb::JoinHubRequest>) -> Result<Response<pb::JoinHubResponse>, Status> {
-        require(&req, &[])?;
+        let c = require(&req, &[])?;
         let card = req.into_inner().hub_card.ok_or_else(|| invalid("hub_card", "required"))?;
-        let (v, pinned) = directory::join(&self.node, card).await?;
+        let (v, pinned) = directory::join(&self.node, &actor(&c), card).await?;
         Ok(Response::new(pb::JoinHubResponse { directory_version: v, pinned }))
     }
 

@@ -40,25 +40,19 @@ pub struct Auth {
 
 impl Interceptor for Auth {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        // Refusals of unauthenticated callers are counted per address and
+        // audited once per window, so they cannot grow the log without bound.
+        let source = crate::refusal::addr(req.remote_addr());
         let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
             tracing::warn!("local API call without a bearer token");
-            let node = Arc::clone(&self.node);
-            tokio::spawn(async move {
-                let ev = crate::audit::Event::new("anonymous", "auth.failure").reason("missing bearer token");
-                let _ = node.db.audit(vec![ev]).await;
-            });
+            self.node.refuse(&source, crate::refusal::Kind::NoToken, "missing bearer token");
             return Err(Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"));
         };
         let user = store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
         let Some(user) = user else {
             tracing::warn!("local API call with an unknown token");
-            let node = Arc::clone(&self.node);
-            // Interceptors are synchronous; the audit write runs beside the refusal.
-            tokio::spawn(async move {
-                let ev = crate::audit::Event::new("anonymous", "auth.failure").reason("unknown or revoked token");
-                let _ = node.db.audit(vec![ev]).await;
-            });
+            self.node.refuse(&source, crate::refusal::Kind::Token, "unknown or revoked token");
             return Err(Status::unauthenticated("unknown or revoked token"));
         };
         tracing::Span::current().record("user", user.name.as_str());
@@ -138,20 +132,18 @@ pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
         .add_service(pb::hub_service_server::HubServiceServer::with_interceptor(hub::HubApi::new(node), auth))
 }
 
-pub async fn set_serving(health: &tonic_health::server::HealthReporter) {
-    use pb::node_service_server::NodeServiceServer;
-    use pb::peer_service_server::PeerServiceServer;
-    use pb::record_service_server::RecordServiceServer;
-    use pb::user_service_server::UserServiceServer;
-    health.set_serving::<NodeServiceServer<node::NodeApi>>().await;
-    health.set_serving::<PeerServiceServer<node::PeerApi>>().await;
-    health.set_serving::<UserServiceServer<node::UserApi>>().await;
-    health.set_serving::<RecordServiceServer<records::RecordApi>>().await;
-    health.set_serving::<pb::agreement_service_server::AgreementServiceServer<agreements::AgreementApi>>().await;
-    health.set_serving::<pb::policy_service_server::PolicyServiceServer<agreements::PolicyApi>>().await;
-    health.set_serving::<pb::audit_service_server::AuditServiceServer<agreements::AuditApi>>().await;
-    health.set_serving::<pb::exchange_service_server::ExchangeServiceServer<exchange::ExchangeApi>>().await;
-    health.set_serving::<pb::request_service_server::RequestServiceServer<requests::RequestApi>>().await;
-    health.set_serving::<pb::victim_case_service_server::VictimCaseServiceServer<requests::CaseApi>>().await;
-    health.set_serving::<pb::hub_service_server::HubServiceServer<hub::HubApi>>().await;
-}
+/// The services this listener serves (health and reflection report these only).
+pub const SERVICES: &[&str] = &[
+    pb::node_service_server::SERVICE_NAME,
+    pb::peer_service_server::SERVICE_NAME,
+    pb::user_service_server::SERVICE_NAME,
+    pb::record_service_server::SERVICE_NAME,
+    pb::change_service_server::SERVICE_NAME,
+    pb::agreement_service_server::SERVICE_NAME,
+    pb::policy_service_server::SERVICE_NAME,
+    pb::audit_service_server::SERVICE_NAME,
+    pb::exchange_service_server::SERVICE_NAME,
+    pb::request_service_server::SERVICE_NAME,
+    pb::victim_case_service_server::SERVICE_NAME,
+    pb::hub_service_server::SERVICE_NAME,
+];

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::{require, status::invalid, ANY_ROLE};
+use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::identity::new_token;
 use crate::node::Node;
@@ -54,9 +55,9 @@ impl PeerApi {
 #[tonic::async_trait]
 impl pb::peer_service_server::PeerService for PeerApi {
     async fn add_peer(&self, req: Request<pb::AddPeerRequest>) -> Result<Response<pb::AddPeerResponse>, Status> {
-        require(&req, &[])?;
+        let c = require(&req, &[])?;
         let env = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
-        let peer = peer::add(&self.node, env, "card").await?;
+        let peer = peer::add(&self.node, &actor(&c), env, "card").await?;
         Ok(Response::new(pb::AddPeerResponse { peer: Some(peer) }))
     }
 
@@ -70,8 +71,8 @@ impl pb::peer_service_server::PeerService for PeerApi {
         &self,
         req: Request<pb::RemovePeerRequest>,
     ) -> Result<Response<pb::RemovePeerResponse>, Status> {
-        require(&req, &[])?;
-        peer::remove(&self.node, &req.get_ref().node_id).await?;
+        let c = require(&req, &[])?;
+        peer::remove(&self.node, &actor(&c), &req.get_ref().node_id).await?;
         Ok(Response::new(pb::RemovePeerResponse {}))
     }
 
@@ -102,6 +103,14 @@ impl UserApi {
     }
 }
 
+fn actor(c: &super::Caller) -> String {
+    format!("user:{}", c.name)
+}
+
+fn role_word(r: UserRole) -> String {
+    r.as_str_name().trim_start_matches("USER_ROLE_").to_lowercase()
+}
+
 fn valid_user_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
@@ -113,7 +122,7 @@ impl pb::user_service_server::UserService for UserApi {
         &self,
         req: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        require(&req, &[])?;
+        let c = require(&req, &[])?;
         let r = req.into_inner();
         if !valid_user_name(&r.name) {
             return Err(invalid("name", "must be 1-64 characters of letters, digits, '.', '_', '-', '@'"));
@@ -131,6 +140,12 @@ impl pb::user_service_server::UserService for UserApi {
                     return Err(Status::already_exists(format!("user {} already exists", r.name)));
                 }
                 store::users::put(tx, &user, &token);
+                // The token itself is never logged.
+                tx.audit(Event::new(actor(&c), "user.create").reason(format!(
+                    "{} with role {}",
+                    user.name,
+                    role_word(role)
+                )));
                 Ok(())
             })
             .await?;
@@ -157,6 +172,13 @@ impl pb::user_service_server::UserService for UserApi {
                 let stored =
                     store::users::get(st, &name)?.ok_or_else(|| Status::not_found(format!("user {name} not found")))?;
                 store::users::delete(tx, &stored);
+                let role = stored
+                    .user
+                    .as_ref()
+                    .map_or(UserRole::Unspecified, |u| UserRole::try_from(u.role).unwrap_or(UserRole::Unspecified));
+                tx.audit(
+                    Event::new(actor(&caller), "user.delete").reason(format!("{name} with role {}", role_word(role))),
+                );
                 Ok::<(), Status>(())
             })
             .await?;

@@ -1,8 +1,17 @@
 //! Every module error maps to a gRPC status here, and only here.
 //! Validation failures carry a `BadRequest` detail naming the field.
+//! [`refusal_kind`] reads a status back as the kind of refusal it records,
+//! and [`UndecodableLayer`] corrects the status tonic gives a request body
+//! that does not decode.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::refusal::Kind;
 
 use crate::peer::PeerError;
 use crate::record::FieldError;
@@ -15,6 +24,100 @@ pub fn invalid(field: &str, reason: &str) -> Status {
         format!("{field}: {reason}"),
         ErrorDetails::with_bad_request_violation(field, reason),
     )
+}
+
+/// `ErrorInfo` domain of refusals decided by the federation layer itself.
+const FEDERATION: &str = "liaison.federation";
+/// `ErrorInfo` reason of a message that names another node than its sender's certificate.
+const IMPERSONATION: &str = "IMPERSONATION";
+/// `ErrorInfo` domain of policy denials (audited where they are decided).
+const POLICY: &str = "liaison.policy";
+
+/// A message claimed to come from `claimed`, but the caller's pinned certificate is `caller`'s.
+pub fn impersonation(caller: &str, claimed: &str) -> Status {
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("claimed to be {claimed}, but the presented certificate belongs to {caller}"),
+        ErrorDetails::with_error_info(IMPERSONATION, FEDERATION, std::collections::HashMap::new()),
+    )
+}
+
+/// The kind of refusal a status answering a federation call records, if any.
+/// Policy denials are left out (every decision is audited where it is made),
+/// and so are failures that are this node's, not the caller's (storage,
+/// unreachable peers).
+pub fn refusal_kind(s: &Status) -> Option<Kind> {
+    let info = s.get_details_error_info();
+    let domain = info.as_ref().map(|i| i.domain.as_str());
+    match s.code() {
+        Code::PermissionDenied if domain == Some(POLICY) => None,
+        Code::PermissionDenied
+            if info.as_ref().is_some_and(|i| i.domain == FEDERATION && i.reason == IMPERSONATION) =>
+        {
+            Some(Kind::Impersonation)
+        }
+        Code::PermissionDenied | Code::FailedPrecondition => Some(Kind::Refused),
+        Code::Unauthenticated => Some(Kind::Signature),
+        Code::InvalidArgument | Code::OutOfRange => Some(Kind::Invalid),
+        _ => None,
+    }
+}
+
+/// tonic answers a request body that does not decode as the method's
+/// message (or a call without a message) with INTERNAL, as if the server
+/// were at fault. Rewrites such a trailers-only answer to INVALID_ARGUMENT
+/// naming the field `request`. Returns whether it did.
+pub fn correct_undecodable(headers: &mut http::HeaderMap) -> bool {
+    let Some(s) = Status::from_header_map(headers) else { return false };
+    let undecodable = s.code() == Code::Internal
+        && (s.message().starts_with("failed to decode Protobuf message") || s.message() == "Missing request message.");
+    if !undecodable {
+        return false;
+    }
+    let fixed = invalid("request", &format!("the body is not a valid message for this method ({})", s.message()));
+    for h in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+        headers.remove(h);
+    }
+    fixed.add_header(headers).is_ok()
+}
+
+/// Applies [`correct_undecodable`] to every answer of a listener.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UndecodableLayer;
+
+impl<S> tower::Layer<S> for UndecodableLayer {
+    type Service = Undecodable<S>;
+    fn layer(&self, inner: S) -> Undecodable<S> {
+        Undecodable { inner }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Undecodable<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for Undecodable<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let mut res = fut.await?;
+            correct_undecodable(res.headers_mut());
+            Ok(res)
+        })
+    }
 }
 
 impl From<FieldError> for Status {
@@ -176,5 +279,49 @@ impl From<crate::sop::cases::CaseError> for Status {
             C::Exchange(x) => x.into(),
             C::Store(s) => s.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_read_back_from_statuses() {
+        assert_eq!(refusal_kind(&impersonation("kh-antht", "th-atpd")), Some(Kind::Impersonation));
+        let env = crate::exchange::ExchangeError::Envelope(crate::envelope::EnvelopeError::BadSignature("x".into()));
+        assert_eq!(refusal_kind(&env.into()), Some(Kind::Signature));
+        assert_eq!(refusal_kind(&invalid("record.body", "missing")), Some(Kind::Invalid));
+        let refused = crate::exchange::ExchangeError::Refused("not a party".into());
+        assert_eq!(refusal_kind(&refused.into()), Some(Kind::Refused));
+        let denied = crate::exchange::ExchangeError::Denied(crate::policy::Denial::NoAgreement);
+        assert_eq!(refusal_kind(&denied.into()), None, "policy decisions are audited where they are made");
+        assert_eq!(refusal_kind(&Status::unavailable("peer down")), None);
+        assert_eq!(refusal_kind(&Status::internal("disk")), None);
+        assert_eq!(refusal_kind(&Status::not_found("record not found")), None);
+    }
+
+    #[test]
+    fn an_undecodable_body_is_invalid_argument() {
+        let decode_err = <crate::pb::Record as prost::Message>::decode(&[0xff_u8; 12][..]).unwrap_err();
+        // What tonic-prost answers (see `from_decode_error`).
+        let mut h = http::HeaderMap::new();
+        Status::internal(decode_err.to_string()).add_header(&mut h).unwrap();
+        assert!(correct_undecodable(&mut h));
+        let s = Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), Code::InvalidArgument);
+        assert_eq!(
+            s.get_details_bad_request().map(|b| b.field_violations[0].field.clone()).as_deref(),
+            Some("request")
+        );
+        // Other statuses are left alone, including other internal errors.
+        for other in [Status::internal("storage error: disk full"), Status::not_found("x"), Status::ok("")] {
+            let mut h = http::HeaderMap::new();
+            other.add_header(&mut h).unwrap();
+            let before = h.clone();
+            assert!(!correct_undecodable(&mut h));
+            assert_eq!(h, before);
+        }
+        assert!(!correct_undecodable(&mut http::HeaderMap::new()));
     }
 }

@@ -234,7 +234,12 @@ impl InProcess {
 
 fn demo_intervals(in_process: bool) -> Intervals {
     // Short intervals so the walk-through does not wait on timers.
-    Intervals { sync_secs: if in_process { 5 } else { 15 }, housekeeping_secs: 30, deadline_secs: 1 }
+    Intervals {
+        sync_secs: if in_process { 5 } else { 15 },
+        housekeeping_secs: 30,
+        deadline_secs: 1,
+        ..Intervals::default()
+    }
 }
 
 /// Runs the demo. The narration goes to stdout; node logs go to stderr only

@@ -58,32 +58,46 @@ pub async fn request(
         third_party: third.into(),
         purpose: purpose as i32,
     };
-    c.request_onward_consent(req)
-        .await
-        .map_err(|s| ExchangeError::Peer { peer: rec.originator.clone(), reason: s.message().to_string() })?;
+    c.request_onward_consent(req).await.map_err(|s| ExchangeError::from_status(&rec.originator, &s))?;
     node.db
         .audit(vec![Event::new(actor, "consent.request").record(&key).reason(format!("to share with {third}"))])
         .await?;
     Ok(id)
 }
 
-/// Originator side: a holder asks.
+/// Originator side: a holder asks. Only a node this node gave the record to
+/// is a holder: anyone else gets the answer a record that does not exist
+/// gets (the message does not even name the key), so asking cannot tell
+/// whether a record exists; the attempt is counted as a refusal.
 pub async fn receive_request(
     node: &Node,
     caller: &str,
     req: pb::RequestOnwardConsentRequest,
 ) -> Result<(), ExchangeError> {
+    // Everything that does not depend on the record is checked first, so
+    // the answer to a malformed request cannot depend on it either.
     if req.consent_id.is_empty() || req.consent_id.len() > 64 {
         return Err(super::invalid("consent_id", "1-64 characters"));
     }
     let purpose = super::purpose_of("purpose", req.purpose)?;
-    let own = format!("{}/", node.id());
-    if !req.record_key.starts_with(&own) || records::get(node.db.store(), &req.record_key)?.is_none() {
-        return Err(ExchangeError::NotFound(format!("record {}", req.record_key)));
-    }
     if !crate::config::valid_node_id(&req.third_party) {
         return Err(super::invalid("third_party", "a node id"));
     }
+    let own = format!("{}/", node.id());
+    let st = node.db.store();
+    let holder = req.record_key.starts_with(&own) && super::was_released(st, &req.record_key, caller)?;
+    if !holder || records::get(st, &req.record_key)?.is_none() {
+        let key: String = req.record_key.chars().take(120).collect();
+        node.refuse(
+            &crate::refusal::peer(caller),
+            crate::refusal::Kind::Consent,
+            &format!("RequestOnwardConsent: {key:?} was never given to {caller}"),
+        );
+        return Err(ExchangeError::NotFound("record".into()));
+    }
+    // A holder asks only while an agreement between us is in force.
+    let agreements = crate::agreement::book::for_policy(node)?;
+    crate::policy::decide_consent(&agreements, node.id(), caller, node.now()).map_err(ExchangeError::Denied)?;
     let r = pb::ConsentRequest {
         consent_id: req.consent_id.clone(),
         record_key: req.record_key.clone(),
@@ -128,6 +142,8 @@ pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::Con
         .get(Tree::Meta, &key)?
         .and_then(|v| pb::ConsentRequest::decode(v.as_slice()).ok())
         .ok_or_else(|| ExchangeError::NotFound(format!("consent request {consent_id}")))?;
+    let agreements = crate::agreement::book::for_policy(node)?;
+    crate::policy::decide_consent(&agreements, node.id(), &r.holder, node.now()).map_err(ExchangeError::Denied)?;
     let c = pb::OnwardConsent {
         consent_id: r.consent_id.clone(),
         record_key: r.record_key.clone(),
@@ -142,11 +158,13 @@ pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::Con
     client
         .deliver_onward_consent(pb::DeliverOnwardConsentRequest { consent: Some(env) })
         .await
-        .map_err(|s| ExchangeError::Peer { peer: r.holder.clone(), reason: s.message().to_string() })?;
+        .map_err(|s| ExchangeError::from_status(&r.holder, &s))?;
     r.granted = true;
     node.db
         .write(|_, tx| {
             tx.batch.put(Tree::Meta, key.clone(), r.encode_to_vec());
+            // The third party may now hold the record, so it may ask about it too.
+            super::mark_released(tx, &r.record_key, &r.third_party);
             tx.audit(
                 Event::new(actor, "consent.grant")
                     .record(&r.record_key)

@@ -238,6 +238,18 @@ pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, Exchan
     Ok(rec)
 }
 
+/// Counts `peer`'s answer to one of this node's calls that this node refused
+/// (a bad signature, an invalid record, a record of another originator) as
+/// a refusal of `peer`, like a refused call; the peer refusing us, or our
+/// own failures, are not. Returns the error's text.
+pub fn refuse_answer(node: &Node, peer: &str, what: &str, e: ExchangeError) -> String {
+    let text = e.to_string();
+    if let Some(kind) = crate::api::status::refusal_kind(&tonic::Status::from(e)) {
+        node.refuse(&crate::refusal::peer(peer), kind, &format!("{what}: {text}"));
+    }
+    text
+}
+
 /// Onward facts for sharing a record this node received from someone else.
 pub fn onward_facts(
     node: &Node,
@@ -253,6 +265,26 @@ pub fn onward_facts(
         originator: rec.originator.clone(),
         originator_consent: consent,
     })
+}
+
+/// Meta keys `released/<record key>\0<peer>`: the peers a record this node
+/// originated was released to (a delivered share, a sync or query answer,
+/// or the originator's consent to an onward share). Only they may ask about
+/// it afterwards; anyone else is answered as if it did not exist.
+const RELEASED_PREFIX: &str = "released/";
+
+fn released_key(key: &str, peer: &str) -> Vec<u8> {
+    format!("{RELEASED_PREFIX}{key}\0{peer}").into_bytes()
+}
+
+/// Remembers, in the same write, that `peer` was given `key`.
+pub fn mark_released(tx: &mut store::Tx, key: &str, peer: &str) {
+    tx.batch.put(store::Tree::Meta, released_key(key, peer), Vec::new());
+}
+
+/// Whether `peer` was ever given `key` by this node.
+pub fn was_released(st: &dyn store::Store, key: &str, peer: &str) -> Result<bool, StoreError> {
+    Ok(st.get(store::Tree::Meta, &released_key(key, peer))?.is_some())
 }
 
 /// The peers this node has pinned.

@@ -347,9 +347,14 @@ async fn finish(node: &Node, s: Stored) -> Result<bool, StoreError> {
 
 async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
     let i = item_of(&s);
+    let own = format!("{}/", node.id());
     node.db
         .write(|_, tx| {
             tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+            let delivered = i.state == pb::OutboxState::Delivered as i32;
+            if delivered && i.action == pb::OutboxAction::Share as i32 && i.record_key.starts_with(&own) {
+                super::mark_released(tx, &i.record_key, &i.peer);
+            }
             match pb::OutboxState::try_from(i.state) {
                 Ok(pb::OutboxState::Delivered) => tx.audit(
                     Event::new("node", "exchange.delivered")
@@ -514,7 +519,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
                 i.receipt = Some(env);
             }
             Err(e) => {
-                i.last_error = format!("bad receipt: {e}");
+                i.last_error = format!("bad receipt: {}", super::refuse_answer(node, &i.peer, "receipt", e));
                 i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
             }
         },

@@ -70,7 +70,17 @@ pub async fn answer(
             .purpose(crate::convert::purpose_word(purpose))
             .reason(format!("{} records sent", hits.len())),
     );
-    node.db.audit(events).await?;
+    node.db
+        .write(|_, tx| {
+            for ev in events {
+                tx.audit(ev);
+            }
+            for (_, _, _, key) in &hits {
+                super::mark_released(tx, key, caller);
+            }
+            Ok::<_, crate::store::StoreError>(())
+        })
+        .await?;
     Ok(hits.into_iter().map(|(_, _, shared, _)| shared).collect())
 }
 
@@ -153,7 +163,8 @@ async fn ask(
             }
             Err(e) => {
                 result.outcome = pb::PeerOutcome::Unreachable as i32;
-                result.error = format!("answer refused: {e}");
+                result.error =
+                    format!("answer refused: {}", super::refuse_answer(node, &peer, "QueryRecords answer", e));
             }
         },
     }

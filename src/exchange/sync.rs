@@ -70,8 +70,19 @@ pub async fn answer(
         .map(|(k, r)| (exchange_for(node, caller, Direction::Outgoing, pb::Operation::Sync, r, purpose), k.clone()))
         .collect();
     let decisions = decide_all(node, &actor, &exchanges).await?;
-    let records: Vec<pb::SharedRecord> =
-        live.iter().zip(&decisions).filter_map(|((_, r), d)| seal_shared(node, r, d)).collect();
+    let released: Vec<(&String, pb::SharedRecord)> =
+        live.iter().zip(&decisions).filter_map(|((k, r), d)| Some((k, seal_shared(node, r, d)?))).collect();
+    if !released.is_empty() {
+        node.db
+            .write(|_, tx| {
+                for (k, _) in &released {
+                    super::mark_released(tx, k, caller);
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+    }
+    let records = released.into_iter().map(|(_, s)| s).collect();
     Ok(pb::SyncRecordsResponse { records, withdrawn, cursor, more })
 }
 
@@ -113,7 +124,7 @@ pub async fn pull(node: &Node, actor: &str, peer: &str) -> pb::SyncPeerResult {
     for (kind, purpose) in kinds {
         if let Err(e) = pull_kind(node, actor, peer, kind, purpose, &mut res).await {
             res.outcome = super::peer_outcome(&e) as i32;
-            res.error = e.to_string();
+            res.error = super::refuse_answer(node, peer, "SyncRecords answer", e);
             return res;
         }
     }

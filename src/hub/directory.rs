@@ -85,7 +85,7 @@ async fn publish(node: &Node, actor: &str) -> Result<u64, ExchangeError> {
 
 pub async fn admit(node: &Node, actor: &str, card: pb::Envelope) -> Result<u64, ExchangeError> {
     require_hub(node)?;
-    peer::add(node, card, "member").await.map_err(peer_err)?;
+    peer::add(node, actor, card, "member").await.map_err(peer_err)?;
     publish(node, actor).await
 }
 
@@ -94,7 +94,7 @@ pub async fn remove(node: &Node, actor: &str, id: &str) -> Result<u64, ExchangeE
     if !members(node)?.iter().any(|p| p.card.as_ref().is_some_and(|c| c.node_id == id)) {
         return Err(ExchangeError::NotFound(format!("member {id}")));
     }
-    peer::remove(node, id).await.map_err(peer_err)?;
+    peer::remove(node, actor, id).await.map_err(peer_err)?;
     publish(node, actor).await
 }
 
@@ -149,13 +149,16 @@ pub async fn apply(
         return Ok((have, vec![], vec![]));
     }
     let source = format!("hub:{hub}");
+    let hub_actor = crate::refusal::peer(hub);
     let mut listed = Vec::new();
     let mut pinned = Vec::new();
     for card_env in &dir.members {
         let card = match identity::verify_card(card_env) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(hub = %hub, error = %e, "directory entry refused");
+                // Signed by the hub, so the hub answers for it.
+                let detail = format!("directory version {}: entry refused: {e}", dir.version);
+                node.refuse(&hub_actor, crate::refusal::Kind::Invalid, &detail);
                 continue;
             }
         };
@@ -171,16 +174,23 @@ pub async fn apply(
         if existing.as_ref().and_then(|p| p.card_envelope.as_ref()) == Some(card_env) {
             continue;
         }
-        match peer::add(node, card_env.clone(), &source).await {
+        match peer::add(node, &hub_actor, card_env.clone(), &source).await {
             Ok(_) => pinned.push(card.node_id),
-            Err(e) => tracing::warn!(member = %card.node_id, error = %e, "directory entry not pinned"),
+            Err(PeerError::Store(e)) => {
+                tracing::warn!(member = %card.node_id, error = %e, "directory entry not pinned")
+            }
+            Err(e) => node.refuse(
+                &hub_actor,
+                crate::refusal::Kind::Refused,
+                &format!("directory version {}: {} not pinned: {e}", dir.version, card.node_id),
+            ),
         }
     }
     let mut unpinned = Vec::new();
     for p in store::peers::all(node.db.store())? {
         let Some(id) = p.card.as_ref().map(|c| c.node_id.clone()) else { continue };
         if p.source == source && !listed.contains(&id) {
-            peer::remove(node, &id).await.map_err(peer_err)?;
+            peer::remove(node, &hub_actor, &id).await.map_err(peer_err)?;
             unpinned.push(id);
         }
     }
@@ -200,8 +210,8 @@ pub async fn apply(
 }
 
 /// A member pins the hub and pulls its directory.
-pub async fn join(node: &Node, hub_card: pb::Envelope) -> Result<(u64, Vec<String>), ExchangeError> {
-    let p = peer::add(node, hub_card, "hub").await.map_err(peer_err)?;
+pub async fn join(node: &Node, actor: &str, hub_card: pb::Envelope) -> Result<(u64, Vec<String>), ExchangeError> {
+    let p = peer::add(node, actor, hub_card, "hub").await.map_err(peer_err)?;
     let card = p.card.unwrap_or_default();
     if card.role != pb::NodeRole::Hub as i32 {
         return Err(ExchangeError::Refused(format!("{} is not a hub", card.node_id)));
@@ -212,7 +222,7 @@ pub async fn join(node: &Node, hub_card: pb::Envelope) -> Result<(u64, Vec<Strin
             if st.get(Tree::Meta, &key)?.is_none() {
                 tx.batch.put(Tree::Meta, key, 0u64.to_be_bytes().to_vec());
             }
-            tx.audit(Event::new("node", "hub.join").reason(card.node_id.clone()));
+            tx.audit(Event::new(actor, "hub.join").reason(card.node_id.clone()));
             Ok::<_, StoreError>(())
         })
         .await?;

@@ -475,3 +475,19 @@ fn request_and_case_steps_need_the_agreement_active_now() {
     );
     assert_eq!(decide_case_step(&s, "th-atpd", "kh-antht", pb::CaseStage::IdentificationConfirmed, at), Ok(()));
 }
+
+#[test]
+fn onward_consent_only_while_an_agreement_with_the_holder_is_active() {
+    let a = mou();
+    let at = t("2027-03-01T00:00:00Z");
+    assert_eq!(decide_consent(&a, "th-atpd", "kh-antht", at), Ok(()));
+    assert_eq!(decide_consent(&a, "th-atpd", "mm-atipd", at).unwrap_err().code(), "no_agreement");
+    assert_eq!(
+        decide_consent(&a, "th-atpd", "kh-antht", t("2035-01-01T00:00:00Z")).unwrap_err().code(),
+        "outside_validity"
+    );
+    for state in [AgreementState::Suspended, AgreementState::Revoked] {
+        let s = [(a[0].0.clone(), state)];
+        assert_eq!(decide_consent(&s, "th-atpd", "kh-antht", at).unwrap_err().code(), "agreement_not_active");
+    }
+}

@@ -165,6 +165,27 @@ pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> R
     Ok(next)
 }
 
+/// Answers a case update this node does not take with a refusal receipt,
+/// audited as `case.refused`: one entry per refused update, as the sender
+/// keeps one signed receipt per update.
+async fn refuse_update(
+    node: &Node,
+    caller: &str,
+    delivery_id: &str,
+    case: &pb::VictimCase,
+    reason: String,
+) -> Result<pb::Envelope, CaseError> {
+    let shown: String = reason.chars().take(300).collect();
+    let id: String = case.id.chars().take(64).collect();
+    let referral: String = case.referral_record_id.chars().take(200).collect();
+    node.db
+        .audit(vec![Event::new(format!("peer:{caller}"), "case.refused")
+            .record(referral)
+            .decision("deny", format!("{id}: {shown}"))])
+        .await?;
+    Ok(crate::exchange::receive::receipt(node, delivery_id, &case.id, case.history.len() as u64, false, &reason))
+}
+
 /// The other node's new state of a case arrives (`DeliverCaseUpdate`).
 pub async fn receive(
     node: &Node,
@@ -174,32 +195,30 @@ pub async fn receive(
 ) -> Result<pb::Envelope, CaseError> {
     let k = exchange::key_of(node, caller)?;
     let case: pb::VictimCase = envelope::open(&env, payload::VICTIM_CASE, caller, &k).map_err(ExchangeError::from)?;
-    let refuse = |reason: String| {
-        crate::exchange::receive::receipt(node, delivery_id, &case.id, case.history.len() as u64, false, &reason)
-    };
     if case.id.is_empty() || case.id.len() > 64 || case.history.len() > 1000 {
-        return Ok(refuse("malformed case".into()));
+        return refuse_update(node, caller, delivery_id, &case, "malformed case".into()).await;
     }
     if ![&case.sending_node, &case.receiving_node].contains(&&node.id().to_string())
         || ![&case.sending_node, &case.receiving_node].contains(&&caller.to_string())
     {
-        return Ok(refuse("the case is not between the caller and this node".into()));
+        return refuse_update(
+            node,
+            caller,
+            delivery_id,
+            &case,
+            "the case is not between the caller and this node".into(),
+        )
+        .await;
     }
     if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
-        return Ok(refuse("the last step is not the caller's".into()));
+        return refuse_update(node, caller, delivery_id, &case, "the last step is not the caller's".into()).await;
     }
     // The step needs an agreement that allows it now, here as on the sender.
     let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
     match check_agreement(node, caller, to) {
         Ok(()) => {}
         Err(CaseError::Denied(d)) => {
-            node.db
-                .audit(vec![Event::new(format!("peer:{caller}"), "case.refused")
-                    .record(&case.referral_record_id)
-                    .decision("deny", d.code())
-                    .reason(case.id.clone())])
-                .await?;
-            return Ok(refuse(format!("{}: {d}", d.code())));
+            return refuse_update(node, caller, delivery_id, &case, format!("{}: {d}", d.code())).await;
         }
         Err(e) => return Err(e),
     }
@@ -219,10 +238,17 @@ pub async fn receive(
             ));
         }
         if case.history[..h.history.len()] != h.history[..] || case.history.len() != h.history.len() + 1 {
-            return Ok(refuse("the update does not extend the case as held here".into()));
+            return refuse_update(
+                node,
+                caller,
+                delivery_id,
+                &case,
+                "the update does not extend the case as held here".into(),
+            )
+            .await;
         }
     } else if case.history.len() != 1 {
-        return Ok(refuse("a case starts at its referral".into()));
+        return refuse_update(node, caller, delivery_id, &case, "a case starts at its referral".into()).await;
     }
     // Check the step's gates again here when we hold the referral.
     if base_len > 0 {
@@ -239,7 +265,7 @@ pub async fn receive(
             let to = C::try_from(last.to).unwrap_or_default();
             let when = last.time.as_ref().and_then(crate::convert::from_timestamp).unwrap_or_else(|| node.now());
             if let Err(e) = victim::advance(&prev, &v, to, caller, &last.note, when.max(node.now())) {
-                return Ok(refuse(format!("{}: {e}", e.code())));
+                return refuse_update(node, caller, delivery_id, &case, format!("{}: {e}", e.code())).await;
             }
         }
     }

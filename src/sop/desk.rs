@@ -247,6 +247,27 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
     Ok(next)
 }
 
+/// Answers a step this node does not take with a refusal receipt, audited as
+/// `request.refused`: one entry per refused step, as the sender keeps one
+/// signed receipt per step (and each step is signed by its sender).
+async fn refuse_step(
+    node: &Node,
+    caller: &str,
+    delivery_id: &str,
+    ev: &pb::RequestEvent,
+    agreement: &str,
+    reason: String,
+) -> Result<pb::Envelope, DeskError> {
+    let shown: String = reason.chars().take(300).collect();
+    node.db
+        .audit(vec![Event::new(format!("peer:{caller}"), "request.refused").agreement(agreement).decision(
+            "deny",
+            format!("{} seq {}: {shown}", ev.request_id.chars().take(64).collect::<String>(), ev.seq),
+        )])
+        .await?;
+    Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, false, &reason))
+}
+
 /// A step from the other node arrives (`DeliverRequestEvent`). Always answered
 /// with a signed receipt, saying whether it was taken and why not.
 pub async fn receive(
@@ -259,10 +280,9 @@ pub async fn receive(
     let ev: pb::RequestEvent =
         envelope::open(&env, payload::REQUEST_EVENT, caller, &key).map_err(ExchangeError::from)?;
     sm::check_bounds(&ev)?;
-    let refuse =
-        |reason: String| crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, false, &reason);
     if ev.actor != caller {
-        return Ok(refuse(format!("a step by {} cannot come from {caller}", ev.actor)));
+        let why = format!("a step by {} cannot come from {caller}", ev.actor);
+        return refuse_step(node, caller, delivery_id, &ev, "", why).await;
     }
     if !sm::valid_request_id(&ev.request_id) {
         // Cases share the tree under "case/": an id must never reach into them.
@@ -275,11 +295,14 @@ pub async fn receive(
             return Err(DeskError::NotFound(ev.request_id.clone()));
         }
         let h = ev.header.clone().ok_or_else(|| invalid("event.header", "a submit carries the request"))?;
+        let agreement = h.agreement_id.chars().take(64).collect::<String>();
         if h.from_node != caller || h.to_node != node.id() {
-            return Ok(refuse("the request is not from the caller to this node".into()));
+            let why = "the request is not from the caller to this node".to_string();
+            return refuse_step(node, caller, delivery_id, &ev, &agreement, why).await;
         }
         if h.subject.trim().is_empty() || h.subject.chars().count() > 300 || h.body.chars().count() > 10_000 {
-            return Ok(refuse("subject or body out of bounds".into()));
+            let why = "subject or body out of bounds".to_string();
+            return refuse_step(node, caller, delivery_id, &ev, &agreement, why).await;
         }
         // This node checks the SOP terms itself.
         let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
@@ -296,17 +319,13 @@ pub async fn receive(
         let (_, terms) = match decided {
             Ok(x) => x,
             Err(d) => {
-                node.db
-                    .audit(vec![Event::new(&actor, "request.refused")
-                        .agreement(&h.agreement_id)
-                        .decision("deny", d.code())])
-                    .await?;
-                return Ok(refuse(format!("{}: {d}", d.code())));
+                let why = format!("{}: {d}", d.code());
+                return refuse_step(node, caller, delivery_id, &ev, &agreement, why).await;
             }
         };
         let req = match sm::open(&ev.request_id, h.clone(), &terms, ev.clone()) {
             Ok(r) => r,
-            Err(e) => return Ok(refuse(e.to_string())),
+            Err(e) => return refuse_step(node, caller, delivery_id, &ev, &agreement, e.to_string()).await,
         };
         node.db
             .write(|st, tx| {
@@ -330,18 +349,14 @@ pub async fn receive(
     // the sender: nothing moves under a suspended or revoked agreement.
     if let Some(h) = get(node.db.store(), &ev.request_id)?.and_then(|s| s.request).map(|r| header(&r)) {
         if h.from_node != caller && h.to_node != caller {
-            return Ok(refuse("the request is not between the caller and this node".into()));
+            let why = "the request is not between the caller and this node".to_string();
+            return refuse_step(node, caller, delivery_id, &ev, &h.agreement_id, why).await;
         }
         match check_step(node, caller, &h) {
             Ok(()) => {}
             Err(DeskError::Denied(d)) => {
-                node.db
-                    .audit(vec![Event::new(&actor, "request.refused")
-                        .agreement(&h.agreement_id)
-                        .decision("deny", d.code())
-                        .reason(ev.request_id.clone())])
-                    .await?;
-                return Ok(refuse(format!("{}: {d}", d.code())));
+                let why = format!("{}: {d}", d.code());
+                return refuse_step(node, caller, delivery_id, &ev, &h.agreement_id, why).await;
             }
             Err(e) => return Err(e),
         }
@@ -382,7 +397,7 @@ pub async fn receive(
             }
             Ok(crate::exchange::receive::receipt(node, delivery_id, &ev.request_id, ev.seq, true, ""))
         }
-        Err(reason) => Ok(refuse(reason)),
+        Err(reason) => refuse_step(node, caller, delivery_id, &ev, "", reason).await,
     }
 }
 
