@@ -82,6 +82,9 @@ pub struct NodeConfig {
     pub metrics: Option<SocketAddr>,
     #[serde(default)]
     pub intervals: Intervals,
+    /// Rate and concurrency limits per caller.
+    #[serde(default)]
+    pub limits: crate::limits::Limits,
 }
 
 /// How often background work runs.
@@ -244,6 +247,9 @@ impl NodeConfig {
         if self.country.is_empty() && self.region.trim().is_empty() {
             return Err(ConfigError::Invalid { field: "country", reason: "a node needs a country or a region".into() });
         }
+        if let Err((field, reason)) = self.limits.check() {
+            return Err(ConfigError::Invalid { field, reason: reason.into() });
+        }
         if self.region.chars().count() > 100 {
             return Err(ConfigError::Invalid { field: "region", reason: "at most 100 characters".into() });
         }
@@ -328,6 +334,7 @@ mod tests {
             log_format: LogFormat::Human,
             metrics: None,
             intervals: Default::default(),
+            limits: Default::default(),
         }
     }
 

@@ -145,6 +145,11 @@ impl FederationApi {
                 return Err(s);
             }
         };
+        // Each peer has its own budget: one busy peer never costs the others.
+        if let Err(retry) = self.node.gate.peer(&caller) {
+            metrics::counter!("liaison_rate_limited_total", "listener" => "federation").increment(1);
+            return Err(crate::api::status::exhausted(&format!("{caller} is over its call rate"), retry));
+        }
         let result = f(Arc::clone(&self.node), caller.clone(), req.into_inner()).await;
         if let Err(s) = &result {
             if let Some(kind) = crate::api::status::refusal_kind(s) {

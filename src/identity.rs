@@ -215,6 +215,7 @@ mod tests {
             log_format: LogFormat::Human,
             metrics: None,
             intervals: Default::default(),
+            limits: Default::default(),
         }
     }
 

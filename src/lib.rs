@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod federation;
 pub mod hub;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod pb;

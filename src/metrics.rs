@@ -62,6 +62,42 @@ fn code_label(code: &str) -> &'static str {
     }
 }
 
+/// Paths of every RPC this node serves ("/liaison.v1.RecordService/GetRecord", …).
+fn known_methods() -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        let mut set = std::collections::HashSet::new();
+        let mut add = |bytes: &[u8]| {
+            if let Ok(fds) = <prost_types::FileDescriptorSet as prost::Message>::decode(bytes) {
+                for f in fds.file {
+                    for svc in &f.service {
+                        for m in &svc.method {
+                            set.insert(format!("/{}.{}/{}", f.package(), svc.name(), m.name()));
+                        }
+                    }
+                }
+            }
+        };
+        add(crate::pb::FILE_DESCRIPTOR_SET);
+        add(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for svc in ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"] {
+            set.insert(format!("/{svc}/ServerReflectionInfo"));
+        }
+        set
+    })
+}
+
+/// The metric label for a request path: the path itself for an RPC this
+/// node serves, "unknown" for anything else, so callers cannot grow the
+/// label set (the path is chosen by the caller before authentication).
+pub fn method_label(path: &str) -> String {
+    if known_methods().contains(path) {
+        path.to_string()
+    } else {
+        "unknown".into()
+    }
+}
+
 impl<S, B, R> tower::Service<http::Request<B>> for Rpc<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>>,
@@ -76,7 +112,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let method = req.uri().path().to_string();
+        let method = method_label(req.uri().path());
         let listener = self.listener;
         let started = Instant::now();
         let fut = self.inner.call(req);
@@ -123,4 +159,21 @@ pub fn spawn_gauges(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::method_label;
+
+    #[test]
+    fn only_served_methods_become_labels() {
+        assert_eq!(method_label("/liaison.v1.RecordService/GetRecord"), "/liaison.v1.RecordService/GetRecord");
+        assert_eq!(method_label("/grpc.health.v1.Health/Check"), "/grpc.health.v1.Health/Check");
+        assert_eq!(
+            method_label("/liaison.v1.FederationService/QueryRecords"),
+            "/liaison.v1.FederationService/QueryRecords"
+        );
+        assert_eq!(method_label("/liaison.v1.RecordService/x1234"), "unknown");
+        assert_eq!(method_label("/anything/at-all"), "unknown");
+    }
 }

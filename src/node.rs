@@ -65,6 +65,8 @@ pub struct Node {
     pub directory_updates: tokio::sync::Mutex<()>,
     /// Refused calls, counted per source and window until they are audited.
     pub refusals: Refusals,
+    /// Rate limits per peer, token and failing address.
+    pub gate: crate::limits::Gate,
 }
 
 impl Node {
@@ -75,6 +77,7 @@ impl Node {
         let signer = store::db_signer(identity.id(), &identity.signing_key);
         let db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
         let refusals = Refusals::new(identity.config.intervals.refusal_window_secs);
+        let gate = crate::limits::Gate::new(&identity.config.limits);
         let pins = PinSet::default();
         for peer in store::peers::all(db.store())? {
             if let Some(card) = &peer.card {
@@ -94,6 +97,7 @@ impl Node {
             case_steps: tokio::sync::Mutex::new(()),
             directory_updates: tokio::sync::Mutex::new(()),
             refusals,
+            gate,
         }))
     }
 
@@ -286,6 +290,10 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_tls));
     let (conn_tx, conn_rx) = tokio::sync::mpsc::channel(64);
     let node_accept = Arc::clone(&node);
+    // Handshakes in progress are bounded: beyond the bound a new connection
+    // is closed at once (and counted), so a flood of slow handshakes cannot
+    // take unbounded tasks and memory.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(cfg.limits.max_handshakes));
     let accept_task = tokio::spawn(async move {
         loop {
             let (tcp, remote) = match fed_listener.accept().await {
@@ -296,11 +304,22 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
                     continue;
                 }
             };
+            let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+                metrics::counter!("liaison_rate_limited_total", "listener" => "handshake").increment(1);
+                node_accept.refuse(
+                    &refusal::addr(Some(remote)),
+                    refusal::Kind::Handshake,
+                    "too many handshakes at once",
+                );
+                drop(tcp);
+                continue;
+            };
             let acceptor = acceptor.clone();
             let conn_tx = conn_tx.clone();
             let node_accept = Arc::clone(&node_accept);
             // Handshakes run beside the accept loop so a slow client cannot stall others.
             tokio::spawn(async move {
+                let _permit = permit;
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
                         let _ = conn_tx.send(Ok::<_, std::io::Error>(stream)).await;
@@ -345,6 +364,8 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
     ];
 
     let fed_server = Server::builder()
+        .concurrency_limit_per_connection(cfg.limits.max_calls_per_connection)
+        .max_concurrent_streams(Some(cfg.limits.max_streams_per_connection))
         .trace_fn(rpc_span)
         .layer(crate::metrics::RpcLayer { listener: "federation" })
         .layer(api::status::UndecodableLayer)
@@ -356,6 +377,8 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
             let _ = stop_fed.recv().await;
         });
     let api_builder = Server::builder()
+        .concurrency_limit_per_connection(cfg.limits.max_calls_per_connection)
+        .max_concurrent_streams(Some(cfg.limits.max_streams_per_connection))
         .trace_fn(rpc_span)
         .layer(crate::metrics::RpcLayer { listener: "api" })
         .layer(api::status::UndecodableLayer);

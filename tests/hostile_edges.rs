@@ -7,8 +7,10 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use common::{activate, audit_entries, bad_field, bilateral, create, pin_all, wait_for, Hostile, TestNode, MOU_GRANTS};
-use liaison::config::{Layout, NodeConfig};
+use common::{
+    activate, audit_entries, bad_field, bilateral, configure, create, pin_all, wait_for, Hostile, TestNode, MOU_GRANTS,
+};
+use liaison::config::Layout;
 use liaison::identity::Identity;
 use liaison::pb;
 use liaison::record::examples;
@@ -22,10 +24,16 @@ use tonic_reflection::pb::{v1, v1alpha};
 
 /// Sets how long refusals are counted before they are audited (before start).
 fn refusal_window(n: &TestNode, secs: u64) {
-    let layout = Layout::new(&n.dir);
-    let mut cfg = NodeConfig::load(&layout).unwrap();
-    cfg.intervals.refusal_window_secs = secs;
-    std::fs::write(layout.config(), toml::to_string(&cfg).unwrap()).unwrap();
+    configure(n, |c| c.intervals.refusal_window_secs = secs);
+}
+
+/// Limits high enough that a flood is refused (and audited) rather than
+/// slowed down: the rate limits have their own tests (`tests/limits.rs`).
+fn no_rate_limits(n: &TestNode) {
+    configure(n, |c| {
+        c.limits.peer_burst = 100_000;
+        c.limits.failed_token_burst = 100_000;
+    });
 }
 
 /// The count an aggregated refusal entry carries (`count=N; ...`).
@@ -206,6 +214,7 @@ async fn a_flood_of_bad_calls_leaves_one_entry_per_source_and_window() {
     let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
     let vn = identity(&TestNode::init(root.path(), "vn-c02", "VN"));
     refusal_window(&th, WINDOW);
+    no_rate_limits(&th);
     th.start();
     kh.start();
     pin_all(&[&th, &kh]);

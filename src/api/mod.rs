@@ -43,18 +43,26 @@ impl Interceptor for Auth {
         // Refusals of unauthenticated callers are counted per address and
         // audited once per window, so they cannot grow the log without bound.
         let source = crate::refusal::addr(req.remote_addr());
+        let limited = |retry| {
+            metrics::counter!("liaison_rate_limited_total", "listener" => "api").increment(1);
+            crate::api::status::exhausted("too many calls", retry)
+        };
         let header = req.metadata().get("authorization").and_then(|v| v.to_str().ok());
         let Some(token) = header.and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) else {
             tracing::warn!("local API call without a bearer token");
             self.node.refuse(&source, crate::refusal::Kind::NoToken, "missing bearer token");
+            self.node.gate.failed_token(&source).map_err(limited)?;
             return Err(Status::unauthenticated("missing bearer token (authorization: Bearer <token>)"));
         };
         let user = store::users::by_token(self.node.db.store(), token.trim()).map_err(Status::from)?;
         let Some(user) = user else {
             tracing::warn!("local API call with an unknown token");
             self.node.refuse(&source, crate::refusal::Kind::Token, "unknown or revoked token");
+            // Guessing tokens is slowed per address.
+            self.node.gate.failed_token(&source).map_err(limited)?;
             return Err(Status::unauthenticated("unknown or revoked token"));
         };
+        self.node.gate.token(&user.name).map_err(limited)?;
         tracing::Span::current().record("user", user.name.as_str());
         let role = UserRole::try_from(user.role).unwrap_or(UserRole::Unspecified);
         req.extensions_mut().insert(Caller { name: user.name, role });

@@ -18,6 +18,15 @@ use crate::record::FieldError;
 use crate::store::records::RecordError;
 use crate::store::StoreError;
 
+/// A caller over its limit: `RESOURCE_EXHAUSTED` with a retry hint.
+pub fn exhausted(what: &str, retry: std::time::Duration) -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("{what}: retry in {} ms", retry.as_millis().max(1)),
+        ErrorDetails::with_retry_info(Some(retry)),
+    )
+}
+
 pub fn invalid(field: &str, reason: &str) -> Status {
     Status::with_error_details(
         Code::InvalidArgument,

@@ -431,6 +431,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 log_format: LogFormat::Human,
                 metrics: a.metrics_listen,
                 intervals: Default::default(),
+                limits: Default::default(),
             };
             let layout = Layout::new(&dir);
             let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -494,6 +495,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     log_format: LogFormat::Human,
                     metrics: None,
                     intervals: Default::default(),
+                    limits: Default::default(),
                 };
                 let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);

@@ -156,6 +156,7 @@ fn config(spec: &NodeSpec, listen: u16, api: u16, intervals: Intervals) -> NodeC
         log_format: LogFormat::Human,
         metrics: None,
         intervals,
+        limits: Default::default(),
     }
 }
 

@@ -444,3 +444,11 @@ pub fn audit_entries(node: &TestNode, prefix: &str) -> Vec<serde_json::Value> {
     let v = node.cli_json(&["audit", "list", "--action", prefix, "--limit", "1000"]);
     v["entries"].as_array().cloned().unwrap_or_default()
 }
+
+/// Changes a stopped node's `node.toml`.
+pub fn configure(n: &TestNode, f: impl FnOnce(&mut liaison::config::NodeConfig)) {
+    let layout = liaison::config::Layout::new(&n.dir);
+    let mut cfg = liaison::config::NodeConfig::load(&layout).unwrap();
+    f(&mut cfg);
+    std::fs::write(layout.config(), toml::to_string(&cfg).unwrap()).unwrap();
+}
