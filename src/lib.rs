@@ -29,3 +29,4 @@ pub mod seal;
 pub mod sop;
 pub mod store;
 pub mod tls;
+pub mod workers;

@@ -235,6 +235,7 @@ impl From<crate::hub::HubError> for Status {
         match e {
             H::Denied(ref d) => denied(d.code(), e.to_string()),
             H::Conflict(_) => Status::already_exists(e.to_string()),
+            H::Exhausted(_) => Status::resource_exhausted(e.to_string()),
             H::Exchange(x) => x.into(),
         }
     }

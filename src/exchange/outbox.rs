@@ -544,14 +544,11 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
 
 /// Delivers due items until the node stops; woken early by new items.
 ///
-/// Each peer's queue has its own worker task, so a slow or hanging peer
-/// holds up only its own items: the scan goes on for everyone else while
-/// that worker waits (at most [`ATTEMPT_TIMEOUT`] per attempt). Workers
-/// live in a `JoinSet` owned by this task, so stopping it stops them.
+/// Each peer's queue has its own worker (`workers`), so a slow or hanging
+/// peer holds up only its own items (at most [`ATTEMPT_TIMEOUT`] per attempt).
 pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut workers = tokio::task::JoinSet::new();
-        let mut busy: std::collections::HashMap<tokio::task::Id, String> = std::collections::HashMap::new();
+        let mut workers = crate::workers::Workers::default();
         loop {
             let queues = match pending_by_peer(&node) {
                 Ok(q) => q,
@@ -562,34 +559,10 @@ pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
             };
             for items in queues {
                 let peer = items.first().map(item_of).map(|i| i.peer).unwrap_or_default();
-                if busy.values().any(|p| *p == peer) {
-                    continue; // its worker is still on it; new items wait for the next scan
-                }
                 let n = Arc::clone(&node);
-                let handle = workers.spawn(async move { deliver_in_order(&n, items).await });
-                busy.insert(handle.id(), peer);
+                workers.start(&peer, async move { deliver_in_order(&n, items).await });
             }
-            // Wait for new items or the tick, reaping finished workers meanwhile
-            // (a finished worker does not trigger a scan by itself: its
-            // remaining items are not due yet).
-            let tick = tokio::time::sleep(Duration::from_millis(500));
-            tokio::pin!(tick);
-            loop {
-                tokio::select! {
-                    _ = node.outbox_wake.notified() => break,
-                    _ = &mut tick => break,
-                    Some(done) = workers.join_next_with_id(), if !workers.is_empty() => {
-                        let id = match done {
-                            Ok((id, ())) => id,
-                            Err(e) => {
-                                tracing::error!(error = %e, "outbox worker failed");
-                                e.id()
-                            }
-                        };
-                        busy.remove(&id);
-                    }
-                }
-            }
+            workers.wait(&node.outbox_wake, Duration::from_millis(500)).await;
         }
     })
 }

@@ -39,6 +39,9 @@ pub enum HubError {
     /// Metadata under a request id already reported for other parties.
     #[error("{0}")]
     Conflict(String),
+    /// A member's share of the hub's storage is used up (`RESOURCE_EXHAUSTED`).
+    #[error("{0}")]
+    Exhausted(String),
     #[error(transparent)]
     Exchange(#[from] ExchangeError),
 }

@@ -5,6 +5,7 @@
 //! sender's signature inside, and handles it exactly as if the sender had
 //! called directly — its own policy checks included.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +22,70 @@ use crate::pb;
 use crate::policy::hub as rules;
 use crate::store::{self, StoreError, Tree};
 
-/// How long the hub keeps trying when the sender sets no expiry.
+/// How long the hub keeps trying: a sender may ask for less, never more.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::days(3);
+
+/// What one sender has waiting at the hub (meta key `relay-usage/<sender>`),
+/// updated in the same write as the queue.
+#[derive(Clone, Copy, PartialEq, Message)]
+struct Usage {
+    #[prost(uint64, tag = "1")]
+    messages: u64,
+    #[prost(uint64, tag = "2")]
+    bytes: u64,
+}
+
+/// Messages one sender may have waiting at the hub.
+pub const MAX_QUEUED_PER_SENDER: u64 = 1000;
+/// Bytes one sender may have waiting at the hub.
+pub const MAX_BYTES_PER_SENDER: u64 = 256 * 1024 * 1024;
+
+/// Whether one more message of `size` bytes fits the sender's share.
+fn admit(u: Usage, size: u64) -> Result<Usage, String> {
+    let messages = u.messages.saturating_add(1);
+    let bytes = u.bytes.saturating_add(size);
+    if messages > MAX_QUEUED_PER_SENDER {
+        return Err(format!("{MAX_QUEUED_PER_SENDER} messages from this sender are already waiting"));
+    }
+    if bytes > MAX_BYTES_PER_SENDER {
+        return Err(format!("{MAX_BYTES_PER_SENDER} bytes from this sender are already waiting"));
+    }
+    Ok(Usage { messages, bytes })
+}
+
+/// The expiry a queued message gets: the sender's, but never later than
+/// [`DEFAULT_EXPIRY`] from now (nor earlier than now).
+fn expiry(asked: Option<&pbjson_types::Timestamp>, now: time::OffsetDateTime) -> time::OffsetDateTime {
+    let latest = crate::convert::after(now, DEFAULT_EXPIRY);
+    asked.and_then(from_timestamp).map_or(latest, |t| t.clamp(now, latest))
+}
+
+fn usage_key(sender: &str) -> Vec<u8> {
+    format!("relay-usage/{sender}").into_bytes()
+}
+
+fn usage(st: &dyn crate::store::Store, sender: &str) -> Result<Usage, StoreError> {
+    Ok(st.get(Tree::Meta, &usage_key(sender))?.and_then(|v| Usage::decode(v.as_slice()).ok()).unwrap_or_default())
+}
+
+/// Deletes a queued message and gives its sender's share back.
+fn release(
+    st: &dyn crate::store::Store,
+    tx: &mut crate::store::Tx,
+    key: &[u8],
+    sealed: &pb::SealedMessage,
+) -> Result<(), StoreError> {
+    tx.batch.delete(Tree::Relay, key.to_vec());
+    let u = usage(st, &sealed.sender)?;
+    let left =
+        Usage { messages: u.messages.saturating_sub(1), bytes: u.bytes.saturating_sub(sealed.ciphertext.len() as u64) };
+    if left.messages == 0 {
+        tx.batch.delete(Tree::Meta, usage_key(&sealed.sender));
+    } else {
+        tx.batch.put(Tree::Meta, usage_key(&sealed.sender), left.encode_to_vec());
+    }
+    Ok(())
+}
 
 #[derive(Clone, PartialEq, Message)]
 struct Queued {
@@ -124,19 +187,22 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
     let recipient = sealed.recipient.clone();
     let q = Queued {
         sealed: Some(sealed),
-        expire_time: req.expire_time.or(Some(timestamp(node.now() + DEFAULT_EXPIRY))),
+        expire_time: Some(timestamp(expiry(req.expire_time.as_ref(), node.now()))),
         next_attempt: Some(timestamp(node.now())),
         attempts: 0,
     };
     node.db
-        .write(|_, tx| {
+        .write(|st, tx| {
+            // Each member has a bounded share of the hub's storage.
+            let u = admit(usage(st, caller)?, size as u64).map_err(HubError::Exhausted)?;
+            tx.batch.put(Tree::Meta, usage_key(caller), u.encode_to_vec());
             tx.batch.put(Tree::Relay, id.clone().into_bytes(), q.encode_to_vec());
             tx.audit(
                 Event::new(format!("peer:{caller}"), "relay.accept")
                     .agreement(&agreement.agreement_id)
                     .reason(format!("{id}: {caller} → {recipient}, {size} bytes")),
             );
-            Ok::<_, StoreError>(())
+            Ok::<_, HubError>(())
         })
         .await?;
     tracing::info!(relay = %id, from = %caller, to = %recipient, bytes = size, "relay accepted");
@@ -144,30 +210,42 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
     Ok(id)
 }
 
-/// Hub: forward queued messages until delivered or expired.
+/// Hub: forward queued messages until delivered or expired. Each recipient
+/// has its own worker (`workers`), so a slow member holds up only the
+/// messages waiting for it.
 pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut workers = crate::workers::Workers::default();
+        let wake = tokio::sync::Notify::new();
         loop {
-            if let Err(e) = forward_due(&node).await {
-                tracing::error!(error = %e, "relay forwarding failed");
+            match due_by_recipient(&node).await {
+                Ok(groups) => {
+                    for (recipient, items) in groups {
+                        let n = Arc::clone(&node);
+                        workers.start(&recipient, async move { forward_all(&n, items).await });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "relay scan failed"),
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            workers.wait(&wake, Duration::from_millis(500)).await;
         }
     })
 }
 
-async fn forward_due(node: &Node) -> Result<(), ExchangeError> {
+/// Messages due now, per recipient; expired ones are dropped on the way.
+async fn due_by_recipient(node: &Node) -> Result<BTreeMap<String, Vec<(Vec<u8>, Queued)>>, ExchangeError> {
     let entries = node.db.store().range(Tree::Relay, Bound::Unbounded, Bound::Unbounded, 1000)?;
     metrics::gauge!("liaison_relay_queue").set(entries.len() as f64);
     let now = node.now();
+    let mut due: BTreeMap<String, Vec<(Vec<u8>, Queued)>> = BTreeMap::new();
     for (k, v) in entries {
         let id = String::from_utf8_lossy(&k).into_owned();
-        let Ok(mut q) = Queued::decode(v.as_slice()) else { continue };
+        let Ok(q) = Queued::decode(v.as_slice()) else { continue };
         let sealed = q.sealed.clone().unwrap_or_default();
         if q.expire_time.as_ref().and_then(from_timestamp).is_some_and(|t| now > t) {
             node.db
-                .write(|_, tx| {
-                    tx.batch.delete(Tree::Relay, k.clone());
+                .write(|st, tx| {
+                    release(st, tx, &k, &sealed)?;
                     tx.audit(
                         Event::new("node", "relay.expired")
                             .reason(format!("{id}: {} → {}", sealed.sender, sealed.recipient)),
@@ -180,43 +258,70 @@ async fn forward_due(node: &Node) -> Result<(), ExchangeError> {
         if q.next_attempt.as_ref().and_then(from_timestamp).is_some_and(|t| t > now) {
             continue;
         }
-        let result = async {
-            let mut c = exchange::client(node, &sealed.recipient).await?;
-            c.deliver_sealed(pb::DeliverSealedRequest { relay_id: id.clone(), sealed: Some(sealed.clone()) })
-                .await
-                .map_err(|s| ExchangeError::from_status(&sealed.recipient, &s))?;
-            Ok::<(), ExchangeError>(())
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                node.db
-                    .write(|_, tx| {
-                        tx.batch.delete(Tree::Relay, k.clone());
-                        tx.audit(Event::new("node", "relay.forwarded").reason(format!(
-                            "{id}: {} → {}, {} bytes",
-                            sealed.sender,
-                            sealed.recipient,
-                            sealed.ciphertext.len()
-                        )));
-                        Ok::<_, StoreError>(())
-                    })
-                    .await?;
-            }
+        due.entry(sealed.recipient.clone()).or_default().push((k, q));
+    }
+    Ok(due)
+}
+
+/// Forwards one recipient's messages in order; stops at the first failure
+/// (the rest are retried with it).
+async fn forward_all(node: &Node, items: Vec<(Vec<u8>, Queued)>) {
+    for (k, q) in items {
+        match forward_one(node, &k, q).await {
+            Ok(true) => {}
+            Ok(false) => return,
             Err(e) => {
-                q.attempts += 1;
-                q.next_attempt = Some(timestamp(now + time::Duration::seconds((1i64 << q.attempts.min(6)).min(60))));
-                tracing::warn!(relay = %id, error = %e, "relay delivery failed; will retry");
-                node.db
-                    .write(|_, tx| {
-                        tx.batch.put(Tree::Relay, k.clone(), q.encode_to_vec());
-                        Ok::<_, StoreError>(())
-                    })
-                    .await?;
+                tracing::error!(error = %e, "relay update failed");
+                return;
             }
         }
     }
-    Ok(())
+}
+
+/// One delivery attempt; true when delivered.
+async fn forward_one(node: &Node, k: &[u8], mut q: Queued) -> Result<bool, ExchangeError> {
+    let id = String::from_utf8_lossy(k).into_owned();
+    let sealed = q.sealed.clone().unwrap_or_default();
+    let call = async {
+        let mut c = exchange::client(node, &sealed.recipient).await?;
+        c.deliver_sealed(pb::DeliverSealedRequest { relay_id: id.clone(), sealed: Some(sealed.clone()) })
+            .await
+            .map_err(|s| ExchangeError::from_status(&sealed.recipient, &s))?;
+        Ok::<(), ExchangeError>(())
+    };
+    let result = tokio::time::timeout(crate::exchange::outbox::ATTEMPT_TIMEOUT, call).await.unwrap_or_else(|_| {
+        Err(ExchangeError::Peer { peer: sealed.recipient.clone(), reason: "no answer in time".into() })
+    });
+    match result {
+        Ok(()) => {
+            node.db
+                .write(|st, tx| {
+                    release(st, tx, k, &sealed)?;
+                    tx.audit(Event::new("node", "relay.forwarded").reason(format!(
+                        "{id}: {} → {}, {} bytes",
+                        sealed.sender,
+                        sealed.recipient,
+                        sealed.ciphertext.len()
+                    )));
+                    Ok::<_, StoreError>(())
+                })
+                .await?;
+            Ok(true)
+        }
+        Err(e) => {
+            q.attempts = q.attempts.saturating_add(1);
+            let wait = time::Duration::seconds((1i64 << q.attempts.min(6)).min(60));
+            q.next_attempt = Some(timestamp(crate::convert::after(node.now(), wait)));
+            tracing::warn!(relay = %id, error = %e, "relay delivery failed; will retry");
+            node.db
+                .write(|_, tx| {
+                    tx.batch.put(Tree::Relay, k.to_vec(), q.encode_to_vec());
+                    Ok::<_, StoreError>(())
+                })
+                .await?;
+            Ok(false)
+        }
+    }
 }
 
 /// Recipient: a sealed message arrives from a hub we joined.
@@ -268,4 +373,34 @@ pub async fn receive(node: &Node, caller: &str, req: pb::DeliverSealedRequest) -
 /// Entries waiting at the hub, for tests and metrics.
 pub fn queued(node: &Node) -> Result<usize, StoreError> {
     node.db.store().len(store::Tree::Relay)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_senders_share_of_the_hub_is_bounded() {
+        let full = Usage { messages: MAX_QUEUED_PER_SENDER, bytes: 10 };
+        assert!(admit(full, 1).unwrap_err().contains("messages"));
+        let heavy = Usage { messages: 1, bytes: MAX_BYTES_PER_SENDER - 5 };
+        assert!(admit(heavy, 6).unwrap_err().contains("bytes"));
+        assert_eq!(admit(heavy, 5), Ok(Usage { messages: 2, bytes: MAX_BYTES_PER_SENDER }));
+        assert!(admit(Usage { messages: u64::MAX, bytes: u64::MAX }, u64::MAX).is_err(), "no overflow");
+    }
+
+    #[test]
+    fn the_sender_cannot_choose_an_expiry_beyond_the_hubs() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let latest = now + DEFAULT_EXPIRY;
+        assert_eq!(expiry(None, now), latest);
+        let far = timestamp(now + time::Duration::days(3650));
+        assert_eq!(expiry(Some(&far), now), latest);
+        let soon = now + time::Duration::hours(1);
+        assert_eq!(expiry(Some(&timestamp(soon)), now), soon);
+        let past = timestamp(now - time::Duration::days(1));
+        assert_eq!(expiry(Some(&past), now), now);
+        let absurd = pbjson_types::Timestamp { seconds: i64::MAX, nanos: 0 };
+        assert_eq!(expiry(Some(&absurd), now), latest);
+    }
 }
