@@ -130,3 +130,32 @@ async fn early_request_steps_from_a_peer_are_bounded() {
     assert!(deliver(&mut h, &kh_step(&id, 1, T::Acknowledge, "")).await.unwrap().delivered);
     wait_for(10, "the answer", || th.cli_json(&["request", "show", &id])["state"] == "REQUEST_STATE_ANSWERED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_a_sync_does_not_hold_up_the_others() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut la = TestNode::init(root.path(), "la-dcta", "LA");
+    configure(&th, |c| c.intervals.sync_secs = 1);
+    for n in [&mut th, &mut kh, &mut la] {
+        n.start();
+    }
+    pin_all(&[&th, &kh, &la]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    activate(&[&th, &la], &bilateral("th-la", "th-atpd", "la-dcta", 365, MOU_GRANTS), "th-la");
+    kh.kill();
+    let answers = Arc::new(Mutex::new(Answers { hold_sync: true, ..Default::default() }));
+    let server = serve_fake(&kh, &th, Arc::clone(&answers)).await;
+    wait_for(30, "KH to hold a sync call", || answers.lock().unwrap().holding);
+
+    // LA's new contact point reaches TH by the periodic sync while KH's call is open.
+    create(&la, contact_point("cp-la", "LA duty desk")).await;
+    wait_for(25, "LA's contact point at TH", || {
+        futures::executor::block_on(async {
+            th.records().await.get_record(liaison::pb::GetRecordRequest { id: "la-dcta/cp-la".into() }).await.is_ok()
+        })
+    });
+    assert!(answers.lock().unwrap().holding, "LA's sync waited for KH's");
+    server.abort();
+}

@@ -140,7 +140,9 @@ async fn pull_kind(
     res: &mut pb::SyncPeerResult,
 ) -> Result<(), ExchangeError> {
     let mut c = super::client(node, peer).await?;
-    loop {
+    // A peer that always has "more" gets a budget of pages per pull; the
+    // next pull goes on from the saved cursor.
+    for _ in 0..MAX_PAGES_PER_PULL {
         let cursor = load_cursor(node, peer, kind)?;
         let mut req = tonic::Request::new(pb::SyncRecordsRequest {
             kind: kind as i32,
@@ -225,6 +227,9 @@ async fn pull_kind(
     Ok(())
 }
 
+/// Pages one pull asks one peer for, per kind.
+pub const MAX_PAGES_PER_PULL: usize = 100;
+
 /// Syncs with one or every peer now.
 pub async fn now(node: &Node, actor: &str, peer: &str) -> Result<Vec<pb::SyncPeerResult>, ExchangeError> {
     let peers = if peer.is_empty() { super::peer_ids(node)? } else { vec![peer.to_string()] };
@@ -238,20 +243,27 @@ pub async fn now(node: &Node, actor: &str, peer: &str) -> Result<Vec<pb::SyncPee
 /// Periodic sync with every peer.
 pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
+        // Each peer is pulled by its own worker: a slow peer delays only its
+        // own sync, and is simply skipped by later rounds until it finishes.
+        let mut workers = crate::workers::Workers::default();
+        let never = tokio::sync::Notify::new();
         loop {
-            tick.tick().await;
+            // Reap finished pulls until the next round is due.
+            workers.wait(&never, every).await;
             // Hub directories first, so new members are pinned before we sync with them.
             if let Err(e) = crate::hub::directory::refresh(&node).await {
                 tracing::warn!(error = %e, "hub directory refresh failed");
             }
             let peers = super::peer_ids(&node).unwrap_or_default();
             for p in peers {
-                let r = pull(&node, "node", &p).await;
-                if r.received > 0 || r.purged > 0 {
-                    tracing::info!(peer = %p, received = r.received, purged = r.purged, "sync");
-                }
+                let n = Arc::clone(&node);
+                let peer = p.clone();
+                workers.start(&p, async move {
+                    let r = pull(&n, "node", &peer).await;
+                    if r.received > 0 || r.purged > 0 {
+                        tracing::info!(peer = %peer, received = r.received, purged = r.purged, "sync");
+                    }
+                });
             }
         }
     })

@@ -27,6 +27,8 @@ pub struct Answers {
     pub query: Vec<pb::SharedRecord>,
     pub sync: pb::SyncRecordsResponse,
     pub sync_calls: u32,
+    /// Sync calls are held open (never answered).
+    pub hold_sync: bool,
     pub push: PushAnswer,
     pub push_calls: u32,
     /// The held push call is still open (the caller has not given up).
@@ -108,9 +110,18 @@ impl FederationService for FakePeer {
         &self,
         _: Request<pb::SyncRecordsRequest>,
     ) -> Result<Response<pb::SyncRecordsResponse>, Status> {
-        let mut a = self.answers.lock().unwrap();
-        a.sync_calls += 1;
-        Ok(Response::new(a.sync.clone()))
+        let hold = {
+            let mut a = self.answers.lock().unwrap();
+            a.sync_calls += 1;
+            if !a.hold_sync {
+                return Ok(Response::new(a.sync.clone()));
+            }
+            a.holding = true;
+            Holding(Arc::clone(&self.answers))
+        };
+        std::future::pending::<()>().await;
+        drop(hold);
+        no()
     }
     async fn request_onward_consent(
         &self,
