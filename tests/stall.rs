@@ -159,3 +159,35 @@ async fn a_peer_that_never_answers_a_sync_does_not_hold_up_the_others() {
     assert!(answers.lock().unwrap().holding, "LA's sync waited for KH's");
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookkeeping_a_peer_causes_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut th, kh) = th_kh_under_mou(root.path());
+    let mut h = Hostile::new(&kh, &th);
+    let mut cp = contact_point("cp-kh", "KH desk");
+    cp.originator = "kh-antht".into();
+    cp.version = 1;
+    let now = liaison::convert::timestamp(time::OffsetDateTime::now_utc());
+    (cp.create_time, cp.update_time) = (Some(now), Some(now));
+    let push = liaison::pb::PushRecordRequest {
+        delivery_id: "dlv-once".into(),
+        shared: Some(h.shared(&cp, "th-kh")),
+        purpose: liaison::pb::Purpose::Coordination as i32,
+        consent: None,
+    };
+    let first = h.client.push_record(push.clone()).await.unwrap().into_inner().receipt.unwrap();
+    // A retry is answered from the kept receipt, byte for byte.
+    assert_eq!(h.client.push_record(push.clone()).await.unwrap().into_inner().receipt.unwrap(), first);
+
+    // Fifteen days later the receipt is gone: a retry is decided afresh.
+    th.stop();
+    th.env.push(("LIAISON_CLOCK_OFFSET_SECS".into(), (15 * 86_400).to_string()));
+    configure(&th, |c| c.intervals.housekeeping_secs = 1);
+    th.start();
+    let mut h = Hostile::new(&kh, &th);
+    wait_for(30, "the old receipt to go", || {
+        let again = futures::executor::block_on(h.client.push_record(push.clone()));
+        again.map(|r| r.into_inner().receipt.unwrap() != first).unwrap_or(false)
+    });
+}

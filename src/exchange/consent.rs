@@ -14,7 +14,7 @@ use crate::pb;
 use crate::store::records;
 use crate::store::{StoreError, Tree};
 
-const REQUEST_PREFIX: &str = "consent-req/";
+pub(crate) const REQUEST_PREFIX: &str = "consent-req/";
 
 fn held_key(record_key: &str, third: &str, purpose: pb::Purpose) -> Vec<u8> {
     format!("consent/{record_key}\0{third}\0{}", purpose as i32).into_bytes()

@@ -14,6 +14,67 @@ use crate::pb;
 use crate::store::records::StoredRecord;
 use crate::store::{StoreError, Tree};
 
+/// Bookkeeping a peer's calls leave behind, and how long it is kept: the
+/// receipts that make retried deliveries idempotent (a sender retries for at
+/// most 7 days), hit references (cited in a follow-up request) and consent
+/// requests. Without an end these would grow with every call, for ever.
+pub const KEEP: [(&str, time::Duration); 3] = [
+    ("delivery/", time::Duration::days(14)),
+    ("hit/", time::Duration::days(90)),
+    (super::consent::REQUEST_PREFIX, time::Duration::days(30)),
+];
+
+/// Entries looked at per prefix and round.
+const SWEEP_BATCH: usize = 10_000;
+
+/// When a bookkeeping entry under `prefix` was made; `None` if it does not decode.
+fn made_at(prefix: &str, v: &[u8]) -> Option<time::OffsetDateTime> {
+    use prost::Message;
+    let t = match prefix {
+        "delivery/" => {
+            let env = pb::Envelope::decode(v).ok()?;
+            crate::envelope::decode::<pb::Receipt>(&env).ok()?.time
+        }
+        "hit/" => super::hit::HitRef::decode(v).ok()?.time,
+        _ => pb::ConsentRequest::decode(v).ok()?.time,
+    };
+    t.as_ref().and_then(crate::convert::from_timestamp)
+}
+
+/// Whether an entry made at `made` (if known) is past `keep` at `now`.
+/// An entry whose time cannot be read is stale: nothing else could end it.
+pub fn stale(made: Option<time::OffsetDateTime>, keep: time::Duration, now: time::OffsetDateTime) -> bool {
+    made.is_none_or(|t| now - t > keep)
+}
+
+/// Deletes bookkeeping past its time ([`KEEP`]).
+pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
+    let now = node.now();
+    let mut old = Vec::new();
+    for (prefix, keep) in KEEP {
+        let start = Bound::Included(prefix.as_bytes().to_vec());
+        let end = crate::store::prefix_end(prefix.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
+        for (k, v) in node.db.store().range(Tree::Meta, start, end, SWEEP_BATCH)? {
+            if stale(made_at(prefix, &v), keep, now) {
+                old.push(k);
+            }
+        }
+    }
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let n = old.len();
+    node.db
+        .write(|_, tx| {
+            for k in &old {
+                tx.batch.delete(Tree::Meta, k.clone());
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(n)
+}
+
 /// Purges every received record whose retention ended before now.
 pub async fn purge_expired(node: &Node) -> Result<usize, ExchangeError> {
     let mut end = RETAIN_PREFIX.to_vec();
@@ -90,10 +151,42 @@ pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
                     Err(e) => tracing::error!(error = %e, "purge failed"),
                 }
             }
+            match sweep_bookkeeping(&node).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "old receipts, hit references and consent requests removed"),
+                Err(e) => tracing::error!(error = %e, "bookkeeping sweep failed"),
+            }
             tokio::select! {
                 _ = node.housekeeping_wake.notified() => {}
                 _ = tokio::time::sleep(every) => {}
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bookkeeping_ends() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let keep = time::Duration::days(14);
+        assert!(!stale(Some(now - time::Duration::days(13)), keep, now));
+        assert!(stale(Some(now - time::Duration::days(15)), keep, now));
+        assert!(stale(None, keep, now), "an unreadable entry is not kept for ever");
+        // A time in the future (a skewed peer) is kept until it is old.
+        assert!(!stale(Some(now + time::Duration::days(400)), keep, now));
+    }
+
+    #[test]
+    fn entries_are_read_by_their_prefix() {
+        use prost::Message;
+        let t = crate::convert::timestamp(time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap());
+        let hit = super::super::hit::HitRef { time: Some(t), ..Default::default() };
+        assert!(made_at("hit/", &hit.encode_to_vec()).is_some());
+        let c = pb::ConsentRequest { time: Some(t), ..Default::default() };
+        assert!(made_at(super::super::consent::REQUEST_PREFIX, &c.encode_to_vec()).is_some());
+        assert!(made_at("delivery/", b"junk").is_none());
+    }
 }
