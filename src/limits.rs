@@ -48,10 +48,10 @@ pub struct Limits {
 }
 
 fn default_rate() -> f64 {
-    50.0
+    100.0
 }
 fn default_burst() -> u32 {
-    200
+    500
 }
 fn default_failed_tokens() -> u32 {
     20
