@@ -69,42 +69,40 @@ pub async fn answer(
         return Err(ExchangeError::Denied(d));
     }
     let own = format!("{}/", node.id());
-    let mut results = Vec::new();
-    let mut events = Vec::new();
+    // Look every identifier up first, decide all records at once, then write
+    // every reference and audit entry in one transaction: the number of
+    // writes (and fsyncs) does not grow with the number of identifiers.
+    let mut asked = Vec::new();
+    let mut exchanges = Vec::new();
     for ident in &req.identifiers {
         let ident = renormalise(ident)?;
         let keys: Vec<String> =
             records::lookup_identifier(node.db.store(), &ident)?.into_iter().filter(|k| k.starts_with(&own)).collect();
-        let mut recs = Vec::new();
+        let mut n = 0;
         for k in &keys {
             if let Some(s) = records::get(node.db.store(), k)? {
-                recs.push((k.clone(), s.record()?));
+                let r = s.record()?;
+                exchanges.push((
+                    exchange_for(node, caller, Direction::Outgoing, pb::Operation::HitCheck, &r, purpose),
+                    k.clone(),
+                ));
+                n += 1;
             }
         }
-        let exchanges: Vec<_> = recs
-            .iter()
-            .map(|(k, r)| {
-                (exchange_for(node, caller, Direction::Outgoing, pb::Operation::HitCheck, r, purpose), k.clone())
-            })
-            .collect();
-        let decisions = decide_all(node, &actor, &exchanges).await?;
-        let allowed: Vec<String> =
-            recs.iter().zip(&decisions).filter(|(_, d)| d.is_allowed()).map(|((k, _), _)| k.clone()).collect();
-        let reference = if allowed.is_empty() { String::new() } else { super::random_id("hit") };
-        if !allowed.is_empty() {
-            let r = HitRef {
-                requester: caller.into(),
-                identifier: ident.clone(),
-                record_keys: allowed,
-                time: Some(crate::convert::timestamp(node.now())),
-            };
-            let key = hit_key(&reference);
-            node.db
-                .write(|_, tx| {
-                    tx.batch.put(Tree::Meta, key, r.encode_to_vec());
-                    Ok::<_, ExchangeError>(())
-                })
-                .await?;
+        asked.push((ident, n));
+    }
+    let decisions = decide_all(node, &actor, &exchanges).await?;
+    let mut allowed = exchanges.iter().zip(&decisions).map(|((_, k), d)| (k.clone(), d.is_allowed()));
+    let now = crate::convert::timestamp(node.now());
+    let mut results = Vec::new();
+    let mut refs = Vec::new();
+    let mut events = Vec::new();
+    for (ident, n) in asked {
+        let keys: Vec<String> = allowed.by_ref().take(n).filter(|(_, ok)| *ok).map(|(k, _)| k).collect();
+        let reference = if keys.is_empty() { String::new() } else { super::random_id("hit") };
+        if !keys.is_empty() {
+            let r = HitRef { requester: caller.into(), identifier: ident.clone(), record_keys: keys, time: Some(now) };
+            refs.push((hit_key(&reference), r.encode_to_vec()));
         }
         events.push(
             Event::new(&actor, "exchange.hit_check.answer")
@@ -112,7 +110,17 @@ pub async fn answer(
         );
         results.push(pb::HitResult { identifier: ident, hit: !reference.is_empty(), reference });
     }
-    node.db.audit(events).await?;
+    node.db
+        .write(|_, tx| {
+            for (k, v) in refs {
+                tx.batch.put(Tree::Meta, k, v);
+            }
+            for e in events {
+                tx.audit(e);
+            }
+            Ok::<_, ExchangeError>(())
+        })
+        .await?;
     Ok(results)
 }
 
