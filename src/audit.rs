@@ -124,9 +124,30 @@ impl Chain {
 /// Checks entries in stored order. Reports the first entry whose sequence,
 /// link or hash is wrong.
 pub fn verify<'a>(entries: impl IntoIterator<Item = &'a pb::AuditEntry>) -> Result<u64, AuditError> {
-    let mut chain = Chain::default();
-    let mut n = 0;
+    let mut v = Verifier::default();
     for e in entries {
+        v.push(e)?;
+    }
+    Ok(v.entries())
+}
+
+/// [`verify`] one entry at a time, so a long chain is checked in pages
+/// without holding it in memory.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    chain: Chain,
+    n: u64,
+}
+
+impl Verifier {
+    /// Entries checked so far.
+    pub fn entries(&self) -> u64 {
+        self.n
+    }
+
+    /// Checks the next entry in stored order.
+    pub fn push(&mut self, e: &pb::AuditEntry) -> Result<(), AuditError> {
+        let chain = &mut self.chain;
         if e.seq != chain.next_seq {
             // A gap (removed entry), a repeat or a reordering: the entry we
             // expected is the first bad one.
@@ -144,10 +165,10 @@ pub fn verify<'a>(entries: impl IntoIterator<Item = &'a pb::AuditEntry>) -> Resu
                 reason: "content does not match its hash (entry was changed)".into(),
             });
         }
-        chain = Chain::after(e);
-        n += 1;
+        *chain = Chain::after(e);
+        self.n += 1;
+        Ok(())
     }
-    Ok(n)
 }
 
 /// A checkpoint over `entry`, signed by the node.

@@ -286,14 +286,6 @@ impl pb::audit_service_server::AuditService for AuditApi {
 /// Verifies the whole chain and every signed checkpoint.
 pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
     let st = node.db.store();
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let chunk = store::audit::entries_after(st, after, 10_000)?;
-        let Some(last) = chunk.last() else { break };
-        after = last.seq;
-        entries.extend(chunk);
-    }
     let fail = |seq: u64, problem: String, n: u64, cps: u64| pb::VerifyAuditResponse {
         ok: false,
         entries: n,
@@ -301,14 +293,24 @@ pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
         first_bad_seq: seq,
         problem,
     };
-    let n = entries.len() as u64;
-    if let Err(e) = crate::audit::verify(&entries) {
-        return Ok(fail(e.seq, e.reason, n, 0));
+    // Page through the chain: memory stays bounded however long it is.
+    let mut v = crate::audit::Verifier::default();
+    let mut after = 0;
+    loop {
+        let chunk = store::audit::entries_after(st, after, 10_000)?;
+        let Some(last) = chunk.last() else { break };
+        after = last.seq;
+        for e in &chunk {
+            if let Err(e) = v.push(e) {
+                return Ok(fail(e.seq, e.reason, v.entries(), 0));
+            }
+        }
     }
+    let n = v.entries();
     let key = node.identity.signing_key.verifying_key();
     let cps = store::audit::checkpoints(st)?;
     for cp in &cps {
-        let at = |seq: u64| entries.get((seq as usize).wrapping_sub(1)).filter(|e| e.seq == seq).cloned();
+        let at = |seq: u64| store::audit::entry(st, seq).ok().flatten().filter(|e| e.seq == seq);
         if let Err(e) = crate::audit::verify_checkpoint(cp, node.id(), &key, at) {
             return Ok(fail(e.seq, e.reason, n, cps.len() as u64));
         }
