@@ -87,6 +87,54 @@ pub struct StepTerms {
     pub purpose: i32,
 }
 
+/// Index of pending items (`outbox-pending/<delivery id>` in the meta tree),
+/// written in the same transaction as the item's state, so the deliverer's
+/// scan every half second reads only what is pending — never the delivered
+/// items kept as evidence.
+const PENDING_PREFIX: &str = "outbox-pending/";
+/// Set once the index covers items queued before it existed.
+const PENDING_INDEXED: &[u8] = b"outbox-pending-indexed";
+
+fn pending_key(delivery_id: &str) -> Vec<u8> {
+    format!("{PENDING_PREFIX}{delivery_id}").into_bytes()
+}
+
+/// Keeps the pending index in step with an item written in `tx`.
+fn index(tx: &mut crate::store::Tx, i: &pb::OutboxItem) {
+    if i.state == pb::OutboxState::Pending as i32 {
+        tx.batch.put(Tree::Meta, pending_key(&i.delivery_id), Vec::new());
+    } else {
+        tx.batch.delete(Tree::Meta, pending_key(&i.delivery_id));
+    }
+}
+
+/// The pending items, through the index (built once from the whole tree
+/// for a store that predates it).
+fn pending(node: &Node) -> Result<Vec<Stored>, StoreError> {
+    let st = node.db.store();
+    if st.get(Tree::Meta, PENDING_INDEXED)?.is_none() {
+        let mut batch = crate::store::Batch::default();
+        for s in all(st)? {
+            let i = item_of(&s);
+            if i.state == pb::OutboxState::Pending as i32 {
+                batch.put(Tree::Meta, pending_key(&i.delivery_id), Vec::new());
+            }
+        }
+        batch.put(Tree::Meta, PENDING_INDEXED.to_vec(), Vec::new());
+        st.apply(&batch)?;
+    }
+    let start = Bound::Included(PENDING_PREFIX.as_bytes().to_vec());
+    let end = crate::store::prefix_end(PENDING_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut out = Vec::new();
+    for (k, _) in st.range(Tree::Meta, start, end, usize::MAX)? {
+        let id = &k[PENDING_PREFIX.len()..];
+        if let Some(v) = st.get(Tree::Outbox, id)? {
+            out.push(decode(&v)?);
+        }
+    }
+    Ok(out)
+}
+
 fn decode(v: &[u8]) -> Result<Stored, StoreError> {
     Stored::decode(v).map_err(|e| StoreError::Corrupt(format!("outbox: {e}")))
 }
@@ -103,11 +151,8 @@ fn item_of(s: &Stored) -> pb::OutboxItem {
 }
 
 pub fn list(node: &Node, everything: bool) -> Result<Vec<pb::OutboxItem>, ExchangeError> {
-    Ok(all(node.db.store())?
-        .iter()
-        .map(item_of)
-        .filter(|i| everything || i.state == pb::OutboxState::Pending as i32)
-        .collect())
+    let items = if everything { all(node.db.store())? } else { pending(node)? };
+    Ok(items.iter().map(item_of).filter(|i| everything || i.state == pb::OutboxState::Pending as i32).collect())
 }
 
 /// Receipts kept for a record.
@@ -145,6 +190,7 @@ async fn enqueue(node: &Node, actor: &str, items: Vec<Stored>) -> Result<(), Exc
                     Event::new(actor, what).record(&i.record_key).reason(format!("to {} ({})", i.peer, i.delivery_id)),
                 );
                 tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+                index(tx, &i);
             }
             Ok::<_, StoreError>(())
         })
@@ -351,6 +397,7 @@ async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
     node.db
         .write(|_, tx| {
             tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+            index(tx, &i);
             let delivered = i.state == pb::OutboxState::Delivered as i32;
             if delivered && i.action == pb::OutboxAction::Share as i32 && i.record_key.starts_with(&own) {
                 super::mark_released(tx, &i.record_key, &i.peer);
@@ -571,7 +618,7 @@ pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
 fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
     let mut by_peer: std::collections::BTreeMap<String, Vec<Stored>> = std::collections::BTreeMap::new();
     let mut depth = 0;
-    for s in all(node.db.store())? {
+    for s in pending(node)? {
         let i = item_of(&s);
         if i.state == pb::OutboxState::Pending as i32 {
             depth += 1;
