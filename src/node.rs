@@ -359,6 +359,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
             Duration::from_secs(cfg.intervals.housekeeping_secs.max(1)),
         ),
         crate::sop::desk::spawn(Arc::clone(&node), Duration::from_secs(cfg.intervals.deadline_secs.max(1))),
+        crate::hub::spawn_sweep(Arc::clone(&node), Duration::from_secs(cfg.intervals.housekeeping_secs.max(1))),
         crate::hub::relay::spawn(Arc::clone(&node)),
         refusal::spawn(Arc::clone(&node), cfg.intervals.refusal_window_secs.max(1)),
     ];

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{activate, audit_entries, bilateral, contact_point, create, wait_for, Hostile, TestNode};
+use common::{activate, audit_entries, bilateral, configure, contact_point, create, wait_for, Hostile, TestNode};
 use liaison::envelope::{self, payload};
 use liaison::pb;
 use tonic::Code;
@@ -696,4 +696,34 @@ async fn exported_received_records_come_back_only_as_received_by_their_holder() 
         .unwrap()
         .into_inner();
     assert_eq!((r.stored, r.problems[0].field.as_str()), (0, "record.withdrawn"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_metadata_at_the_hub_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut hub, nodes) = region(root.path(), &[("th-atpd", "TH"), ("kh-antht", "KH")], &["th-atpd", "kh-antht"]);
+    let [th, kh] = &nodes[..] else { unreachable!() };
+    activate(&[&hub, th, kh], &membership("commit-membership", true, &["th-atpd", "kh-antht"]), "commit-membership");
+    // TH reports a request submitted more than three years ago, KH a fresh one.
+    let mut old = metadata("req-old", "commit-membership", "information_request", "th-atpd", "kh-antht");
+    let long_ago = time::OffsetDateTime::now_utc() - liaison::hub::METADATA_KEEP - time::Duration::days(10);
+    if let Some(m) = old.metadata.as_mut() {
+        m.submit_time = Some(liaison::convert::timestamp(long_ago));
+        m.ack_due = Some(liaison::convert::timestamp(long_ago + time::Duration::days(1)));
+        m.answer_due = Some(liaison::convert::timestamp(long_ago + time::Duration::days(7)));
+    }
+    Hostile::new(th, &hub).client.report_request_metadata(old).await.unwrap();
+    let fresh = metadata("req-new", "commit-membership", "information_request", "kh-antht", "th-atpd");
+    Hostile::new(kh, &hub).client.report_request_metadata(fresh).await.unwrap();
+
+    let pair = |f: &str, t: &str| (f.to_string(), t.to_string());
+    assert!(indicator_pairs(&hub).contains(&pair("th-atpd", "kh-antht")), "the old request counted before the sweep");
+    // The next sweep removes the old one; the fresh one stays.
+    hub.stop();
+    configure(&hub, |c| c.intervals.housekeeping_secs = 1);
+    hub.start();
+    wait_for(30, "the old request to leave the indicators", || {
+        let pairs = indicator_pairs(&hub);
+        !pairs.contains(&pair("th-atpd", "kh-antht")) && pairs.contains(&pair("kh-antht", "th-atpd"))
+    });
 }

@@ -106,6 +106,72 @@ fn validate_metadata(m: &pb::RequestMetadata) -> Result<(), ExchangeError> {
     Ok(())
 }
 
+/// Requests one member may have on record at the hub.
+pub const MAX_METADATA_PER_MEMBER: u64 = 100_000;
+/// How long request metadata is kept (indicators look back over years, not decades).
+pub const METADATA_KEEP: time::Duration = time::Duration::days(3 * 366);
+
+/// Requests on record per requesting member: `reqmeta-count/<member>`.
+fn metadata_count_key(member: &str) -> Vec<u8> {
+    format!("reqmeta-count/{member}").into_bytes()
+}
+
+fn metadata_count(st: &dyn crate::store::Store, member: &str) -> Result<u64, StoreError> {
+    Ok(st
+        .get(Tree::Meta, &metadata_count_key(member))?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Removes request metadata older than [`METADATA_KEEP`] (by submit time),
+/// giving each member's count back.
+pub async fn sweep_metadata(node: &Node) -> Result<usize, StoreError> {
+    let now = node.now();
+    let start = Bound::Included(METADATA_PREFIX.as_bytes().to_vec());
+    let end = crate::store::prefix_end(METADATA_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut old: Vec<(Vec<u8>, String)> = Vec::new();
+    for (k, v) in node.db.store().range(Tree::Meta, start, end, 10_000)? {
+        let m = pb::RequestMetadata::decode(v.as_slice()).ok();
+        let made = m.as_ref().and_then(|m| m.submit_time.as_ref()).and_then(crate::convert::from_timestamp);
+        if made.is_none_or(|t| now - t > METADATA_KEEP) {
+            old.push((k, m.map(|m| m.from_node).unwrap_or_default()));
+        }
+    }
+    let n = old.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    node.db
+        .write(|st, tx| {
+            let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+            for (k, member) in &old {
+                tx.batch.delete(Tree::Meta, k.clone());
+                *counts.entry(member.clone()).or_default() += 1;
+            }
+            for (member, gone) in counts {
+                let left = metadata_count(st, &member)?.saturating_sub(gone);
+                tx.batch.put(Tree::Meta, metadata_count_key(&member), left.to_be_bytes().to_vec());
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await?;
+    Ok(n)
+}
+
+/// Sweeps old request metadata every `every`.
+pub fn spawn_sweep(node: std::sync::Arc<Node>, every: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match sweep_metadata(&node).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "old request metadata removed"),
+                Err(e) => tracing::error!(error = %e, "request metadata sweep failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
 /// Stores request metadata a member reported (the hub sees types, parties
 /// and times only). Taken only as `policy::hub::accept_metadata` allows:
 /// from a member that is one end of the request, under an active agreement
@@ -154,7 +220,18 @@ pub async fn store_metadata(node: &Node, caller: &str, m: pb::RequestMetadata) -
                         ..m.clone()
                     }
                 }
-                None => m.clone(),
+                None => {
+                    // Each member has a bounded number of requests on record.
+                    let n = metadata_count(st, &m.from_node)?;
+                    if n >= MAX_METADATA_PER_MEMBER {
+                        return Err(HubError::Exhausted(format!(
+                            "{MAX_METADATA_PER_MEMBER} requests from {} are already on record",
+                            m.from_node
+                        )));
+                    }
+                    tx.batch.put(Tree::Meta, metadata_count_key(&m.from_node), (n + 1).to_be_bytes().to_vec());
+                    m.clone()
+                }
             };
             tx.batch.put(Tree::Meta, key.clone(), merged.encode_to_vec());
             tx.audit(ev.clone().decision("allow", format!("{what}; under {agreement}")));
