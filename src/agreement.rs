@@ -368,6 +368,9 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
             if r.ack_within_seconds > r.answer_within_seconds {
                 return fail(format!("{f}.ack_within"), "acknowledgement cannot be due after the answer");
             }
+            if r.urgent_ack_within_seconds > r.urgent_answer_within_seconds {
+                return fail(format!("{f}.urgent_ack_within"), "acknowledgement cannot be due after the answer");
+            }
             known::<pb::ContactRole>(&format!("{f}.escalation_role"), r.escalation_role)?;
             for (j, p) in r.purposes.iter().enumerate() {
                 known::<pb::Purpose>(&format!("{f}.purposes[{j}]"), *p)?;

@@ -19,6 +19,8 @@ pub enum SealError {
     BadKey,
     #[error("sealing failed")]
     Seal,
+    #[error("sender and recipient must not contain NUL")]
+    BadParty,
     #[error("the message does not open with this node's key (not for us, or altered)")]
     Open,
 }
@@ -33,9 +35,10 @@ pub fn public_key_bytes(pk: &PublicKey) -> Vec<u8> {
 }
 
 /// Binds sender and recipient into the ciphertext, so a sealed message
-/// cannot be re-addressed.
-fn aad(sender: &str, recipient: &str) -> Vec<u8> {
-    format!("{sender}\0{recipient}").into_bytes()
+/// cannot be re-addressed. NUL separates them, so neither may contain one:
+/// otherwise ("a\0b", "c") and ("a", "b\0c") would share a binding.
+fn aad(sender: &str, recipient: &str) -> Option<Vec<u8>> {
+    (!sender.contains('\0') && !recipient.contains('\0')).then(|| format!("{sender}\0{recipient}").into_bytes())
 }
 
 /// Seals `plaintext` to `recipient_pk`: (encapsulated key, ciphertext).
@@ -46,14 +49,10 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), SealError> {
     let pk = PublicKey::from_bytes(recipient_pk).map_err(|_| SealError::BadKey)?;
-    let (enc, ct) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem>(
-        &OpModeS::Base,
-        &pk,
-        INFO,
-        plaintext,
-        &aad(sender, recipient),
-    )
-    .map_err(|_| SealError::Seal)?;
+    let aad = aad(sender, recipient).ok_or(SealError::BadParty)?;
+    let (enc, ct) =
+        hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem>(&OpModeS::Base, &pk, INFO, plaintext, &aad)
+            .map_err(|_| SealError::Seal)?;
     Ok((enc.to_bytes().to_vec(), ct))
 }
 
@@ -64,16 +63,10 @@ pub fn open(
     encapped: &[u8],
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    let aad = aad(sender, recipient).ok_or(SealError::Open)?;
     let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(encapped).map_err(|_| SealError::Open)?;
-    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
-        &OpModeR::Base,
-        sk,
-        &enc,
-        INFO,
-        ciphertext,
-        &aad(sender, recipient),
-    )
-    .map_err(|_| SealError::Open)
+    hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(&OpModeR::Base, sk, &enc, INFO, ciphertext, &aad)
+        .map_err(|_| SealError::Open)
 }
 
 #[cfg(test)]
@@ -93,5 +86,19 @@ mod tests {
         let (other, _) = derive_keypair(&[8; 32]);
         assert_eq!(open(&other, "th", "kh", &enc, &ct), Err(SealError::Open), "not for us");
         assert_eq!(derive_keypair(&[7; 32]).1, pk, "deterministic");
+    }
+
+    /// Fuzzing finding (seal_open): with NUL allowed in an id, a message
+    /// sealed from "\0x" to "y" opened as sent from "" to "x\0y".
+    #[test]
+    fn a_nul_in_an_id_cannot_move_the_binding() {
+        let (sk, pk) = derive_keypair(&[7; 32]);
+        let pk = public_key_bytes(&pk);
+        assert_eq!(seal(&pk, "\0x", "y", b"m"), Err(SealError::BadParty));
+        assert_eq!(seal(&pk, "x", "y\0", b"m"), Err(SealError::BadParty));
+        let (enc, ct) = seal(&pk, "x", "y", b"m").unwrap();
+        assert_eq!(open(&sk, "x\0", "y", &enc, &ct), Err(SealError::Open));
+        assert_eq!(open(&sk, "", "x\0y", &enc, &ct), Err(SealError::Open));
+        assert_eq!(open(&sk, "x", "y", &enc, &ct).unwrap(), b"m");
     }
 }

@@ -70,6 +70,19 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
         r
     })
     .await;
+    // Bounds are checked before anything is shared or stored: an answer
+    // with more attachments than a peer accepts is refused, nothing queued.
+    let queued = || kh.cli_json(&["outbox", "--all"])["items"].as_array().map_or(0, Vec::len);
+    let before = queued();
+    let mut args = vec!["request", "answer", id.as_str(), "--text", "x"];
+    for _ in 0..=liaison::sop::request::MAX_ATTACHED {
+        args.extend(["--attach", rec.id.as_str()]);
+    }
+    let out = kh.cli(&args);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("attached_record_ids"), "{out:?}");
+    assert_eq!(queued(), before, "nothing was shared");
+    assert_eq!(request_json(&kh, &id)["state"], "REQUEST_STATE_ACKNOWLEDGED");
     let answered =
         kh.cli_json(&["request", "answer", &id, "--text", "One match; see attached entity.", "--attach", &rec.id]);
     assert_eq!(answered["state"], "REQUEST_STATE_ANSWERED");

@@ -150,3 +150,16 @@ fn extreme_terms_in_a_received_document_are_refused() {
     a.valid_until = Some(pbjson_types::Timestamp { seconds: 253_402_300_799, nanos: 0 });
     assert_eq!(validate(&a).unwrap_err().field, "valid_until");
 }
+
+/// Fuzzing finding (agreement_toml): an urgent acknowledgement could be due
+/// after the urgent answer (`urgent_ack_within = "8h"`,
+/// `urgent_answer_within = "1h"`); the normal pair was already checked.
+#[test]
+fn an_urgent_acknowledgement_is_never_due_after_the_urgent_answer() {
+    let text = with("urgent_answer_within = \"3d\"", "urgent_answer_within = \"1h\"");
+    assert_eq!(err_field(&text), "sop.request_types[0].urgent_ack_within");
+    let mut a = parse_toml(MOU).unwrap();
+    let r = &mut a.sop.as_mut().unwrap().request_types[0];
+    r.urgent_answer_within_seconds = r.urgent_ack_within_seconds - 1;
+    assert_eq!(validate(&a).unwrap_err().field, "sop.request_types[0].urgent_ack_within");
+}

@@ -182,10 +182,14 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
         .ok()
         .filter(|t| !matches!(t, T::Unspecified | T::Submit))
         .ok_or_else(|| invalid("transition", "acknowledge, answer, decline or withdraw"))?;
-    if r.text.chars().count() > 10_000 {
-        return Err(invalid("text", "at most 10000 characters"));
-    }
     let attached: Vec<String> = r.attach_record_ids.iter().map(|id| records::resolve_key(node.id(), id)).collect();
+    // The peer refuses a step above the bounds: check them before anything
+    // is shared or stored, attachments included.
+    sm::check_bounds(&pb::RequestEvent {
+        text: r.text.clone(),
+        attached_record_ids: attached.clone(),
+        ..Default::default()
+    })?;
     // Check the step against the current state before anything is sent.
     let snapshot =
         get(node.db.store(), &r.id)?.and_then(|s| s.request).ok_or_else(|| DeskError::NotFound(r.id.clone()))?;

@@ -161,8 +161,10 @@ pub enum Applied {
     Duplicate,
 }
 
-/// Applies one step, strictly in the actor's sequence.
+/// Applies one step, strictly in the actor's sequence. A step above the
+/// size bounds never enters a timeline, whoever made it.
 pub fn apply(req: &pb::Request, ev: &pb::RequestEvent) -> Result<Applied, SopError> {
+    check_bounds(ev)?;
     if ev.request_id != req.id {
         return Err(SopError::WrongRequest(ev.request_id.clone()));
     }
@@ -407,6 +409,23 @@ mod tests {
         let r3 = apply_in_order(&r2, &mut pending, ev("kh-antht", 1, T::Acknowledge, "")).unwrap();
         assert_eq!(r3.state, S::Answered as i32);
         assert!(pending.is_empty());
+    }
+
+    /// Fuzzing finding (request_steps): `apply` took a step above the size
+    /// bounds (65 attached ids, or 10,001 characters) into the timeline;
+    /// only `apply_in_order` checked them, and a node's own steps go
+    /// through `apply`.
+    #[test]
+    fn apply_refuses_a_step_above_the_bounds() {
+        let r = opened(false);
+        let many = pb::RequestEvent {
+            attached_record_ids: vec!["th-atpd/en-1".into(); MAX_ATTACHED + 1],
+            ..ev("kh-antht", 1, T::Answer, "a")
+        };
+        assert!(matches!(apply(&r, &many), Err(SopError::TooLarge { field: "attached_record_ids", .. })));
+        let long = ev("kh-antht", 1, T::Answer, &"x".repeat(MAX_TEXT + 1));
+        assert!(matches!(apply(&r, &long), Err(SopError::TooLarge { field: "text", .. })));
+        assert!(step(&r, ev("kh-antht", 1, T::Answer, &"x".repeat(MAX_TEXT))).is_ok());
     }
 
     #[test]
