@@ -112,6 +112,18 @@ fn audit(c: &mut Criterion) {
     g.bench_function("append to the hash chain", |b| {
         b.iter(|| chain.append(Event::new("user:somchai", "record.share").record("th-atpd/ir-1"), at()))
     });
+    // `audit verify` checks one entry at a time, in pages.
+    let mut fresh = Chain::default();
+    let entries: Vec<_> = (0..1000)
+        .map(|_| fresh.append(Event::new("user:somchai", "record.share").record("th-atpd/ir-1"), at()))
+        .collect();
+    g.throughput(Throughput::Elements(entries.len() as u64));
+    g.bench_function("verify 1000 entries one at a time", |b| {
+        b.iter(|| {
+            let mut v = liaison::audit::Verifier::default();
+            entries.iter().all(|e| v.push(e).is_ok())
+        })
+    });
     g.finish();
 }
 
@@ -153,5 +165,31 @@ fn store(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, envelope, policy, audit, store);
+/// The rate-limit check on every call: one caller, and a full table of
+/// callers where a new one must evict an idle bucket.
+fn limits(c: &mut Criterion) {
+    let mut g = c.benchmark_group("limits");
+    let mut one = liaison::limits::Buckets::new(1e9, u32::MAX);
+    let mut t = 0u64;
+    g.bench_function("baseline: take for one caller", |b| {
+        b.iter(|| {
+            t += 1;
+            one.take("kh-antht", Duration::from_nanos(t)).is_ok()
+        })
+    });
+    let mut full = liaison::limits::Buckets::new(1e9, 10);
+    let keys: Vec<String> =
+        (0..liaison::limits::MAX_KEYS * 2).map(|i| format!("addr:10.0.{}.{}", i / 256, i % 256)).collect();
+    let mut i = 0usize;
+    g.bench_function("take for a new caller when the table is full", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            t += 1_000_000;
+            full.take(&keys[i], Duration::from_nanos(t)).is_ok()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, envelope, policy, audit, store, limits);
 criterion_main!(benches);
