@@ -189,14 +189,31 @@ const TOML_DICT: &[&str] = &[
 
 /// A TOML agreement that parses is valid, survives the protobuf round trip
 /// a peer sees, and every computation on it (state at any time, due dates
-/// from its SOP) is total.
+/// from its SOP) is total. The same holds for an agreement a peer delivers
+/// as protobuf that `validate` accepts.
 pub fn agreement_toml(data: &[u8]) {
     let mut input = Input::new(data);
-    let text = if input.u8() == 0xff {
-        String::from_utf8_lossy(input.rest()).into_owned()
-    } else {
-        let seed = input.pick(scenario::TEMPLATES).1;
-        String::from_utf8_lossy(&mutate(seed.as_bytes(), &mut input, TOML_DICT)).into_owned()
+    let text = match input.u8() {
+        0xff => String::from_utf8_lossy(input.rest()).into_owned(),
+        // A received document: any bytes, or a template's encoding, edited.
+        mode @ (0xfd | 0xfe) => {
+            let bytes = if mode == 0xfe {
+                input.rest().to_vec()
+            } else {
+                let seed = agreement::parse_toml(input.pick(scenario::TEMPLATES).1).expect("templates parse");
+                mutate(&seed.encode_to_vec(), &mut input, &[])
+            };
+            if let Ok(doc) = pb::Agreement::decode(bytes.as_slice()) {
+                if agreement::validate(&doc).is_ok() {
+                    check_agreement(&doc);
+                }
+            }
+            return;
+        }
+        _ => {
+            let seed = input.pick(scenario::TEMPLATES).1;
+            String::from_utf8_lossy(&mutate(seed.as_bytes(), &mut input, TOML_DICT)).into_owned()
+        }
     };
     let Ok(doc) = agreement::parse_toml(&text) else { return };
     check_agreement(&doc);
