@@ -57,6 +57,8 @@ pub struct Node {
     bound_federation: OnceLock<SocketAddr>,
     /// Wakes the outbox deliverer when something is queued.
     pub outbox_wake: tokio::sync::Notify,
+    /// Wakes the hub's relay forwarding when a message is accepted.
+    pub relay_wake: tokio::sync::Notify,
     /// Wakes retention and revocation purges (e.g. on a revocation).
     pub housekeeping_wake: tokio::sync::Notify,
     /// Victim-case steps are read, checked and stored one at a time.
@@ -93,6 +95,7 @@ impl Node {
             peers: federation::Peers::default(),
             bound_federation: OnceLock::new(),
             outbox_wake: tokio::sync::Notify::new(),
+            relay_wake: tokio::sync::Notify::new(),
             housekeeping_wake: tokio::sync::Notify::new(),
             case_steps: tokio::sync::Mutex::new(()),
             directory_updates: tokio::sync::Mutex::new(()),

@@ -268,6 +268,22 @@ fn in_window(a: &pb::Agreement, at: time::OffsetDateTime) -> bool {
     matches!((from, until), (Some(f), Some(u)) if f <= at && at < u)
 }
 
+/// How an agreement is named in denials.
+fn label(a: &pb::Agreement) -> String {
+    format!("{} v{}", a.id, a.version)
+}
+
+/// An agreement is in force when it is active and `at` is inside its window.
+fn in_force(a: &pb::Agreement, state: AgreementState, at: time::OffsetDateTime) -> Result<(), Denial> {
+    if state != AgreementState::Active {
+        return Err(Denial::AgreementNotActive { agreement: label(a), state });
+    }
+    if !in_window(a, at) {
+        return Err(Denial::OutsideValidity { agreement: label(a) });
+    }
+    Ok(())
+}
+
 /// Decides one exchange against every agreement held.
 pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> Decision {
     if ex.purpose == Purpose::Unspecified {
@@ -320,15 +336,11 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
         if !(has(sender) && has(receiver)) {
             continue;
         }
-        let label = format!("{} v{}", a.id, a.version);
-        if *state != AgreementState::Active {
-            consider(Denial::AgreementNotActive { agreement: label, state: *state }, &mut worst);
+        if let Err(d) = in_force(a, *state, ex.at) {
+            consider(d, &mut worst);
             continue;
         }
-        if !in_window(a, ex.at) {
-            consider(Denial::OutsideValidity { agreement: label }, &mut worst);
-            continue;
-        }
+        let label = label(a);
         for g in &a.grants {
             if !grant_covers(g, sender, receiver) {
                 consider(Denial::WrongDirection { agreement: label.clone() }, &mut worst);
@@ -466,14 +478,7 @@ pub fn decide_consent(
         if !(a.parties.iter().any(|p| p == local) && a.parties.iter().any(|p| p == holder)) {
             continue;
         }
-        let label = format!("{} v{}", a.id, a.version);
-        let d = if *state != AgreementState::Active {
-            Denial::AgreementNotActive { agreement: label, state: *state }
-        } else if !in_window(a, at) {
-            Denial::OutsideValidity { agreement: label }
-        } else {
-            return Ok(());
-        };
+        let Err(d) = in_force(a, *state, at) else { return Ok(()) };
         if d > worst {
             worst = d;
         }
@@ -544,19 +549,15 @@ pub fn decide_request(
         {
             continue;
         }
-        let label = format!("{} v{}", a.id, a.version);
-        let d = if *state != AgreementState::Active {
-            Denial::AgreementNotActive { agreement: label, state: *state }
-        } else if !in_window(a, at) {
-            Denial::OutsideValidity { agreement: label }
-        } else {
-            match a.sop.iter().flat_map(|s| &s.request_types).find(|t| t.name == request_type) {
-                None => Denial::RequestTypeNotDefined { agreement: label, request_type: request_type.into() },
+        let d = match in_force(a, *state, at) {
+            Err(d) => d,
+            Ok(()) => match a.sop.iter().flat_map(|s| &s.request_types).find(|t| t.name == request_type) {
+                None => Denial::RequestTypeNotDefined { agreement: label(a), request_type: request_type.into() },
                 Some(t) if !t.purposes.is_empty() && !t.purposes.contains(&(purpose as i32)) => {
-                    Denial::RequestPurposeNotAllowed { agreement: label, request_type: request_type.into() }
+                    Denial::RequestPurposeNotAllowed { agreement: label(a), request_type: request_type.into() }
                 }
                 Some(t) => return Ok((a.clone(), t.clone())),
-            }
+            },
         };
         if d > worst {
             worst = d;

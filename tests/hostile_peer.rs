@@ -349,28 +349,6 @@ fn request_state(n: &TestNode, id: &str) -> String {
     n.cli_json(&["request", "show", id])["state"].as_str().unwrap_or_default().to_string()
 }
 
-/// KH's first step on a request TH submitted (TH's submit is seq 1).
-fn kh_step(id: &str, t: pb::Transition) -> pb::RequestEvent {
-    pb::RequestEvent {
-        request_id: id.into(),
-        actor: "kh-antht".into(),
-        seq: 1,
-        transition: t as i32,
-        time: Some(now_ts()),
-        peer_seq: 1,
-        ..Default::default()
-    }
-}
-
-async fn deliver_step(h: &mut Hostile, ev: &pb::RequestEvent) -> pb::Receipt {
-    let req = pb::DeliverRequestEventRequest {
-        delivery_id: liaison::exchange::random_id("dlv"),
-        event: Some(h.seal(payload::REQUEST_EVENT, ev)),
-    };
-    let r = h.client.deliver_request_event(req).await.expect("a receipt").into_inner();
-    liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).unwrap()
-}
-
 /// A victim case KH opens with `receiving`, as KH's node would sign it.
 fn kh_case(id: &str, receiving: &str) -> pb::VictimCase {
     let mut c = liaison::sop::victim::open(
@@ -410,24 +388,22 @@ async fn request_steps_stop_while_suspended_and_after_revocation() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("agreement_not_active"), "{out:?}");
     // ...and a hostile KH sending the signed step directly is refused and audited.
     let mut h = Hostile::new(&kh, &th);
-    let ack = kh_step(&id, pb::Transition::Acknowledge);
-    let r = deliver_step(&mut h, &ack).await;
+    let ack = h.step(&id, 1, pb::Transition::Acknowledge, "");
+    let r = h.deliver_step(&ack).await.unwrap();
     assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
     assert_eq!(request_state(&th, &id), "REQUEST_STATE_SUBMITTED");
     assert!(!audit_entries(&th, "request.refused").is_empty());
 
     // Resumed: the same step is taken.
     th.cli_ok(&["agreement", "resume", MOU_ID, "--reason", "done"]);
-    let r = deliver_step(&mut h, &ack).await;
+    let r = h.deliver_step(&ack).await.unwrap();
     assert!(r.delivered, "{r:?}");
     assert_eq!(request_state(&th, &id), "REQUEST_STATE_ACKNOWLEDGED");
 
     // Revoked: no further step.
     th.cli_ok(&["agreement", "revoke", MOU_ID, "--reason", "ended"]);
-    let mut answer = kh_step(&id, pb::Transition::Answer);
-    answer.seq = 2;
-    answer.text = "One match".into();
-    let r = deliver_step(&mut h, &answer).await;
+    let answer = h.step(&id, 2, pb::Transition::Answer, "One match");
+    let r = h.deliver_step(&answer).await.unwrap();
     assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
     assert_eq!(request_state(&th, &id), "REQUEST_STATE_ACKNOWLEDGED");
     // TH's own officer cannot withdraw over a revoked agreement either: the step stays local.
@@ -572,7 +548,7 @@ async fn after_revocation_every_path_between_the_nodes_is_closed() {
         }),
         ..Default::default()
     };
-    let r = deliver_step(&mut h, &submit).await;
+    let r = h.deliver_step(&submit).await.unwrap();
     assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
     // Onward consent for what KH was given.
     let s = h.client.request_onward_consent(consent("consent-2")).await.unwrap_err();

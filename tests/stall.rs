@@ -78,28 +78,6 @@ async fn a_hanging_peer_holds_up_only_its_own_queue() {
     server.abort();
 }
 
-fn kh_step(id: &str, seq: u64, t: liaison::pb::Transition, text: &str) -> liaison::pb::RequestEvent {
-    liaison::pb::RequestEvent {
-        request_id: id.into(),
-        actor: "kh-antht".into(),
-        seq,
-        transition: t as i32,
-        time: Some(liaison::convert::timestamp(time::OffsetDateTime::now_utc())),
-        text: text.into(),
-        peer_seq: 1,
-        ..Default::default()
-    }
-}
-
-async fn deliver(h: &mut Hostile, ev: &liaison::pb::RequestEvent) -> Result<liaison::pb::Receipt, tonic::Status> {
-    let req = liaison::pb::DeliverRequestEventRequest {
-        delivery_id: liaison::exchange::random_id("dlv"),
-        event: Some(h.seal(liaison::envelope::payload::REQUEST_EVENT, ev)),
-    };
-    let r = h.client.deliver_request_event(req).await?.into_inner();
-    Ok(liaison::envelope::decode::<liaison::pb::Receipt>(&r.receipt.unwrap()).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn early_request_steps_from_a_peer_are_bounded() {
     use liaison::pb::Transition as T;
@@ -112,14 +90,14 @@ async fn early_request_steps_from_a_peer_are_bounded() {
     // Twenty oversized steps, each ahead of its turn: refused, nothing kept.
     let big = "x".repeat(200_000);
     for seq in 2..22 {
-        let s = deliver(&mut h, &kh_step(&id, seq, T::Answer, &big)).await.expect_err("oversized");
+        let s = h.deliver_step(&h.step(&id, seq, T::Answer, &big)).await.expect_err("oversized");
         assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
         assert_eq!(bad_field(&s).as_deref(), Some("text"));
     }
     // Small early steps: only as many as a request can ever use are kept.
     let mut kept = 0;
     for seq in 2..30 {
-        match deliver(&mut h, &kh_step(&id, seq, T::Answer, "one match")).await {
+        match h.deliver_step(&h.step(&id, seq, T::Answer, "one match")).await {
             Ok(r) if r.delivered => kept += 1,
             Ok(_) => {}
             Err(s) => assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s:?}"),
@@ -127,7 +105,7 @@ async fn early_request_steps_from_a_peer_are_bounded() {
     }
     assert!(kept <= 4, "{kept} early steps kept");
     // The buffer still does its job: the missing step arrives and the early answer follows.
-    assert!(deliver(&mut h, &kh_step(&id, 1, T::Acknowledge, "")).await.unwrap().delivered);
+    assert!(h.deliver_step(&h.step(&id, 1, T::Acknowledge, "")).await.unwrap().delivered);
     wait_for(10, "the answer", || th.cli_json(&["request", "show", &id])["state"] == "REQUEST_STATE_ANSWERED");
 }
 

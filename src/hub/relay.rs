@@ -206,7 +206,7 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
         })
         .await?;
     tracing::info!(relay = %id, from = %caller, to = %recipient, bytes = size, "relay accepted");
-    node.outbox_wake.notify_one();
+    node.relay_wake.notify_one();
     Ok(id)
 }
 
@@ -216,7 +216,6 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
 pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut workers = crate::workers::Workers::default();
-        let wake = tokio::sync::Notify::new();
         loop {
             match due_by_recipient(&node).await {
                 Ok(groups) => {
@@ -227,7 +226,7 @@ pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
                 }
                 Err(e) => tracing::error!(error = %e, "relay scan failed"),
             }
-            workers.wait(&wake, Duration::from_millis(500)).await;
+            workers.wait(&node.relay_wake, Duration::from_millis(500)).await;
         }
     })
 }

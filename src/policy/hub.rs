@@ -9,7 +9,7 @@
 
 use time::OffsetDateTime;
 
-use super::{decide, grant_covers, in_window, Decision, Denial, Direction, Exchange, OnwardFacts};
+use super::{decide, grant_covers, in_window, label, Decision, Denial, Direction, Exchange, OnwardFacts};
 use crate::pb::{self, AgreementState, HandlingCode, Operation, Purpose, RecordKind};
 
 /// Why the hub refuses. Agreement-level reasons are ordered from the first
@@ -115,10 +115,6 @@ impl std::fmt::Display for HubDenial {
             ),
         }
     }
-}
-
-fn label(a: &pb::Agreement) -> String {
-    format!("{} v{}", a.id, a.version)
 }
 
 /// The agreement that covers an allowed hub action.

@@ -437,6 +437,31 @@ impl Hostile {
             retention_days: 0,
         }
     }
+
+    /// A step on request `id` as the attacker's node would make it, following
+    /// the other node's first step (its submit).
+    pub fn step(&self, id: &str, seq: u64, t: pb::Transition, text: &str) -> pb::RequestEvent {
+        pb::RequestEvent {
+            request_id: id.into(),
+            actor: self.identity.id().into(),
+            seq,
+            transition: t as i32,
+            time: Some(liaison::convert::timestamp(time::OffsetDateTime::now_utc())),
+            text: text.into(),
+            peer_seq: 1,
+            ..Default::default()
+        }
+    }
+
+    /// Signs and delivers a request step; the target's signed receipt, decoded.
+    pub async fn deliver_step(&mut self, ev: &pb::RequestEvent) -> Result<pb::Receipt, Status> {
+        let req = pb::DeliverRequestEventRequest {
+            delivery_id: liaison::exchange::random_id("dlv"),
+            event: Some(self.seal(liaison::envelope::payload::REQUEST_EVENT, ev)),
+        };
+        let r = self.client.deliver_request_event(req).await?.into_inner();
+        Ok(liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).expect("a signed receipt"))
+    }
 }
 
 /// Audit entries of `node` whose action starts with `prefix` (the first 1000).
