@@ -55,7 +55,9 @@ pub struct Signer {
 
 pub struct Db {
     store: Arc<dyn Store>,
-    write: Mutex<WriteState>,
+    /// Shared with the task that applies a batch, so the commit finishes
+    /// (and the head advances) even if the caller's future is dropped.
+    write: Arc<Mutex<WriteState>>,
     changes: broadcast::Sender<u64>,
     clock: Arc<dyn Clock>,
     signer: Option<Signer>,
@@ -77,7 +79,7 @@ impl Db {
             None => Chain::default(),
         };
         let (changes, _) = broadcast::channel(1024);
-        Ok(Self { store, write: Mutex::new(WriteState { next_change, chain }), changes, clock, signer })
+        Ok(Self { store, write: Arc::new(Mutex::new(WriteState { next_change, chain })), changes, clock, signer })
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -91,11 +93,17 @@ impl Db {
     /// Runs `f` with exclusive write access, then applies its batch (with
     /// change-log and audit entries) durably. Reads inside `f` see every
     /// previously acknowledged write, so check-then-write is race-free.
+    ///
+    /// Cancel-safe: once the batch is handed to the store, applying it and
+    /// advancing the chain head and change sequence happen together in a
+    /// blocking task that owns the write lock. Dropping this future (a
+    /// caller's short deadline) cannot leave a batch on disk with the head
+    /// behind it, which would make the next write reuse its sequence numbers.
     pub async fn write<T, E>(&self, f: impl FnOnce(&dyn Store, &mut Tx) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let mut state = self.write.lock().await;
+        let mut state = Arc::clone(&self.write).lock_owned().await;
         let now = self.clock.now();
         let mut tx = Tx { batch: Batch::default(), next_change: state.next_change, audit: Vec::new(), now };
         let out = f(self.store.as_ref(), &mut tx)?;
@@ -114,20 +122,26 @@ impl Db {
         if tx.batch.is_empty() {
             return Ok(out);
         }
-        let moved = tx.next_change != state.next_change;
+        let next_change = tx.next_change;
+        let moved = next_change != state.next_change;
         if moved {
-            tx.batch.put(Tree::Meta, META_CHANGE_SEQ.to_vec(), tx.next_change.to_be_bytes().to_vec());
+            tx.batch.put(Tree::Meta, META_CHANGE_SEQ.to_vec(), next_change.to_be_bytes().to_vec());
         }
         let store = Arc::clone(&self.store);
+        let changes = self.changes.clone();
         let batch = tx.batch;
-        tokio::task::spawn_blocking(move || store.apply(&batch))
-            .await
-            .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))??;
-        state.chain = chain;
-        if moved {
-            state.next_change = tx.next_change;
-            let _ = self.changes.send(tx.next_change - 1);
-        }
+        // Runs to the end even if nobody awaits it any more.
+        tokio::task::spawn_blocking(move || {
+            store.apply(&batch)?;
+            state.chain = chain;
+            if moved {
+                state.next_change = next_change;
+                let _ = changes.send(next_change - 1);
+            }
+            Ok::<(), StoreError>(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))??;
         Ok(out)
     }
 
@@ -171,5 +185,121 @@ impl Db {
     /// Notified with the newest change seq after each committed write.
     pub fn subscribe(&self) -> broadcast::Receiver<u64> {
         self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::store::{Entry, SledStore};
+
+    /// A store whose next `apply` stops half-way (after it started, before
+    /// it returns) until the test lets it go, like a slow fsync.
+    struct Gated {
+        inner: SledStore,
+        hold: AtomicBool,
+        entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+        applied: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    }
+
+    impl Store for Gated {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(tree, key)
+        }
+        fn range(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.range(t, s, e, n)
+        }
+        fn range_rev(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.range_rev(t, s, e, n)
+        }
+        fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+            if self.hold.swap(false, Ordering::SeqCst) {
+                if let Some(tx) = self.entered.lock().ok().and_then(|mut e| e.take()) {
+                    let _ = tx.send(());
+                }
+                let _ = self.release.lock().map(|r| r.recv());
+                let out = self.inner.apply(batch);
+                if let Some(tx) = self.applied.lock().ok().and_then(|mut a| a.take()) {
+                    let _ = tx.send(());
+                }
+                return out;
+            }
+            self.inner.apply(batch)
+        }
+        fn len(&self, tree: Tree) -> Result<usize, StoreError> {
+            self.inner.len(tree)
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+    }
+
+    fn change() -> pb::Change {
+        pb::Change { record_key: "th/r1".into(), ..Default::default() }
+    }
+
+    /// A caller that gives up while its write is being applied (a peer's
+    /// 1 ms deadline) must not make the next write reuse its sequence
+    /// numbers: both writes stay, and the chain and change log have no gaps.
+    #[tokio::test]
+    async fn a_write_whose_caller_gives_up_still_advances_the_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        let (applied_tx, applied_rx) = tokio::sync::oneshot::channel();
+        let store = Arc::new(Gated {
+            inner: SledStore::open(dir.path()).unwrap(),
+            hold: AtomicBool::new(true),
+            entered: std::sync::Mutex::new(Some(entered_tx)),
+            release: std::sync::Mutex::new(release_rx),
+            applied: std::sync::Mutex::new(Some(applied_tx)),
+        });
+        let db = Db::new(store.clone(), Arc::new(crate::clock::SystemClock::default()), None).unwrap();
+
+        // Boxed so that `drop` really drops the future (a pinned stack
+        // future would live on to the end of the scope).
+        let mut first = Box::pin(db.write(|_, tx| {
+            tx.audit(Event::new("peer:kh", "first"));
+            tx.change(change());
+            Ok::<_, StoreError>(())
+        }));
+        tokio::select! {
+            _ = &mut first => panic!("the gated write finished before it was released"),
+            r = entered_rx => r.unwrap(),
+        }
+        // The caller goes away mid-write; the store then finishes the batch.
+        drop(first);
+        release_tx.send(()).unwrap();
+        applied_rx.await.unwrap();
+
+        db.write(|_, tx| {
+            tx.audit(Event::new("peer:kh", "second"));
+            tx.change(change());
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+
+        let audit: Vec<pb::AuditEntry> = store
+            .range(Tree::Audit, Bound::Unbounded, Bound::Unbounded, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| pb::AuditEntry::decode(v.as_slice()).unwrap())
+            .collect();
+        let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["first", "second"]);
+        assert_eq!(audit::verify(&audit).unwrap(), 2);
+        let seqs: Vec<u64> = store
+            .range(Tree::Changes, Bound::Unbounded, Bound::Unbounded, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| pb::Change::decode(v.as_slice()).unwrap().seq)
+            .collect();
+        assert_eq!(seqs, [1, 2]);
+        assert_eq!(db.last_change().await, 2);
     }
 }
