@@ -44,6 +44,8 @@ pub enum NodeError {
     },
     #[error("server: {0}")]
     Serve(String),
+    #[error("{0} is a test-only switch and this is a release build: unset it")]
+    TestOnly(&'static str),
 }
 
 pub struct Node {
@@ -77,7 +79,15 @@ impl Node {
         let identity = Identity::load(&layout)?;
         let store = SledStore::open(&layout.store())?;
         let signer = store::db_signer(identity.id(), &identity.signing_key);
-        let db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
+        let mut db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
+        if let Ok(action) = std::env::var(store::CRASH_VAR) {
+            if !cfg!(debug_assertions) {
+                return Err(NodeError::TestOnly(store::CRASH_VAR));
+            }
+            tracing::warn!(action = %action, "test-only fault injection: the node aborts after this action");
+            db.crash_after(action);
+        }
+        crate::exchange::outbox::build_indexes(db.store())?;
         let refusals = Refusals::new(identity.config.intervals.refusal_window_secs);
         let gate = crate::limits::Gate::new(&identity.config.limits);
         let pins = PinSet::default();

@@ -105,3 +105,161 @@ async fn a_storm_of_one_millisecond_calls_leaves_the_chain_and_the_feed_whole() 
     let verify = th.cli_ok(&["audit", "verify"]);
     assert!(verify.contains("intact"), "{verify}");
 }
+
+async fn held_version(node: &TestNode, key: &str) -> Option<u64> {
+    let mut c = node.records().await;
+    c.get_record(pb::GetRecordRequest { id: key.into() }).await.ok()?.into_inner().record.map(|r| r.version)
+}
+
+/// A record updated while its previous version's share is on the wire still
+/// reaches that receiver: the new version goes to every peer being sent the
+/// record, not only to those already marked delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_made_while_its_share_is_in_flight_reaches_the_receiver() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    // TH reaches KH only through a link the test can slow down.
+    let link = common::slow_link::SlowLink::start(kh.fed).await;
+    configure(&kh, |c| c.endpoint = link.addr.to_string());
+    for n in [&th, &kh] {
+        configure(n, |c| c.intervals.sync_secs = 3600);
+    }
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    activate(&[&th, &kh], &bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS), MOU_ID);
+
+    let rec = create(&th, contact_point("cp-slow", "Version one")).await;
+    let key = format!("th-atpd/{}", rec.id);
+    link.hold();
+    th.cli_ok(&["record", "share", &rec.id, "--to", "kh-antht", "--purpose", "coordination"]);
+    // The push of version 1 is on the wire (more than keep-alive chatter).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while link.held_bytes() <= 400 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the share was not sent ({} bytes held): {}",
+            link.held_bytes(),
+            th.cli_ok(&["outbox", "--all"])
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut next = contact_point("cp-slow", "Version two");
+    next.id = rec.id.clone();
+    let mut records = th.records().await;
+    records.update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1 }).await.unwrap();
+    link.release();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if held_version(&kh, &key).await == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "KH still holds {:?}", held_version(&kh, &key).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls (async) until `f` holds, or fails naming `what`.
+async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Shares a new contact point from TH to KH and waits until KH holds it.
+async fn shared_with_kh(th: &TestNode, kh: &TestNode, id: &str) -> String {
+    let rec = create(th, contact_point(id, "Version one")).await;
+    th.cli_ok(&["record", "share", &rec.id, "--to", "kh-antht", "--purpose", "coordination"]);
+    let key = format!("th-atpd/{}", rec.id);
+    eventually(30, "KH to hold the record", || async { held_version(kh, &key).await == Some(1) }).await;
+    key
+}
+
+/// A crash right after a withdrawal is stored still purges the record at
+/// every partner: the withdrawal and its deliveries are one write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_a_withdrawal_still_purges_it_at_the_partner() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut th, kh) = th_kh_under_mou(root.path());
+    let key = shared_with_kh(&th, &kh, "cp-crash-w").await;
+
+    th.arm_crash("record.withdraw");
+    let mut records = th.records().await;
+    let _ = records.withdraw_record(pb::WithdrawRecordRequest { id: "cp-crash-w".into(), expected_version: 1 }).await;
+    th.restart_after_crash();
+
+    let held = th.records().await.get_record(pb::GetRecordRequest { id: key.clone() }).await.unwrap().into_inner();
+    assert!(held.record.unwrap().withdrawn, "the withdrawal was acknowledged by the store before the crash");
+    eventually(30, "KH to purge the withdrawn record", || async { held_version(&kh, &key).await.is_none() }).await;
+}
+
+/// A crash right after an update is stored still sends the new version to
+/// everyone holding the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_an_update_still_delivers_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut th, kh) = th_kh_under_mou(root.path());
+    let key = shared_with_kh(&th, &kh, "cp-crash-u").await;
+
+    th.arm_crash("record.update");
+    let mut next = contact_point("cp-crash-u", "Version two");
+    next.id = "cp-crash-u".into();
+    let _ = th.records().await.update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1 }).await;
+    th.restart_after_crash();
+
+    eventually(30, "KH to hold version 2", || async { held_version(&kh, &key).await == Some(2) }).await;
+}
+
+fn request_state(n: &TestNode, id: &str) -> String {
+    let out = n.cli(&["--json", "request", "show", id]);
+    if !out.status.success() {
+        return String::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// A crash right after a request is submitted, or right after a step is
+/// taken, still delivers it: both sides end on the same timeline, and later
+/// steps are not buffered behind a lost one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_right_after_a_request_or_a_step_still_delivers_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut th, mut kh) = th_kh_under_mou(root.path());
+
+    th.arm_crash("request.submit");
+    let _ = th.cli(&[
+        "request",
+        "send",
+        "--to",
+        "kh-antht",
+        "--type",
+        "information_request",
+        "--purpose",
+        "investigation",
+        "--subject",
+        "Crash while sending",
+    ]);
+    th.restart_after_crash();
+    let list = th.cli_json(&["request", "list"]);
+    let id = list["requests"][0]["id"].as_str().unwrap_or_else(|| panic!("no request at TH: {list}")).to_string();
+    wait_for(30, "the request at KH", || request_state(&kh, &id) == "REQUEST_STATE_SUBMITTED");
+
+    kh.arm_crash("request.acknowledge");
+    let _ = kh.cli(&["request", "ack", &id]);
+    kh.restart_after_crash();
+    wait_for(30, "TH to see the acknowledgement", || request_state(&th, &id) == "REQUEST_STATE_ACKNOWLEDGED");
+
+    kh.cli_ok(&["request", "answer", &id, "--text", "Nothing held."]);
+    wait_for(30, "TH to see the answer", || request_state(&th, &id) == "REQUEST_STATE_ANSWERED");
+    assert_eq!(request_state(&kh, &id), "REQUEST_STATE_ANSWERED");
+}

@@ -8,10 +8,12 @@ use super::status::invalid;
 use super::{require, Caller, RECORD_READERS, RECORD_WRITERS};
 use crate::audit::Event;
 use crate::convert::from_timestamp;
+use crate::exchange::outbox;
 use crate::node::Node;
 use crate::pb;
 use crate::record;
 use crate::store::records::{self, Filter, Signer};
+use crate::store::{Store, Tx};
 
 pub struct RecordApi {
     node: Arc<Node>,
@@ -57,11 +59,17 @@ impl pb::record_service_server::RecordService for RecordApi {
         if r.expected_version == 0 {
             return Err(invalid("expected_version", "required: the version you last read"));
         }
+        // Everyone who holds (or is being sent) a previous version gets the
+        // new one, queued in the same write as the update itself.
+        let actor = format!("user:{}", caller.name);
+        let deliver = |st: &dyn Store, tx: &mut Tx, key: &str, stored: &records::StoredRecord| {
+            let version = stored.record()?.version;
+            outbox::queue_update(st, tx, &actor, key, version).map(|_| ())
+        };
         let rec =
-            records::update(&self.node.db, &self.signer(&caller), rec, r.expected_version, self.node.now()).await?;
-        // Everyone who holds the previous version gets the new one.
-        let key = records::key(&rec.originator, &rec.id);
-        crate::exchange::outbox::after_update(&self.node, &format!("user:{}", caller.name), &key, rec.version).await?;
+            records::update(&self.node.db, &self.signer(&caller), rec, r.expected_version, self.node.now(), &deliver)
+                .await?;
+        self.node.outbox_wake.notify_one();
         Ok(Response::new(pb::UpdateRecordResponse { record: Some(rec) }))
     }
 
@@ -149,10 +157,22 @@ impl pb::record_service_server::RecordService for RecordApi {
         if r.expected_version == 0 {
             return Err(invalid("expected_version", "required: the version you last read"));
         }
-        let rec =
-            records::withdraw(&self.node.db, &self.signer(&caller), &r.id, r.expected_version, self.node.now()).await?;
-        // The withdrawal reaches everyone we shared the record with; they purge it.
-        crate::exchange::outbox::after_withdraw(&self.node, &records::key(&rec.originator, &rec.id)).await?;
+        // The withdrawal reaches everyone we shared the record with (they
+        // purge it), queued in the same write as the withdrawal itself.
+        let deliver = |st: &dyn Store, tx: &mut Tx, key: &str, stored: &records::StoredRecord| match &stored.envelope {
+            Some(env) => outbox::queue_withdrawal(st, tx, "node", key, env).map(|_| ()),
+            None => Ok(()),
+        };
+        let rec = records::withdraw(
+            &self.node.db,
+            &self.signer(&caller),
+            &r.id,
+            r.expected_version,
+            self.node.now(),
+            &deliver,
+        )
+        .await?;
+        self.node.outbox_wake.notify_one();
         Ok(Response::new(pb::WithdrawRecordResponse { record: Some(rec) }))
     }
 

@@ -94,35 +94,120 @@ pub struct StepTerms {
 const PENDING_PREFIX: &str = "outbox-pending/";
 /// Set once the index covers items queued before it existed.
 const PENDING_INDEXED: &[u8] = b"outbox-pending-indexed";
+/// Index of who holds, or is being sent, a copy of a record
+/// (`outbox-holder/<record key>\0<peer>` → [`Holder`]), kept in the same
+/// transaction as the items it counts. A new version or a withdrawal goes to
+/// every holder, including a peer whose share is still in flight.
+const HOLDER_PREFIX: &str = "outbox-holder/";
+/// Set once the holder index covers items queued before it existed.
+const HOLDERS_INDEXED: &[u8] = b"outbox-holders-indexed";
 
 fn pending_key(delivery_id: &str) -> Vec<u8> {
     format!("{PENDING_PREFIX}{delivery_id}").into_bytes()
 }
 
-/// Keeps the pending index in step with an item written in `tx`.
-fn index(tx: &mut crate::store::Tx, i: &pb::OutboxItem) {
-    if i.state == pb::OutboxState::Pending as i32 {
+fn holders_prefix(record_key: &str) -> Vec<u8> {
+    format!("{HOLDER_PREFIX}{record_key}\0").into_bytes()
+}
+
+fn holder_key(record_key: &str, peer: &str) -> Vec<u8> {
+    let mut k = holders_prefix(record_key);
+    k.extend_from_slice(peer.as_bytes());
+    k
+}
+
+/// One peer's standing for one record: whether a share of it was delivered,
+/// and how many shares of it are still pending.
+#[derive(Clone, PartialEq, Message)]
+pub struct Holder {
+    #[prost(int32, tag = "1")]
+    pub purpose: i32,
+    #[prost(bool, tag = "2")]
+    pub delivered: bool,
+    #[prost(uint32, tag = "3")]
+    pub pending: u32,
+}
+
+fn holder(st: &dyn Store, record_key: &str, peer: &str) -> Result<Option<Holder>, StoreError> {
+    st.get(Tree::Meta, &holder_key(record_key, peer))?
+        .map(|v| Holder::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("outbox holder: {e}"))))
+        .transpose()
+}
+
+/// What a share item's new state does to its peer's standing: the pure
+/// rule behind the holder index.
+pub fn next_holder(before: Option<Holder>, purpose: i32, was_pending: bool, state: pb::OutboxState) -> Option<Holder> {
+    let mut h = before.unwrap_or(Holder { purpose, delivered: false, pending: 0 });
+    if was_pending {
+        h.pending = h.pending.saturating_sub(1);
+    }
+    match state {
+        pb::OutboxState::Pending => h.pending = h.pending.saturating_add(1),
+        pb::OutboxState::Delivered => {
+            h.delivered = true;
+            h.purpose = purpose;
+        }
+        _ => {}
+    }
+    (h.delivered || h.pending > 0).then_some(h)
+}
+
+/// Keeps the pending and holder indexes in step with an item written in
+/// `tx`; `was_pending` says whether the stored item was pending before.
+fn index(st: &dyn Store, tx: &mut crate::store::Tx, i: &pb::OutboxItem, was_pending: bool) -> Result<(), StoreError> {
+    let pending = i.state == pb::OutboxState::Pending as i32;
+    if pending {
         tx.batch.put(Tree::Meta, pending_key(&i.delivery_id), Vec::new());
     } else {
         tx.batch.delete(Tree::Meta, pending_key(&i.delivery_id));
     }
+    if i.action == pb::OutboxAction::Share as i32 && (pending || was_pending) {
+        let state = pb::OutboxState::try_from(i.state).unwrap_or_default();
+        let key = holder_key(&i.record_key, &i.peer);
+        match next_holder(holder(st, &i.record_key, &i.peer)?, i.purpose, was_pending, state) {
+            Some(h) => tx.batch.put(Tree::Meta, key, h.encode_to_vec()),
+            None => tx.batch.delete(Tree::Meta, key),
+        };
+    }
+    Ok(())
 }
 
-/// The pending items, through the index (built once from the whole tree
-/// for a store that predates it).
+/// Builds the indexes once for a store whose outbox predates them. Called
+/// when the node opens, before anything is queued.
+pub fn build_indexes(st: &dyn Store) -> Result<(), StoreError> {
+    let need_pending = st.get(Tree::Meta, PENDING_INDEXED)?.is_none();
+    let need_holders = st.get(Tree::Meta, HOLDERS_INDEXED)?.is_none();
+    if !need_pending && !need_holders {
+        return Ok(());
+    }
+    let mut batch = crate::store::Batch::default();
+    let mut holders: std::collections::BTreeMap<Vec<u8>, Option<Holder>> = std::collections::BTreeMap::new();
+    for s in all(st)? {
+        let i = item_of(&s);
+        let pending = i.state == pb::OutboxState::Pending as i32;
+        if need_pending && pending {
+            batch.put(Tree::Meta, pending_key(&i.delivery_id), Vec::new());
+        }
+        if need_holders && i.action == pb::OutboxAction::Share as i32 {
+            let k = holder_key(&i.record_key, &i.peer);
+            let before = holders.remove(&k).flatten();
+            let state = pb::OutboxState::try_from(i.state).unwrap_or_default();
+            holders.insert(k, next_holder(before, i.purpose, false, state));
+        }
+    }
+    for (k, h) in holders {
+        if let Some(h) = h {
+            batch.put(Tree::Meta, k, h.encode_to_vec());
+        }
+    }
+    batch.put(Tree::Meta, PENDING_INDEXED.to_vec(), Vec::new());
+    batch.put(Tree::Meta, HOLDERS_INDEXED.to_vec(), Vec::new());
+    st.apply(&batch)
+}
+
+/// The pending items, through the index.
 fn pending(node: &Node) -> Result<Vec<Stored>, StoreError> {
     let st = node.db.store();
-    if st.get(Tree::Meta, PENDING_INDEXED)?.is_none() {
-        let mut batch = crate::store::Batch::default();
-        for s in all(st)? {
-            let i = item_of(&s);
-            if i.state == pb::OutboxState::Pending as i32 {
-                batch.put(Tree::Meta, pending_key(&i.delivery_id), Vec::new());
-            }
-        }
-        batch.put(Tree::Meta, PENDING_INDEXED.to_vec(), Vec::new());
-        st.apply(&batch)?;
-    }
     let start = Bound::Included(PENDING_PREFIX.as_bytes().to_vec());
     let end = crate::store::prefix_end(PENDING_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
     let mut out = Vec::new();
@@ -173,41 +258,30 @@ pub fn receipts(node: &Node, key: &str) -> Result<(Vec<pb::Receipt>, Vec<pb::Env
     Ok((rs, envs))
 }
 
-async fn enqueue(node: &Node, actor: &str, items: Vec<Stored>) -> Result<(), ExchangeError> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    node.db
-        .write(|_, tx| {
-            for s in &items {
-                let i = item_of(s);
-                let what = if i.action == pb::OutboxAction::Withdraw as i32 {
-                    "exchange.withdraw.queue"
-                } else {
-                    "exchange.share.queue"
-                };
-                tx.audit(
-                    Event::new(actor, what).record(&i.record_key).reason(format!("to {} ({})", i.peer, i.delivery_id)),
-                );
-                tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
-                index(tx, &i);
-            }
-            Ok::<_, StoreError>(())
-        })
-        .await?;
-    node.outbox_wake.notify_one();
-    Ok(())
+/// Queues `s` inside the caller's transaction, so a change and the
+/// deliveries it causes are stored together or not at all. The caller wakes
+/// the deliverer (`Node::outbox_wake`) once the write is committed.
+pub fn queue(st: &dyn Store, tx: &mut crate::store::Tx, actor: &str, s: &Stored) -> Result<(), StoreError> {
+    let i = item_of(s);
+    let what = match pb::OutboxAction::try_from(i.action).unwrap_or_default() {
+        pb::OutboxAction::Withdraw => "exchange.withdraw.queue",
+        pb::OutboxAction::Share => "exchange.share.queue",
+        _ => "exchange.step.queue",
+    };
+    tx.audit(Event::new(actor, what).record(&i.record_key).reason(format!("to {} ({})", i.peer, i.delivery_id)));
+    tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
+    index(st, tx, &i, false)
 }
 
 fn new_item(
-    node: &Node,
+    now: time::OffsetDateTime,
     action: pb::OutboxAction,
     peer: &str,
     key: &str,
     version: u64,
     purpose: pb::Purpose,
 ) -> pb::OutboxItem {
-    let now = timestamp(node.now());
+    let now = timestamp(now);
     pb::OutboxItem {
         delivery_id: super::random_id("dlv"),
         action: action as i32,
@@ -286,66 +360,81 @@ pub async fn share(
     crate::peer::get(node, peer).map_err(|_| ExchangeError::NotFound(format!("peer {peer}")))?;
     let key = records::resolve_key(node.id(), record_id);
     let (shared, _, _) = prepare(node, actor, &key, peer, purpose).await?;
-    let version = records::get(node.db.store(), &key)?.map(|s| s.record()).transpose()?.map_or(0, |r| r.version);
-    let item = new_item(node, pb::OutboxAction::Share, peer, &key, version, purpose);
-    enqueue(node, actor, vec![Stored { item: Some(item.clone()), payload: None, terms: None }]).await?;
+    let item = node
+        .db
+        .write(|st, tx| {
+            let version = records::get(st, &key)?.map(|s| s.record()).transpose()?.map_or(0, |r| r.version);
+            let item = new_item(tx.now, pb::OutboxAction::Share, peer, &key, version, purpose);
+            queue(st, tx, actor, &Stored { item: Some(item.clone()), payload: None, terms: None })?;
+            Ok::<_, StoreError>(item)
+        })
+        .await?;
+    node.outbox_wake.notify_one();
     Ok((item, shared))
 }
 
-/// Peers that hold a delivered copy of `key`, with the purpose it went for.
-fn recipients(st: &dyn Store, key: &str) -> Result<Vec<(String, pb::Purpose)>, StoreError> {
-    let mut out: Vec<(String, pb::Purpose)> = Vec::new();
-    for s in all(st)? {
-        let i = item_of(&s);
-        if i.record_key == key
-            && i.action == pb::OutboxAction::Share as i32
-            && i.state == pb::OutboxState::Delivered as i32
-            && !out.iter().any(|(p, _)| *p == i.peer)
-        {
-            out.push((i.peer.clone(), pb::Purpose::try_from(i.purpose).unwrap_or_default()));
-        }
+/// Peers that hold, or are being sent, a copy of `key`, with the purpose it went for.
+fn holders(st: &dyn Store, key: &str) -> Result<Vec<(String, pb::Purpose)>, StoreError> {
+    let prefix = holders_prefix(key);
+    let mut out = Vec::new();
+    for (k, v) in crate::store::scan_prefix(st, Tree::Meta, &prefix, None, usize::MAX)? {
+        let peer = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+        let h = Holder::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("outbox holder: {e}")))?;
+        out.push((peer, pb::Purpose::try_from(h.purpose).unwrap_or_default()));
     }
     Ok(out)
 }
 
-/// A new version of a shared record goes to everyone who has the old one.
-pub async fn after_update(node: &Node, actor: &str, key: &str, version: u64) -> Result<(), ExchangeError> {
-    let items = recipients(node.db.store(), key)?
-        .into_iter()
-        .map(|(peer, purpose)| Stored {
-            item: Some(new_item(node, pb::OutboxAction::Share, &peer, key, version, purpose)),
-            payload: None,
-            terms: None,
-        })
-        .collect();
-    enqueue(node, actor, items).await
+/// In the transaction that stores a new version of `key`: the new version
+/// goes to every holder of an older one, including one whose share is still
+/// in flight. Returns how many were queued.
+pub fn queue_update(
+    st: &dyn Store,
+    tx: &mut crate::store::Tx,
+    actor: &str,
+    key: &str,
+    version: u64,
+) -> Result<usize, StoreError> {
+    let to = holders(st, key)?;
+    for (peer, purpose) in &to {
+        let item = new_item(tx.now, pb::OutboxAction::Share, peer, key, version, *purpose);
+        queue(st, tx, actor, &Stored { item: Some(item), payload: None, terms: None })?;
+    }
+    Ok(to.len())
 }
 
-/// A withdrawal goes to everyone who received the record from us.
-pub async fn propagate_withdrawal(node: &Node, key: &str, withdrawn: &pb::Envelope) -> Result<(), ExchangeError> {
-    let items = recipients(node.db.store(), key)?
-        .into_iter()
-        .map(|(peer, purpose)| Stored {
-            item: Some(new_item(node, pb::OutboxAction::Withdraw, &peer, key, 0, purpose)),
-            payload: Some(withdrawn.clone()),
-            terms: None,
-        })
-        .collect();
-    enqueue(node, "node", items).await
+/// In the transaction that withdraws (or purges) `key`: the signed withdrawn
+/// record goes to every holder. Returns how many were queued.
+pub fn queue_withdrawal(
+    st: &dyn Store,
+    tx: &mut crate::store::Tx,
+    actor: &str,
+    key: &str,
+    withdrawn: &pb::Envelope,
+) -> Result<usize, StoreError> {
+    let to = holders(st, key)?;
+    for (peer, purpose) in &to {
+        let item = new_item(tx.now, pb::OutboxAction::Withdraw, peer, key, 0, *purpose);
+        queue(st, tx, actor, &Stored { item: Some(item), payload: Some(withdrawn.clone()), terms: None })?;
+    }
+    Ok(to.len())
 }
 
-/// Queues a signed payload (a request step or a case update) for `peer`.
-pub async fn queue_payload(
-    node: &Node,
+/// In the caller's transaction: a signed payload (a request step or a case
+/// update) for `peer`.
+#[allow(clippy::too_many_arguments)]
+pub fn queue_payload(
+    st: &dyn Store,
+    tx: &mut crate::store::Tx,
     actor: &str,
     action: pb::OutboxAction,
     peer: &str,
     reference: &str,
     payload: pb::Envelope,
     terms: StepTerms,
-) -> Result<(), ExchangeError> {
-    let item = new_item(node, action, peer, reference, 0, pb::Purpose::Unspecified);
-    enqueue(node, actor, vec![Stored { item: Some(item), payload: Some(payload), terms: Some(terms) }]).await
+) -> Result<(), StoreError> {
+    let item = new_item(tx.now, action, peer, reference, 0, pb::Purpose::Unspecified);
+    queue(st, tx, actor, &Stored { item: Some(item), payload: Some(payload), terms: Some(terms) })
 }
 
 /// A request step or case update goes only while the policy allows it now.
@@ -374,13 +463,6 @@ fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<Step
     })
 }
 
-/// After one of our records is withdrawn: seal the withdrawn version and send it.
-pub async fn after_withdraw(node: &Node, key: &str) -> Result<(), ExchangeError> {
-    let Some(stored) = records::get(node.db.store(), key)? else { return Ok(()) };
-    let Some(env) = stored.envelope else { return Ok(()) };
-    propagate_withdrawal(node, key, &env).await
-}
-
 fn backoff(attempts: u32) -> time::Duration {
     time::Duration::seconds((1i64 << attempts.min(6)).min(MAX_BACKOFF_SECS))
 }
@@ -395,9 +477,14 @@ async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
     let i = item_of(&s);
     let own = format!("{}/", node.id());
     node.db
-        .write(|_, tx| {
+        .write(|st, tx| {
+            let was_pending = st
+                .get(Tree::Outbox, i.delivery_id.as_bytes())?
+                .map(|v| decode(&v))
+                .transpose()?
+                .is_some_and(|p| item_of(&p).state == pb::OutboxState::Pending as i32);
             tx.batch.put(Tree::Outbox, i.delivery_id.clone().into_bytes(), s.encode_to_vec());
-            index(tx, &i);
+            index(st, tx, &i, was_pending)?;
             let delivered = i.state == pb::OutboxState::Delivered as i32;
             if delivered && i.action == pb::OutboxAction::Share as i32 && i.record_key.starts_with(&own) {
                 super::mark_released(tx, &i.record_key, &i.peer);

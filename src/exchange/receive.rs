@@ -251,12 +251,18 @@ pub async fn retract(node: &Node, caller: &str, req: pb::RetractRecordRequest) -
     let purged = node
         .db
         .write(|st, tx| {
-            purge_withdrawn(st, tx, &key, &actor, &format!("withdrawn by {} (version {})", rec.originator, rec.version))
+            let why = format!("withdrawn by {} (version {})", rec.originator, rec.version);
+            let purged = purge_withdrawn(st, tx, &key, &actor, &why)?;
+            if purged {
+                // Whoever we shared it with onwards must purge it too: queued
+                // in the purge's own write, so a crash cannot drop it.
+                super::outbox::queue_withdrawal(st, tx, "node", &key, &env)?;
+            }
+            Ok::<_, ExchangeError>(purged)
         })
         .await?;
     if purged {
-        // Whoever we shared it with onwards must purge it too.
-        super::outbox::propagate_withdrawal(node, &key, &env).await?;
+        node.outbox_wake.notify_one();
     }
     Ok(receipt(node, &req.delivery_id, &key, rec.version, true, if purged { "purged" } else { "not held" }))
 }

@@ -73,8 +73,14 @@ fn check_agreement(node: &Node, peer: &str, to: C) -> Result<(), CaseError> {
 
 async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action: &str) -> Result<(), CaseError> {
     let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
+    let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
+    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
+    let (request_type, purpose) = policy::case_step_terms(to);
+    let terms =
+        outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
+    // The case step and its delivery are one write.
     node.db
-        .write(|_, tx| {
+        .write(|st, tx| {
             tx.batch.put(Tree::Requests, key(&case.id), case.encode_to_vec());
             let stage = C::try_from(case.stage)
                 .map(|s| crate::convert::word(s.as_str_name(), "CASE_STAGE_"))
@@ -82,15 +88,10 @@ async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action:
             tx.audit(
                 Event::new(actor, action).record(&case.referral_record_id).reason(format!("{} → {stage}", case.id)),
             );
-            Ok::<_, StoreError>(())
+            outbox::queue_payload(st, tx, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env, terms)
         })
         .await?;
-    let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
-    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
-    let (request_type, purpose) = policy::case_step_terms(to);
-    let terms =
-        outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
-    outbox::queue_payload(node, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env, terms).await?;
+    node.outbox_wake.notify_one();
     Ok(())
 }
 

@@ -90,23 +90,24 @@ fn header(r: &pb::Request) -> pb::RequestHeader {
     r.header.clone().unwrap_or_default()
 }
 
-/// Signs a step and queues it for the other node, with the terms the outbox
-/// decides again when it sends.
-async fn send_event(
+/// Signs a step and queues it for the other node in the caller's
+/// transaction, with the terms the outbox decides again when it sends.
+fn send_event(
     node: &Node,
+    st: &dyn Store,
+    tx: &mut Tx,
     actor: &str,
     to: &str,
     h: &pb::RequestHeader,
     ev: &pb::RequestEvent,
-) -> Result<(), DeskError> {
+) -> Result<(), StoreError> {
     let env = envelope::seal(payload::REQUEST_EVENT, ev, node.id(), &node.identity.signing_key);
     let terms = outbox::StepTerms {
         agreement_id: h.agreement_id.clone(),
         request_type: h.request_type.clone(),
         purpose: h.purpose,
     };
-    outbox::queue_payload(node, actor, pb::OutboxAction::RequestEvent, to, &ev.request_id, env, terms).await?;
-    Ok(())
+    outbox::queue_payload(st, tx, actor, pb::OutboxAction::RequestEvent, to, &ev.request_id, env, terms)
 }
 
 /// A later step needs the request's agreement to allow it now.
@@ -159,8 +160,10 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
         peer_seq: 0,
     };
     let req = sm::open(&id, h.clone(), &terms, ev.clone())?;
+    // The request and its submit's delivery are one write: a crash cannot
+    // leave a request shown as sent that never goes.
     node.db
-        .write(|_, tx| {
+        .write(|st, tx| {
             put(tx, &Stored { request: Some(req.clone()), pending: vec![] });
             tx.audit(
                 Event::new(actor, "request.submit")
@@ -168,10 +171,10 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
                     .purpose(purpose_word(purpose))
                     .reason(format!("{} {} to {}", id, r.request_type, r.to)),
             );
-            Ok::<_, StoreError>(())
+            send_event(node, st, tx, actor, &r.to, &h, &ev)
         })
         .await?;
-    send_event(node, actor, &r.to, &h, &ev).await?;
+    node.outbox_wake.notify_one();
     crate::hub::report_request(node, &req).await;
     Ok(req)
 }
@@ -215,7 +218,7 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
     }
     // Read, step and store under the write lock: two officers acting at once
     // get consecutive sequence numbers, never the same one.
-    let (next, ev, other) =
+    let next =
         node.db
             .write(|st, tx| {
                 let stored = get(st, &r.id)?.ok_or_else(|| DeskError::NotFound(r.id.clone()))?;
@@ -243,10 +246,13 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
                         .agreement(&h.agreement_id)
                         .reason(format!("{} {}", req.id, r.text.chars().take(200).collect::<String>())),
                 );
-                Ok::<_, DeskError>((next, ev, other))
+                // The step and its delivery are one write: a step stored but
+                // never sent would leave every later step buffered at the peer.
+                send_event(node, st, tx, actor, &other, &sh, &ev)?;
+                Ok::<_, DeskError>(next)
             })
             .await?;
-    send_event(node, actor, &other, &sh, &ev).await?;
+    node.outbox_wake.notify_one();
     crate::hub::report_request(node, &next).await;
     Ok(next)
 }

@@ -13,6 +13,10 @@ use crate::clock::Clock;
 use crate::pb;
 
 const META_CHANGE_SEQ: &[u8] = b"change_seq";
+/// Test-only fault injection (debug builds): the process aborts right after
+/// committing a write that audits this action, as a crash at that point would.
+/// Kill-and-restart tests use it to prove what one write leaves behind.
+pub const CRASH_VAR: &str = "LIAISON_CRASH_AFTER";
 /// Meta keys `checkpoint/<seq be>` hold signed audit checkpoints.
 pub const CHECKPOINT_PREFIX: &[u8] = b"checkpoint/";
 
@@ -61,6 +65,7 @@ pub struct Db {
     changes: broadcast::Sender<u64>,
     clock: Arc<dyn Clock>,
     signer: Option<Signer>,
+    crash_after: Option<String>,
 }
 
 impl Db {
@@ -79,7 +84,19 @@ impl Db {
             None => Chain::default(),
         };
         let (changes, _) = broadcast::channel(1024);
-        Ok(Self { store, write: Arc::new(Mutex::new(WriteState { next_change, chain })), changes, clock, signer })
+        Ok(Self {
+            store,
+            write: Arc::new(Mutex::new(WriteState { next_change, chain })),
+            changes,
+            clock,
+            signer,
+            crash_after: None,
+        })
+    }
+
+    /// Arms [`CRASH_VAR`]'s fault injection (the caller checks it is a test build).
+    pub fn crash_after(&mut self, action: String) {
+        self.crash_after = Some(action);
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -108,6 +125,7 @@ impl Db {
         let mut tx = Tx { batch: Batch::default(), next_change: state.next_change, audit: Vec::new(), now };
         let out = f(self.store.as_ref(), &mut tx)?;
         let mut chain = state.chain.clone();
+        let crash = self.crash_after.as_ref().is_some_and(|a| tx.audit.iter().any(|e| e.action == *a));
         for ev in std::mem::take(&mut tx.audit) {
             let entry = chain.append(ev, now);
             if entry.seq % audit::CHECKPOINT_EVERY == 0 {
@@ -137,6 +155,9 @@ impl Db {
             if moved {
                 state.next_change = next_change;
                 let _ = changes.send(next_change - 1);
+            }
+            if crash {
+                std::process::abort();
             }
             Ok::<(), StoreError>(())
         })

@@ -14,7 +14,7 @@ pub mod users;
 
 use std::ops::Bound;
 
-pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX};
+pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX, CRASH_VAR};
 
 /// The node's checkpoint signer.
 pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {

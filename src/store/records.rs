@@ -271,13 +271,19 @@ fn current_own(store: &dyn Store, local: &str, k: &str, expected: u64) -> Result
     Ok(cur)
 }
 
-/// Replaces the body and handling of one of our records, at the expected version.
+/// What else a record change writes in its own transaction (its deliveries):
+/// called with the record's key and its new, signed version.
+pub type Then<'a> = &'a (dyn Fn(&dyn Store, &mut Tx, &str, &StoredRecord) -> Result<(), StoreError> + Sync);
+
+/// Replaces the body and handling of one of our records, at the expected
+/// version; `then` adds to the same atomic write.
 pub async fn update(
     db: &Db,
     signer: &Signer<'_>,
     rec: pb::Record,
     expected: u64,
     now: OffsetDateTime,
+    then: Then<'_>,
 ) -> Result<pb::Record, RecordError> {
     let k = resolve_key(signer.node_id, &rec.id);
     db.write(|store, tx| {
@@ -303,18 +309,21 @@ pub async fn update(
         };
         put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordUpdated, now);
         tx.audit(Event::new(&signer.actor, "record.update").record(&k));
+        then(store, tx, &k, &stored)?;
         Ok(next)
     })
     .await
 }
 
-/// Marks one of our records withdrawn (a new, signed version).
+/// Marks one of our records withdrawn (a new, signed version); `then` adds
+/// to the same atomic write.
 pub async fn withdraw(
     db: &Db,
     signer: &Signer<'_>,
     id: &str,
     expected: u64,
     now: OffsetDateTime,
+    then: Then<'_>,
 ) -> Result<pb::Record, RecordError> {
     let k = resolve_key(signer.node_id, id);
     db.write(|store, tx| {
@@ -327,6 +336,7 @@ pub async fn withdraw(
         };
         put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordWithdrawn, now);
         tx.audit(Event::new(&signer.actor, "record.withdraw").record(&k));
+        then(store, tx, &k, &stored)?;
         Ok(next)
     })
     .await

@@ -14,6 +14,7 @@ use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 pub mod fake_peer;
+pub mod slow_link;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_liaison");
 
@@ -144,6 +145,39 @@ impl TestNode {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Waits for the node to exit by itself (a crash the test caused).
+    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("not running");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("node {} did not exit within {secs} s", self.id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts the node so that it aborts right after committing the next
+    /// write that audits `action` (debug builds' `LIAISON_CRASH_AFTER`).
+    pub fn arm_crash(&mut self, action: &str) {
+        self.stop();
+        self.env.retain(|(k, _)| k != liaison::store::CRASH_VAR);
+        self.env.push((liaison::store::CRASH_VAR.into(), action.into()));
+        self.start();
+    }
+
+    /// After the armed crash: waits for the exit, then starts it normally.
+    pub fn restart_after_crash(&mut self) {
+        let status = self.wait_exit(30);
+        assert!(!status.success(), "node {} exited cleanly instead of crashing", self.id);
+        self.env.retain(|(k, _)| k != liaison::store::CRASH_VAR);
+        self.start();
     }
 
     pub fn is_running(&self) -> bool {
