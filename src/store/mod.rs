@@ -10,6 +10,7 @@
 //! before encryption at rest existed.
 
 pub mod agreements;
+pub mod at_rest;
 pub mod audit;
 mod db;
 pub mod peers;
