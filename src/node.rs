@@ -158,6 +158,9 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
             store::at_rest::write_key_file(&path)?;
         }
     }
+    // A provisioned key file or an environment key that does not load stops
+    // init here, before node.toml makes the directory a node.
+    store::at_rest::load_key(layout, storage)?;
     let token = Identity::init(layout, cfg)?;
     let store = store::at_rest::open(layout, Some(storage))?;
     let user = pb::User {

@@ -368,3 +368,47 @@ async fn a_store_from_before_encryption_is_encrypted_on_its_first_start_with_a_k
         .collect();
     assert_eq!(leftovers, vec!["store.key"], "no unencrypted copy is left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_takes_the_key_from_the_environment_or_a_provisioned_file() {
+    let root = tempfile::tempdir().unwrap();
+    let var = "LIAISON_TEST_INIT_STORE_KEY";
+
+    // An environment key that is not there stops init before the directory is a node.
+    let (node, out) = TestNode::init_with(root.path(), "th-atpd", "TH", "national", &["--store-key-env", var], &[]);
+    assert!(node.is_none(), "init without the key in {var}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(var), "{err}");
+    assert!(!root.path().join("th-atpd/node.toml").exists());
+
+    let key = liaison::store::StoreKey::generate().to_hex();
+    let (node, out) =
+        TestNode::init_with(root.path(), "th-atpd", "TH", "national", &["--store-key-env", var], &[(var, &key)]);
+    let mut th = node.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(NodeConfig::load(&Layout::new(&th.dir)).unwrap().storage, Some(Storage::key_env(var)));
+    assert!(!th.dir.join("store.key").exists(), "no key file when the key comes from the environment");
+    th.start();
+    create(&th, victim("vr-enc-1")).await;
+    th.stop();
+    assert_reveals_nothing(&th.dir.join("store"));
+
+    // A key file provisioned elsewhere (another volume) is used as it is.
+    let provisioned = root.path().join("keys/kh.key");
+    std::fs::create_dir_all(provisioned.parent().unwrap()).unwrap();
+    let kh_key = liaison::store::StoreKey::generate();
+    std::fs::write(&provisioned, format!("{}\n", kh_key.to_hex())).unwrap();
+    let path = provisioned.display().to_string();
+    let (node, out) = TestNode::init_with(root.path(), "kh-antht", "KH", "national", &["--store-key-file", &path], &[]);
+    let mut kh = node.unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(std::fs::read_to_string(&provisioned).unwrap().trim(), kh_key.to_hex());
+    assert!(!kh.dir.join("store.key").exists());
+    kh.start();
+    create(&kh, victim("vr-enc-2")).await;
+    kh.stop();
+    // The store opens with the provisioned key and with no other.
+    let s = liaison::store::at_rest::open_with_key(&kh.dir.join("store"), &kh_key).unwrap();
+    drop(s);
+    assert!(
+        liaison::store::at_rest::open_with_key(&kh.dir.join("store"), &liaison::store::StoreKey::generate()).is_err()
+    );
+}
