@@ -142,10 +142,17 @@ fn io(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Backend(format!("{}: {e}", path.display()))
 }
 
-/// Makes renames in `path`'s directory durable.
+/// Makes renames in `path`'s directory durable (fsync of the directory,
+/// which only Unix offers as a file operation).
 fn sync_parent(path: &Path) -> Result<(), StoreError> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io(parent, e))
+    #[cfg(unix)]
+    {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| io(parent, e))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Finishes or discards what an interrupted encryption left behind.
