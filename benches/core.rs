@@ -18,7 +18,7 @@ use liaison::audit::{Chain, Event};
 use liaison::envelope::{self, payload};
 use liaison::pb::{self, AgreementState, HandlingCode, Operation, Purpose, RecordKind};
 use liaison::policy::{decide, Decision, Direction, Exchange, VictimFacts};
-use liaison::store::{Batch, SledStore, Store, Tree};
+use liaison::store::{Batch, SealedStore, SledStore, Store, StoreKey, Tree};
 use prost::Message;
 
 const MOU: &str = include_str!("../deploy/agreements/commit-bilateral-mou.toml");
@@ -161,6 +161,36 @@ fn store(c: &mut Criterion) {
             |batch| st.apply(&batch).is_ok(),
             BatchSize::SmallInput,
         )
+    });
+    // The same through the encryption at rest every node runs.
+    let Ok(sealed_dir) = tempfile::tempdir() else { return };
+    let Ok(raw) = SledStore::open(sealed_dir.path()) else { return };
+    let Ok(sealed) = SealedStore::new(raw, &StoreKey::generate()) else { return };
+    g.bench_function("100 writes in one flushed batch, encrypted", |b| {
+        b.iter_batched(
+            || {
+                let mut batch = Batch::default();
+                for _ in 0..100 {
+                    n += 1;
+                    batch.put(Tree::Records, n.to_be_bytes().to_vec(), value.clone());
+                }
+                batch
+            },
+            |batch| sealed.apply(&batch).is_ok(),
+            BatchSize::SmallInput,
+        )
+    });
+    let mut one = Batch::default();
+    one.put(Tree::Records, b"read".to_vec(), value.clone());
+    if st.apply(&one).is_err() || sealed.apply(&one).is_err() {
+        return;
+    }
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("read one record, encrypted", |b| {
+        b.iter(|| sealed.get(Tree::Records, b"read").ok().flatten().map(|v| v.len()))
+    });
+    g.bench_function("baseline: read one record", |b| {
+        b.iter(|| st.get(Tree::Records, b"read").ok().flatten().map(|v| v.len()))
     });
     g.finish();
 }

@@ -85,6 +85,62 @@ pub struct NodeConfig {
     /// Rate and concurrency limits per caller.
     #[serde(default)]
     pub limits: crate::limits::Limits,
+    /// Where the store key comes from. A node without it does not start
+    /// (its store would be unencrypted); see `store::at_rest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+}
+
+/// `[storage]`: the key that encrypts the store at rest, kept apart from
+/// `store/`. Exactly one of `key_file` and `key_env`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// A file holding the key (hex or base64 of 32 bytes); a relative path is
+    /// under the node directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// An environment variable holding the key (hex or base64 of 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+}
+
+/// Default name of the store key file `init` writes in the node directory.
+pub const STORE_KEY_FILE: &str = "store.key";
+
+impl Storage {
+    pub fn key_file(path: impl Into<PathBuf>) -> Self {
+        Self { key_file: Some(path.into()), key_env: None }
+    }
+
+    pub fn key_env(name: impl Into<String>) -> Self {
+        Self { key_file: None, key_env: Some(name.into()) }
+    }
+
+    /// The key file's path, relative paths taken from the node directory.
+    pub fn key_path(&self, layout: &Layout) -> Option<PathBuf> {
+        self.key_file.as_ref().map(|p| if p.is_absolute() { p.clone() } else { layout.dir.join(p) })
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid { field: "storage", reason: reason.into() };
+        match (&self.key_file, &self.key_env) {
+            (Some(_), Some(_)) => Err(invalid("set either key_file or key_env, not both")),
+            (None, None) => Err(invalid("needs key_file (a key file) or key_env (an environment variable)")),
+            (Some(p), None) if p.as_os_str().is_empty() => Err(invalid("key_file is empty")),
+            (None, Some(v)) => {
+                let ok = !v.is_empty()
+                    && !v.starts_with(|c: char| c.is_ascii_digit())
+                    && v.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+                if ok {
+                    Ok(())
+                } else {
+                    Err(invalid("key_env must be an environment variable name (A-Z, 0-9, _), e.g. LIAISON_STORE_KEY"))
+                }
+            }
+            (Some(_), None) => Ok(()),
+        }
+    }
 }
 
 /// How often background work runs.
@@ -247,6 +303,9 @@ impl NodeConfig {
         if self.country.is_empty() && self.region.trim().is_empty() {
             return Err(ConfigError::Invalid { field: "country", reason: "a node needs a country or a region".into() });
         }
+        if let Some(storage) = &self.storage {
+            storage.check()?;
+        }
         if let Err((field, reason)) = self.limits.check() {
             return Err(ConfigError::Invalid { field, reason: reason.into() });
         }
@@ -335,6 +394,7 @@ mod tests {
             metrics: None,
             intervals: Default::default(),
             limits: Default::default(),
+            storage: Some(Storage::key_file(STORE_KEY_FILE)),
         }
     }
 
@@ -389,6 +449,27 @@ mod tests {
         assert!(c.validate().is_ok());
         c.endpoint = "https://liaison.example:7443".into();
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "endpoint", .. })));
+        let mut c = cfg();
+        for bad in [
+            Storage { key_file: None, key_env: None },
+            Storage { key_file: Some("store.key".into()), key_env: Some("K".into()) },
+            Storage::key_file(""),
+            Storage::key_env("1KEY"),
+            Storage::key_env("LIAISON-KEY"),
+        ] {
+            c.storage = Some(bad.clone());
+            assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "storage", .. })), "{bad:?}");
+        }
+        c.storage = Some(Storage::key_env("LIAISON_STORE_KEY"));
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn key_paths_are_taken_from_the_node_directory_unless_absolute() {
+        let layout = Layout::new("/var/lib/liaison");
+        assert_eq!(Storage::key_file("store.key").key_path(&layout), Some(PathBuf::from("/var/lib/liaison/store.key")));
+        assert_eq!(Storage::key_file("/etc/liaison/k").key_path(&layout), Some(PathBuf::from("/etc/liaison/k")));
+        assert_eq!(Storage::key_env("K").key_path(&layout), None);
     }
 
     #[test]

@@ -216,6 +216,7 @@ mod tests {
             metrics: None,
             intervals: Default::default(),
             limits: Default::default(),
+            storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
         }
     }
 

@@ -22,7 +22,7 @@ use crate::federation;
 use crate::identity::{Identity, IdentityError};
 use crate::pb;
 use crate::refusal::{self, Refusals};
-use crate::store::{self, Db, SledStore, StoreError};
+use crate::store::{self, Db, StoreError};
 use crate::tls::{self, PinSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    AtRest(#[from] store::at_rest::AtRestError),
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
     #[error("{what} {addr}: {source}")]
@@ -77,7 +79,8 @@ impl Node {
     /// Opens an initialised node directory.
     pub fn open(layout: Layout, clock: Arc<dyn Clock>) -> Result<Arc<Node>, NodeError> {
         let identity = Identity::load(&layout)?;
-        let store = SledStore::open(&layout.store())?;
+        // Refuses a wrong or missing key before anything else is read.
+        let store = store::at_rest::open(&layout, identity.config.storage.as_ref())?;
         let signer = store::db_signer(identity.id(), &identity.signing_key);
         let mut db = Db::new(Arc::new(store), Arc::clone(&clock), Some(signer))?;
         if let Ok(action) = std::env::var(store::CRASH_VAR) {
@@ -143,8 +146,33 @@ impl Node {
 /// Creates a node directory: keys, certificate, config, and the admin user
 /// whose token is also written to `admin.token`. Returns the admin token.
 pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
+    cfg.validate()?;
+    if layout.exists() {
+        return Err(NodeError::Identity(IdentityError::Invalid(format!(
+            "{} already holds a node; refusing to overwrite it",
+            layout.dir.display()
+        ))));
+    }
+    let Some(storage) = cfg.storage.as_ref() else {
+        return Err(NodeError::Config(ConfigError::Invalid {
+            field: "storage",
+            reason: "a new node needs a store key (key_file or key_env)".into(),
+        }));
+    };
+    // The key before node.toml (written last by Identity::init): a node
+    // directory never names a key file that does not exist. A key file that
+    // is already there (provisioned on another volume) is used as it is.
+    if let Some(path) = storage.key_path(layout) {
+        if !path.exists() {
+            crate::config::create_private_dir(&layout.dir)?;
+            store::at_rest::write_key_file(&path)?;
+        }
+    }
+    // A provisioned key file or an environment key that does not load stops
+    // init here, before node.toml makes the directory a node.
+    store::at_rest::load_key(layout, storage)?;
     let token = Identity::init(layout, cfg)?;
-    let store = SledStore::open(&layout.store())?;
+    let store = store::at_rest::open(layout, Some(storage))?;
     let user = pb::User {
         name: "admin".into(),
         role: pb::UserRole::Admin as i32,

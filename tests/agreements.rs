@@ -284,11 +284,16 @@ async fn forged_signatures_and_edited_bodies_are_refused() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
 }
 
-/// Opens the node's store directly, waiting for the previous holder's lock to go.
-fn open_store(dir: &std::path::Path) -> liaison::store::SledStore {
+type NodeStore = liaison::store::SealedStore<liaison::store::SledStore>;
+
+/// Opens a stopped node's store directly, with its key (the attacker here
+/// holds the key too), waiting for the previous holder's lock to go.
+fn open_store(node_dir: &std::path::Path) -> NodeStore {
+    let layout = Layout::new(node_dir);
+    let cfg = liaison::config::NodeConfig::load(&layout).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        match liaison::store::SledStore::open(dir) {
+        match liaison::store::at_rest::open(&layout, cfg.storage.as_ref()) {
             Ok(s) => return s,
             Err(e) if std::time::Instant::now() < deadline => {
                 let _ = e;
@@ -301,7 +306,7 @@ fn open_store(dir: &std::path::Path) -> liaison::store::SledStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_finds_the_first_tampered_entry() {
-    use liaison::store::{Batch, SledStore, Store, Tree};
+    use liaison::store::{Batch, Store, Tree};
     use prost::Message;
 
     let root = tempfile::tempdir().unwrap();
@@ -318,15 +323,15 @@ async fn audit_verify_finds_the_first_tampered_entry() {
     assert!(out.contains("80 entries, 1 signed checkpoints"), "{out}");
     a.stop();
 
-    let store_dir = a.dir.join("store");
-    let edit = |f: &dyn Fn(&SledStore)| {
-        let s = open_store(&store_dir);
+    let node_dir = a.dir.clone();
+    let edit = |f: &dyn Fn(&NodeStore)| {
+        let s = open_store(&node_dir);
         f(&s);
     };
-    let get = |s: &SledStore, seq: u64| {
+    let get = |s: &NodeStore, seq: u64| {
         pb::AuditEntry::decode(s.get(Tree::Audit, &seq.to_be_bytes()).unwrap().unwrap().as_slice()).unwrap()
     };
-    let put = |s: &SledStore, key: u64, e: &pb::AuditEntry| {
+    let put = |s: &NodeStore, key: u64, e: &pb::AuditEntry| {
         let mut b = Batch::default();
         b.put(Tree::Audit, key.to_be_bytes().to_vec(), e.encode_to_vec());
         s.apply(&b).unwrap();
@@ -341,7 +346,7 @@ async fn audit_verify_finds_the_first_tampered_entry() {
 
     // Changed: entry 30's record id edited in place.
     let original30 = {
-        let s = open_store(&store_dir);
+        let s = open_store(&node_dir);
         get(&s, 30)
     };
     edit(&|s| {
@@ -354,7 +359,7 @@ async fn audit_verify_finds_the_first_tampered_entry() {
 
     // Removed: entry 12 deleted.
     let original12 = {
-        let s = open_store(&store_dir);
+        let s = open_store(&node_dir);
         get(&s, 12)
     };
     edit(&|s| {

@@ -285,7 +285,7 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::Import { file } => super::transfer::import(g, ch, &file).await?,
         Command::Export { kind, out } => super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?,
         Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
-        Command::Init(_) | Command::Run(_) | Command::Demo(_) | Command::Tls(_) => {
+        Command::Init(_) | Command::Run(_) | Command::Demo(_) | Command::Tls(_) | Command::Store(_) => {
             return Err(CliError::Msg("internal: not a client command".into()))
         }
     }

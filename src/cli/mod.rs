@@ -79,6 +79,9 @@ pub enum Command {
     /// This node's TLS certificate.
     #[command(subcommand)]
     Tls(TlsCmd),
+    /// The store key (encryption at rest).
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Pinned peers.
     #[command(subcommand)]
     Peer(PeerCmd),
@@ -186,6 +189,40 @@ pub struct InitArgs {
     /// Prometheus metrics listen address (off unless given).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub store_key: StoreKeyArgs,
+}
+
+/// Where the store key is kept (`[storage]` in node.toml).
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreKeyArgs {
+    /// Store key file, created (owner-only) unless it exists; relative to the
+    /// node directory. Keep a copy apart from backups of the data directory.
+    #[arg(long, value_name = "PATH")]
+    pub store_key_file: Option<PathBuf>,
+    /// Take the store key from this environment variable (hex or base64 of
+    /// 32 bytes) instead of a file; it must be set for init and every start.
+    #[arg(long, value_name = "NAME", conflicts_with = "store_key_file")]
+    pub store_key_env: Option<String>,
+}
+
+impl StoreKeyArgs {
+    fn storage(&self) -> crate::config::Storage {
+        use crate::config::{Storage, STORE_KEY_FILE};
+        match (&self.store_key_env, &self.store_key_file) {
+            (Some(v), _) => Storage::key_env(v.clone()),
+            (None, Some(f)) => Storage::key_file(f.clone()),
+            (None, None) => Storage::key_file(STORE_KEY_FILE),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCmd {
+    /// Give a node created before encryption at rest its store key: writes a
+    /// key file (or prints a key for --store-key-env) and adds [storage] to
+    /// node.toml. The node encrypts its store on the next start.
+    NewKey(StoreKeyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -432,6 +469,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 metrics: a.metrics_listen,
                 intervals: Default::default(),
                 limits: Default::default(),
+                storage: Some(a.store_key.storage()),
             };
             let layout = Layout::new(&dir);
             let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -452,6 +490,26 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
             println!("new TLS certificate {}", hex::encode(fp));
             println!("start the node, then send `liaison card export` to every peer: `peer add` of the new card");
             println!("replaces the pin, and the old certificate is refused from then on");
+            Ok(())
+        }
+        Command::Store(StoreCmd::NewKey(a)) => {
+            let layout = Layout::new(g.dir.clone().unwrap_or_else(|| DEFAULT_DIR.into()));
+            let storage = a.storage();
+            let key = crate::store::at_rest::new_key(&layout, &storage).map_err(|e| CliError::Msg(e.to_string()))?;
+            match (&storage.key_env, storage.key_path(&layout)) {
+                (Some(var), _) => {
+                    println!("{}", key.to_hex());
+                    eprintln!("node.toml now takes the store key from {var}: set {var} to the key above for every");
+                    eprintln!("start of the node, and keep a copy of it apart from the data directory.");
+                }
+                (None, Some(path)) => {
+                    println!("wrote store key {} (key id {})", path.display(), key.id());
+                    println!("keep a copy of it apart from backups of the data directory: without it the store");
+                    println!("cannot be read.");
+                }
+                (None, None) => {}
+            }
+            println!("the next start encrypts the existing store (it needs as much free space again while it runs)");
             Ok(())
         }
         other => client::dispatch(&g, other).await,
@@ -496,6 +554,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     metrics: None,
                     intervals: Default::default(),
                     limits: Default::default(),
+                    storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
                 };
                 let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);
@@ -503,9 +562,12 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
             layout
         }
     };
+    // Logging first, so what opening the store reports (its encryption, a
+    // shared key file) is seen; the format comes from node.toml when it loads.
+    let format = NodeConfig::load(&layout).map(|c| c.log_format).unwrap_or_default();
+    init_tracing(a.log_format.unwrap_or(format));
     let node = crate::node::Node::open(layout, crate::node::default_clock().map_err(CliError::Msg)?)
         .map_err(|e| CliError::Msg(e.to_string()))?;
-    init_tracing(a.log_format.unwrap_or(node.config().log_format));
     crate::node::serve(node, crate::node::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
 }
 

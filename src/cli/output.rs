@@ -31,14 +31,25 @@ fn table(header: &[&str]) -> Table {
 
 pub fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
     if g.json {
+        let key_file = cfg.storage.as_ref().and_then(|s| s.key_path(layout));
+        let key_env = cfg.storage.as_ref().and_then(|s| s.key_env.clone());
         let _ = print_json(&serde_json::json!({
             "dir": layout.dir, "id": cfg.id, "federation": cfg.listen, "api": cfg.api, "admin_token": token,
+            "store_key_file": key_file, "store_key_env": key_env,
         }));
     } else {
         println!("created node {} in {}", cfg.id, layout.dir.display());
         println!("  federation (mutual TLS): {}", cfg.listen);
         println!("  local API:               http://{}", cfg.api);
         println!("  admin token:             {token}  (also in {})", layout.admin_token().display());
+        if let Some(s) = &cfg.storage {
+            match (s.key_path(layout), &s.key_env) {
+                (Some(p), _) => println!("  store key:               {}", p.display()),
+                (None, Some(v)) => println!("  store key:               environment variable {v}"),
+                (None, None) => {}
+            }
+            println!("  back up the store key apart from the data directory: without it the store cannot be read");
+        }
     }
 }
 

@@ -157,6 +157,7 @@ fn config(spec: &NodeSpec, listen: u16, api: u16, intervals: Intervals) -> NodeC
         metrics: None,
         intervals,
         limits: Default::default(),
+        storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
     }
 }
 

@@ -125,7 +125,7 @@ pub fn store_received(
     let agreement = prov.agreement_id.clone();
     let stored = StoredRecord { envelope: Some(env.clone()), provenance: Some(prov) };
     let now = tx.now;
-    records::put(tx, &key, rec, &stored, old_rec.as_ref(), pb::ChangeType::RecordReceived, now);
+    records::put(st, tx, &key, rec, &stored, old_rec.as_ref(), pb::ChangeType::RecordReceived, now);
     tx.audit(
         Event::new(actor, "record.receive")
             .record(&key)
@@ -144,7 +144,7 @@ pub fn purge(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> 
     }
     let rec = stored.record()?;
     let now = tx.now;
-    records::delete(tx, key, &rec, now);
+    records::delete(st, tx, key, &rec, now);
     tx.audit(Event::new(actor, "record.purge").record(key).agreement(prov.agreement_id.clone()).reason(why));
     Ok(true)
 }

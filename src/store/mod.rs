@@ -3,12 +3,19 @@
 //! returns, and ordered range scans. Everything above it (records, peers,
 //! users, audit) is plain key/value layout in the submodules here; sled is one
 //! implementation and can be swapped without touching callers.
+//!
+//! A node's store is layered: [`SealedStore`] (values encrypted and bound to
+//! their tree and key, index keys blinded) over [`SledStore`], opened with the
+//! node's store key by [`at_rest::open`], which also encrypts a store written
+//! before encryption at rest existed.
 
 pub mod agreements;
+pub mod at_rest;
 pub mod audit;
 mod db;
 pub mod peers;
 pub mod records;
+pub mod sealed;
 mod sled_store;
 pub mod users;
 
@@ -20,6 +27,7 @@ pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX, CRASH_VAR};
 pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {
     Signer { node_id: node_id.to_string(), key: key.clone() }
 }
+pub use sealed::{SealedStore, StoreKey};
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +133,11 @@ pub trait Store: Send + Sync + 'static {
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
     fn len(&self, tree: Tree) -> Result<usize, StoreError>;
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+    /// The form a searchable value (a normalised identifier) takes inside an
+    /// index key. An encrypting store answers a keyed hash, so an index still
+    /// finds exact matches without holding the value; a plain store answers
+    /// the value itself.
+    fn index_token(&self, value: &str) -> String;
 }
 
 /// Keys that start with `prefix`, in order, after `after` (exclusive) if given.

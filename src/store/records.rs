@@ -71,11 +71,27 @@ pub fn get(store: &dyn Store, key: &str) -> Result<Option<StoredRecord>, StoreEr
     }
 }
 
-fn identifier_entry(ident: &str, key: &str) -> Vec<u8> {
-    let mut k = ident.as_bytes().to_vec();
-    k.push(0);
+/// An identifier-index key: the identifier as the store indexes it (a keyed
+/// hash in an encrypted store, never the identifier itself), NUL, record key.
+fn identifier_entry(store: &dyn Store, ident: &str, key: &str) -> Vec<u8> {
+    let mut k = identifier_prefix(store, ident);
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+fn identifier_prefix(store: &dyn Store, ident: &str) -> Vec<u8> {
+    let mut k = store.index_token(ident).into_bytes();
+    k.push(0);
+    k
+}
+
+/// The identifier-index keys of `rec` stored under `key` (none once withdrawn:
+/// withdrawn records no longer answer identifier look-ups).
+pub fn index_entries(store: &dyn Store, key: &str, rec: &pb::Record) -> Vec<Vec<u8>> {
+    if rec.withdrawn {
+        return Vec::new();
+    }
+    record::identifier_keys(rec).iter().map(|ident| identifier_entry(store, ident, key)).collect()
 }
 
 fn kind_name(r: &pb::Record) -> String {
@@ -84,7 +100,9 @@ fn kind_name(r: &pb::Record) -> String {
 
 /// Writes `rec` (already complete and validated) under `key`, replacing the
 /// identifier entries of `old`, and logs the change.
+#[allow(clippy::too_many_arguments)]
 pub fn put(
+    store: &dyn Store,
     tx: &mut Tx,
     key: &str,
     rec: &pb::Record,
@@ -95,14 +113,11 @@ pub fn put(
 ) {
     if let Some(old) = old {
         for ident in record::identifier_keys(old) {
-            tx.batch.delete(Tree::Identifiers, identifier_entry(&ident, key));
+            tx.batch.delete(Tree::Identifiers, identifier_entry(store, &ident, key));
         }
     }
-    // Withdrawn records no longer answer identifier look-ups.
-    if !rec.withdrawn {
-        for ident in record::identifier_keys(rec) {
-            tx.batch.put(Tree::Identifiers, identifier_entry(&ident, key), Vec::new());
-        }
+    for entry in index_entries(store, key, rec) {
+        tx.batch.put(Tree::Identifiers, entry, Vec::new());
     }
     tx.batch.put(Tree::Records, key.as_bytes().to_vec(), stored.encode_to_vec());
     tx.change(pb::Change {
@@ -118,9 +133,9 @@ pub fn put(
 }
 
 /// Deletes a record and its index entries (purge of a received record).
-pub fn delete(tx: &mut Tx, key: &str, rec: &pb::Record, now: OffsetDateTime) {
+pub fn delete(store: &dyn Store, tx: &mut Tx, key: &str, rec: &pb::Record, now: OffsetDateTime) {
     for ident in record::identifier_keys(rec) {
-        tx.batch.delete(Tree::Identifiers, identifier_entry(&ident, key));
+        tx.batch.delete(Tree::Identifiers, identifier_entry(store, &ident, key));
     }
     tx.batch.delete(Tree::Records, key.as_bytes().to_vec());
     tx.change(pb::Change {
@@ -192,12 +207,12 @@ fn prepare_new(signer: &Signer<'_>, mut rec: pb::Record, now: OffsetDateTime) ->
     Ok(rec)
 }
 
-fn put_new(tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
+fn put_new(store: &dyn Store, tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
     let stored = StoredRecord {
         envelope: Some(envelope::seal(payload::RECORD, rec, signer.node_id, signer.key)),
         provenance: None,
     };
-    put(tx, k, rec, &stored, None, pb::ChangeType::RecordCreated, now);
+    put(store, tx, k, rec, &stored, None, pb::ChangeType::RecordCreated, now);
     tx.audit(Event::new(&signer.actor, "record.create").record(k));
 }
 
@@ -214,7 +229,7 @@ pub async fn create(
         if store.get(Tree::Records, k.as_bytes())?.is_some() {
             return Err(RecordError::AlreadyExists(rec.id.clone()));
         }
-        put_new(tx, signer, &k, &rec, now);
+        put_new(store, tx, signer, &k, &rec, now);
         Ok(rec.clone())
     })
     .await
@@ -246,7 +261,7 @@ pub async fn create_many(
                 problems.push((*i, FieldError { field: "record.id".into(), reason }));
                 continue;
             }
-            put_new(tx, signer, &k, rec, now);
+            put_new(store, tx, signer, &k, rec, now);
             stored += 1;
         }
         problems.sort_by_key(|(i, _)| *i);
@@ -307,7 +322,7 @@ pub async fn update(
             envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
             provenance: None,
         };
-        put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordUpdated, now);
+        put(store, tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordUpdated, now);
         tx.audit(Event::new(&signer.actor, "record.update").record(&k));
         then(store, tx, &k, &stored)?;
         Ok(next)
@@ -334,7 +349,7 @@ pub async fn withdraw(
             envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
             provenance: None,
         };
-        put(tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordWithdrawn, now);
+        put(store, tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordWithdrawn, now);
         tx.audit(Event::new(&signer.actor, "record.withdraw").record(&k));
         then(store, tx, &k, &stored)?;
         Ok(next)
@@ -438,8 +453,7 @@ pub fn scan<T>(
 
 /// Record keys holding an identifier (`type:normalised`).
 pub fn lookup_identifier(store: &dyn Store, ident: &str) -> Result<Vec<String>, StoreError> {
-    let mut prefix = ident.as_bytes().to_vec();
-    prefix.push(0);
+    let prefix = identifier_prefix(store, ident);
     Ok(scan_prefix(store, Tree::Identifiers, &prefix, None, 10_000)?
         .into_iter()
         .map(|(k, _)| String::from_utf8_lossy(&k[prefix.len()..]).into_owned())

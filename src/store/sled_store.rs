@@ -120,4 +120,9 @@ impl Store for SledStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(backend)
     }
+
+    /// Unencrypted: the value itself (a node always runs a [`super::SealedStore`] over this).
+    fn index_token(&self, value: &str) -> String {
+        value.to_string()
+    }
 }

@@ -52,6 +52,20 @@ impl TestNode {
     }
 
     pub fn init_role(root: &Path, id: &str, country: &str, role: &str) -> TestNode {
+        let (node, out) = Self::init_with(root, id, country, role, &[], &[]);
+        node.unwrap_or_else(|| panic!("init failed: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+
+    /// `liaison init` with extra arguments and environment; the node, or
+    /// None when init failed, and init's output.
+    pub fn init_with(
+        root: &Path,
+        id: &str,
+        country: &str,
+        role: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Option<TestNode>, Output) {
         liaison::tls::install_provider();
         let dir = root.join(id);
         let fed: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -81,10 +95,14 @@ impl TestNode {
         } else {
             args.extend(["--region".into(), country.into()]);
         }
-        let out = Command::new(BIN).args(&args).output().expect("run liaison init");
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let out = Command::new(BIN).args(&args).envs(env.iter().copied()).output().expect("run liaison init");
+        if !out.status.success() {
+            return (None, out);
+        }
         let token = std::fs::read_to_string(dir.join("admin.token")).unwrap().trim().to_string();
-        TestNode { id: id.into(), dir, fed, api, metrics, token, child: None, env: Vec::new() }
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        (Some(TestNode { id: id.into(), dir, fed, api, metrics, token, child: None, env }), out)
     }
 
     /// Starts `liaison run` and waits until its API answers.
