@@ -257,6 +257,9 @@ mod tests {
         fn size_on_disk(&self) -> Result<u64, StoreError> {
             self.inner.size_on_disk()
         }
+        fn index_token(&self, value: &str) -> String {
+            self.inner.index_token(value)
+        }
     }
 
     fn change() -> pb::Change {
