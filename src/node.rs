@@ -61,6 +61,9 @@ pub struct Node {
     bound_federation: OnceLock<SocketAddr>,
     /// Wakes the outbox deliverer when something is queued.
     pub outbox_wake: tokio::sync::Notify,
+    /// Notified each time the outbox settles an attempt (callers waiting for
+    /// a delivery's outcome, e.g. an agreement proposal).
+    pub outbox_progress: tokio::sync::Notify,
     /// Wakes the hub's relay forwarding when a message is accepted.
     pub relay_wake: tokio::sync::Notify,
     /// Wakes retention and revocation purges (e.g. on a revocation).
@@ -108,6 +111,7 @@ impl Node {
             peers: federation::Peers::default(),
             bound_federation: OnceLock::new(),
             outbox_wake: tokio::sync::Notify::new(),
+            outbox_progress: tokio::sync::Notify::new(),
             relay_wake: tokio::sync::Notify::new(),
             housekeeping_wake: tokio::sync::Notify::new(),
             case_steps: tokio::sync::Mutex::new(()),

@@ -263,3 +263,50 @@ async fn a_crash_right_after_a_request_or_a_step_still_delivers_it() {
     wait_for(30, "TH to see the answer", || request_state(&th, &id) == "REQUEST_STATE_ANSWERED");
     assert_eq!(request_state(&kh, &id), "REQUEST_STATE_ANSWERED");
 }
+
+fn agreement_state(n: &TestNode, id: &str) -> String {
+    let out = n.cli(&["--json", "agreement", "show", id]);
+    if !out.status.success() {
+        return String::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["agreement"]["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// Agreement documents and notices go through the durable outbox: a party
+/// that is down when an agreement is proposed or suspended, or a party that
+/// crashes right after accepting, still ends in the same state as the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agreement_steps_reach_a_party_that_was_down_or_crashed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+
+    // Proposed while KH is down: TH reports the delivery as waiting.
+    kh.stop();
+    let file = root.path().join("mou.toml");
+    std::fs::write(&file, bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS)).unwrap();
+    th.cli_ok(&["agreement", "draft", &file.display().to_string()]);
+    let proposed = th.cli_json(&["agreement", "propose", MOU_ID]);
+    assert_ne!(proposed["deliveries"][0]["delivered"], serde_json::Value::Bool(true), "{proposed}");
+    kh.start();
+    wait_for(60, "the proposal to reach KH once it is back", || {
+        agreement_state(&kh, MOU_ID) == "AGREEMENT_STATE_PROPOSED"
+    });
+
+    // KH crashes right after storing its acceptance: TH still gets it.
+    kh.arm_crash("agreement.accept");
+    let _ = kh.cli(&["agreement", "accept", MOU_ID]);
+    kh.restart_after_crash();
+    assert_eq!(agreement_state(&kh, MOU_ID), "AGREEMENT_STATE_ACTIVE");
+    wait_for(60, "TH to see the agreement active", || agreement_state(&th, MOU_ID) == "AGREEMENT_STATE_ACTIVE");
+
+    // Suspended while KH is down: KH is suspended once it is back.
+    kh.stop();
+    th.cli_ok(&["agreement", "suspend", MOU_ID, "--reason", "Audit of the exchange"]);
+    kh.start();
+    wait_for(60, "KH to see the suspension", || agreement_state(&kh, MOU_ID) == "AGREEMENT_STATE_SUSPENDED");
+}

@@ -15,8 +15,10 @@ use crate::agreement::{self, AgreementError, Standing};
 use crate::audit::Event;
 use crate::convert::{state_word, timestamp};
 use crate::envelope::{self, payload, EnvelopeError};
+use crate::exchange::outbox;
 use crate::node::Node;
 use crate::pb;
+use crate::pb::OutboxAction as Action;
 use crate::store::agreements::{self as layout, StoredAgreement};
 use crate::store::{self, StoreError};
 
@@ -42,6 +44,8 @@ pub enum BookError {
     Store(#[from] StoreError),
 }
 
+/// How long a proposal or notice waits for the parties' first answers
+/// before reporting; delivery continues in the outbox after that.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn decode_doc(env: &pb::Envelope) -> Result<pb::Agreement, BookError> {
@@ -243,24 +247,6 @@ pub async fn sign(node: &Node, actor: &str, id: &str, version: u32) -> Result<pb
     view(node, &stored)
 }
 
-async fn deliver_all(node: &Node, doc: &pb::Agreement, env: &pb::Envelope) -> Vec<pb::DeliveryResult> {
-    let others: Vec<String> = doc.parties.iter().filter(|p| *p != node.id()).cloned().collect();
-    let calls = others.into_iter().map(|p| async move {
-        let result = async {
-            let peer = crate::peer::get(node, &p).map_err(|e| e.to_string())?;
-            let card = crate::peer::card_of(&peer).map_err(|e| e.to_string())?;
-            let mut c = crate::federation::client(node, card).map_err(|e| e.to_string())?;
-            let mut req = tonic::Request::new(pb::DeliverAgreementRequest { agreement: Some(env.clone()) });
-            req.set_timeout(DELIVERY_TIMEOUT);
-            c.deliver_agreement(req).await.map_err(|s| s.message().to_string())?;
-            Ok::<(), String>(())
-        }
-        .await;
-        pb::DeliveryResult { node_id: p, delivered: result.is_ok(), error: result.err().unwrap_or_default() }
-    });
-    futures::future::join_all(calls).await
-}
-
 /// Signs (if needed), marks proposed and delivers to every other party.
 /// `accept` is the same step for a document another party proposed.
 pub async fn propose(
@@ -275,7 +261,10 @@ pub async fn propose(
         return Err(BookError::NotReceived(id.to_string()));
     }
     sign(node, actor, id, version).await?;
-    let stored = node
+    // Marked proposed and queued for every other party in one write: a party
+    // that is down now gets it when it is back, and a crash cannot leave
+    // the proposal (or acceptance) stored here but never sent.
+    let (stored, queued) = node
         .db
         .write(|st, tx| {
             let mut s = layout::get(st, id, version)?.ok_or_else(|| BookError::NotFound(id.to_string()))?;
@@ -283,12 +272,14 @@ pub async fn propose(
             layout::put(tx, id, version, &s);
             let action = if accepting { "agreement.accept" } else { "agreement.propose" };
             tx.audit(Event::new(actor, action).agreement(format!("{id} v{version}")));
-            Ok::<_, BookError>(s)
+            let env = s.envelope.clone().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
+            let others = other_parties(node, &decode_doc(&env)?);
+            let queued = outbox::queue_agreement(st, tx, actor, Action::Agreement, &others, id, version, &env)?;
+            Ok::<_, BookError>((s, queued))
         })
         .await?;
-    let env = stored.envelope.clone().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?;
-    let doc = decode_doc(&env)?;
-    let deliveries = deliver_all(node, &doc, &env).await;
+    node.outbox_wake.notify_one();
+    let deliveries = outbox::outcome(node, &queued, DELIVERY_TIMEOUT).await;
     Ok((view(node, &stored)?, deliveries))
 }
 
@@ -402,28 +393,15 @@ pub async fn notice(
         issue_time: Some(timestamp(node.now())),
     };
     let env = envelope::seal(payload::AGREEMENT_NOTICE, &n, node.id(), &node.identity.signing_key);
-    let stored = store_notice(node, actor, &doc, version, env.clone(), &n).await?;
+    // Stored and queued for every other party in one write, retried until
+    // delivered: a suspension or revocation must reach the others.
+    let others = other_parties(node, &doc);
+    let (stored, queued) = store_notice(node, actor, &doc, version, env, &n, &others).await?;
     if action == pb::NoticeAction::Revoke {
         node.housekeeping_wake.notify_one();
     }
-    let others: Vec<String> = doc.parties.iter().filter(|p| *p != node.id()).cloned().collect();
-    let calls = others.into_iter().map(|p| {
-        let env = env.clone();
-        async move {
-            let result = async {
-                let peer = crate::peer::get(node, &p).map_err(|e| e.to_string())?;
-                let card = crate::peer::card_of(&peer).map_err(|e| e.to_string())?;
-                let mut c = crate::federation::client(node, card).map_err(|e| e.to_string())?;
-                let mut req = tonic::Request::new(pb::DeliverAgreementNoticeRequest { notice: Some(env) });
-                req.set_timeout(DELIVERY_TIMEOUT);
-                c.deliver_agreement_notice(req).await.map_err(|s| s.message().to_string())?;
-                Ok::<(), String>(())
-            }
-            .await;
-            pb::DeliveryResult { node_id: p, delivered: result.is_ok(), error: result.err().unwrap_or_default() }
-        }
-    });
-    let deliveries = futures::future::join_all(calls).await;
+    node.outbox_wake.notify_one();
+    let deliveries = outbox::outcome(node, &queued, DELIVERY_TIMEOUT).await;
     Ok((view(node, &stored)?, deliveries))
 }
 
@@ -436,6 +414,7 @@ fn action_word(a: i32) -> &'static str {
     }
 }
 
+/// Stores a notice and queues it for `deliver_to`; the delivery ids queued.
 async fn store_notice(
     node: &Node,
     actor: &str,
@@ -443,7 +422,8 @@ async fn store_notice(
     version: u32,
     env: pb::Envelope,
     n: &pb::AgreementNotice,
-) -> Result<StoredAgreement, BookError> {
+    deliver_to: &[String],
+) -> Result<(StoredAgreement, Vec<(String, String)>), BookError> {
     let id = doc.id.clone();
     node.db
         .write(|st, tx| {
@@ -455,7 +435,9 @@ async fn store_notice(
             layout::put(tx, &id, version, &s);
             change(tx, &id);
             tx.audit(Event::new(actor, action_word(n.action)).agreement(format!("{id} v{version}")).reason(&n.reason));
-            Ok(s)
+            let queued =
+                outbox::queue_agreement(st, tx, actor, Action::AgreementNotice, deliver_to, &id, version, &env)?;
+            Ok((s, queued))
         })
         .await
 }
@@ -478,12 +460,17 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
         .ok()
         .filter(|a| *a != pb::NoticeAction::Unspecified)
         .ok_or_else(|| BookError::Refused("unknown notice action".into()))?;
-    store_notice(node, &format!("peer:{caller}"), &doc, n.version, env, &n).await?;
+    store_notice(node, &format!("peer:{caller}"), &doc, n.version, env, &n, &[]).await?;
     if n.action == pb::NoticeAction::Revoke as i32 {
         node.housekeeping_wake.notify_one();
     }
     tracing::info!(agreement = %n.agreement_id, from = %caller, action = action_word(n.action), "agreement notice received");
     Ok(())
+}
+
+/// The parties of `doc` other than this node.
+fn other_parties(node: &Node, doc: &pb::Agreement) -> Vec<String> {
+    doc.parties.iter().filter(|p| *p != node.id()).cloned().collect()
 }
 
 /// Parties of every agreement, for convenience in views.

@@ -420,6 +420,73 @@ pub fn queue_withdrawal(
     Ok(to.len())
 }
 
+/// In the caller's transaction: a signed agreement document or notice for
+/// each of `parties`, delivered (and retried) like everything else, so a
+/// party that is down while an agreement is proposed, accepted, suspended or
+/// revoked still gets it. Returns the delivery ids, one per party.
+#[allow(clippy::too_many_arguments)]
+pub fn queue_agreement(
+    st: &dyn Store,
+    tx: &mut crate::store::Tx,
+    actor: &str,
+    action: pb::OutboxAction,
+    parties: &[String],
+    id: &str,
+    version: u32,
+    signed: &pb::Envelope,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut ids = Vec::new();
+    for peer in parties {
+        let item = new_item(tx.now, action, peer, id, u64::from(version), pb::Purpose::Unspecified);
+        ids.push((peer.clone(), item.delivery_id.clone()));
+        queue(st, tx, actor, &Stored { item: Some(item), payload: Some(signed.clone()), terms: None })?;
+    }
+    Ok(ids)
+}
+
+/// Waits (at most `within`) until each of the given deliveries was tried,
+/// and says for each whether it was delivered, or why it is still waiting.
+pub async fn outcome(node: &Node, deliveries: &[(String, String)], within: Duration) -> Vec<pb::DeliveryResult> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        // Registered before the check, so progress made meanwhile is not missed.
+        let progress = node.outbox_progress.notified();
+        tokio::pin!(progress);
+        progress.as_mut().enable();
+        let items: Vec<pb::OutboxItem> = deliveries
+            .iter()
+            .map(|(_, id)| {
+                let stored = node.db.store().get(Tree::Outbox, id.as_bytes()).ok().flatten();
+                stored.and_then(|v| decode(&v).ok()).as_ref().map(item_of).unwrap_or_default()
+            })
+            .collect();
+        // Each has been answered, or tried at least once (a party that is
+        // down is reported as such; delivery goes on without the caller).
+        let settled = items.iter().all(|i| i.state != pb::OutboxState::Pending as i32 || i.attempts > 0);
+        if settled || tokio::time::timeout_at(deadline, progress).await.is_err() {
+            return deliveries
+                .iter()
+                .zip(items)
+                .map(|((peer, _), i)| {
+                    let error = match pb::OutboxState::try_from(i.state) {
+                        Ok(pb::OutboxState::Delivered) => String::new(),
+                        Ok(pb::OutboxState::Pending) if i.last_error.is_empty() => {
+                            "not answered yet; delivery continues".into()
+                        }
+                        Ok(pb::OutboxState::Pending) => format!("{} (retried until delivered)", i.last_error),
+                        _ => i.last_error,
+                    };
+                    pb::DeliveryResult {
+                        node_id: peer.clone(),
+                        delivered: i.state == pb::OutboxState::Delivered as i32,
+                        error,
+                    }
+                })
+                .collect();
+        }
+    }
+}
+
 /// In the caller's transaction: a signed payload (a request step or a case
 /// update) for `peer`.
 #[allow(clippy::too_many_arguments)]
@@ -470,6 +537,7 @@ fn backoff(attempts: u32) -> time::Duration {
 async fn finish(node: &Node, s: Stored) -> Result<bool, StoreError> {
     let done = item_of(&s).state != pb::OutboxState::Pending as i32;
     update(node, s).await?;
+    node.outbox_progress.notify_waiters();
     Ok(done)
 }
 
@@ -556,7 +624,12 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
             return Ok(false);
         }
     }
-    let via = crate::hub::relay::route(node, &i.peer)?;
+    let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
+    // Agreements are between the parties themselves: never through a hub.
+    let via = match action {
+        pb::OutboxAction::Agreement | pb::OutboxAction::AgreementNotice => None,
+        _ => crate::hub::relay::route(node, &i.peer)?,
+    };
     if let Some(hub) = via {
         // No direct route: seal the call to the peer and let the hub carry it.
         let relayed: Result<String, ExchangeError> = async {
@@ -611,9 +684,11 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         s.item = Some(i);
         return finish(node, s).await;
     }
+    if matches!(action, pb::OutboxAction::Agreement | pb::OutboxAction::AgreementNotice) {
+        return deliver_agreement(node, s, action, now).await;
+    }
     let result = async {
         let mut c = super::client(node, &i.peer).await?;
-        let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
         let reply = if action == pb::OutboxAction::Withdraw {
             let req = pb::RetractRecordRequest { delivery_id: i.delivery_id.clone(), record: s.payload.clone() };
             c.retract_record(tonic::Request::new(req)).await.map(|r| r.into_inner().receipt)
@@ -661,6 +736,54 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         Err(e @ (ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_))) => {
             i.state = pb::OutboxState::Refused as i32;
             i.last_error = e.to_string();
+        }
+        Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
+            i.state = pb::OutboxState::Failed as i32;
+            i.last_error = e.to_string();
+        }
+        Err(e) => {
+            metrics::counter!("liaison_outbox_retries_total").increment(1);
+            i.last_error = e.to_string();
+            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+        }
+    }
+    s.item = Some(i);
+    finish(node, s).await
+}
+
+/// One attempt at an agreement document or notice. The party answers with
+/// what it now holds rather than a receipt; its errors are typed like any
+/// peer's, and only those that can change are retried.
+async fn deliver_agreement(
+    node: &Node,
+    mut s: Stored,
+    action: pb::OutboxAction,
+    now: time::OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let mut i = item_of(&s);
+    let result = async {
+        let mut c = super::client(node, &i.peer).await?;
+        let reply = if action == pb::OutboxAction::Agreement {
+            let req = pb::DeliverAgreementRequest { agreement: s.payload.clone() };
+            c.deliver_agreement(req).await.map(|r| format!("signed by {}", r.into_inner().signed_by.join(", ")))
+        } else {
+            let req = pb::DeliverAgreementNoticeRequest { notice: s.payload.clone() };
+            c.deliver_agreement_notice(req).await.map(|_| "notice taken".to_string())
+        };
+        reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))
+    };
+    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, result).await {
+        Ok(r) => r,
+        Err(_) => Err(ExchangeError::Peer {
+            peer: i.peer.clone(),
+            reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        }),
+    };
+    i.attempts += 1;
+    match result {
+        Ok(said) => {
+            i.state = pb::OutboxState::Delivered as i32;
+            i.last_error = said;
         }
         Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
             i.state = pb::OutboxState::Failed as i32;
