@@ -92,8 +92,58 @@ impl Clock for ManualClock {
     }
 }
 
+/// How far ahead of this node's clock a peer's timestamp may be. Nodes run
+/// NTP; more than this is a wrong clock (or a peer trying to make a waiting
+/// period pass early), and the step is refused rather than believed.
+pub const MAX_SKEW: Duration = Duration::minutes(5);
+
+/// A peer's timestamp this node does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skew {
+    #[error("the time given is {}s ahead of this node's clock (at most {}s allowed)", .0.whole_seconds(), MAX_SKEW.whole_seconds())]
+    Ahead(Duration),
+    #[error("the time given is {}s in the past (at most {}s allowed)", .0.whole_seconds(), .1.whole_seconds())]
+    TooOld(Duration, Duration),
+}
+
+impl Skew {
+    /// Stable reason code for receipts and audit entries.
+    pub fn code(&self) -> &'static str {
+        "clock_skew"
+    }
+}
+
+/// Checks a timestamp a peer put in a step against this node's `now`: at
+/// most [`MAX_SKEW`] ahead, and at most `max_age` (plus the skew) behind —
+/// a step may be old only as long as a sender keeps retrying it.
+pub fn check_peer_time(t: OffsetDateTime, now: OffsetDateTime, max_age: Duration) -> Result<(), Skew> {
+    let ahead = t - now;
+    if ahead > MAX_SKEW {
+        return Err(Skew::Ahead(ahead));
+    }
+    let limit = max_age.saturating_add(MAX_SKEW);
+    if -ahead > limit {
+        return Err(Skew::TooOld(-ahead, limit));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn peer_times_are_bounded_both_ways() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let week = Duration::days(7);
+        assert_eq!(check_peer_time(now, now, week), Ok(()));
+        assert_eq!(check_peer_time(now + Duration::minutes(4), now, week), Ok(()));
+        assert_eq!(check_peer_time(now - Duration::days(2), now, week), Ok(()), "a step retried for two days");
+        assert!(matches!(check_peer_time(now + Duration::days(1), now, week), Err(Skew::Ahead(_))));
+        assert!(matches!(check_peer_time(now - Duration::days(8), now, week), Err(Skew::TooOld(..))));
+        // Extreme values never overflow.
+        let _ = check_peer_time(OffsetDateTime::UNIX_EPOCH, now, Duration::MAX);
+        let _ = check_peer_time(now, OffsetDateTime::UNIX_EPOCH, Duration::MAX);
+    }
+
     use super::*;
 
     #[test]

@@ -310,3 +310,57 @@ async fn agreement_steps_reach_a_party_that_was_down_or_crashed() {
     kh.start();
     wait_for(60, "KH to see the suspension", || agreement_state(&kh, MOU_ID) == "AGREEMENT_STATE_SUSPENDED");
 }
+
+fn submit_at(id: &str, at: time::OffsetDateTime) -> pb::RequestEvent {
+    pb::RequestEvent {
+        request_id: id.into(),
+        actor: "kh-antht".into(),
+        seq: 1,
+        transition: pb::Transition::Submit as i32,
+        time: Some(liaison::convert::timestamp(at)),
+        header: Some(pb::RequestHeader {
+            agreement_id: MOU_ID.into(),
+            agreement_version: 1,
+            request_type: "information_request".into(),
+            from_node: "kh-antht".into(),
+            to_node: "th-atpd".into(),
+            purpose: pb::Purpose::Investigation as i32,
+            subject: "Skewed clock".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A request from a node whose clock is two days behind does not arrive
+/// overdue: the receiver's deadlines run from its own clock. A step dated a
+/// day ahead of the receiver's clock (a wrong clock, or a try at making a
+/// waiting period pass early) is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_clock_two_days_off_neither_makes_a_request_overdue_nor_is_believed() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh) = th_kh_under_mou(root.path());
+    let mut h = Hostile::new(&kh, &th);
+    let now = time::OffsetDateTime::now_utc();
+
+    let behind = liaison::exchange::random_id("req");
+    let r = h.deliver_step(&submit_at(&behind, now - time::Duration::days(2))).await.unwrap();
+    assert!(r.delivered, "{r:?}");
+    let shown = th.cli_json(&["request", "show", &behind]);
+    let due =
+        time::OffsetDateTime::parse(shown["ackDue"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!(due > now + time::Duration::hours(23), "acknowledge due {due}, from the sender's clock: {shown}");
+    assert_ne!(shown["overdue"], serde_json::Value::Bool(true), "{shown}");
+
+    let ahead = liaison::exchange::random_id("req");
+    let r = h.deliver_step(&submit_at(&ahead, now + time::Duration::days(1))).await.unwrap();
+    assert!(!r.delivered && r.reason.starts_with("clock_skew"), "{r:?}");
+    assert!(!th.cli(&["request", "show", &ahead]).status.success(), "a refused submit left a request");
+    // A later step dated ahead is refused the same way; the request is unchanged.
+    let mut ack = h.step(&behind, 2, pb::Transition::Acknowledge, "");
+    ack.time = Some(liaison::convert::timestamp(now + time::Duration::days(1)));
+    let r = h.deliver_step(&ack).await;
+    assert!(r.as_ref().is_ok_and(|r| !r.delivered && r.reason.starts_with("clock_skew")), "{r:?}");
+    assert_eq!(th.cli_json(&["request", "show", &behind])["state"], "REQUEST_STATE_SUBMITTED");
+}

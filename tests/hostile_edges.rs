@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use common::{
-    activate, audit_entries, bad_field, bilateral, configure, create, pin_all, wait_for, Hostile, TestNode, MOU_GRANTS,
+    activate, audit_entries, bad_field, bilateral, configure, create, deliveries, pin_all, wait_for, Hostile, TestNode,
+    MOU_GRANTS,
 };
 use liaison::config::Layout;
 use liaison::identity::Identity;
@@ -100,7 +101,7 @@ async fn a_consent_request_does_not_tell_a_stranger_whether_a_record_exists() {
     let key = format!("th-atpd/{}", rec.id);
     th.cli_ok(&["record", "share", &rec.id, "--to", "kh-antht", "--purpose", "investigation"]);
     wait_for(30, "delivery to KH", || {
-        th.cli_json(&["outbox", "--all"])["items"][0]["state"] == "OUTBOX_STATE_DELIVERED"
+        deliveries(&th).iter().any(|i| i["recordKey"] == key.as_str() && i["state"] == "OUTBOX_STATE_DELIVERED")
     });
 
     // VN, pinned but never given the record, with no agreement with TH.

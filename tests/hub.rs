@@ -248,8 +248,8 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     assert_eq!(got.provenance.unwrap().received_from, "th-atpd", "handled as TH's own call");
     let listed = kh.records().await.list_records(pb::ListRecordsRequest::default()).await.unwrap().into_inner();
     assert_eq!(listed.records.iter().filter(|r| r.id == "ir-relayed").count(), 1, "exactly once");
-    let out = th.cli_json(&["outbox", "--all"]);
-    assert!(out["items"][0]["lastError"].as_str().unwrap().contains("relayed via commit-hub"), "{out}");
+    let out = common::deliveries(&th);
+    assert!(out[0]["lastError"].as_str().unwrap().contains("relayed via commit-hub"), "{out:?}");
 
     // The withdrawal takes the same sealed path and KH purges its copy.
     th.cli_ok(&["record", "withdraw", "ir-relayed", "--expected-version", "1"]);

@@ -13,9 +13,7 @@ async fn get(n: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Sta
 }
 
 fn outbox_state(n: &TestNode) -> Vec<String> {
-    n.cli_json(&["outbox", "--all"])["items"]
-        .as_array()
-        .map_or(vec![], |a| a.iter().map(|i| i["state"].as_str().unwrap_or("").to_string()).collect())
+    common::deliveries(n).iter().map(|i| i["state"].as_str().unwrap_or("").to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,7 @@ use common::fake_peer::{serve_fake, Answers, PushAnswer};
 use common::*;
 
 fn items_for(n: &TestNode, peer: &str) -> Vec<serde_json::Value> {
-    let all = n.cli_json(&["outbox", "--all"]);
-    all["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|i| i["peer"] == peer).collect()
+    deliveries(n).into_iter().filter(|i| i["peer"] == peer).collect()
 }
 
 fn attempts(i: &serde_json::Value) -> u64 {

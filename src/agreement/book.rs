@@ -449,8 +449,15 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
     if n.issuer != caller {
         return Err(BookError::Refused(format!("notice issued by {} cannot come from {caller}", n.issuer)));
     }
-    let stored = layout::get(node.db.store(), &n.agreement_id, n.version)?
-        .ok_or_else(|| BookError::NotFound(format!("{} v{}", n.agreement_id, n.version)))?;
+    // A notice acts on the agreement, not on one version (see `standing`):
+    // one about a version this node never received (say, a proposal it was
+    // not sent) is kept with the newest version it holds.
+    let (version, stored) = match layout::get(node.db.store(), &n.agreement_id, n.version)? {
+        Some(s) => (n.version, s),
+        None => layout::versions(node.db.store(), &n.agreement_id)?
+            .pop()
+            .ok_or_else(|| BookError::NotFound(format!("{} v{}", n.agreement_id, n.version)))?,
+    };
     let doc =
         decode_doc(stored.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("agreement without envelope".into()))?)?;
     if !doc.parties.iter().any(|p| p == caller) {
@@ -460,7 +467,7 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
         .ok()
         .filter(|a| *a != pb::NoticeAction::Unspecified)
         .ok_or_else(|| BookError::Refused("unknown notice action".into()))?;
-    store_notice(node, &format!("peer:{caller}"), &doc, n.version, env, &n, &[]).await?;
+    store_notice(node, &format!("peer:{caller}"), &doc, version, env, &n, &[]).await?;
     if n.action == pb::NoticeAction::Revoke as i32 {
         node.housekeeping_wake.notify_one();
     }

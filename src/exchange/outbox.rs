@@ -856,11 +856,18 @@ fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
 async fn deliver_in_order(node: &Node, items: Vec<Stored>) {
     for s in items {
         let i = item_of(&s);
+        // Notices are ordered by their issue time, not by arrival: one that
+        // must wait holds up nothing behind it.
+        let unordered = i.action == pb::OutboxAction::AgreementNotice as i32;
         if i.next_attempt_time.as_ref().and_then(from_timestamp).is_some_and(|t| t > node.now()) {
+            if unordered {
+                continue;
+            }
             return;
         }
         match attempt(node, s).await {
             Ok(true) => {}
+            Ok(false) if unordered => {}
             Ok(false) => return,
             Err(e) => {
                 tracing::error!(delivery = %i.delivery_id, error = %e, "outbox update failed");
@@ -891,6 +898,60 @@ mod tests {
             tonic::Code::Unimplemented,
         ] {
             assert_eq!(after_error(c), AfterError::Fail, "{c:?}");
+        }
+    }
+
+    /// The holder index follows each share: a peer being sent a record is a
+    /// holder until every share to it ended without one being delivered.
+    #[test]
+    fn holders_follow_each_share() {
+        use pb::OutboxState as S;
+        let p = pb::Purpose::Coordination as i32;
+        // Queued: a holder while in flight (an update must reach it).
+        let h = next_holder(None, p, false, S::Pending);
+        assert_eq!(h, Some(Holder { purpose: p, delivered: false, pending: 1 }));
+        // A retry keeps it pending; refusal of the only share ends it.
+        assert_eq!(next_holder(h.clone(), p, true, S::Pending), h);
+        assert_eq!(next_holder(h.clone(), p, true, S::Refused), None);
+        // Delivered: a holder for good, whatever later shares do.
+        let d = next_holder(h.clone(), p, true, S::Delivered);
+        assert_eq!(d, Some(Holder { purpose: p, delivered: true, pending: 0 }));
+        let again = next_holder(d.clone(), p, false, S::Pending);
+        assert_eq!(next_holder(again, p, true, S::Failed), d);
+        // v1 and v2 both pending; v1 failing leaves v2 counting.
+        let two = next_holder(h, p, false, S::Pending);
+        assert_eq!(next_holder(two, p, true, S::Expired), Some(Holder { purpose: p, delivered: false, pending: 1 }));
+    }
+
+    proptest::proptest! {
+        /// Replaying any sequence of share outcomes: a peer is a holder
+        /// exactly when a share was delivered or one is still pending.
+        #[test]
+        fn holder_index_matches_the_items(events in proptest::collection::vec((0usize..4, 0u8..5), 0..40)) {
+            use pb::OutboxState as S;
+            let p = pb::Purpose::Coordination as i32;
+            let mut items: Vec<S> = Vec::new();
+            let mut h: Option<Holder> = None;
+            for (which, outcome) in events {
+                if which >= items.len() {
+                    items.push(S::Pending);
+                    h = next_holder(h, p, false, S::Pending);
+                    continue;
+                }
+                if items[which] != S::Pending {
+                    continue;
+                }
+                let to = [S::Pending, S::Delivered, S::Refused, S::Failed, S::Expired][usize::from(outcome)];
+                items[which] = to;
+                h = next_holder(h, p, true, to);
+            }
+            let pending = items.iter().filter(|s| **s == S::Pending).count();
+            let delivered = items.contains(&S::Delivered);
+            proptest::prop_assert_eq!(h.is_some(), delivered || pending > 0);
+            if let Some(h) = h {
+                proptest::prop_assert_eq!(h.pending as usize, pending);
+                proptest::prop_assert_eq!(h.delivered, delivered);
+            }
         }
     }
 

@@ -265,6 +265,11 @@ pub async fn receive(
             let prev = held.clone().unwrap_or_default();
             let to = C::try_from(last.to).unwrap_or_default();
             let when = last.time.as_ref().and_then(crate::convert::from_timestamp).unwrap_or_else(|| node.now());
+            // A step dated ahead of this node's clock could make a waiting
+            // period (the reflection period) pass early: refused.
+            if let Err(e) = crate::clock::check_peer_time(when, node.now(), crate::exchange::outbox::EXPIRY) {
+                return refuse_update(node, caller, delivery_id, &case, format!("{}: {e}", e.code())).await;
+            }
             if let Err(e) = victim::advance(&prev, &v, to, caller, &last.note, when.max(node.now())) {
                 return refuse_update(node, caller, delivery_id, &case, format!("{}: {e}", e.code())).await;
             }

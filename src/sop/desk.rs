@@ -159,7 +159,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
         header: Some(h.clone()),
         peer_seq: 0,
     };
-    let req = sm::open(&id, h.clone(), &terms, ev.clone())?;
+    let req = sm::open(&id, h.clone(), &terms, ev.clone(), node.now())?;
     // The request and its submit's delivery are one write: a crash cannot
     // leave a request shown as sent that never goes.
     node.db
@@ -298,6 +298,14 @@ pub async fn receive(
         // Cases share the tree under "case/": an id must never reach into them.
         return Err(invalid("event.request_id", "\"req-\" and up to 60 letters, digits or '-'"));
     }
+    // A step's time must be plausible on this node's clock (a sender retries
+    // a step for at most the outbox's expiry).
+    if let Some(t) = ev.time.as_ref().and_then(crate::convert::from_timestamp) {
+        if let Err(e) = crate::clock::check_peer_time(t, node.now(), crate::exchange::outbox::EXPIRY) {
+            let why = format!("{}: step {} {e}", e.code(), ev.seq);
+            return refuse_step(node, caller, delivery_id, &ev, "", why).await;
+        }
+    }
     let actor = format!("peer:{caller}");
     if get(node.db.store(), &ev.request_id)?.is_none() {
         if ev.transition != T::Submit as i32 {
@@ -333,7 +341,8 @@ pub async fn receive(
                 return refuse_step(node, caller, delivery_id, &ev, &agreement, why).await;
             }
         };
-        let req = match sm::open(&ev.request_id, h.clone(), &terms, ev.clone()) {
+        // Deadlines run from this node's clock at arrival.
+        let req = match sm::open(&ev.request_id, h.clone(), &terms, ev.clone(), node.now()) {
             Ok(r) => r,
             Err(e) => return refuse_step(node, caller, delivery_id, &ev, &agreement, e.to_string()).await,
         };

@@ -91,12 +91,16 @@ pub fn terms_for<'a>(
     Ok(t)
 }
 
-/// A new request from its submit step.
+/// A new request from its submit step. Deadlines run from `start`: the
+/// sender's clock when it submits, the receiver's own clock when the submit
+/// arrives — never from a time a peer wrote, so a peer's wrong clock cannot
+/// make a request arrive already overdue.
 pub fn open(
     id: &str,
     header: pb::RequestHeader,
     terms: &pb::RequestTypeTerms,
     submit: pb::RequestEvent,
+    start: OffsetDateTime,
 ) -> Result<pb::Request, SopError> {
     if submit.transition != T::Submit as i32 || submit.seq != 1 || submit.actor != header.from_node {
         return Err(SopError::InvalidTransition {
@@ -104,8 +108,8 @@ pub fn open(
             step: "anything but the sender's first submit".into(),
         });
     }
-    let at = submit.time.as_ref().and_then(from_timestamp).ok_or(SopError::Missing("time"))?;
-    let (ack, answer) = deadlines(terms, header.priority == pb::Priority::Urgent as i32, at);
+    submit.time.as_ref().and_then(from_timestamp).ok_or(SopError::Missing("time"))?;
+    let (ack, answer) = deadlines(terms, header.priority == pb::Priority::Urgent as i32, start);
     Ok(pb::Request {
         id: id.into(),
         header: Some(header),
@@ -336,7 +340,7 @@ mod tests {
     }
 
     fn opened(urgent: bool) -> pb::Request {
-        open("r1", header(urgent), &terms(), ev("th-atpd", 1, T::Submit, "")).unwrap()
+        open("r1", header(urgent), &terms(), ev("th-atpd", 1, T::Submit, ""), t0()).unwrap()
     }
 
     fn step(r: &pb::Request, e: pb::RequestEvent) -> Result<pb::Request, SopError> {
@@ -528,7 +532,7 @@ mod tests {
             prop_assert!(a >= at && b >= at);
             let mut submit = ev("th-atpd", 1, T::Submit, "");
             submit.time = Some(timestamp(at));
-            if let Ok(r) = open("r1", header(urgent), &t, submit) {
+            if let Ok(r) = open("r1", header(urgent), &t, submit, at) {
                 let _ = newly_overdue(&r, &t, OffsetDateTime::from_unix_timestamp(now).unwrap());
             }
         }

@@ -516,6 +516,15 @@ impl Hostile {
     }
 }
 
+/// Every outbox item of `n` (`outbox --all`) except agreement documents and
+/// notices, which travel through the same outbox.
+pub fn deliveries(n: &TestNode) -> Vec<serde_json::Value> {
+    let all = n.cli_json(&["outbox", "--all"])["items"].as_array().cloned().unwrap_or_default();
+    all.into_iter()
+        .filter(|i| i["action"] != "OUTBOX_ACTION_AGREEMENT" && i["action"] != "OUTBOX_ACTION_AGREEMENT_NOTICE")
+        .collect()
+}
+
 /// Audit entries of `node` whose action starts with `prefix` (the first 1000).
 pub fn audit_entries(node: &TestNode, prefix: &str) -> Vec<serde_json::Value> {
     let v = node.cli_json(&["audit", "list", "--action", prefix, "--limit", "1000"]);

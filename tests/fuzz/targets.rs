@@ -533,7 +533,8 @@ fn submitted() -> pb::Request {
         header: Some(header.clone()),
         ..Default::default()
     };
-    sm::open(REQ, header, &terms(), submit).expect("a valid submit opens")
+    let start = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("a valid time");
+    sm::open(REQ, header, &terms(), submit, start).expect("a valid submit opens")
 }
 
 fn terminal(state: i32) -> bool {
