@@ -217,6 +217,10 @@ impl Layout {
     pub fn store(&self) -> PathBuf {
         self.dir.join("store")
     }
+    /// The last checkpointed audit entry, kept beside the store (`store::head`).
+    pub fn store_head(&self) -> PathBuf {
+        self.dir.join("store.head")
+    }
     /// Written at start-up with the addresses actually bound (ports may be 0 in the config).
     pub fn runtime(&self) -> PathBuf {
         self.dir.join("run.toml")

@@ -45,6 +45,15 @@ pub struct Limits {
     /// HTTP/2 streams open at once on one connection (either listener).
     #[serde(default = "default_streams")]
     pub max_streams_per_connection: u32,
+    /// Megabytes kept free on the store's disk: below this, writes are
+    /// refused (`RESOURCE_EXHAUSTED`) and health says `NOT_SERVING` until
+    /// space returns. 0 turns the check off.
+    #[serde(default = "default_min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
+}
+
+fn default_min_free_disk_mb() -> u64 {
+    100
 }
 
 fn default_rate() -> f64 {
@@ -77,6 +86,7 @@ impl Default for Limits {
             max_handshakes: default_handshakes(),
             max_calls_per_connection: default_per_connection(),
             max_streams_per_connection: default_streams(),
+            min_free_disk_mb: default_min_free_disk_mb(),
         }
     }
 }
@@ -102,6 +112,9 @@ impl Limits {
             if v == 0 || v > 1_000_000 {
                 return Err((f, "between 1 and 1000000"));
             }
+        }
+        if self.min_free_disk_mb > 1_000_000 {
+            return Err(("limits.min_free_disk_mb", "at most 1000000 (0 turns the check off)"));
         }
         Ok(())
     }

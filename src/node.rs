@@ -93,6 +93,14 @@ impl Node {
             tracing::warn!(action = %action, "test-only fault injection: the node aborts after this action");
             db.crash_after(action);
         }
+        let fake_free = std::env::var_os(store::disk::FAKE_FREE_VAR).map(std::path::PathBuf::from);
+        if fake_free.is_some() && !cfg!(debug_assertions) {
+            return Err(NodeError::TestOnly(store::disk::FAKE_FREE_VAR));
+        }
+        let reserve = identity.config.limits.min_free_disk_mb.saturating_mul(1024 * 1024);
+        db.set_disk(store::disk::Disk::new(layout.store(), reserve, fake_free));
+        // Refuses a store that lost what its last checkpoint recorded.
+        db.set_head_file(layout.store_head())?;
         crate::exchange::outbox::build_indexes(db.store())?;
         let refusals = Refusals::new(identity.config.intervals.refusal_window_secs);
         let gate = crate::limits::Gate::new(&identity.config.limits);
@@ -279,6 +287,7 @@ async fn introspection(
     services: &[&str],
 ) -> Result<
     (
+        tonic_health::server::HealthReporter,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
         tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
         tonic_reflection::server::v1alpha::ServerReflectionServer<
@@ -306,7 +315,53 @@ async fn introspection(
     for name in services.iter().chain(&introspection) {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
-    Ok((health_svc, v1, v1alpha))
+    Ok((health, health_svc, v1, v1alpha))
+}
+
+/// Every name a listener reports health for ("" is the server as a whole).
+fn health_names(services: &'static [&'static str]) -> Vec<&'static str> {
+    let mut names = vec![""];
+    names.extend_from_slice(services);
+    names
+}
+
+/// Keeps both listeners' health in step with the store: `NOT_SERVING` while
+/// the disk is below its reserve (writes are refused) or after a failed
+/// write, `SERVING` again once space returns.
+fn spawn_store_health(
+    node: Arc<Node>,
+    reporters: Vec<(tonic_health::server::HealthReporter, Vec<&'static str>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = store::Health::Serving;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let db = Arc::clone(&node);
+            let Ok(now) = tokio::task::spawn_blocking(move || db.db.health()).await else { continue };
+            if now == last {
+                continue;
+            }
+            match &now {
+                store::Health::Serving => tracing::info!("store accepts writes again: serving"),
+                store::Health::Full { free, reserve } => {
+                    tracing::warn!(free, reserve, "disk below its reserve: writes refused, health NOT_SERVING")
+                }
+                store::Health::Failed(why) => tracing::error!(error = %why, "store failed: NOT_SERVING"),
+            }
+            let status = if now == store::Health::Serving {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for (reporter, names) in &reporters {
+                for name in names {
+                    reporter.set_service_status(*name, status).await;
+                }
+            }
+            last = now;
+        }
+    })
 }
 
 fn rpc_span(req: &http::Request<()>) -> tracing::Span {
@@ -383,8 +438,12 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         }
     });
 
-    let (fed_health_svc, fed_refl_v1, fed_refl_v1a) = introspection(federation::SERVICES).await?;
-    let (api_health_svc, api_refl_v1, api_refl_v1a) = introspection(api::SERVICES).await?;
+    let (fed_health, fed_health_svc, fed_refl_v1, fed_refl_v1a) = introspection(federation::SERVICES).await?;
+    let (api_health, api_health_svc, api_refl_v1, api_refl_v1a) = introspection(api::SERVICES).await?;
+    let store_health = spawn_store_health(
+        Arc::clone(&node),
+        vec![(fed_health, health_names(federation::SERVICES)), (api_health, health_names(api::SERVICES))],
+    );
 
     let (stop_tx, _) = tokio::sync::broadcast::channel::<()>(1);
     let mut stop_fed = stop_tx.subscribe();
@@ -397,6 +456,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
     let gauges = crate::metrics::spawn_gauges(Arc::clone(&node));
     let background = [
         gauges,
+        store_health,
         crate::exchange::outbox::spawn(Arc::clone(&node)),
         crate::exchange::sync::spawn(Arc::clone(&node), Duration::from_secs(cfg.intervals.sync_secs.max(1))),
         crate::exchange::retention::spawn(
@@ -450,17 +510,30 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
 
     let fed = tokio::spawn(fed_server);
     let api = tokio::spawn(api_server);
-    shutdown.await;
+    // A write that could not be made durable stops the node: restarted, it
+    // serves exactly what is on disk (systemd's Restart=on-failure).
+    let failure = Arc::clone(&node.db.failure);
+    let failed = tokio::select! {
+        _ = shutdown => false,
+        _ = failure.notified() => true,
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(());
     accept_task.abort();
     for task in &background {
         task.abort();
     }
-    // Refusals counted in the window that had not ended yet.
-    refusal::flush_all(&node).await;
-    if let Err(e) = node.db.checkpoint_now().await {
-        tracing::warn!(error = %e, "final audit checkpoint failed");
+    // Refusals counted in the window that had not ended yet, and a final
+    // checkpoint: each bounded, so a node whose disk is full or failing
+    // still stops.
+    let last_writes = async {
+        refusal::flush_all(&node).await;
+        node.db.checkpoint_now().await
+    };
+    match tokio::time::timeout(Duration::from_secs(10), last_writes).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "final audit checkpoint failed"),
+        Err(_) => tracing::warn!("final writes did not finish within 10s"),
     }
     for (name, h) in [("federation", fed), ("api", api)] {
         match tokio::time::timeout(Duration::from_secs(10), h).await {
@@ -473,6 +546,11 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         }
     }
     let _ = std::fs::remove_file(node.layout.runtime());
+    if failed {
+        if let store::Health::Failed(why) = node.db.health() {
+            return Err(NodeError::Store(StoreError::Failed(why)));
+        }
+    }
     Ok(())
 }
 

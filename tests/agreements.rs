@@ -398,6 +398,14 @@ async fn audit_verify_finds_the_first_tampered_entry() {
             put(s, seq, &chain.append(ev, t));
         }
     });
+    // The node refuses to start: its last checkpointed entry (in store.head,
+    // beside the store) is not the one the store now holds.
+    let err = a.cli(&["run"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("differs from the one last checkpointed"), "{err:?}");
+    // Without that file (say, it was lost too), the signed checkpoints inside
+    // the store still expose the rewrite.
+    std::fs::remove_file(a.dir.join("store.head")).unwrap();
     let (ok, seq) = verify(&mut a);
     assert!(!ok);
     assert_eq!(seq, 64, "the checkpoint over entry 64 no longer matches");

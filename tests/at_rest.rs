@@ -252,6 +252,8 @@ async fn a_restored_backup_serves_the_backed_up_data_with_its_key_and_only_with_
     let backup = root.path().join("backup/store");
     let key_backup = root.path().join("key-safe/store.key");
     copy_dir(&n.dir.join("store"), &backup);
+    // The store's head goes with it (restored together, see OPERATIONS.md).
+    std::fs::copy(n.dir.join("store.head"), root.path().join("backup/store.head")).unwrap();
     std::fs::create_dir_all(key_backup.parent().unwrap()).unwrap();
     std::fs::copy(n.dir.join("store.key"), &key_backup).unwrap();
     assert_reveals_nothing(&backup);
@@ -273,6 +275,7 @@ async fn a_restored_backup_serves_the_backed_up_data_with_its_key_and_only_with_
     // Restore onto a machine that lost the key: refused, naming the key.
     std::fs::remove_dir_all(n.dir.join("store")).unwrap();
     copy_dir(&backup, &n.dir.join("store"));
+    std::fs::copy(root.path().join("backup/store.head"), n.dir.join("store.head")).unwrap();
     std::fs::remove_file(n.dir.join("store.key")).unwrap();
     let err = start_refused(&n);
     assert!(err.contains("store.key") && err.contains("cannot be read without its key"), "{err}");
@@ -366,7 +369,7 @@ async fn a_store_from_before_encryption_is_encrypted_on_its_first_start_with_a_k
     let leftovers: Vec<_> = std::fs::read_dir(&n.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|f| f.starts_with("store."))
+        .filter(|f| f.starts_with("store.") && f != "store.head")
         .collect();
     assert_eq!(leftovers, vec!["store.key"], "no unencrypted copy is left behind");
 }

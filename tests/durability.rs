@@ -364,3 +364,149 @@ async fn a_peer_clock_two_days_off_neither_makes_a_request_overdue_nor_is_believ
     assert!(r.as_ref().is_ok_and(|r| !r.delivered && r.reason.starts_with("clock_skew")), "{r:?}");
     assert_eq!(th.cli_json(&["request", "show", &behind])["state"], "REQUEST_STATE_SUBMITTED");
 }
+
+/// The API listener's overall health status.
+async fn health(node: &TestNode) -> i32 {
+    use tonic_health::pb::health_client::HealthClient;
+    let mut c = HealthClient::new(node.channel().await);
+    let r = c.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await;
+    r.map(|r| r.into_inner().status).unwrap_or(-1)
+}
+
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+/// A full disk (reported through the test-only free-space switch): writes
+/// are refused up front with RESOURCE_EXHAUSTED saying why, health says
+/// NOT_SERVING, reads go on, SIGTERM still stops the node, nothing refused is
+/// there after a restart, and writes resume by themselves once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_clearly_stops_cleanly_and_recovers() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let free = root.path().join("free-bytes");
+    let plenty = "100000000000";
+    std::fs::write(&free, plenty).unwrap();
+    th.env.push((liaison::store::disk::FAKE_FREE_VAR.into(), free.display().to_string()));
+    th.start();
+    create(&th, contact_point("cp-before", "Before")).await;
+    assert_eq!(health(&th).await, SERVING);
+
+    std::fs::write(&free, "4096").unwrap();
+    eventually(30, "health NOT_SERVING on a full disk", || async { health(&th).await == NOT_SERVING }).await;
+    let err = th
+        .records()
+        .await
+        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-full", "Refused")) })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("disk is nearly full"), "{}", err.message());
+    assert_eq!(held_version(&th, "th-atpd/cp-before").await, Some(1), "reads go on");
+
+    let status = th.stop();
+    assert!(status.success(), "SIGTERM on a full disk: {status}");
+    th.start();
+    eventually(30, "health NOT_SERVING after a restart on a full disk", || async { health(&th).await == NOT_SERVING })
+        .await;
+    assert_eq!(held_version(&th, "th-atpd/cp-full").await, None, "a refused write is not there");
+
+    std::fs::write(&free, plenty).unwrap();
+    eventually(30, "health SERVING once space returns", || async { health(&th).await == SERVING }).await;
+    create(&th, contact_point("cp-after", "After")).await;
+    assert_eq!(held_version(&th, "th-atpd/cp-after").await, Some(1));
+}
+
+/// `liaison run` on `node`, which must refuse to start: its stderr.
+fn refused_start(node: &TestNode) -> String {
+    let mut child = std::process::Command::new(BIN)
+        .args(["--dir", &node.dir.display().to_string(), "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success(), "the node started on a damaged store");
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(!err.contains("panicked"), "a panic instead of a clear refusal:\n{err}");
+            return err;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the node kept running on a damaged store");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A store damaged on disk (a torn tail, flipped bytes, an older copy put
+/// back on its own) is refused at start with a message that says what to
+/// do — never served as an older state, never a panic. The store and its
+/// head restored together from one backup start again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_truncated_or_partly_restored_store_is_refused_at_start() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    th.start();
+    create(&th, contact_point("cp-1", "One")).await;
+    th.stop();
+    let backup = root.path().join("backup");
+    copy_dir(&th.dir.join("store"), &backup.join("store"));
+    std::fs::copy(th.dir.join("store.head"), backup.join("store.head")).unwrap();
+    th.start();
+    for i in 2..20 {
+        create(&th, contact_point(&format!("cp-{i}"), "More")).await;
+    }
+    th.stop();
+    let restore = |th: &TestNode, with_head: bool| {
+        std::fs::remove_dir_all(th.dir.join("store")).unwrap();
+        copy_dir(&backup.join("store"), &th.dir.join("store"));
+        if with_head {
+            std::fs::copy(backup.join("store.head"), th.dir.join("store.head")).unwrap();
+        }
+    };
+
+    // Only the older store put back: it lacks what store.head recorded.
+    let current = root.path().join("current");
+    copy_dir(&th.dir.join("store"), &current);
+    restore(&th, false);
+    let err = refused_start(&th);
+    assert!(err.contains("ends before audit entry") && err.contains("restore"), "{err}");
+
+    // A torn tail and flipped bytes in the current store.
+    std::fs::remove_dir_all(th.dir.join("store")).unwrap();
+    copy_dir(&current, &th.dir.join("store"));
+    let db = th.dir.join("store").join("db");
+    let bytes = std::fs::read(&db).unwrap();
+    std::fs::write(&db, &bytes[..4000]).unwrap();
+    let err = refused_start(&th);
+    assert!(err.contains("audit entry") || err.contains("is damaged"), "{err}");
+    let mut flipped = bytes.clone();
+    for b in &mut flipped[100..164] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&db, &flipped).unwrap();
+    let err = refused_start(&th);
+    assert!(err.contains("is damaged") && err.contains("backup"), "{err}");
+
+    // The store and its head from one backup: it starts and serves the backup.
+    restore(&th, true);
+    th.start();
+    assert_eq!(held_version(&th, "th-atpd/cp-1").await, Some(1));
+    assert_eq!(held_version(&th, "th-atpd/cp-5").await, None);
+}

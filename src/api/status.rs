@@ -137,8 +137,23 @@ impl From<FieldError> for Status {
 
 impl From<StoreError> for Status {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "storage error");
-        Status::internal(e.to_string())
+        match e {
+            // The caller can do nothing but wait for space: say so, with a hint.
+            StoreError::Full { .. } => {
+                tracing::warn!(error = %e, "write refused");
+                exhausted(&e.to_string(), std::time::Duration::from_secs(60))
+            }
+            StoreError::Failed(_) => Status::unavailable(e.to_string()),
+            // Raw IO and decoding details stay in the node's log.
+            StoreError::Backend(_) => {
+                tracing::error!(error = %e, "storage error");
+                Status::unavailable("storage failure on this node (the operator sees the cause in its log)")
+            }
+            StoreError::Corrupt(_) => {
+                tracing::error!(error = %e, "storage error");
+                Status::data_loss("a stored value on this node is damaged (the operator sees which in its log)")
+            }
+        }
     }
 }
 

@@ -66,6 +66,21 @@ pub struct Db {
     clock: Arc<dyn Clock>,
     signer: Option<Signer>,
     crash_after: Option<String>,
+    disk: Option<super::disk::Disk>,
+    /// Where the last checkpoint's entry is recorded outside the store.
+    head_file: Option<std::path::PathBuf>,
+    /// Set once a batch failed to apply: why. Shared with the apply task.
+    failed: Arc<std::sync::OnceLock<String>>,
+    /// Notified when `failed` is set (the node stops).
+    pub failure: Arc<tokio::sync::Notify>,
+}
+
+/// Whether the store can take writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Serving,
+    Full { free: u64, reserve: u64 },
+    Failed(String),
 }
 
 impl Db {
@@ -91,12 +106,54 @@ impl Db {
             clock,
             signer,
             crash_after: None,
+            disk: None,
+            head_file: None,
+            failed: Arc::new(std::sync::OnceLock::new()),
+            failure: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
     /// Arms [`CRASH_VAR`]'s fault injection (the caller checks it is a test build).
     pub fn crash_after(&mut self, action: String) {
         self.crash_after = Some(action);
+    }
+
+    /// Checks free space before each write.
+    pub fn set_disk(&mut self, disk: super::disk::Disk) {
+        self.disk = Some(disk);
+    }
+
+    /// Records each checkpoint in `path`, after checking that the store
+    /// still holds the entry the file names (see [`super::head`]).
+    pub fn set_head_file(&mut self, path: std::path::PathBuf) -> Result<(), StoreError> {
+        if let Some(h) = super::head::read(&path)? {
+            let held = super::audit::entry(self.store.as_ref(), h.seq)?.filter(|e| e.seq == h.seq).map(|e| e.hash);
+            super::head::check(&h, held.as_deref())?;
+        }
+        self.head_file = Some(path);
+        Ok(())
+    }
+
+    /// Whether writes can go ahead now (what health reports).
+    pub fn health(&self) -> Health {
+        if let Some(why) = self.failed.get() {
+            return Health::Failed(why.clone());
+        }
+        match self.disk.as_ref().map(|d| d.check()) {
+            Some(Err(StoreError::Full { free, reserve })) => Health::Full { free, reserve },
+            _ => Health::Serving,
+        }
+    }
+
+    /// Refuses a write up front: after a failed one, or on a full disk.
+    fn may_write(&self) -> Result<(), StoreError> {
+        if let Some(why) = self.failed.get() {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        match &self.disk {
+            Some(d) => d.check(),
+            None => Ok(()),
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -126,9 +183,11 @@ impl Db {
         let out = f(self.store.as_ref(), &mut tx)?;
         let mut chain = state.chain.clone();
         let crash = self.crash_after.as_ref().is_some_and(|a| tx.audit.iter().any(|e| e.action == *a));
+        let mut checkpointed = None;
         for ev in std::mem::take(&mut tx.audit) {
             let entry = chain.append(ev, now);
             if entry.seq % audit::CHECKPOINT_EVERY == 0 {
+                checkpointed = Some(super::head::Head { seq: entry.seq, hash: entry.hash.clone() });
                 if let Some(s) = &self.signer {
                     let mut key = CHECKPOINT_PREFIX.to_vec();
                     key.extend_from_slice(&entry.seq.to_be_bytes());
@@ -140,6 +199,7 @@ impl Db {
         if tx.batch.is_empty() {
             return Ok(out);
         }
+        self.may_write()?;
         let next_change = tx.next_change;
         let moved = next_change != state.next_change;
         if moved {
@@ -147,14 +207,29 @@ impl Db {
         }
         let store = Arc::clone(&self.store);
         let changes = self.changes.clone();
+        let (failed, failure) = (Arc::clone(&self.failed), Arc::clone(&self.failure));
+        let head = self.head_file.clone().zip(checkpointed);
         let batch = tx.batch;
         // Runs to the end even if nobody awaits it any more.
         tokio::task::spawn_blocking(move || {
-            store.apply(&batch)?;
+            if let Err(e) = store.apply(&batch) {
+                // The store may now hold in memory what is not on disk:
+                // write nothing more, and let the node stop and restart.
+                let _ = failed.set(e.to_string());
+                failure.notify_one();
+                return Err(e);
+            }
             state.chain = chain;
             if moved {
                 state.next_change = next_change;
                 let _ = changes.send(next_change - 1);
+            }
+            if let Some((path, h)) = head {
+                // Best effort: a stale head file only makes the start-up
+                // check look at an older entry.
+                if let Err(e) = super::head::write(&path, &h) {
+                    tracing::warn!(error = %e, "could not record the checkpoint in store.head");
+                }
             }
             if crash {
                 std::process::abort();
@@ -180,6 +255,7 @@ impl Db {
     /// Signs a checkpoint over the current chain head (e.g. at shutdown).
     pub async fn checkpoint_now(&self) -> Result<(), StoreError> {
         let Some(s) = &self.signer else { return Ok(()) };
+        self.may_write()?;
         let state = self.write.lock().await;
         let seq = state.chain.next_seq - 1;
         if seq == 0 {
@@ -193,9 +269,16 @@ impl Db {
         let mut b = Batch::default();
         b.put(Tree::Meta, key, audit::checkpoint(&entry, &s.node_id, &s.key).encode_to_vec());
         let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || store.apply(&b))
-            .await
-            .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))?
+        let head = self.head_file.clone().map(|p| (p, super::head::Head { seq, hash: entry.hash.clone() }));
+        tokio::task::spawn_blocking(move || {
+            store.apply(&b)?;
+            match head {
+                Some((path, h)) => super::head::write(&path, &h),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))?
     }
 
     /// Highest change sequence number written so far (0 if none).
@@ -260,6 +343,60 @@ mod tests {
         fn index_token(&self, value: &str) -> String {
             self.inner.index_token(value)
         }
+    }
+
+    /// A store whose disk fails every write (an IO error at flush).
+    struct Failing(SledStore);
+
+    impl Store for Failing {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(tree, key)
+        }
+        fn range(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.0.range(t, s, e, n)
+        }
+        fn range_rev(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.0.range_rev(t, s, e, n)
+        }
+        fn apply(&self, _: &Batch) -> Result<(), StoreError> {
+            Err(StoreError::Backend("No space left on device (os error 28)".into()))
+        }
+        fn len(&self, tree: Tree) -> Result<usize, StoreError> {
+            self.0.len(tree)
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.0.size_on_disk()
+        }
+        fn index_token(&self, value: &str) -> String {
+            self.0.index_token(value)
+        }
+    }
+
+    /// After a write fails to apply, the store may hold in memory what is
+    /// not on disk: every later write is refused, health says so, and the
+    /// node is told to stop.
+    #[tokio::test]
+    async fn a_failed_write_stops_all_writing_and_signals_the_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::new(
+            Arc::new(Failing(SledStore::open(dir.path()).unwrap())),
+            Arc::new(crate::clock::SystemClock::default()),
+            None,
+        )
+        .unwrap();
+        let failure = Arc::clone(&db.failure);
+        let signalled = failure.notified();
+        let write = || {
+            db.write(|_, tx| {
+                tx.audit(Event::new("user:ana", "record.create"));
+                Ok::<_, StoreError>(())
+            })
+        };
+        assert!(matches!(write().await, Err(StoreError::Backend(_))));
+        tokio::time::timeout(std::time::Duration::from_secs(10), signalled).await.expect("the node is told");
+        assert!(matches!(db.health(), Health::Failed(_)));
+        assert!(matches!(write().await, Err(StoreError::Failed(_))), "nothing more is written");
+        assert!(matches!(db.checkpoint_now().await, Ok(()) | Err(StoreError::Failed(_))));
     }
 
     fn change() -> pb::Change {

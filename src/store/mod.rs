@@ -13,6 +13,8 @@ pub mod agreements;
 pub mod at_rest;
 pub mod audit;
 mod db;
+pub mod disk;
+pub mod head;
 pub mod peers;
 pub mod records;
 pub mod sealed;
@@ -21,7 +23,7 @@ pub mod users;
 
 use std::ops::Bound;
 
-pub use db::{Db, Signer, Tx, CHECKPOINT_PREFIX, CRASH_VAR};
+pub use db::{Db, Health, Signer, Tx, CHECKPOINT_PREFIX, CRASH_VAR};
 
 /// The node's checkpoint signer.
 pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {
@@ -36,6 +38,13 @@ pub enum StoreError {
     Backend(String),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// Less than the configured reserve is free on the store's disk.
+    #[error("the disk is nearly full ({free} bytes free, {reserve} kept in reserve): writes are refused until space is freed")]
+    Full { free: u64, reserve: u64 },
+    /// An earlier write could not be made durable: what the store holds in
+    /// memory may be ahead of the disk, so nothing more is written.
+    #[error("a write could not be made durable ({0}); the node stops and restarts from what is on disk")]
+    Failed(String),
 }
 
 /// Logical trees. Names are stable: they are on disk.

@@ -23,8 +23,30 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// What a damaged store file says to the operator.
+fn damaged(path: &Path, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the store at {} is damaged ({detail}); restore the store and its store.head from one backup \
+         (docs/OPERATIONS.md, \"Backup and restore\")",
+        path.display()
+    ))
+}
+
 impl SledStore {
+    /// Opens (or creates) the store. Damaged files are refused with a clear
+    /// message, whether sled reports them or panics on them.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        std::panic::catch_unwind(|| Self::open_inner(path)).unwrap_or_else(|p| {
+            let detail = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the store library failed reading it".into());
+            Err(damaged(path, detail))
+        })
+    }
+
+    fn open_inner(path: &Path) -> Result<Self, StoreError> {
         // A process that just exited may hold the lock for a moment longer
         // (a restart under systemd, or a test): wait briefly for it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -34,12 +56,17 @@ impl SledStore {
                 Err(sled::Error::Io(e)) if is_lock_contention(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
+                Err(e @ sled::Error::Corruption { .. }) => return Err(damaged(path, e)),
                 Err(e) => return Err(backend(e)),
             }
         };
         let mut trees = HashMap::new();
         for t in Tree::ALL {
-            trees.insert(t, db.open_tree(t.name()).map_err(backend)?);
+            let tree = db.open_tree(t.name()).map_err(|e| match e {
+                sled::Error::Corruption { .. } => damaged(path, e),
+                e => backend(e),
+            })?;
+            trees.insert(t, tree);
         }
         Ok(Self { db, trees })
     }
