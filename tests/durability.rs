@@ -510,3 +510,43 @@ async fn a_damaged_truncated_or_partly_restored_store_is_refused_at_start() {
     assert_eq!(held_version(&th, "th-atpd/cp-1").await, Some(1));
     assert_eq!(held_version(&th, "th-atpd/cp-5").await, None);
 }
+
+fn timeline_len(n: &TestNode, id: &str) -> usize {
+    let out = n.cli(&["--json", "request", "show", id]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["timeline"].as_array().map_or(0, Vec::len)
+}
+
+/// A withdrawal and an answer that cross on the wire end the same on both
+/// nodes (the answer stands: its information already went out), and each
+/// node keeps both steps — instead of each refusing the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_and_an_answer_that_cross_end_the_same_on_both_nodes() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let link = common::slow_link::SlowLink::start(kh.fed).await;
+    configure(&kh, |c| c.endpoint = link.addr.to_string());
+    for n in [&th, &kh] {
+        configure(n, |c| c.intervals.sync_secs = 3600);
+    }
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    activate(&[&th, &kh], &bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS), MOU_ID);
+    let id = send_information_request(&th, "kh-antht", "Crossing steps");
+    wait_for(30, "the request at KH", || request_state(&kh, &id) == "REQUEST_STATE_SUBMITTED");
+
+    // TH withdraws while its link to KH holds everything back; KH, not
+    // having seen it, answers.
+    link.hold();
+    th.cli_ok(&["request", "withdraw", &id]);
+    assert_eq!(request_state(&th, &id), "REQUEST_STATE_WITHDRAWN");
+    kh.cli_ok(&["request", "answer", &id, "--text", "Nothing held on him."]);
+    wait_for(30, "TH to take the crossed answer", || request_state(&th, &id) == "REQUEST_STATE_ANSWERED");
+
+    link.release();
+    wait_for(30, "KH to record the crossed withdrawal", || timeline_len(&kh, &id) == 3);
+    assert_eq!(request_state(&kh, &id), "REQUEST_STATE_ANSWERED");
+    assert_eq!(timeline_len(&th, &id), 3);
+}

@@ -204,6 +204,8 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
         seq: sm::last_seq(&snapshot, node.id()) + 1,
         transition: step as i32,
         text: r.text.clone(),
+        // What this node has seen: a step it makes now never "crossed" one it holds.
+        peer_seq: sm::last_seq(&snapshot, &counterpart),
         ..Default::default()
     };
     sm::next_state(&snapshot, &probe)?;

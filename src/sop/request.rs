@@ -130,7 +130,19 @@ fn step_name(t: i32) -> String {
     T::try_from(t).map(|x| crate::convert::word(x.as_str_name(), "TRANSITION_")).unwrap_or_default()
 }
 
+/// Whether `ev` was made without having seen the other node's `step` in
+/// the timeline (the two crossed on the wire).
+fn crossed(req: &pb::Request, ev: &pb::RequestEvent, step: T) -> bool {
+    req.timeline.iter().any(|e| e.actor != ev.actor && e.transition == step as i32 && ev.peer_seq < e.seq)
+}
+
 /// The next state after `ev`, or why not.
+///
+/// Steps that crossed on the wire resolve the same way on both nodes, so
+/// they never end in different states: an answer or decline made before the
+/// responder saw the requester's withdrawal stands (the information already
+/// went out), and an acknowledgement that crossed a withdrawal is recorded
+/// without undoing it. Each node keeps both steps in its timeline.
 pub fn next_state(req: &pb::Request, ev: &pb::RequestEvent) -> Result<S, SopError> {
     let h = req.header.clone().unwrap_or_default();
     let from = S::try_from(req.state).unwrap_or_default();
@@ -149,6 +161,17 @@ pub fn next_state(req: &pb::Request, ev: &pb::RequestEvent) -> Result<S, SopErro
             Ok(if step == T::Answer { S::Answered } else { S::Declined })
         }
         T::Withdraw if matches!(from, S::Submitted | S::Acknowledged) => Ok(S::Withdrawn),
+        // Crossed steps (see above).
+        T::Answer | T::Decline if from == S::Withdrawn && crossed(req, ev, T::Withdraw) => {
+            Ok(if step == T::Answer { S::Answered } else { S::Declined })
+        }
+        T::Acknowledge if from == S::Withdrawn && crossed(req, ev, T::Withdraw) => Ok(S::Withdrawn),
+        T::Withdraw
+            if matches!(from, S::Answered | S::Declined)
+                && (crossed(req, ev, T::Answer) || crossed(req, ev, T::Decline)) =>
+        {
+            Ok(from)
+        }
         _ => Err(invalid()),
     }
 }
@@ -384,13 +407,17 @@ mod tests {
         assert!(matches!(step(&acked, ev("kh-antht", 2, T::Acknowledge, "")), Err(SopError::InvalidTransition { .. })));
         let answered = step(&acked, ev("kh-antht", 2, T::Answer, "Two matches")).unwrap();
         assert_eq!(answered.state, S::Answered as i32);
-        // No withdrawal after an answer; nothing after a final state.
-        assert!(matches!(step(&answered, ev("th-atpd", 2, T::Withdraw, "")), Err(SopError::InvalidTransition { .. })));
+        // No withdrawal after an answer (one made having seen it); nothing
+        // after a final state.
+        let mut late = ev("th-atpd", 2, T::Withdraw, "");
+        late.peer_seq = 2;
+        assert!(matches!(step(&answered, late), Err(SopError::InvalidTransition { .. })));
         assert!(matches!(step(&answered, ev("kh-antht", 3, T::Decline, "x")), Err(SopError::InvalidTransition { .. })));
         // Withdrawal before an answer, and nothing after it.
         let w = step(&r, ev("th-atpd", 2, T::Withdraw, "")).unwrap();
         assert_eq!(w.state, S::Withdrawn as i32);
-        assert!(matches!(step(&w, ev("kh-antht", 1, T::Answer, "late")), Err(SopError::InvalidTransition { .. })));
+        let late = pb::RequestEvent { peer_seq: 2, ..ev("kh-antht", 1, T::Answer, "late") };
+        assert!(matches!(step(&w, late), Err(SopError::InvalidTransition { .. })));
         // Declined straight from submitted.
         assert_eq!(
             step(&r, ev("kh-antht", 1, T::Decline, "outside our competence")).unwrap().state,
@@ -469,6 +496,66 @@ mod tests {
                 pb::RequestEvent { peer_seq: 1, ..ev("th-atpd", 2, T::Withdraw, "") }
             ]),
         ]
+    }
+
+    /// Two nodes' copies of one request, each applying its own step at once
+    /// and the other's when it arrives: steps that cross on the wire end in
+    /// the same state on both sides, whatever the delivery order, and each
+    /// side keeps both steps.
+    #[test]
+    fn crossed_steps_converge_on_both_nodes() {
+        let responses = [T::Acknowledge, T::Answer, T::Decline];
+        for acked_first in [false, true] {
+            for response in responses {
+                if acked_first && response == T::Acknowledge {
+                    continue;
+                }
+                let mut th = opened(false);
+                let mut kh = th.clone();
+                if acked_first {
+                    let ack = ev("kh-antht", 1, T::Acknowledge, "");
+                    kh = step(&kh, ack.clone()).unwrap();
+                    th = step(&th, ack).unwrap();
+                }
+                // Each makes its step having seen only what it holds.
+                let mut withdraw = ev("th-atpd", 2, T::Withdraw, "");
+                withdraw.peer_seq = last_seq(&th, "kh-antht");
+                let mut reply = ev("kh-antht", last_seq(&kh, "kh-antht") + 1, response, "no record of him");
+                reply.peer_seq = last_seq(&kh, "th-atpd");
+                let th_own = step(&th, withdraw.clone()).unwrap();
+                let kh_own = step(&kh, reply.clone()).unwrap();
+                let th_end = step(&th_own, reply.clone()).unwrap_or_else(|e| panic!("TH refused {response:?}: {e}"));
+                let kh_end = step(&kh_own, withdraw.clone()).unwrap_or_else(|e| panic!("KH refused withdraw: {e}"));
+                assert_eq!(
+                    th_end.state, kh_end.state,
+                    "{response:?} crossing a withdrawal (acked first: {acked_first})"
+                );
+                let expected = if response == T::Acknowledge { S::Withdrawn } else { next_state(&kh, &reply).unwrap() };
+                assert_eq!(S::try_from(th_end.state).unwrap(), expected);
+                assert_eq!(th_end.timeline.len(), kh_end.timeline.len(), "both keep both steps");
+            }
+        }
+    }
+
+    /// A step made after seeing the other side's final step did not cross
+    /// it: it is refused as before.
+    #[test]
+    fn a_step_made_after_seeing_a_withdrawal_is_still_refused() {
+        let r = opened(false);
+        let mut withdraw = ev("th-atpd", 2, T::Withdraw, "");
+        withdraw.peer_seq = 0;
+        let withdrawn = step(&r, withdraw).unwrap();
+        let mut late = ev("kh-antht", 1, T::Answer, "too late");
+        late.peer_seq = 2;
+        assert!(matches!(step(&withdrawn, late), Err(SopError::InvalidTransition { .. })));
+        let answered = {
+            let mut a = ev("kh-antht", 1, T::Answer, "here");
+            a.peer_seq = 1;
+            step(&r, a).unwrap()
+        };
+        let mut seen = ev("th-atpd", 2, T::Withdraw, "");
+        seen.peer_seq = 1;
+        assert!(step(&answered, seen).is_err(), "a withdrawal after the answer was seen");
     }
 
     proptest! {
