@@ -155,6 +155,20 @@ impl Node {
     }
 }
 
+/// Runs `f` — store reads and scans — on the blocking pool, so a long scan
+/// (a query over every record, a sync walk, audit verification) never
+/// holds one of the async runtime's few worker threads.
+pub async fn off_runtime<T, E>(node: &Arc<Node>, f: impl FnOnce(&Node) -> Result<T, E> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    let node = Arc::clone(node);
+    tokio::task::spawn_blocking(move || f(&node))
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+}
+
 /// Creates a node directory: keys, certificate, config, and the admin user
 /// whose token is also written to `admin.token`. Returns the admin token.
 pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {

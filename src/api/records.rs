@@ -138,7 +138,11 @@ impl pb::record_service_server::RecordService for RecordApi {
             include_withdrawn: r.include_withdrawn,
             originator: None,
         };
-        let (rows, next) = records::list(self.node.db.store(), &filter, after.as_deref(), page_size as usize)?;
+        // A text search reads every record: off the runtime's threads.
+        let (rows, next) = crate::node::off_runtime(&self.node, move |node| {
+            records::list(node.db.store(), &filter, after.as_deref(), page_size as usize)
+        })
+        .await?;
         Ok(Response::new(pb::ListRecordsResponse {
             records: rows.into_iter().map(|(r, _)| crate::redact::pseudonymise(&r)).collect(),
             next_page_token: next.map(hex::encode).unwrap_or_default(),

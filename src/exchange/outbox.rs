@@ -207,7 +207,12 @@ pub fn build_indexes(st: &dyn Store) -> Result<(), StoreError> {
 
 /// The pending items, through the index.
 fn pending(node: &Node) -> Result<Vec<Stored>, StoreError> {
-    let st = node.db.store();
+    pending_in(node.db.store())
+}
+
+/// The pending items of a store's outbox, through the index (what the
+/// deliverer reads every half second).
+pub fn pending_in(st: &dyn Store) -> Result<Vec<Stored>, StoreError> {
     let start = Bound::Included(PENDING_PREFIX.as_bytes().to_vec());
     let end = crate::store::prefix_end(PENDING_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
     let mut out = Vec::new();

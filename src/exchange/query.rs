@@ -15,7 +15,7 @@ pub const MAX_RESULTS: usize = 200;
 
 /// Answers a peer's query with what the agreements allow it to see.
 pub async fn answer(
-    node: &Node,
+    node: &std::sync::Arc<Node>,
     caller: &str,
     req: &pb::QueryRecordsRequest,
 ) -> Result<Vec<pb::SharedRecord>, ExchangeError> {
@@ -51,19 +51,24 @@ pub async fn answer(
         originator: None,
     };
     let agreements = crate::agreement::book::for_policy(node)?;
-    let (hits, _) = records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |r, _| {
-        if r.withdrawn || crate::record::kind(r) != Some(kind) {
-            return None;
-        }
-        let ex = exchange_for(node, caller, Direction::Outgoing, pb::Operation::Query, r, purpose);
-        let d = crate::policy::decide(&agreements, &ex);
-        let Decision::Allow { plan, .. } = &d else { return None };
-        if !view_filter.matches(&crate::redact::redact(r, plan)) {
-            return None;
-        }
-        let shared = seal_shared(node, r, &d)?;
-        Some((ex, d, shared, records::key(&r.originator, &r.id)))
-    })?;
+    let who = caller.to_string();
+    // The scan reads every own record: off the runtime's threads.
+    let (hits, _) = crate::node::off_runtime(node, move |node| {
+        records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |r, _| {
+            if r.withdrawn || crate::record::kind(r) != Some(kind) {
+                return None;
+            }
+            let ex = exchange_for(node, &who, Direction::Outgoing, pb::Operation::Query, r, purpose);
+            let d = crate::policy::decide(&agreements, &ex);
+            let Decision::Allow { plan, .. } = &d else { return None };
+            if !view_filter.matches(&crate::redact::redact(r, plan)) {
+                return None;
+            }
+            let shared = seal_shared(node, r, &d)?;
+            Some((ex, d, shared, records::key(&r.originator, &r.id)))
+        })
+    })
+    .await?;
     let mut events: Vec<Event> = hits.iter().map(|(ex, d, _, key)| super::decision_event(&actor, ex, d, key)).collect();
     events.push(
         Event::new(&actor, "exchange.query.answer")

@@ -23,7 +23,7 @@ pub const MAX_RECORDS: usize = 200;
 
 /// Answers a peer's sync from `cursor`.
 pub async fn answer(
-    node: &Node,
+    node: &std::sync::Arc<Node>,
     caller: &str,
     req: &pb::SyncRecordsRequest,
 ) -> Result<pb::SyncRecordsResponse, ExchangeError> {
@@ -40,31 +40,37 @@ pub async fn answer(
         0 => MAX_RECORDS,
         n => (n as usize).min(MAX_RECORDS),
     };
-    let changes = crate::api::read_changes(node.db.store(), req.cursor, MAX_WALK)
-        .map_err(|s| StoreError::Corrupt(s.message().to_string()))?;
-    let walked_all = changes.len() < MAX_WALK;
-    let own = format!("{}/", node.id());
-    let mut keys: Vec<String> = Vec::new();
-    let mut cursor = req.cursor;
-    for c in &changes {
-        if keys.len() == limit {
-            break;
+    // The walk over the change log and the record reads: off the runtime's threads.
+    let start = req.cursor;
+    let (live, withdrawn, cursor, more) = crate::node::off_runtime(node, move |node| {
+        let changes = crate::api::read_changes(node.db.store(), start, MAX_WALK)
+            .map_err(|s| StoreError::Corrupt(s.message().to_string()))?;
+        let walked_all = changes.len() < MAX_WALK;
+        let own = format!("{}/", node.id());
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor = start;
+        for c in &changes {
+            if keys.len() == limit {
+                break;
+            }
+            cursor = c.seq;
+            if c.kind == kind as i32 && c.record_key.starts_with(&own) && !keys.contains(&c.record_key) {
+                keys.push(c.record_key.clone());
+            }
         }
-        cursor = c.seq;
-        if c.kind == kind as i32 && c.record_key.starts_with(&own) && !keys.contains(&c.record_key) {
-            keys.push(c.record_key.clone());
+        let more = !walked_all || cursor != changes.last().map_or(cursor, |c| c.seq);
+        let mut live = Vec::new();
+        let mut withdrawn = Vec::new();
+        for k in keys {
+            match records::get(node.db.store(), &k)?.map(|s| s.record()).transpose()? {
+                Some(r) if r.withdrawn => withdrawn.push(k),
+                Some(r) => live.push((k, r)),
+                None => withdrawn.push(k),
+            }
         }
-    }
-    let more = !walked_all || cursor != changes.last().map_or(cursor, |c| c.seq);
-    let mut live = Vec::new();
-    let mut withdrawn = Vec::new();
-    for k in keys {
-        match records::get(node.db.store(), &k)?.map(|s| s.record()).transpose()? {
-            Some(r) if r.withdrawn => withdrawn.push(k),
-            Some(r) => live.push((k, r)),
-            None => withdrawn.push(k),
-        }
-    }
+        Ok::<_, StoreError>((live, withdrawn, cursor, more))
+    })
+    .await?;
     let exchanges: Vec<_> = live
         .iter()
         .map(|(k, r)| (exchange_for(node, caller, Direction::Outgoing, pb::Operation::Sync, r, purpose), k.clone()))
