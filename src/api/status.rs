@@ -240,6 +240,8 @@ impl From<crate::exchange::ExchangeError> for Status {
             E::Envelope(_) => Status::unauthenticated(e.to_string()),
             E::Store(s) => s.into(),
             E::Book(b) => b.into(),
+            // Entries expire with time: a retry much later can succeed.
+            E::Full(_) => exhausted(&e.to_string(), std::time::Duration::from_secs(3600)),
         }
     }
 }

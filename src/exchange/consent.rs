@@ -108,14 +108,24 @@ pub async fn receive_request(
         granted: false,
     };
     node.db
-        .write(|_, tx| {
-            tx.batch.put(Tree::Meta, format!("{REQUEST_PREFIX}{}", r.consent_id).into_bytes(), r.encode_to_vec());
+        .write(|st, tx| {
+            let key = format!("{REQUEST_PREFIX}{}", r.consent_id).into_bytes();
+            match st.get(Tree::Meta, &key)?.map(|v| pb::ConsentRequest::decode(v.as_slice())) {
+                // Another holder's request under the same id is not replaced.
+                Some(Ok(held)) if held.holder != caller => {
+                    return Err(super::invalid("consent_id", "already in use"));
+                }
+                Some(_) => {}
+                // A new request counts against the caller's cap.
+                None => super::quota::take(st, tx, super::quota::Kind::ConsentRequest, caller, 1)??,
+            }
+            tx.batch.put(Tree::Meta, key, r.encode_to_vec());
             tx.audit(
                 Event::new(format!("peer:{caller}"), "consent.requested")
                     .record(&r.record_key)
                     .reason(format!("to share with {}", r.third_party)),
             );
-            Ok::<_, StoreError>(())
+            Ok::<_, ExchangeError>(())
         })
         .await?;
     Ok(())

@@ -111,7 +111,8 @@ pub async fn answer(
         results.push(pb::HitResult { identifier: ident, hit: !reference.is_empty(), reference });
     }
     node.db
-        .write(|_, tx| {
+        .write(|st, tx| {
+            super::quota::take(st, tx, super::quota::Kind::HitRef, caller, refs.len() as u64)??;
             for (k, v) in refs {
                 tx.batch.put(Tree::Meta, k, v);
             }

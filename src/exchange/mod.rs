@@ -10,6 +10,7 @@ pub mod hit;
 pub mod import;
 pub mod outbox;
 pub mod query;
+pub mod quota;
 pub mod receive;
 pub mod retention;
 pub mod sync;
@@ -48,6 +49,9 @@ pub enum ExchangeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Book(#[from] book::BookError),
+    /// A peer at its cap of kept bookkeeping (`quota`).
+    #[error(transparent)]
+    Full(#[from] quota::Full),
 }
 
 impl ExchangeError {

@@ -19,6 +19,20 @@ fn delivery_key(sender: &str, id: &str) -> Vec<u8> {
     format!("delivery/{sender}/{id}").into_bytes()
 }
 
+/// Counts a new receipt against the sender's cap (a repeat of a delivery
+/// already answered is not counted twice).
+fn keep_receipt(
+    st: &dyn Store,
+    tx: &mut Tx,
+    sender: &str,
+    dk: &[u8],
+) -> Result<Result<(), super::quota::Full>, StoreError> {
+    if st.get(Tree::Meta, dk)?.is_some() {
+        return Ok(Ok(()));
+    }
+    super::quota::take(st, tx, super::quota::Kind::Receipt, sender, 1)
+}
+
 /// Retention index entries: `retain/<until micros be><key>`.
 pub const RETAIN_PREFIX: &[u8] = b"retain/";
 
@@ -193,10 +207,11 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
         };
         let r = receipt(node, &req.delivery_id, &key, rec.version, false, &reason);
         node.db
-            .write(|_, tx| {
+            .write(|st, tx| {
+                keep_receipt(st, tx, caller, &dk)??;
                 tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
                 tx.audit(Event::new(&actor, "exchange.push.refused").record(&key).reason(&reason));
-                Ok::<_, StoreError>(())
+                Ok::<_, ExchangeError>(())
             })
             .await?;
         return Ok(r);
@@ -232,8 +247,9 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
                 Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),
             };
             // The receipt is the answer to every retry of this delivery.
+            keep_receipt(st, tx, caller, &dk)??;
             tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
-            Ok::<_, StoreError>(r)
+            Ok::<_, ExchangeError>(r)
         })
         .await?;
     Ok(r)

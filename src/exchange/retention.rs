@@ -6,6 +6,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::quota::Kind;
 use super::receive::{purge, RETAIN_PREFIX};
 use super::ExchangeError;
 use crate::agreement::book;
@@ -47,6 +48,22 @@ pub fn stale(made: Option<time::OffsetDateTime>, keep: time::Duration, now: time
     made.is_none_or(|t| now - t > keep)
 }
 
+/// Whose count a bookkeeping entry is in: its kind and peer.
+fn owner(k: &[u8], v: &[u8]) -> Option<(Kind, String)> {
+    use prost::Message;
+    let k = std::str::from_utf8(k).ok()?;
+    if let Some(rest) = k.strip_prefix("delivery/") {
+        return Some((Kind::Receipt, rest.split_once('/')?.0.to_string()));
+    }
+    if k.starts_with("hit/") {
+        return Some((Kind::HitRef, super::hit::HitRef::decode(v).ok()?.requester));
+    }
+    if k.starts_with(super::consent::REQUEST_PREFIX) {
+        return Some((Kind::ConsentRequest, pb::ConsentRequest::decode(v).ok()?.holder));
+    }
+    None
+}
+
 /// Deletes bookkeeping past its time ([`KEEP`]).
 pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
     let now = node.now();
@@ -56,7 +73,7 @@ pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
         let end = crate::store::prefix_end(prefix.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
         for (k, v) in node.db.store().range(Tree::Meta, start, end, SWEEP_BATCH)? {
             if stale(made_at(prefix, &v), keep, now) {
-                old.push(k);
+                old.push((k, v));
             }
         }
     }
@@ -65,9 +82,20 @@ pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
     }
     let n = old.len();
     node.db
-        .write(|_, tx| {
-            for k in &old {
+        .write(|st, tx| {
+            // Each ended entry leaves its peer's count (`quota`), in the same write.
+            let mut ended: std::collections::BTreeMap<(Kind, String), u64> = std::collections::BTreeMap::new();
+            for (k, v) in &old {
+                if st.get(Tree::Meta, k)?.is_none() {
+                    continue; // already gone
+                }
                 tx.batch.delete(Tree::Meta, k.clone());
+                if let Some((kind, peer)) = owner(k, v) {
+                    *ended.entry((kind, peer)).or_default() += 1;
+                }
+            }
+            for ((kind, peer), n) in ended {
+                super::quota::release(st, tx, kind, &peer, n)?;
             }
             Ok::<_, StoreError>(())
         })
