@@ -71,7 +71,7 @@ async fn a_restored_older_store_is_reported_as_a_rollback_naming_the_witness() {
     th.start();
     write_some(&th, "b", 5).await;
     th.stop();
-    let (second, second_hash) = held(&th, &kh).await.unwrap();
+    let (second, _) = held(&th, &kh).await.unwrap();
     assert!(second > first, "a newer checkpoint was witnessed ({second} after {first})");
 
     // Not rolled back: intact, and witnessed up to the newest entry KH holds.
