@@ -27,6 +27,7 @@ pub mod payload {
     pub const MEMBER_DIRECTORY: &str = "liaison.v1.MemberDirectory";
     pub const RELAYED_CALL: &str = "liaison.v1.RelayedCall";
     pub const HOLDING: &str = "liaison.v1.Holding";
+    pub const WITNESS_STATEMENT: &str = "liaison.v1.WitnessStatement";
 }
 
 /// Largest body accepted inside an envelope (4 MiB).

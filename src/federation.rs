@@ -351,6 +351,28 @@ impl FederationService for FederationApi {
         .await
     }
 
+    async fn witness_checkpoint(
+        &self,
+        req: Request<pb::WitnessCheckpointRequest>,
+    ) -> Result<Response<pb::WitnessCheckpointResponse>, Status> {
+        self.serve("WitnessCheckpoint", req, |node, caller, r| async move {
+            let env = required("checkpoint", r.checkpoint)?;
+            let statement = crate::witness::net::receive(&node, &caller, env).await?;
+            Ok(pb::WitnessCheckpointResponse { statement: Some(statement) })
+        })
+        .await
+    }
+
+    async fn get_witnessed_checkpoint(
+        &self,
+        req: Request<pb::GetWitnessedCheckpointRequest>,
+    ) -> Result<Response<pb::GetWitnessedCheckpointResponse>, Status> {
+        self.serve("GetWitnessedCheckpoint", req, |node, caller, _r| async move {
+            Ok(pb::GetWitnessedCheckpointResponse { witnessed: crate::witness::net::answer(&node, &caller)? })
+        })
+        .await
+    }
+
     async fn deliver_sealed(
         &self,
         req: Request<pb::DeliverSealedRequest>,

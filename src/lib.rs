@@ -29,4 +29,5 @@ pub mod seal;
 pub mod sop;
 pub mod store;
 pub mod tls;
+pub mod witness;
 pub mod workers;

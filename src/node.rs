@@ -481,6 +481,7 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         crate::hub::spawn_sweep(Arc::clone(&node), Duration::from_secs(cfg.intervals.housekeeping_secs.max(1))),
         crate::hub::relay::spawn(Arc::clone(&node)),
         refusal::spawn(Arc::clone(&node), cfg.intervals.refusal_window_secs.max(1)),
+        crate::witness::net::spawn(Arc::clone(&node)),
     ];
 
     let fed_server = Server::builder()
@@ -549,6 +550,8 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         Ok(Err(e)) => tracing::warn!(error = %e, "final audit checkpoint failed"),
         Err(_) => tracing::warn!("final writes did not finish within 10s"),
     }
+    // The final checkpoint goes to the witnesses too (bounded: peers may be down).
+    crate::witness::net::witness_now(&node, Duration::from_secs(3)).await;
     for (name, h) in [("federation", fed), ("api", api)] {
         match tokio::time::timeout(Duration::from_secs(10), h).await {
             Ok(Ok(Ok(()))) => {}

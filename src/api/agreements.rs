@@ -279,8 +279,28 @@ impl pb::audit_service_server::AuditService for AuditApi {
         req: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         require(&req, &[UserRole::Auditor])?;
-        Ok(Response::new(verify(&self.node)?))
+        Ok(Response::new(verify_witnessed(&self.node).await?))
     }
+}
+
+/// [`verify`], then the chain against what the witnesses countersigned: a
+/// chain shorter than, or different at, a witnessed entry was rolled back.
+pub async fn verify_witnessed(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
+    let mut r = verify(node)?;
+    if !r.ok {
+        return Ok(r);
+    }
+    r.witnesses = crate::witness::net::consult(node, r.entries).await?;
+    let outcome = |w: &&pb::WitnessReport, o: pb::WitnessOutcome| w.outcome == o as i32;
+    r.witnessed_seq =
+        r.witnesses.iter().filter(|w| outcome(w, pb::WitnessOutcome::Consistent)).map(|w| w.seq).max().unwrap_or(0);
+    // The newest witnessed entry the chain lacks is the one reported.
+    if let Some(w) = r.witnesses.iter().filter(|w| outcome(w, pb::WitnessOutcome::Rollback)).max_by_key(|w| w.seq) {
+        r.ok = false;
+        r.first_bad_seq = w.seq;
+        r.problem = w.detail.clone();
+    }
+    Ok(r)
 }
 
 /// Verifies the whole chain and every signed checkpoint.
@@ -292,6 +312,7 @@ pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
         checkpoints: cps,
         first_bad_seq: seq,
         problem,
+        ..Default::default()
     };
     // Page through the chain: memory stays bounded however long it is.
     let mut v = crate::audit::Verifier::default();
@@ -321,5 +342,6 @@ pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
         checkpoints: cps.len() as u64,
         first_bad_seq: 0,
         problem: String::new(),
+        ..Default::default()
     })
 }

@@ -258,6 +258,36 @@ impl From<crate::hub::HubError> for Status {
     }
 }
 
+impl From<crate::witness::WitnessError> for Status {
+    fn from(e: crate::witness::WitnessError) -> Self {
+        use crate::witness::WitnessError as W;
+        // A witness refusing an older or conflicting checkpoint names the
+        // entry it holds, so the caller knows what it is behind.
+        let held = |kind: &str, seq: u64, msg: String| {
+            Status::with_error_details(
+                Code::FailedPrecondition,
+                msg.clone(),
+                ErrorDetails::with_precondition_failure_violation(kind, format!("seq:{seq}"), msg),
+            )
+        };
+        match e {
+            W::Envelope(_) => Status::with_error_details(
+                Code::Unauthenticated,
+                e.to_string(),
+                ErrorDetails::with_bad_request_violation("checkpoint.signatures", e.to_string()),
+            ),
+            W::Invalid { field, ref reason } => invalid(field, reason),
+            W::Impersonation { ref caller, ref claimed } => impersonation(caller, claimed),
+            W::Stale { held: seq, .. } => held("CHECKPOINT_STALE", seq, e.to_string()),
+            W::Equivocation { seq } => held("CHECKPOINT_EQUIVOCATION", seq, e.to_string()),
+            W::UnknownPeer(_) => Status::permission_denied(e.to_string()),
+            W::Unreachable { .. } => Status::unavailable(e.to_string()),
+            W::Mismatch(_) => Status::data_loss(e.to_string()),
+            W::Store(s) => s.into(),
+        }
+    }
+}
+
 /// A policy refusal: PERMISSION_DENIED with the denial code as `ErrorInfo.reason`.
 fn denied(code: &str, msg: String) -> Status {
     Status::with_error_details(

@@ -327,10 +327,16 @@ pub async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), CliError
             let r = c.verify_audit(pb::VerifyAuditRequest {}).await?.into_inner();
             if g.json {
                 print_json(&r)?;
-            } else if r.ok {
-                println!("audit log intact: {} entries, {} signed checkpoints", r.entries, r.checkpoints);
             } else {
-                println!("AUDIT LOG TAMPERED: first bad entry {} — {}", r.first_bad_seq, r.problem);
+                if r.ok {
+                    println!("audit log intact: {} entries, {} signed checkpoints", r.entries, r.checkpoints);
+                    if r.witnessed_seq > 0 {
+                        println!("witnessed up to entry {}", r.witnessed_seq);
+                    }
+                } else {
+                    println!("AUDIT LOG TAMPERED: first bad entry {} — {}", r.first_bad_seq, r.problem);
+                }
+                print_witnesses(&r.witnesses);
             }
             if !r.ok {
                 return Err(CliError::Msg(format!("audit verification failed at entry {}", r.first_bad_seq)));
@@ -365,6 +371,26 @@ pub async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), CliError
         }
     }
     Ok(())
+}
+
+/// One line per witness answer (live, then the countersignature kept here).
+fn print_witnesses(ws: &[pb::WitnessReport]) {
+    if ws.is_empty() {
+        return;
+    }
+    let mut t = table(&["witness", "source", "outcome", "entry", "witnessed at", "detail"]);
+    for w in ws {
+        let outcome = pb::WitnessOutcome::try_from(w.outcome).unwrap_or_default();
+        t.add_row(vec![
+            w.witness.clone(),
+            if w.stored { "kept here" } else { "asked now" }.to_string(),
+            outcome.as_str_name().trim_start_matches("WITNESS_OUTCOME_").to_lowercase(),
+            if w.seq == 0 { String::new() } else { w.seq.to_string() },
+            ts(&w.witness_time),
+            w.detail.clone(),
+        ]);
+    }
+    println!("{t}");
 }
 
 pub async fn policy(g: &Global, ch: Authed, a: PolicyCheck) -> Result<(), CliError> {

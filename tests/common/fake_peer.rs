@@ -183,6 +183,18 @@ impl FederationService for FakePeer {
     ) -> Result<Response<pb::DeliverSealedResponse>, Status> {
         no()
     }
+    async fn witness_checkpoint(
+        &self,
+        _: Request<pb::WitnessCheckpointRequest>,
+    ) -> Result<Response<pb::WitnessCheckpointResponse>, Status> {
+        no()
+    }
+    async fn get_witnessed_checkpoint(
+        &self,
+        _: Request<pb::GetWitnessedCheckpointRequest>,
+    ) -> Result<Response<pb::GetWitnessedCheckpointResponse>, Status> {
+        no()
+    }
 }
 
 /// Serves a fake `kh` (a stopped node) on its federation address with its
