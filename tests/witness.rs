@@ -67,6 +67,7 @@ async fn a_restored_older_store_is_reported_as_a_rollback_naming_the_witness() {
     let (first, _) = held(&th, &kh).await.expect("KH witnessed TH's final checkpoint");
     let backup = root.path().join("backup/store");
     copy_dir(&th.dir.join("store"), &backup);
+    std::fs::copy(th.dir.join("store.head"), root.path().join("backup/store.head")).unwrap();
 
     th.start();
     write_some(&th, "b", 5).await;
@@ -94,9 +95,12 @@ async fn a_restored_older_store_is_reported_as_a_rollback_naming_the_witness() {
     // That session's own entries were witnessed at its stop.
     let (second, second_hash) = held(&th, &kh).await.unwrap();
 
-    // The older copy restored (with the same store key, as a backup is).
+    // The older copy restored whole, store and store.head together (with the
+    // same store key, as a backup is): consistent on this node, so only the
+    // witnesses can tell.
     std::fs::remove_dir_all(th.dir.join("store")).unwrap();
     copy_dir(&backup, &th.dir.join("store"));
+    std::fs::copy(root.path().join("backup/store.head"), th.dir.join("store.head")).unwrap();
     th.start();
     let v = verify(&th);
     assert_ne!(v["ok"], true, "{v}");
