@@ -285,8 +285,9 @@ impl pb::audit_service_server::AuditService for AuditApi {
 
 /// [`verify`], then the chain against what the witnesses countersigned: a
 /// chain shorter than, or different at, a witnessed entry was rolled back.
-pub async fn verify_witnessed(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
-    let mut r = verify(node)?;
+pub async fn verify_witnessed(node: &Arc<Node>) -> Result<pb::VerifyAuditResponse, Status> {
+    // The chain is read whole, page by page: off the runtime's threads.
+    let mut r = crate::node::off_runtime(node, verify).await?;
     if !r.ok {
         return Ok(r);
     }
