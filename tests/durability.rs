@@ -111,15 +111,11 @@ async fn held_version(node: &TestNode, key: &str) -> Option<u64> {
     c.get_record(pb::GetRecordRequest { id: key.into() }).await.ok()?.into_inner().record.map(|r| r.version)
 }
 
-/// A record updated while its previous version's share is on the wire still
-/// reaches that receiver: the new version goes to every peer being sent the
-/// record, not only to those already marked delivered.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_update_made_while_its_share_is_in_flight_reaches_the_receiver() {
-    let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    // TH reaches KH only through a link the test can slow down.
+/// TH and KH under the MOU, TH reaching KH only through a link the test can
+/// slow down (periodic sync off, so only the test's traffic crosses it).
+async fn over_a_slow_link(root: &std::path::Path) -> (TestNode, TestNode, common::slow_link::SlowLink) {
+    let mut th = TestNode::init(root, "th-atpd", "TH");
+    let mut kh = TestNode::init(root, "kh-antht", "KH");
     let link = common::slow_link::SlowLink::start(kh.fed).await;
     configure(&kh, |c| c.endpoint = link.addr.to_string());
     for n in [&th, &kh] {
@@ -129,6 +125,16 @@ async fn an_update_made_while_its_share_is_in_flight_reaches_the_receiver() {
     kh.start();
     pin_all(&[&th, &kh]);
     activate(&[&th, &kh], &bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS), MOU_ID);
+    (th, kh, link)
+}
+
+/// A record updated while its previous version's share is on the wire still
+/// reaches that receiver: the new version goes to every peer being sent the
+/// record, not only to those already marked delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_made_while_its_share_is_in_flight_reaches_the_receiver() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, kh, link) = over_a_slow_link(root.path()).await;
 
     let rec = create(&th, contact_point("cp-slow", "Version one")).await;
     let key = format!("th-atpd/{}", rec.id);
@@ -523,17 +529,7 @@ fn timeline_len(n: &TestNode, id: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_and_an_answer_that_cross_end_the_same_on_both_nodes() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let link = common::slow_link::SlowLink::start(kh.fed).await;
-    configure(&kh, |c| c.endpoint = link.addr.to_string());
-    for n in [&th, &kh] {
-        configure(n, |c| c.intervals.sync_secs = 3600);
-    }
-    th.start();
-    kh.start();
-    pin_all(&[&th, &kh]);
-    activate(&[&th, &kh], &bilateral(MOU_ID, "th-atpd", "kh-antht", 365, MOU_GRANTS), MOU_ID);
+    let (th, kh, link) = over_a_slow_link(root.path()).await;
     let id = send_information_request(&th, "kh-antht", "Crossing steps");
     wait_for(30, "the request at KH", || request_state(&kh, &id) == "REQUEST_STATE_SUBMITTED");
 

@@ -673,18 +673,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
                 i.state = pb::OutboxState::Delivered as i32;
                 i.last_error = format!("relayed via {hub} ({id})");
             }
-            Err(e @ (ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_))) => {
-                i.state = pb::OutboxState::Refused as i32;
-                i.last_error = e.to_string();
-            }
-            Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
-                i.state = pb::OutboxState::Failed as i32;
-                i.last_error = e.to_string();
-            }
-            Err(e) => {
-                i.last_error = e.to_string();
-                i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
-            }
+            Err(e) => settle_error(&mut i, e, now),
         }
         s.item = Some(i);
         return finish(node, s).await;
@@ -717,13 +706,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         let receipt = reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))?;
         receipt.ok_or_else(|| ExchangeError::Refused("answer without a receipt".into()))
     };
-    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, result).await {
-        Ok(r) => r,
-        Err(_) => Err(ExchangeError::Peer {
-            peer: i.peer.clone(),
-            reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
-        }),
-    };
+    let result = within_budget(&i.peer, result).await;
     i.attempts += 1;
     match result {
         Ok(env) => match check_receipt(node, &i.peer, &i.delivery_id, &env) {
@@ -737,23 +720,43 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
                 i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
             }
         },
-        // Refusals by our own policy (or the record being gone) are final.
-        Err(e @ (ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_))) => {
-            i.state = pb::OutboxState::Refused as i32;
-            i.last_error = e.to_string();
-        }
-        Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
-            i.state = pb::OutboxState::Failed as i32;
-            i.last_error = e.to_string();
-        }
-        Err(e) => {
-            metrics::counter!("liaison_outbox_retries_total").increment(1);
-            i.last_error = e.to_string();
-            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
-        }
+        Err(e) => settle_error(&mut i, e, now),
     }
     s.item = Some(i);
     finish(node, s).await
+}
+
+/// One attempt's answer within [`ATTEMPT_TIMEOUT`]: a peer that hangs
+/// costs its own queue that much, and nobody else anything.
+async fn within_budget<T>(
+    peer: &str,
+    attempt: impl std::future::Future<Output = Result<T, ExchangeError>>,
+) -> Result<T, ExchangeError> {
+    tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await.unwrap_or_else(|_| {
+        Err(ExchangeError::Peer {
+            peer: peer.into(),
+            reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        })
+    })
+}
+
+/// What a failed attempt does to its item: refusals by our own policy (or
+/// the record being gone) are final, peer errors that retrying cannot change
+/// fail the item, and the rest are retried with back-off.
+fn settle_error(i: &mut pb::OutboxItem, e: ExchangeError, now: time::OffsetDateTime) {
+    i.last_error = e.to_string();
+    match e {
+        ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_) => {
+            i.state = pb::OutboxState::Refused as i32;
+        }
+        ExchangeError::PeerStatus { code, .. } if after_error(code) == AfterError::Fail => {
+            i.state = pb::OutboxState::Failed as i32;
+        }
+        _ => {
+            metrics::counter!("liaison_outbox_retries_total").increment(1);
+            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+        }
+    }
 }
 
 /// One attempt at an agreement document or notice. The party answers with
@@ -777,28 +780,14 @@ async fn deliver_agreement(
         };
         reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))
     };
-    let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, result).await {
-        Ok(r) => r,
-        Err(_) => Err(ExchangeError::Peer {
-            peer: i.peer.clone(),
-            reason: format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
-        }),
-    };
+    let result = within_budget(&i.peer, result).await;
     i.attempts += 1;
     match result {
         Ok(said) => {
             i.state = pb::OutboxState::Delivered as i32;
             i.last_error = said;
         }
-        Err(ref e @ ExchangeError::PeerStatus { code, .. }) if after_error(code) == AfterError::Fail => {
-            i.state = pb::OutboxState::Failed as i32;
-            i.last_error = e.to_string();
-        }
-        Err(e) => {
-            metrics::counter!("liaison_outbox_retries_total").increment(1);
-            i.last_error = e.to_string();
-            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
-        }
+        Err(e) => settle_error(&mut i, e, now),
     }
     s.item = Some(i);
     finish(node, s).await
