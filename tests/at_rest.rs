@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{configure, create, wait_for, TestNode};
+use common::{configure, copy_dir, create, wait_for, TestNode};
 use liaison::config::{Layout, NodeConfig, Storage};
 use liaison::pb;
 use liaison::record::examples;
@@ -80,19 +80,6 @@ fn assert_reveals_nothing(store: &Path) {
     for s in secrets() {
         let hits = files_containing(store, s);
         assert!(hits.is_empty(), "{:?} found in {hits:?}", String::from_utf8_lossy(s));
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
     }
 }
 

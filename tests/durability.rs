@@ -448,18 +448,6 @@ fn refused_start(node: &TestNode) -> String {
     }
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// A store damaged on disk (a torn tail, flipped bytes, an older copy put
 /// back on its own) is refused at start with a message that says what to
 /// do — never served as an older state, never a panic. The store and its

@@ -5,26 +5,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use liaison::envelope::{self, payload};
 use liaison::pb;
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
-}
 
 /// `audit verify --json` (it exits with a failure when the log does not verify).
 fn verify(n: &TestNode) -> serde_json::Value {

@@ -516,6 +516,20 @@ impl Hostile {
     }
 }
 
+/// Copies a directory tree (a stopped node's store, as a backup would).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
 /// Every outbox item of `n` (`outbox --all`) except agreement documents and
 /// notices, which travel through the same outbox.
 pub fn deliveries(n: &TestNode) -> Vec<serde_json::Value> {
