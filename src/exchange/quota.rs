@@ -76,6 +76,9 @@ pub fn admit(held: u64, n: u64, max: u64) -> Option<u64> {
 /// In the write that stores `n` new entries for `peer`: counts them, or
 /// refuses when that would pass the cap.
 pub fn take(st: &dyn Store, tx: &mut Tx, kind: Kind, peer: &str, n: u64) -> Result<Result<(), Full>, StoreError> {
+    if n == 0 {
+        return Ok(Ok(()));
+    }
     let held = count(st, kind, peer)?;
     Ok(match admit(held, n, kind.max()) {
         Some(after) => {
