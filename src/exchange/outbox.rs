@@ -597,33 +597,20 @@ fn check_receipt(node: &Node, peer: &str, delivery_id: &str, env: &pb::Envelope)
     Ok(r)
 }
 
-/// One delivery attempt.
-/// One delivery attempt; true when the item is finished (delivered, refused or expired).
-async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
-    let mut i = item_of(&s);
+/// One delivery attempt; true when the item is finished (delivered, refused,
+/// failed or expired). The IO happens here; what it means for the item is
+/// [`next`]'s decision.
+async fn attempt(node: &Node, s: Stored) -> Result<bool, StoreError> {
+    let i = item_of(&s);
     let now = node.now();
     if i.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| now - t > EXPIRY) {
-        i.state = pb::OutboxState::Expired as i32;
-        i.last_error = "expired before the peer answered".into();
-        s.item = Some(i);
-        return finish(node, s).await;
+        return settle(node, s, Outcome::Expired, now).await;
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
     match check_step(node, &i.peer, s.terms.as_ref()) {
         Ok(StepCheck::Go) => {}
-        Ok(StepCheck::Wait(why)) => {
-            i.attempts += 1;
-            i.last_error = why;
-            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
-            s.item = Some(i);
-            return finish(node, s).await;
-        }
-        Ok(StepCheck::Refuse(why)) => {
-            i.state = pb::OutboxState::Refused as i32;
-            i.last_error = why;
-            s.item = Some(i);
-            return finish(node, s).await;
-        }
+        Ok(StepCheck::Wait(why)) => return settle(node, s, Outcome::Held(why), now).await,
+        Ok(StepCheck::Refuse(why)) => return settle(node, s, Outcome::Refused(why), now).await,
         Err(e) => {
             tracing::error!(delivery = %i.delivery_id, error = %e, "outbox policy check failed");
             return Ok(false);
@@ -639,7 +626,7 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         // No direct route: seal the call to the peer and let the hub carry it.
         let relayed: Result<String, ExchangeError> = async {
             let delivery_id = i.delivery_id.clone();
-            let call = match pb::OutboxAction::try_from(i.action).unwrap_or_default() {
+            let call = match action {
                 pb::OutboxAction::RequestEvent => {
                     pb::relayed_call::Call::RequestEvent(pb::DeliverRequestEventRequest {
                         delivery_id,
@@ -667,16 +654,11 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
             crate::hub::relay::send(node, &hub, &i.peer, pb::RelayedCall { call: Some(call) }).await
         }
         .await;
-        i.attempts += 1;
-        match relayed {
-            Ok(id) => {
-                i.state = pb::OutboxState::Delivered as i32;
-                i.last_error = format!("relayed via {hub} ({id})");
-            }
-            Err(e) => settle_error(&mut i, e, now),
-        }
-        s.item = Some(i);
-        return finish(node, s).await;
+        let outcome = match relayed {
+            Ok(id) => Outcome::Delivered { note: format!("relayed via {hub} ({id})"), receipt: None },
+            Err(e) => Outcome::Failed(e),
+        };
+        return settle(node, s, outcome, now).await;
     }
     if matches!(action, pb::OutboxAction::Agreement | pb::OutboxAction::AgreementNotice) {
         return deliver_agreement(node, s, action, now).await;
@@ -706,24 +688,17 @@ async fn attempt(node: &Node, mut s: Stored) -> Result<bool, StoreError> {
         let receipt = reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))?;
         receipt.ok_or_else(|| ExchangeError::Refused("answer without a receipt".into()))
     };
-    let result = within_budget(&i.peer, result).await;
-    i.attempts += 1;
-    match result {
+    let outcome = match within_budget(&i.peer, result).await {
         Ok(env) => match check_receipt(node, &i.peer, &i.delivery_id, &env) {
-            Ok(r) => {
-                i.state = if r.delivered { pb::OutboxState::Delivered } else { pb::OutboxState::Refused } as i32;
-                i.last_error = r.reason;
-                i.receipt = Some(env);
-            }
+            Ok(r) if r.delivered => Outcome::Delivered { note: r.reason, receipt: Some(env) },
+            Ok(r) => Outcome::RefusedByPeer { reason: r.reason, receipt: env },
             Err(e) => {
-                i.last_error = format!("bad receipt: {}", super::refuse_answer(node, &i.peer, "receipt", e));
-                i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+                Outcome::BadReceipt(format!("bad receipt: {}", super::refuse_answer(node, &i.peer, "receipt", e)))
             }
         },
-        Err(e) => settle_error(&mut i, e, now),
-    }
-    s.item = Some(i);
-    finish(node, s).await
+        Err(e) => Outcome::Failed(e),
+    };
+    settle(node, s, outcome, now).await
 }
 
 /// One attempt's answer within [`ATTEMPT_TIMEOUT`]: a peer that hangs
@@ -740,23 +715,83 @@ async fn within_budget<T>(
     })
 }
 
-/// What a failed attempt does to its item: refusals by our own policy (or
-/// the record being gone) are final, peer errors that retrying cannot change
-/// fail the item, and the rest are retried with back-off.
-fn settle_error(i: &mut pb::OutboxItem, e: ExchangeError, now: time::OffsetDateTime) {
-    i.last_error = e.to_string();
-    match e {
-        ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_) => {
-            i.state = pb::OutboxState::Refused as i32;
+/// What one attempt (or the check before it) came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Older than [`EXPIRY`]: nobody will answer it now.
+    Expired,
+    /// Our policy holds it back for now (a suspended agreement).
+    Held(String),
+    /// Our policy refuses it for good (revoked, or the record is gone).
+    Refused(String),
+    /// Taken: the peer's verified receipt, or a hub or agreement party's answer.
+    Delivered { note: String, receipt: Option<pb::Envelope> },
+    /// The peer's verified receipt says it refused the item, and why.
+    RefusedByPeer { reason: String, receipt: pb::Envelope },
+    /// The answer's receipt did not verify: tried again later.
+    BadReceipt(String),
+    /// The call failed.
+    Failed(ExchangeError),
+}
+
+/// An item's next state after `outcome` at `now` — the outbox's protocol
+/// decision, without IO. Refusals by our own policy are final; peer errors
+/// that retrying cannot change fail the item; everything else is retried
+/// with back-off. Only a pending item is ever attempted.
+pub fn next(mut i: pb::OutboxItem, outcome: Outcome, now: time::OffsetDateTime) -> pb::OutboxItem {
+    use pb::OutboxState as S;
+    let retry = |i: &mut pb::OutboxItem| i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+    if !matches!(outcome, Outcome::Expired | Outcome::Refused(_)) {
+        i.attempts = i.attempts.saturating_add(1);
+    }
+    match outcome {
+        Outcome::Expired => {
+            i.state = S::Expired as i32;
+            i.last_error = "expired before the peer answered".into();
         }
-        ExchangeError::PeerStatus { code, .. } if after_error(code) == AfterError::Fail => {
-            i.state = pb::OutboxState::Failed as i32;
+        Outcome::Held(why) | Outcome::BadReceipt(why) => {
+            i.last_error = why;
+            retry(&mut i);
         }
-        _ => {
-            metrics::counter!("liaison_outbox_retries_total").increment(1);
-            i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+        Outcome::Refused(why) => {
+            i.state = S::Refused as i32;
+            i.last_error = why;
+        }
+        Outcome::Delivered { note, receipt } => {
+            i.state = S::Delivered as i32;
+            i.last_error = note;
+            i.receipt = receipt.or(i.receipt);
+        }
+        Outcome::RefusedByPeer { reason, receipt } => {
+            i.state = S::Refused as i32;
+            i.last_error = reason;
+            i.receipt = Some(receipt);
+        }
+        Outcome::Failed(e) => {
+            i.last_error = e.to_string();
+            match e {
+                ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_) => {
+                    i.state = S::Refused as i32;
+                }
+                ExchangeError::PeerStatus { code, .. } if after_error(code) == AfterError::Fail => {
+                    i.state = S::Failed as i32;
+                }
+                _ => retry(&mut i),
+            }
         }
     }
+    i
+}
+
+/// Stores the item's next state after `outcome`; true when it is finished.
+async fn settle(node: &Node, mut s: Stored, outcome: Outcome, now: time::OffsetDateTime) -> Result<bool, StoreError> {
+    let failed = matches!(outcome, Outcome::Failed(_));
+    let i = next(item_of(&s), outcome, now);
+    if failed && i.state == pb::OutboxState::Pending as i32 {
+        metrics::counter!("liaison_outbox_retries_total").increment(1);
+    }
+    s.item = Some(i);
+    finish(node, s).await
 }
 
 /// One attempt at an agreement document or notice. The party answers with
@@ -764,11 +799,11 @@ fn settle_error(i: &mut pb::OutboxItem, e: ExchangeError, now: time::OffsetDateT
 /// peer's, and only those that can change are retried.
 async fn deliver_agreement(
     node: &Node,
-    mut s: Stored,
+    s: Stored,
     action: pb::OutboxAction,
     now: time::OffsetDateTime,
 ) -> Result<bool, StoreError> {
-    let mut i = item_of(&s);
+    let i = item_of(&s);
     let result = async {
         let mut c = super::client(node, &i.peer).await?;
         let reply = if action == pb::OutboxAction::Agreement {
@@ -780,17 +815,11 @@ async fn deliver_agreement(
         };
         reply.map_err(|st| ExchangeError::from_status(&i.peer, &st))
     };
-    let result = within_budget(&i.peer, result).await;
-    i.attempts += 1;
-    match result {
-        Ok(said) => {
-            i.state = pb::OutboxState::Delivered as i32;
-            i.last_error = said;
-        }
-        Err(e) => settle_error(&mut i, e, now),
-    }
-    s.item = Some(i);
-    finish(node, s).await
+    let outcome = match within_budget(&i.peer, result).await {
+        Ok(said) => Outcome::Delivered { note: said, receipt: None },
+        Err(e) => Outcome::Failed(e),
+    };
+    settle(node, s, outcome, now).await
 }
 
 /// Delivers due items until the node stops; woken early by new items.
@@ -945,6 +974,67 @@ mod tests {
             if let Some(h) = h {
                 proptest::prop_assert_eq!(h.pending as usize, pending);
                 proptest::prop_assert_eq!(h.delivered, delivered);
+            }
+        }
+    }
+
+    fn pending_item() -> pb::OutboxItem {
+        pb::OutboxItem {
+            delivery_id: "dlv-1".into(),
+            state: pb::OutboxState::Pending as i32,
+            create_time: Some(timestamp(t0())),
+            ..Default::default()
+        }
+    }
+
+    fn t0() -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    /// The outbox's decision for each outcome, without IO.
+    #[test]
+    fn each_outcome_moves_an_item_where_it_should() {
+        use pb::OutboxState as S;
+        let now = t0() + time::Duration::minutes(1);
+        let state = |o: Outcome| S::try_from(next(pending_item(), o, now).state).unwrap();
+        assert_eq!(state(Outcome::Expired), S::Expired);
+        assert_eq!(state(Outcome::Held("suspended".into())), S::Pending);
+        assert_eq!(state(Outcome::Refused("revoked".into())), S::Refused);
+        assert_eq!(state(Outcome::Delivered { note: String::new(), receipt: None }), S::Delivered);
+        let env = pb::Envelope::default();
+        assert_eq!(state(Outcome::RefusedByPeer { reason: "no".into(), receipt: env }), S::Refused);
+        assert_eq!(state(Outcome::BadReceipt("bad".into())), S::Pending);
+        let peer = |code| ExchangeError::PeerStatus { peer: "kh".into(), code, message: String::new() };
+        assert_eq!(state(Outcome::Failed(peer(tonic::Code::Unavailable))), S::Pending);
+        assert_eq!(state(Outcome::Failed(peer(tonic::Code::PermissionDenied))), S::Failed);
+        assert_eq!(state(Outcome::Failed(ExchangeError::Refused("withdrawn".into()))), S::Refused);
+        // Our own policy's answers are not attempts at the peer.
+        assert_eq!(next(pending_item(), Outcome::Refused("x".into()), now).attempts, 0);
+        assert_eq!(next(pending_item(), Outcome::Held("x".into()), now).attempts, 1);
+    }
+
+    proptest::proptest! {
+        /// Whatever the outcomes, an item still pending is due again within
+        /// the back-off bound (never in the past, never later than a minute),
+        /// and its attempt count never goes down.
+        #[test]
+        fn a_pending_item_is_always_due_again_soon(
+            codes in proptest::collection::vec(0i32..17, 1..40),
+            attempts in 0u32..u32::MAX,
+        ) {
+            let now = t0();
+            let mut i = pending_item();
+            i.attempts = attempts;
+            for c in codes {
+                let before = i.attempts;
+                let e = ExchangeError::PeerStatus { peer: "kh".into(), code: tonic::Code::from(c), message: String::new() };
+                i = next(i, Outcome::Failed(e), now);
+                proptest::prop_assert!(i.attempts >= before);
+                if i.state != pb::OutboxState::Pending as i32 {
+                    break;
+                }
+                let due = i.next_attempt_time.as_ref().and_then(from_timestamp).unwrap();
+                proptest::prop_assert!(due > now && due <= now + time::Duration::seconds(MAX_BACKOFF_SECS));
             }
         }
     }
