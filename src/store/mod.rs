@@ -12,6 +12,8 @@
 pub mod agreements;
 pub mod at_rest;
 pub mod audit;
+#[cfg(test)]
+mod conformance;
 mod db;
 pub mod disk;
 pub mod head;
@@ -190,31 +192,5 @@ mod tests {
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff, 0xff]), None);
         assert_eq!(prefix_end(b""), None);
-    }
-
-    #[test]
-    fn batches_are_atomic_and_scans_ordered() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(dir.path()).unwrap();
-        let mut b = Batch::default();
-        b.put(Tree::Records, b"a/2".to_vec(), b"x".to_vec())
-            .put(Tree::Records, b"a/1".to_vec(), b"y".to_vec())
-            .put(Tree::Records, b"b/1".to_vec(), b"z".to_vec())
-            .put(Tree::Peers, b"p".to_vec(), b"q".to_vec());
-        s.apply(&b).unwrap();
-        let got = scan_prefix(&s, Tree::Records, b"a/", None, 10).unwrap();
-        assert_eq!(got, vec![(b"a/1".to_vec(), b"y".to_vec()), (b"a/2".to_vec(), b"x".to_vec())]);
-        let after = scan_prefix(&s, Tree::Records, b"a/", Some(b"a/1"), 10).unwrap();
-        assert_eq!(after.len(), 1);
-        let mut d = Batch::default();
-        d.delete(Tree::Peers, b"p".to_vec());
-        s.apply(&d).unwrap();
-        assert_eq!(s.get(Tree::Peers, b"p").unwrap(), None);
-        assert_eq!(s.len(Tree::Records).unwrap(), 3);
-        drop(s);
-        let s = SledStore::open(dir.path()).unwrap();
-        assert_eq!(s.get(Tree::Records, b"b/1").unwrap(), Some(b"z".to_vec()));
-        let rev = s.range_rev(Tree::Records, Bound::Unbounded, Bound::Unbounded, 1).unwrap();
-        assert_eq!(rev[0].0, b"b/1".to_vec());
     }
 }
