@@ -225,15 +225,6 @@ async fn a_crash_right_after_an_update_still_delivers_it() {
     eventually(30, "KH to hold version 2", || async { held_version(&kh, &key).await == Some(2) }).await;
 }
 
-fn request_state(n: &TestNode, id: &str) -> String {
-    let out = n.cli(&["--json", "request", "show", id]);
-    if !out.status.success() {
-        return String::new();
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["state"].as_str().unwrap_or_default().to_string()
-}
-
 /// A crash right after a request is submitted, or right after a step is
 /// taken, still delivers it: both sides end on the same timeline, and later
 /// steps are not buffered behind a lost one.

@@ -515,3 +515,49 @@ async fn each_listener_serves_health_and_reflection_for_its_own_services_only() 
         assert!(resolves(ch, own[0]).await, "{} is not described", own[0]);
     }
 }
+
+/// A holder cannot overwrite another holder's consent request by reusing
+/// its id: the originator keeps the first holder's request, and the reuse
+/// is refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_cannot_take_over_another_holders_consent_request() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
+    for n in [&mut th, &mut kh, &mut vn] {
+        n.start();
+    }
+    pin_all(&[&th, &kh, &vn]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, MOU_GRANTS), "th-kh");
+    activate(&[&th, &vn], &bilateral("th-vn", "th-atpd", "vn-c02", 365, MOU_GRANTS), "th-vn");
+    let rec = create(&th, examples::entity()).await;
+    let key = format!("th-atpd/{}", rec.id);
+    for to in ["kh-antht", "vn-c02"] {
+        th.cli_ok(&["record", "share", &rec.id, "--to", to, "--purpose", "investigation"]);
+    }
+    wait_for(30, "delivery to both holders", || {
+        deliveries(&th)
+            .iter()
+            .filter(|i| i["recordKey"] == key.as_str() && i["state"] == "OUTBOX_STATE_DELIVERED")
+            .count()
+            == 2
+    });
+
+    kh.cli_ok(&["consent", "request", &key, "--to", "vn-c02", "--purpose", "investigation"]);
+    let listed = th.cli_json(&["consent", "list"]);
+    let id = listed["requests"][0]["consentId"].as_str().expect("KH's request").to_string();
+
+    // VN, a holder too, sends a request under KH's id.
+    let mut vn_raw = Hostile::new(&vn, &th);
+    let req = pb::RequestOnwardConsentRequest {
+        consent_id: id.clone(),
+        record_key: key.clone(),
+        third_party: "th-atpd".into(),
+        purpose: pb::Purpose::Investigation as i32,
+    };
+    let err = vn_raw.client.request_onward_consent(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert_eq!(bad_field(&err).as_deref(), Some("consent_id"), "{err:?}");
+    assert_eq!(consent_holders(&th), vec!["kh-antht".to_string()], "KH's request is kept as it was");
+}

@@ -345,10 +345,6 @@ async fn an_honest_amendment_does_not_absorb_a_suspension_either() {
     }
 }
 
-fn request_state(n: &TestNode, id: &str) -> String {
-    n.cli_json(&["request", "show", id])["state"].as_str().unwrap_or_default().to_string()
-}
-
 /// A victim case KH opens with `receiving`, as KH's node would sign it.
 fn kh_case(id: &str, receiving: &str) -> pb::VictimCase {
     let mut c = liaison::sop::victim::open(

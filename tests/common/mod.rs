@@ -516,6 +516,16 @@ impl Hostile {
     }
 }
 
+/// A request's state on `n` (`REQUEST_STATE_…`), or "" while it has none.
+pub fn request_state(n: &TestNode, id: &str) -> String {
+    let out = n.cli(&["--json", "request", "show", id]);
+    if !out.status.success() {
+        return String::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["state"].as_str().unwrap_or_default().to_string()
+}
+
 /// Copies a directory tree (a stopped node's store, as a backup would).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
