@@ -184,21 +184,20 @@ pub fn record_detail(r: &pb::GetRecordResponse) -> Result<(), CliError> {
             ts(&p.retain_until)
         );
     }
-    let body = serde_json::to_string_pretty(&rec.body_json()).map_err(|e| CliError::Msg(e.to_string()))?;
+    let body = serde_json::to_string_pretty(&body_json(&rec)).map_err(|e| CliError::Msg(e.to_string()))?;
     println!("{body}");
     Ok(())
 }
 
-impl pb::Record {
-    fn body_json(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            for k in ["id", "originator", "version", "createTime", "updateTime", "handling", "withdrawn"] {
-                o.remove(k);
-            }
+/// A record's body as proto3 JSON, without the fields shown above it.
+fn body_json(rec: &pb::Record) -> serde_json::Value {
+    let mut v = serde_json::to_value(rec).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        for k in ["id", "originator", "version", "createTime", "updateTime", "handling", "withdrawn"] {
+            o.remove(k);
         }
-        v
     }
+    v
 }
 
 pub fn peers(ps: &[pb::Peer]) {

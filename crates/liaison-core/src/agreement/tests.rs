@@ -1,0 +1,165 @@
+use super::*;
+
+const MOU: &str = include_str!("../../../../deploy/agreements/commit-bilateral-mou.toml");
+
+fn at(s: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+fn err_field(text: &str) -> String {
+    parse_toml(text).unwrap_err().field
+}
+
+/// The MOU with one line replaced.
+fn with(from: &str, to: &str) -> String {
+    assert!(MOU.contains(from), "{from}");
+    MOU.replacen(from, to, 1)
+}
+
+#[test]
+fn templates_parse() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/agreements")).unwrap() {
+        let p = entry.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let a = parse_toml(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(a.sop.as_ref().is_some_and(|s| !s.request_types.is_empty()), "{}", p.display());
+    }
+}
+
+#[test]
+fn parsed_fields() {
+    let a = parse_toml(MOU).unwrap();
+    assert_eq!(a.parties, vec!["th-atpd", "kh-antht"]);
+    assert_eq!(a.grants[1].max_handling, pb::HandlingCode::Amber as i32);
+    assert_eq!(a.grants[1].onward_sharing, pb::OnwardSharing::WithConsent as i32);
+    let t = request_terms(&a);
+    assert_eq!(t["information_request"].answer_within_seconds, 7 * 86_400);
+    assert_eq!(t["intelligence_request"].urgent_answer_within_seconds, 8 * 3600);
+    assert_eq!(a.retention.unwrap().days, 730);
+}
+
+#[test]
+fn validation_errors_name_the_field() {
+    let cases = [
+        (with("parties = [\"th-atpd\", \"kh-antht\"]", "parties = [\"th-atpd\"]"), "parties"),
+        (with("parties = [\"th-atpd\", \"kh-antht\"]", "parties = [\"th-atpd\", \"th-atpd\"]"), "parties[1]"),
+        (with("valid_until = \"2028-12-31\"", "valid_until = \"2025-12-31\""), "valid_until"),
+        (with("valid_from = \"2026-01-01\"", "valid_from = \"2026-02-30\""), "valid_from"),
+        (with("from = \"*\"\nto = \"*\"\nrecord_kinds = [\"contact_point\"]", "from = \"th-atpd\"\nto = \"la-dcta\"\nrecord_kinds = [\"contact_point\"]"), "grants[0].to"),
+        (with("from = \"*\"\nto = \"*\"\nrecord_kinds = [\"contact_point\"]", "from = \"th-atpd\"\nto = \"th-atpd\"\nrecord_kinds = [\"contact_point\"]"), "grants[0].to"),
+        (with("record_kinds = [\"contact_point\"]", "record_kinds = []"), "grants[0].record_kinds"),
+        (with("operations = [\"query\", \"sync\", \"push\"]", "operations = []"), "grants[0].operations"),
+        (with("operations = [\"query\", \"sync\", \"push\"]", "operations = [\"query\", \"gossip\"]"), "grants[0].operations[1]"),
+        (with("purposes = [\"statistics_and_reporting\"]", "purposes = [\"immigration_enforcement\"]"), "grants[3].purposes[0]"),
+        (with("max_handling = \"green\"", "max_handling = \"purple\""), "grants[0].max_handling"),
+        (with("redacted_fields = [\"entity.evidence_basis\"]", "redacted_fields = [\"entity.shoe_size\"]"), "grants[1].redacted_fields[0]"),
+        (with("redacted_fields = [\"entity.evidence_basis\"]", "redacted_fields = [\"contact_point.channels\"]"), "grants[1].redacted_fields[0]"),
+        (
+            with("purposes = [\"victim_identification\", \"victim_assistance\", \"return_and_reintegration\"]\noperations = [\"push\", \"query\"]", "purposes = [\"victim_identification\", \"investigation\"]\noperations = [\"push\", \"query\"]"),
+            "grants[2].released_protected_fields",
+        ),
+        (with("name = \"contact_verification\"", "name = \"information_request\""), "sop.request_types[2].name"),
+        (with("name = \"contact_verification\"", "name = \"gossip\""), "sop.request_types[2].name"),
+        (with("answer_within = \"7d\"\nurgent_ack_within = \"8h\"", "answer_within = \"0h\"\nurgent_ack_within = \"8h\""), "sop.request_types[0].answer_within"),
+        (with("urgent_answer_within = \"3d\"", "urgent_answer_within = \"9d\""), "sop.request_types[0].urgent_answer_within"),
+        (with("escalation_role = \"central_authority\"", "escalation_role = \"the boss\""), "sop.request_types[3].escalation_role"),
+        (with("ack_within = \"3d\"", "ack_within = \"3 days\""), "sop.request_types[3].ack_within"),
+        // Extremes that once passed validation and then panicked in time arithmetic.
+        (with("ack_within = \"3d\"", "ack_within = \"99999999w\""), "sop.request_types[3].ack_within"),
+        (with("days = 730", "days = 4000000000"), "retention.days"),
+        (with("valid_until = \"2028-12-31\"", "valid_until = \"9999-12-31\""), "valid_until"),
+    ];
+    for (text, field) in cases {
+        assert_eq!(err_field(&text), field, "{}", parse_toml(&text).unwrap_err());
+    }
+    // Unknown keys are refused, naming the line.
+    let e = parse_toml(&with("title = ", "colour = \"blue\"\ntitle = ")).unwrap_err();
+    assert!(e.reason.contains("unknown field"), "{e}");
+    // No grants at all.
+    let no_grants = MOU.split("[[grants]]").next().unwrap();
+    assert_eq!(err_field(no_grants), "grants");
+}
+
+#[test]
+fn protobuf_agreements_are_validated_too() {
+    let mut a = parse_toml(MOU).unwrap();
+    a.grants[0].record_kinds.push(99);
+    assert_eq!(validate(&a).unwrap_err().field, "grants[0].record_kinds[1]");
+    let mut a = parse_toml(MOU).unwrap();
+    a.version = 0;
+    assert_eq!(validate(&a).unwrap_err().field, "version");
+}
+
+#[test]
+fn life_cycle_states() {
+    let a = parse_toml(MOU).unwrap();
+    let mid = at("2027-01-01T00:00:00Z");
+    let mut s = Standing::default();
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Draft);
+    s.signed_by.insert("th-atpd".into());
+    s.proposed = true;
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Proposed, "one party missing");
+    s.signed_by.insert("kh-antht".into());
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Active);
+    assert_eq!(state(&a, &s, at("2025-12-31T23:59:59Z")), pb::AgreementState::Pending);
+    assert_eq!(state(&a, &s, at("2028-12-31T00:00:00Z")), pb::AgreementState::Expired);
+
+    let notice = |action: pb::NoticeAction, issuer: &str| pb::AgreementNotice {
+        agreement_id: a.id.clone(),
+        version: 1,
+        action: action as i32,
+        reason: "r".into(),
+        issuer: issuer.into(),
+        issue_time: None,
+    };
+    s.notices.push(notice(pb::NoticeAction::Suspend, "kh-antht"));
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Suspended);
+    s.notices.push(notice(pb::NoticeAction::Resume, "th-atpd"));
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Suspended, "only the suspending party resumes its suspension");
+    s.notices.push(notice(pb::NoticeAction::Resume, "kh-antht"));
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Active);
+    s.superseded = true;
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Superseded);
+    s.notices.push(notice(pb::NoticeAction::Revoke, "th-atpd"));
+    s.notices.push(notice(pb::NoticeAction::Resume, "th-atpd"));
+    assert_eq!(state(&a, &s, mid), pb::AgreementState::Revoked, "revocation is final");
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("f", "90s").unwrap(), 90);
+    assert_eq!(parse_duration("f", "2w").unwrap(), 1_209_600);
+    assert!(parse_duration("f", "0d").is_err());
+    assert!(parse_duration("f", "7").is_err());
+    assert!(parse_duration("f", "d").is_err());
+    assert_eq!(parse_duration("f", "366d").unwrap(), MAX_DEADLINE_SECS);
+    assert!(parse_duration("f", "367d").is_err());
+    assert!(parse_duration("f", "99999999w").is_err());
+    assert!(parse_duration("f", "99999999999999999999999w").is_err());
+}
+
+#[test]
+fn extreme_terms_in_a_received_document_are_refused() {
+    let mut a = parse_toml(MOU).unwrap();
+    a.sop.as_mut().unwrap().request_types[0].answer_within_seconds = u64::MAX;
+    assert_eq!(validate(&a).unwrap_err().field, "sop.request_types[0].answer_within");
+    let mut a = parse_toml(MOU).unwrap();
+    a.retention.as_mut().unwrap().days = u32::MAX;
+    assert_eq!(validate(&a).unwrap_err().field, "retention.days");
+    let mut a = parse_toml(MOU).unwrap();
+    a.valid_until = Some(pbjson_types::Timestamp { seconds: 253_402_300_799, nanos: 0 });
+    assert_eq!(validate(&a).unwrap_err().field, "valid_until");
+}
+
+/// Fuzzing finding (agreement_toml): an urgent acknowledgement could be due
+/// after the urgent answer (`urgent_ack_within = "8h"`,
+/// `urgent_answer_within = "1h"`); the normal pair was already checked.
+#[test]
+fn an_urgent_acknowledgement_is_never_due_after_the_urgent_answer() {
+    let text = with("urgent_answer_within = \"3d\"", "urgent_answer_within = \"1h\"");
+    assert_eq!(err_field(&text), "sop.request_types[0].urgent_ack_within");
+    let mut a = parse_toml(MOU).unwrap();
+    let r = &mut a.sop.as_mut().unwrap().request_types[0];
+    r.urgent_answer_within_seconds = r.urgent_ack_within_seconds - 1;
+    assert_eq!(validate(&a).unwrap_err().field, "sop.request_types[0].urgent_ack_within");
+}

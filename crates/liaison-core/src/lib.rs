@@ -1,0 +1,23 @@
+//! liaison's IO-free core: the rules and the protocol decisions.
+//!
+//! Nothing here touches a socket, a file, a clock or a thread: time is
+//! passed in (or read through [`clock::Clock`]), storage and networking are
+//! the node's adapters. So every rule and every protocol step can be driven
+//! in a unit or property test, or in `liaison-sim`'s in-memory federation.
+//! See `docs/ARCHITECTURE.md` for what lives where.
+#![forbid(unsafe_code)]
+
+pub use liaison_proto as pb;
+
+pub mod agreement;
+pub mod audit;
+pub mod clock;
+pub mod convert;
+pub mod envelope;
+pub mod hub;
+pub mod outbox;
+pub mod policy;
+pub mod record;
+pub mod redact;
+pub mod seal;
+pub mod sop;

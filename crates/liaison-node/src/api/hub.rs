@@ -1,0 +1,110 @@
+//! HubService handlers.
+
+use crate::api::status::OrStatus;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::status::invalid;
+use super::{require, Caller};
+use crate::hub::{self, directory, indicators, report};
+use crate::node::Node;
+use crate::pb::{self, UserRole};
+
+pub struct HubApi {
+    node: Arc<Node>,
+}
+
+impl HubApi {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn actor(c: &Caller) -> String {
+    format!("user:{}", c.name)
+}
+
+#[tonic::async_trait]
+impl pb::hub_service_server::HubService for HubApi {
+    async fn admit_member(
+        &self,
+        req: Request<pb::AdmitMemberRequest>,
+    ) -> Result<Response<pb::AdmitMemberResponse>, Status> {
+        let c = require(&req, &[])?;
+        let card = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
+        let v = directory::admit(&self.node, &actor(&c), card).await?;
+        Ok(Response::new(pb::AdmitMemberResponse { directory_version: v }))
+    }
+
+    async fn list_members(
+        &self,
+        req: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
+        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let members = directory::members(&self.node)
+            .or_status()?
+            .into_iter()
+            .filter_map(|p| {
+                let c = p.card?;
+                Some(pb::Member {
+                    node_id: c.node_id,
+                    display_name: c.display_name,
+                    country: c.country,
+                    admit_time: p.pin_time,
+                })
+            })
+            .collect();
+        let version = directory::current(&self.node)
+            .or_status()?
+            .and_then(|e| crate::envelope::decode::<pb::MemberDirectory>(&e).ok())
+            .map_or(0, |d| d.version);
+        Ok(Response::new(pb::ListMembersResponse { members, directory_version: version }))
+    }
+
+    async fn remove_member(
+        &self,
+        req: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        let c = require(&req, &[])?;
+        let v = directory::remove(&self.node, &actor(&c), &req.get_ref().node_id).await?;
+        Ok(Response::new(pb::RemoveMemberResponse { directory_version: v }))
+    }
+
+    async fn join_hub(&self, req: Request<pb::JoinHubRequest>) -> Result<Response<pb::JoinHubResponse>, Status> {
+        let c = require(&req, &[])?;
+        let card = req.into_inner().hub_card.ok_or_else(|| invalid("hub_card", "required"))?;
+        let (v, pinned) = directory::join(&self.node, &actor(&c), card).await?;
+        Ok(Response::new(pb::JoinHubResponse { directory_version: v, pinned }))
+    }
+
+    async fn refresh_directory(
+        &self,
+        req: Request<pb::RefreshDirectoryRequest>,
+    ) -> Result<Response<pb::RefreshDirectoryResponse>, Status> {
+        require(&req, &[UserRole::Officer])?;
+        let (v, pinned, unpinned) = directory::refresh(&self.node).await?;
+        Ok(Response::new(pb::RefreshDirectoryResponse { directory_version: v, pinned, unpinned }))
+    }
+
+    async fn regional_report(
+        &self,
+        req: Request<pb::RegionalReportRequest>,
+    ) -> Result<Response<pb::RegionalReportResponse>, Status> {
+        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let r = req.get_ref();
+        let stats = hub::statistics(&self.node).or_status()?;
+        let agg = report::aggregate(&stats, &r.period).map_err(|e| invalid("period", &e.0))?;
+        let (content, media) = report::render(&agg, &r.format).map_err(|e| invalid("format", &e.0))?;
+        Ok(Response::new(pb::RegionalReportResponse { content, media_type: media.into() }))
+    }
+
+    async fn compliance_indicators(
+        &self,
+        req: Request<pb::ComplianceIndicatorsRequest>,
+    ) -> Result<Response<pb::ComplianceIndicatorsResponse>, Status> {
+        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let (members, pairs) = indicators::compute(&hub::all_metadata(&self.node).or_status()?, self.node.now());
+        Ok(Response::new(pb::ComplianceIndicatorsResponse { members, pairs }))
+    }
+}

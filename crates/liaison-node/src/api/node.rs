@@ -1,0 +1,188 @@
+//! NodeService, PeerService and UserService handlers.
+
+use crate::api::status::{InTx, OrStatus};
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::{require, status::invalid, ANY_ROLE};
+use crate::audit::Event;
+use crate::convert::timestamp;
+use crate::identity::new_token;
+use crate::node::Node;
+use crate::pb::{self, UserRole};
+use crate::{peer, store};
+
+pub struct NodeApi {
+    node: Arc<Node>,
+}
+
+impl NodeApi {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::node_service_server::NodeService for NodeApi {
+    async fn get_card(&self, req: Request<pb::GetCardRequest>) -> Result<Response<pb::GetCardResponse>, Status> {
+        require(&req, ANY_ROLE)?;
+        let (card, env) = self.node.card();
+        Ok(Response::new(pb::GetCardResponse { card: Some(card), envelope: Some(env) }))
+    }
+
+    async fn get_status(&self, req: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
+        require(&req, ANY_ROLE)?;
+        let st = self.node.db.store();
+        Ok(Response::new(pb::GetStatusResponse {
+            card: Some(self.node.card().0),
+            peer_count: st.len(store::Tree::Peers).or_status()? as u64,
+            record_count: st.len(store::Tree::Records).or_status()? as u64,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }))
+    }
+}
+
+pub struct PeerApi {
+    node: Arc<Node>,
+}
+
+impl PeerApi {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::peer_service_server::PeerService for PeerApi {
+    async fn add_peer(&self, req: Request<pb::AddPeerRequest>) -> Result<Response<pb::AddPeerResponse>, Status> {
+        let c = require(&req, &[])?;
+        let env = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
+        let peer = peer::add(&self.node, &actor(&c), env, "card").await?;
+        Ok(Response::new(pb::AddPeerResponse { peer: Some(peer) }))
+    }
+
+    async fn list_peers(&self, req: Request<pb::ListPeersRequest>) -> Result<Response<pb::ListPeersResponse>, Status> {
+        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let peers = store::peers::all(self.node.db.store()).or_status()?;
+        Ok(Response::new(pb::ListPeersResponse { peers }))
+    }
+
+    async fn remove_peer(
+        &self,
+        req: Request<pb::RemovePeerRequest>,
+    ) -> Result<Response<pb::RemovePeerResponse>, Status> {
+        let c = require(&req, &[])?;
+        peer::remove(&self.node, &actor(&c), &req.get_ref().node_id).await?;
+        Ok(Response::new(pb::RemovePeerResponse {}))
+    }
+
+    async fn ping_peer(&self, req: Request<pb::PingPeerRequest>) -> Result<Response<pb::PingPeerResponse>, Status> {
+        require(&req, &[UserRole::Officer])?;
+        let (card, rtt) = peer::ping(&self.node, &req.get_ref().node_id).await?;
+        Ok(Response::new(pb::PingPeerResponse { card: Some(card), round_trip_ms: rtt as u64 }))
+    }
+
+    async fn set_peer_route(
+        &self,
+        req: Request<pb::SetPeerRouteRequest>,
+    ) -> Result<Response<pb::SetPeerRouteResponse>, Status> {
+        let c = require(&req, &[])?;
+        let r = req.get_ref();
+        crate::hub::relay::set_route(&self.node, &format!("user:{}", c.name), &r.node_id, &r.via).await?;
+        Ok(Response::new(pb::SetPeerRouteResponse {}))
+    }
+}
+
+pub struct UserApi {
+    node: Arc<Node>,
+}
+
+impl UserApi {
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+fn actor(c: &super::Caller) -> String {
+    format!("user:{}", c.name)
+}
+
+fn role_word(r: UserRole) -> String {
+    r.as_str_name().trim_start_matches("USER_ROLE_").to_lowercase()
+}
+
+fn valid_user_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
+}
+
+#[tonic::async_trait]
+impl pb::user_service_server::UserService for UserApi {
+    async fn create_user(
+        &self,
+        req: Request<pb::CreateUserRequest>,
+    ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        let c = require(&req, &[])?;
+        let r = req.into_inner();
+        if !valid_user_name(&r.name) {
+            return Err(invalid("name", "must be 1-64 characters of letters, digits, '.', '_', '-', '@'"));
+        }
+        let role = UserRole::try_from(r.role).ok().filter(|r| *r != UserRole::Unspecified);
+        let Some(role) = role else {
+            return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
+        };
+        let user = pb::User { name: r.name.clone(), role: role as i32, create_time: Some(timestamp(self.node.now())) };
+        let token = new_token();
+        self.node
+            .db
+            .write(|st, tx| -> Result<(), InTx> {
+                if store::users::get(st, &r.name)?.is_some() {
+                    return Err(Status::already_exists(format!("user {} already exists", r.name)).into());
+                }
+                store::users::put(tx, &user, &token);
+                // The token itself is never logged.
+                tx.audit(Event::new(actor(&c), "user.create").reason(format!(
+                    "{} with role {}",
+                    user.name,
+                    role_word(role)
+                )));
+                Ok(())
+            })
+            .await?;
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token }))
+    }
+
+    async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
+        require(&req, &[UserRole::Auditor])?;
+        Ok(Response::new(pb::ListUsersResponse { users: store::users::all(self.node.db.store()).or_status()? }))
+    }
+
+    async fn delete_user(
+        &self,
+        req: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let caller = require(&req, &[])?;
+        let name = req.into_inner().name;
+        if name == caller.name {
+            return Err(invalid("name", "you cannot delete your own user"));
+        }
+        self.node
+            .db
+            .write(|st, tx| -> Result<(), InTx> {
+                let stored =
+                    store::users::get(st, &name)?.ok_or_else(|| Status::not_found(format!("user {name} not found")))?;
+                store::users::delete(tx, &stored);
+                let role = stored
+                    .user
+                    .as_ref()
+                    .map_or(UserRole::Unspecified, |u| UserRole::try_from(u.role).unwrap_or(UserRole::Unspecified));
+                tx.audit(
+                    Event::new(actor(&caller), "user.delete").reason(format!("{name} with role {}", role_word(role))),
+                );
+                Ok(())
+            })
+            .await?;
+        Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+}
