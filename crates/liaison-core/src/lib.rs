@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod hub;
 pub mod outbox;
 pub mod policy;
+pub mod receive;
 pub mod record;
 pub mod redact;
 pub mod seal;

@@ -83,6 +83,65 @@ pub struct Exchange {
     pub onward: Option<OnwardFacts>,
 }
 
+impl Exchange {
+    /// The facts of one record crossing between `local` and `peer` at `at`.
+    pub fn of_record(
+        local: &str,
+        peer: &str,
+        direction: Direction,
+        operation: Operation,
+        rec: &pb::Record,
+        purpose: Purpose,
+        at: time::OffsetDateTime,
+    ) -> Exchange {
+        // A received referral that carries identity fields is asking this node to
+        // take the identity, so the identity rules apply to it in full.
+        let identity = direction == Direction::Incoming && redact::holds_identity(rec);
+        let victim = match &rec.body {
+            Some(pb::record::Body::VictimReferral(v)) => Some(VictimFacts::of(v, identity, false)),
+            _ => None,
+        };
+        Exchange {
+            handling: HandlingCode::try_from(rec.handling).unwrap_or_default(),
+            victim,
+            ..Exchange::of_kind(
+                local,
+                peer,
+                direction,
+                operation,
+                crate::record::kind(rec).unwrap_or_default(),
+                purpose,
+                at,
+            )
+        }
+    }
+
+    /// The facts of a kind-level question, before any record is looked at.
+    pub fn of_kind(
+        local: &str,
+        peer: &str,
+        direction: Direction,
+        operation: Operation,
+        kind: RecordKind,
+        purpose: Purpose,
+        at: time::OffsetDateTime,
+    ) -> Exchange {
+        Exchange {
+            local: local.to_string(),
+            peer: peer.to_string(),
+            direction,
+            operation,
+            kind,
+            purpose,
+            handling: HandlingCode::Clear,
+            at,
+            victim: None,
+            into_kind: None,
+            onward: None,
+        }
+    }
+}
+
 /// Why an exchange is refused. Ordered from the first check to the last:
 /// when several agreements fail, the reason reported is the one that got furthest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

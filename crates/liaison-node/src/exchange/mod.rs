@@ -23,7 +23,7 @@ use crate::convert::{kind_word, operation_word, purpose_word};
 use crate::envelope::{self, payload, EnvelopeError};
 use crate::node::Node;
 use crate::pb;
-use crate::policy::{self, Decision, Denial, Direction, Exchange, OnwardFacts, VictimFacts};
+use crate::policy::{self, Decision, Denial, Direction, Exchange, OnwardFacts};
 use crate::redact;
 use crate::store::{self, StoreError};
 
@@ -77,7 +77,8 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> ExchangeError {
 /// Deadline for one peer when the caller does not give one.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The facts of one record for the policy engine.
+/// The facts of one record for the policy engine (the core's
+/// [`Exchange::of_record`], at this node and its clock).
 pub fn exchange_for(
     node: &Node,
     peer: &str,
@@ -86,26 +87,7 @@ pub fn exchange_for(
     rec: &pb::Record,
     purpose: pb::Purpose,
 ) -> Exchange {
-    // A received referral that carries identity fields is asking this node to
-    // take the identity, so the identity rules apply to it in full.
-    let identity = direction == Direction::Incoming && redact::holds_identity(rec);
-    let victim = match &rec.body {
-        Some(pb::record::Body::VictimReferral(v)) => Some(VictimFacts::of(v, identity, false)),
-        _ => None,
-    };
-    Exchange {
-        local: node.id().to_string(),
-        peer: peer.to_string(),
-        direction,
-        operation,
-        kind: crate::record::kind(rec).unwrap_or_default(),
-        purpose,
-        handling: pb::HandlingCode::try_from(rec.handling).unwrap_or_default(),
-        at: node.now(),
-        victim,
-        into_kind: None,
-        onward: None,
-    }
+    Exchange::of_record(node.id(), peer, direction, operation, rec, purpose, node.now())
 }
 
 /// Facts of a kind-level question (before any record is looked at).
@@ -117,19 +99,7 @@ pub fn exchange_kind(
     kind: pb::RecordKind,
     purpose: pb::Purpose,
 ) -> Exchange {
-    Exchange {
-        local: node.id().to_string(),
-        peer: peer.to_string(),
-        direction,
-        operation,
-        kind,
-        purpose,
-        handling: pb::HandlingCode::Clear,
-        at: node.now(),
-        victim: None,
-        into_kind: None,
-        onward: None,
-    }
+    Exchange::of_kind(node.id(), peer, direction, operation, kind, purpose, node.now())
 }
 
 fn decision_event(actor: &str, ex: &Exchange, d: &Decision, record: &str) -> Event {

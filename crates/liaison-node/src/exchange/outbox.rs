@@ -10,7 +10,7 @@ use prost::Message;
 
 use super::{decide, exchange_for, onward_facts, seal_shared, ExchangeError};
 use crate::audit::Event;
-use crate::convert::{from_timestamp, timestamp};
+use crate::convert::timestamp;
 use crate::envelope::{self, payload};
 use crate::node::Node;
 use crate::pb;
@@ -19,47 +19,25 @@ use crate::redact;
 use crate::store::records;
 use crate::store::{Store, StoreError, Tree};
 
-/// Pending items older than this expire.
-pub const EXPIRY: time::Duration = time::Duration::days(7);
-/// Longest wait between attempts.
-pub const MAX_BACKOFF_SECS: i64 = 60;
+// The protocol decisions are the core's; this module stores and calls.
+pub use liaison_core::outbox::{
+    expired, next, next_due, next_holder, queue_order, Code, Failure, Holder, Outcome, EXPIRY,
+};
+
+/// An error on the way to a peer, as the outbox's typed failure.
+pub fn failure(e: ExchangeError) -> Failure {
+    match e {
+        ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_) => {
+            Failure::Refused(e.to_string())
+        }
+        ExchangeError::PeerStatus { code, message, .. } => Failure::Peer { code: Code::from_i32(code as i32), message },
+        other => Failure::Unanswered(other.to_string()),
+    }
+}
+
 /// Budget for one attempt (connect, call, answer): a peer that hangs costs
 /// its own queue this much, and nobody else anything.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a peer's error answer means for the item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterError {
-    /// It may succeed later (the peer is down, busy, or not ready yet).
-    Retry,
-    /// Retrying cannot change it: the item fails, with the peer's reason.
-    Fail,
-}
-
-/// Only answers that can change on their own are retried. `NOT_FOUND` is
-/// one: a request step can arrive before its submit.
-pub fn after_error(code: tonic::Code) -> AfterError {
-    use tonic::Code as C;
-    match code {
-        C::Unavailable
-        | C::DeadlineExceeded
-        | C::ResourceExhausted
-        | C::Aborted
-        | C::Cancelled
-        | C::Unknown
-        | C::Internal
-        | C::NotFound
-        | C::FailedPrecondition => AfterError::Retry,
-        C::Ok
-        | C::InvalidArgument
-        | C::PermissionDenied
-        | C::Unauthenticated
-        | C::Unimplemented
-        | C::OutOfRange
-        | C::AlreadyExists
-        | C::DataLoss => AfterError::Fail,
-    }
-}
 
 /// An outbox entry: the public view plus what must be sent for withdrawals.
 #[derive(Clone, PartialEq, Message)]
@@ -116,40 +94,10 @@ fn holder_key(record_key: &str, peer: &str) -> Vec<u8> {
     k
 }
 
-/// One peer's standing for one record: whether a share of it was delivered,
-/// and how many shares of it are still pending.
-#[derive(Clone, PartialEq, Message)]
-pub struct Holder {
-    #[prost(int32, tag = "1")]
-    pub purpose: i32,
-    #[prost(bool, tag = "2")]
-    pub delivered: bool,
-    #[prost(uint32, tag = "3")]
-    pub pending: u32,
-}
-
 fn holder(st: &dyn Store, record_key: &str, peer: &str) -> Result<Option<Holder>, StoreError> {
     st.get(Tree::Meta, &holder_key(record_key, peer))?
         .map(|v| Holder::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("outbox holder: {e}"))))
         .transpose()
-}
-
-/// What a share item's new state does to its peer's standing: the pure
-/// rule behind the holder index.
-pub fn next_holder(before: Option<Holder>, purpose: i32, was_pending: bool, state: pb::OutboxState) -> Option<Holder> {
-    let mut h = before.unwrap_or(Holder { purpose, delivered: false, pending: 0 });
-    if was_pending {
-        h.pending = h.pending.saturating_sub(1);
-    }
-    match state {
-        pb::OutboxState::Pending => h.pending = h.pending.saturating_add(1),
-        pb::OutboxState::Delivered => {
-            h.delivered = true;
-            h.purpose = purpose;
-        }
-        _ => {}
-    }
-    (h.delivered || h.pending > 0).then_some(h)
 }
 
 /// Keeps the pending and holder indexes in step with an item written in
@@ -535,15 +483,12 @@ fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<Step
     })
 }
 
-fn backoff(attempts: u32) -> time::Duration {
-    time::Duration::seconds((1i64 << attempts.min(6)).min(MAX_BACKOFF_SECS))
-}
-
-async fn finish(node: &Node, s: Stored) -> Result<bool, StoreError> {
-    let done = item_of(&s).state != pb::OutboxState::Pending as i32;
+/// Stores the item's new state; returns it.
+async fn finish(node: &Node, s: Stored) -> Result<pb::OutboxItem, StoreError> {
+    let i = item_of(&s);
     update(node, s).await?;
     node.outbox_progress.notify_waiters();
-    Ok(done)
+    Ok(i)
 }
 
 async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
@@ -600,20 +545,20 @@ fn check_receipt(node: &Node, peer: &str, delivery_id: &str, env: &pb::Envelope)
 /// One delivery attempt; true when the item is finished (delivered, refused,
 /// failed or expired). The IO happens here; what it means for the item is
 /// [`next`]'s decision.
-async fn attempt(node: &Node, s: Stored) -> Result<bool, StoreError> {
+async fn attempt(node: &Node, s: Stored) -> Result<Option<pb::OutboxItem>, StoreError> {
     let i = item_of(&s);
     let now = node.now();
-    if i.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| now - t > EXPIRY) {
-        return settle(node, s, Outcome::Expired, now).await;
+    if expired(&i, now) {
+        return settle(node, s, Outcome::Expired, now).await.map(Some);
     }
     let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
     match check_step(node, &i.peer, s.terms.as_ref()) {
         Ok(StepCheck::Go) => {}
-        Ok(StepCheck::Wait(why)) => return settle(node, s, Outcome::Held(why), now).await,
-        Ok(StepCheck::Refuse(why)) => return settle(node, s, Outcome::Refused(why), now).await,
+        Ok(StepCheck::Wait(why)) => return settle(node, s, Outcome::Held(why), now).await.map(Some),
+        Ok(StepCheck::Refuse(why)) => return settle(node, s, Outcome::Refused(why), now).await.map(Some),
         Err(e) => {
             tracing::error!(delivery = %i.delivery_id, error = %e, "outbox policy check failed");
-            return Ok(false);
+            return Ok(None);
         }
     }
     let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
@@ -656,12 +601,12 @@ async fn attempt(node: &Node, s: Stored) -> Result<bool, StoreError> {
         .await;
         let outcome = match relayed {
             Ok(id) => Outcome::Delivered { note: format!("relayed via {hub} ({id})"), receipt: None },
-            Err(e) => Outcome::Failed(e),
+            Err(e) => Outcome::Failed(failure(e)),
         };
-        return settle(node, s, outcome, now).await;
+        return settle(node, s, outcome, now).await.map(Some);
     }
     if matches!(action, pb::OutboxAction::Agreement | pb::OutboxAction::AgreementNotice) {
-        return deliver_agreement(node, s, action, now).await;
+        return deliver_agreement(node, s, action, now).await.map(Some);
     }
     let result = async {
         let mut c = super::client(node, &i.peer).await?;
@@ -696,9 +641,9 @@ async fn attempt(node: &Node, s: Stored) -> Result<bool, StoreError> {
                 Outcome::BadReceipt(format!("bad receipt: {}", super::refuse_answer(node, &i.peer, "receipt", e)))
             }
         },
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(failure(e)),
     };
-    settle(node, s, outcome, now).await
+    settle(node, s, outcome, now).await.map(Some)
 }
 
 /// One attempt's answer within [`ATTEMPT_TIMEOUT`]: a peer that hangs
@@ -715,76 +660,13 @@ async fn within_budget<T>(
     })
 }
 
-/// What one attempt (or the check before it) came to.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Older than [`EXPIRY`]: nobody will answer it now.
-    Expired,
-    /// Our policy holds it back for now (a suspended agreement).
-    Held(String),
-    /// Our policy refuses it for good (revoked, or the record is gone).
-    Refused(String),
-    /// Taken: the peer's verified receipt, or a hub or agreement party's answer.
-    Delivered { note: String, receipt: Option<pb::Envelope> },
-    /// The peer's verified receipt says it refused the item, and why.
-    RefusedByPeer { reason: String, receipt: pb::Envelope },
-    /// The answer's receipt did not verify: tried again later.
-    BadReceipt(String),
-    /// The call failed.
-    Failed(ExchangeError),
-}
-
-/// An item's next state after `outcome` at `now` — the outbox's protocol
-/// decision, without IO. Refusals by our own policy are final; peer errors
-/// that retrying cannot change fail the item; everything else is retried
-/// with back-off. Only a pending item is ever attempted.
-pub fn next(mut i: pb::OutboxItem, outcome: Outcome, now: time::OffsetDateTime) -> pb::OutboxItem {
-    use pb::OutboxState as S;
-    let retry = |i: &mut pb::OutboxItem| i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
-    if !matches!(outcome, Outcome::Expired | Outcome::Refused(_)) {
-        i.attempts = i.attempts.saturating_add(1);
-    }
-    match outcome {
-        Outcome::Expired => {
-            i.state = S::Expired as i32;
-            i.last_error = "expired before the peer answered".into();
-        }
-        Outcome::Held(why) | Outcome::BadReceipt(why) => {
-            i.last_error = why;
-            retry(&mut i);
-        }
-        Outcome::Refused(why) => {
-            i.state = S::Refused as i32;
-            i.last_error = why;
-        }
-        Outcome::Delivered { note, receipt } => {
-            i.state = S::Delivered as i32;
-            i.last_error = note;
-            i.receipt = receipt.or(i.receipt);
-        }
-        Outcome::RefusedByPeer { reason, receipt } => {
-            i.state = S::Refused as i32;
-            i.last_error = reason;
-            i.receipt = Some(receipt);
-        }
-        Outcome::Failed(e) => {
-            i.last_error = e.to_string();
-            match e {
-                ExchangeError::Denied(_) | ExchangeError::Refused(_) | ExchangeError::NotFound(_) => {
-                    i.state = S::Refused as i32;
-                }
-                ExchangeError::PeerStatus { code, .. } if after_error(code) == AfterError::Fail => {
-                    i.state = S::Failed as i32;
-                }
-                _ => retry(&mut i),
-            }
-        }
-    }
-    i
-}
-
 /// Stores the item's next state after `outcome`; true when it is finished.
-async fn settle(node: &Node, mut s: Stored, outcome: Outcome, now: time::OffsetDateTime) -> Result<bool, StoreError> {
+async fn settle(
+    node: &Node,
+    mut s: Stored,
+    outcome: Outcome,
+    now: time::OffsetDateTime,
+) -> Result<pb::OutboxItem, StoreError> {
     let failed = matches!(outcome, Outcome::Failed(_));
     let i = next(item_of(&s), outcome, now);
     if failed && i.state == pb::OutboxState::Pending as i32 {
@@ -802,7 +684,7 @@ async fn deliver_agreement(
     s: Stored,
     action: pb::OutboxAction,
     now: time::OffsetDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<pb::OutboxItem, StoreError> {
     let i = item_of(&s);
     let result = async {
         let mut c = super::client(node, &i.peer).await?;
@@ -817,7 +699,7 @@ async fn deliver_agreement(
     };
     let outcome = match within_budget(&i.peer, result).await {
         Ok(said) => Outcome::Delivered { note: said, receipt: None },
-        Err(e) => Outcome::Failed(e),
+        Err(e) => Outcome::Failed(failure(e)),
     };
     settle(node, s, outcome, now).await
 }
@@ -859,11 +741,7 @@ fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
         }
     }
     metrics::gauge!("liaison_outbox_depth").set(f64::from(depth));
-    let key = |s: &Stored| {
-        let i = item_of(s);
-        let t = i.create_time.unwrap_or_default();
-        (t.seconds, t.nanos, i.delivery_id)
-    };
+    let key = |s: &Stored| queue_order(&item_of(s));
     Ok(by_peer
         .into_values()
         .map(|mut v| {
@@ -875,25 +753,18 @@ fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
 
 /// Delivers one peer's items in the order they were queued, so that (for
 /// example) a new version of a record arrives before the step that relies
-/// on it. Stops at the first item that must wait for a retry.
-async fn deliver_in_order(node: &Node, items: Vec<Stored>) {
-    for s in items {
-        let i = item_of(&s);
-        // Notices are ordered by their issue time, not by arrival: one that
-        // must wait holds up nothing behind it.
-        let unordered = i.action == pb::OutboxAction::AgreementNotice as i32;
-        if i.next_attempt_time.as_ref().and_then(from_timestamp).is_some_and(|t| t > node.now()) {
-            if unordered {
-                continue;
-            }
-            return;
-        }
-        match attempt(node, s).await {
-            Ok(true) => {}
-            Ok(false) if unordered => {}
-            Ok(false) => return,
+/// on it. Which item goes next is the core's [`next_due`]; the round ends
+/// when nothing is due or an attempt could not be settled.
+async fn deliver_in_order(node: &Node, mut queue: Vec<Stored>) {
+    loop {
+        let items: Vec<pb::OutboxItem> = queue.iter().map(item_of).collect();
+        let Some(s) = next_due(&items, node.now()).and_then(|n| queue.get_mut(n)) else { return };
+        let id = item_of(s).delivery_id;
+        match attempt(node, s.clone()).await {
+            Ok(Some(after)) => s.item = Some(after),
+            Ok(None) => return,
             Err(e) => {
-                tracing::error!(delivery = %i.delivery_id, error = %e, "outbox update failed");
+                tracing::error!(delivery = %id, error = %e, "outbox update failed");
                 return;
             }
         }
@@ -905,146 +776,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_answers_that_can_change_are_retried() {
-        for c in [
-            tonic::Code::Unavailable,
-            tonic::Code::DeadlineExceeded,
-            tonic::Code::ResourceExhausted,
-            tonic::Code::NotFound,
-        ] {
-            assert_eq!(after_error(c), AfterError::Retry, "{c:?}");
-        }
-        for c in [
-            tonic::Code::InvalidArgument,
-            tonic::Code::PermissionDenied,
-            tonic::Code::Unauthenticated,
-            tonic::Code::Unimplemented,
-        ] {
-            assert_eq!(after_error(c), AfterError::Fail, "{c:?}");
-        }
-    }
-
-    /// The holder index follows each share: a peer being sent a record is a
-    /// holder until every share to it ended without one being delivered.
-    #[test]
-    fn holders_follow_each_share() {
-        use pb::OutboxState as S;
-        let p = pb::Purpose::Coordination as i32;
-        // Queued: a holder while in flight (an update must reach it).
-        let h = next_holder(None, p, false, S::Pending);
-        assert_eq!(h, Some(Holder { purpose: p, delivered: false, pending: 1 }));
-        // A retry keeps it pending; refusal of the only share ends it.
-        assert_eq!(next_holder(h.clone(), p, true, S::Pending), h);
-        assert_eq!(next_holder(h.clone(), p, true, S::Refused), None);
-        // Delivered: a holder for good, whatever later shares do.
-        let d = next_holder(h.clone(), p, true, S::Delivered);
-        assert_eq!(d, Some(Holder { purpose: p, delivered: true, pending: 0 }));
-        let again = next_holder(d.clone(), p, false, S::Pending);
-        assert_eq!(next_holder(again, p, true, S::Failed), d);
-        // v1 and v2 both pending; v1 failing leaves v2 counting.
-        let two = next_holder(h, p, false, S::Pending);
-        assert_eq!(next_holder(two, p, true, S::Expired), Some(Holder { purpose: p, delivered: false, pending: 1 }));
-    }
-
-    proptest::proptest! {
-        /// Replaying any sequence of share outcomes: a peer is a holder
-        /// exactly when a share was delivered or one is still pending.
-        #[test]
-        fn holder_index_matches_the_items(events in proptest::collection::vec((0usize..4, 0u8..5), 0..40)) {
-            use pb::OutboxState as S;
-            let p = pb::Purpose::Coordination as i32;
-            let mut items: Vec<S> = Vec::new();
-            let mut h: Option<Holder> = None;
-            for (which, outcome) in events {
-                if which >= items.len() {
-                    items.push(S::Pending);
-                    h = next_holder(h, p, false, S::Pending);
-                    continue;
-                }
-                if items[which] != S::Pending {
-                    continue;
-                }
-                let to = [S::Pending, S::Delivered, S::Refused, S::Failed, S::Expired][usize::from(outcome)];
-                items[which] = to;
-                h = next_holder(h, p, true, to);
-            }
-            let pending = items.iter().filter(|s| **s == S::Pending).count();
-            let delivered = items.contains(&S::Delivered);
-            proptest::prop_assert_eq!(h.is_some(), delivered || pending > 0);
-            if let Some(h) = h {
-                proptest::prop_assert_eq!(h.pending as usize, pending);
-                proptest::prop_assert_eq!(h.delivered, delivered);
-            }
-        }
-    }
-
-    fn pending_item() -> pb::OutboxItem {
-        pb::OutboxItem {
-            delivery_id: "dlv-1".into(),
-            state: pb::OutboxState::Pending as i32,
-            create_time: Some(timestamp(t0())),
-            ..Default::default()
-        }
-    }
-
-    fn t0() -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-    }
-
-    /// The outbox's decision for each outcome, without IO.
-    #[test]
-    fn each_outcome_moves_an_item_where_it_should() {
-        use pb::OutboxState as S;
-        let now = t0() + time::Duration::minutes(1);
-        let state = |o: Outcome| S::try_from(next(pending_item(), o, now).state).unwrap();
-        assert_eq!(state(Outcome::Expired), S::Expired);
-        assert_eq!(state(Outcome::Held("suspended".into())), S::Pending);
-        assert_eq!(state(Outcome::Refused("revoked".into())), S::Refused);
-        assert_eq!(state(Outcome::Delivered { note: String::new(), receipt: None }), S::Delivered);
-        let env = pb::Envelope::default();
-        assert_eq!(state(Outcome::RefusedByPeer { reason: "no".into(), receipt: env }), S::Refused);
-        assert_eq!(state(Outcome::BadReceipt("bad".into())), S::Pending);
-        let peer = |code| ExchangeError::PeerStatus { peer: "kh".into(), code, message: String::new() };
-        assert_eq!(state(Outcome::Failed(peer(tonic::Code::Unavailable))), S::Pending);
-        assert_eq!(state(Outcome::Failed(peer(tonic::Code::PermissionDenied))), S::Failed);
-        assert_eq!(state(Outcome::Failed(ExchangeError::Refused("withdrawn".into()))), S::Refused);
-        // Our own policy's answers are not attempts at the peer.
-        assert_eq!(next(pending_item(), Outcome::Refused("x".into()), now).attempts, 0);
-        assert_eq!(next(pending_item(), Outcome::Held("x".into()), now).attempts, 1);
-    }
-
-    proptest::proptest! {
-        /// Whatever the outcomes, an item still pending is due again within
-        /// the back-off bound (never in the past, never later than a minute),
-        /// and its attempt count never goes down.
-        #[test]
-        fn a_pending_item_is_always_due_again_soon(
-            codes in proptest::collection::vec(0i32..17, 1..40),
-            attempts in 0u32..u32::MAX,
-        ) {
-            let now = t0();
-            let mut i = pending_item();
-            i.attempts = attempts;
-            for c in codes {
-                let before = i.attempts;
-                let e = ExchangeError::PeerStatus { peer: "kh".into(), code: tonic::Code::from(c), message: String::new() };
-                i = next(i, Outcome::Failed(e), now);
-                proptest::prop_assert!(i.attempts >= before);
-                if i.state != pb::OutboxState::Pending as i32 {
-                    break;
-                }
-                let due = i.next_attempt_time.as_ref().and_then(from_timestamp).unwrap();
-                proptest::prop_assert!(due > now && due <= now + time::Duration::seconds(MAX_BACKOFF_SECS));
-            }
-        }
-    }
-
-    #[test]
     fn fan_out_outcomes_come_from_the_code_not_the_text() {
         let e = |code| ExchangeError::PeerStatus { peer: "kh".into(), code, message: "PermissionDenied".into() };
         assert_eq!(super::super::peer_outcome(&e(tonic::Code::PermissionDenied)), pb::PeerOutcome::Denied);
         assert_eq!(super::super::peer_outcome(&e(tonic::Code::DeadlineExceeded)), pb::PeerOutcome::TimedOut);
         // A message that merely mentions a code changes nothing.
         assert_eq!(super::super::peer_outcome(&e(tonic::Code::Internal)), pb::PeerOutcome::Unreachable);
+    }
+
+    #[test]
+    fn failures_keep_the_peer_code() {
+        let e =
+            ExchangeError::PeerStatus { peer: "kh".into(), code: tonic::Code::PermissionDenied, message: "no".into() };
+        assert_eq!(failure(e), Failure::Peer { code: Code::PermissionDenied, message: "no".into() });
+        assert!(matches!(failure(ExchangeError::Refused("gone".into())), Failure::Refused(_)));
+        let down = ExchangeError::Peer { peer: "kh".into(), reason: "connection refused".into() };
+        assert!(matches!(failure(down), Failure::Unanswered(_)));
     }
 }

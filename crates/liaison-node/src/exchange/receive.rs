@@ -14,6 +14,7 @@ use crate::pb;
 use crate::policy::{Decision, Direction};
 use crate::store::records::{self, StoredRecord};
 use crate::store::{Store, StoreError, Tree, Tx};
+use liaison_core::receive::Held;
 
 fn delivery_key(sender: &str, id: &str) -> Vec<u8> {
     format!("delivery/{sender}/{id}").into_bytes()
@@ -77,21 +78,7 @@ pub fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivere
     envelope::seal(payload::RECEIPT, &r, node.id(), &node.identity.signing_key)
 }
 
-/// What became of a received record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kept {
-    Stored,
-    /// The same or a newer version is already held.
-    Unchanged,
-    /// A later version may never change a record's kind (a referral must not
-    /// replace an entity, or its data would reach the identifier index).
-    KindChanged {
-        held: pb::RecordKind,
-    },
-    /// The originator withdrew the record (this version or, as this node was
-    /// told, a later one): a withdrawn record never comes back live.
-    Withdrawn,
-}
+pub use liaison_core::receive::Kept;
 
 /// Stores a received record (newer versions replace older ones; an older or
 /// equal version changes nothing; a change of kind, a withdrawn version and
@@ -105,28 +92,28 @@ pub fn store_received(
     actor: &str,
 ) -> Result<Kept, StoreError> {
     let key = records::key(&rec.originator, &rec.id);
-    if rec.withdrawn || withdrawal_known(st, &key)? {
-        tx.audit(
-            Event::new(actor, "record.refused")
-                .record(&key)
-                .reason(format!("version {}: withdrawn by {}", rec.version, rec.originator)),
-        );
-        return Ok(Kept::Withdrawn);
-    }
     let old = records::get(st, &key)?;
     let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
-    if let Some(held) = old_rec.as_ref().and_then(crate::record::kind) {
-        if Some(held) != crate::record::kind(rec) {
+    let kept = liaison_core::receive::keep(old_rec.as_ref().map(Held::of), withdrawal_known(st, &key)?, rec);
+    match kept {
+        Kept::Stored => {}
+        Kept::Unchanged => return Ok(kept),
+        Kept::Withdrawn => {
+            tx.audit(
+                Event::new(actor, "record.refused")
+                    .record(&key)
+                    .reason(format!("version {}: withdrawn by {}", rec.version, rec.originator)),
+            );
+            return Ok(kept);
+        }
+        Kept::KindChanged { .. } => {
             tx.audit(
                 Event::new(actor, "record.refused")
                     .record(&key)
                     .reason(format!("version {} changes the kind of the record held", rec.version)),
             );
-            return Ok(Kept::KindChanged { held });
+            return Ok(kept);
         }
-    }
-    if old_rec.as_ref().is_some_and(|o| o.version >= rec.version) {
-        return Ok(Kept::Unchanged);
     }
     if let Some(p) = old.as_ref().and_then(|s| s.provenance.as_ref()) {
         if let Some(until) = p.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
