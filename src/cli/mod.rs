@@ -568,7 +568,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
     init_tracing(a.log_format.unwrap_or(format));
     let node = crate::node::Node::open(layout, crate::node::default_clock().map_err(CliError::Msg)?)
         .map_err(|e| CliError::Msg(e.to_string()))?;
-    crate::node::serve(node, crate::node::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
+    crate::serve::serve(node, crate::serve::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ impl InProcess {
                 let shutdown = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                if let Err(e) = crate::node::serve(node, shutdown).await {
+                if let Err(e) = crate::serve::serve(node, shutdown).await {
                     tracing::error!(node = %id, error = %e, "node stopped");
                 }
             }));
@@ -306,11 +306,11 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     // Ctrl-C during the walk-through still stops the nodes and cleans up.
     let result = tokio::select! {
         r = walkthrough => r,
-        () = crate::node::shutdown_signal() => Err(DemoError::Interrupted),
+        () = crate::serve::shutdown_signal() => Err(DemoError::Interrupted),
     };
     if result.is_ok() && !opts.exit {
         out!("\nThe federation keeps running. Press Ctrl-C to stop it.");
-        crate::node::shutdown_signal().await;
+        crate::serve::shutdown_signal().await;
     }
     servers.stop().await;
     if temporary {

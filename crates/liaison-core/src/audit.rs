@@ -97,7 +97,7 @@ impl Default for Chain {
 impl Chain {
     /// Continues after a stored entry.
     pub fn after(last: &pb::AuditEntry) -> Self {
-        Self { next_seq: last.seq + 1, last_hash: last.hash.clone() }
+        Self { next_seq: last.seq.saturating_add(1), last_hash: last.hash.clone() }
     }
 
     pub fn append(&mut self, ev: Event, now: time::OffsetDateTime) -> pb::AuditEntry {
@@ -115,7 +115,7 @@ impl Chain {
             hash: Vec::new(),
         };
         e.hash = hash(&e);
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
         self.last_hash = e.hash.clone();
         e
     }
@@ -166,7 +166,7 @@ impl Verifier {
             });
         }
         *chain = Chain::after(e);
-        self.n += 1;
+        self.n = self.n.saturating_add(1);
         Ok(())
     }
 }

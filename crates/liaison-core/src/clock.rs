@@ -76,7 +76,7 @@ impl ManualClock {
     }
     pub fn advance(&self, by: Duration) {
         if let Ok(mut t) = self.0.lock() {
-            *t += by;
+            *t = t.saturating_add(by);
         }
     }
     pub fn set(&self, at: OffsetDateTime) {
@@ -117,13 +117,14 @@ impl Skew {
 /// most [`MAX_SKEW`] ahead, and at most `max_age` (plus the skew) behind —
 /// a step may be old only as long as a sender keeps retrying it.
 pub fn check_peer_time(t: OffsetDateTime, now: OffsetDateTime, max_age: Duration) -> Result<(), Skew> {
-    let ahead = t - now;
+    let ahead = crate::convert::between(now, t);
     if ahead > MAX_SKEW {
         return Err(Skew::Ahead(ahead));
     }
     let limit = max_age.saturating_add(MAX_SKEW);
-    if -ahead > limit {
-        return Err(Skew::TooOld(-ahead, limit));
+    let behind = ahead.checked_neg().unwrap_or(Duration::MAX);
+    if behind > limit {
+        return Err(Skew::TooOld(behind, limit));
     }
     Ok(())
 }

@@ -2,6 +2,14 @@
 
 use time::OffsetDateTime;
 
+/// `to - from`. The difference of two `OffsetDateTime`s always fits a
+/// `Duration` (the time crate never panics on it), so this is the one
+/// place that subtraction is allowed.
+#[allow(clippy::arithmetic_side_effects)]
+pub fn between(from: OffsetDateTime, to: OffsetDateTime) -> time::Duration {
+    to - from
+}
+
 /// `OffsetDateTime` → protobuf `Timestamp`.
 pub fn timestamp(t: OffsetDateTime) -> pbjson_types::Timestamp {
     pbjson_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
@@ -9,7 +17,7 @@ pub fn timestamp(t: OffsetDateTime) -> pbjson_types::Timestamp {
 
 /// Protobuf `Timestamp` → `OffsetDateTime`; `None` when out of range.
 pub fn from_timestamp(ts: &pbjson_types::Timestamp) -> Option<OffsetDateTime> {
-    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+    let nanos = i128::from(ts.seconds).saturating_mul(1_000_000_000).saturating_add(i128::from(ts.nanos));
     OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
 }
 

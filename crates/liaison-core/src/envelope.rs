@@ -53,7 +53,7 @@ pub enum EnvelopeError {
 
 /// The bytes that are actually signed.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    let mut out = Vec::with_capacity(body.len().saturating_add(payload_type.len()).saturating_add(32));
     out.extend_from_slice(b"LIAISONv1 ");
     out.extend_from_slice(payload_type.len().to_string().as_bytes());
     out.push(b' ');
@@ -68,7 +68,7 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 /// Short key id: hex of the first 8 bytes of SHA-256 of the public key.
 pub fn key_id(key: &VerifyingKey) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    hex::encode(&digest[..8])
+    hex::encode(digest.get(..8).unwrap_or_default())
 }
 
 pub fn verifying_key(bytes: &[u8]) -> Result<VerifyingKey, EnvelopeError> {

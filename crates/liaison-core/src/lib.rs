@@ -6,6 +6,12 @@
 //! in a unit or property test, or in `liaison-sim`'s in-memory federation.
 //! See `docs/ARCHITECTURE.md` for what lives where.
 #![forbid(unsafe_code)]
+// A peer controls much of what the core reads: no panics on input paths
+// and no unchecked arithmetic. Tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 
 pub use liaison_proto as pb;
 

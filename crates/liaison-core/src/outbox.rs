@@ -145,7 +145,7 @@ pub fn backoff(attempts: u32) -> time::Duration {
 
 /// True when `item` was created more than [`EXPIRY`] before `now`.
 pub fn expired(item: &pb::OutboxItem, now: OffsetDateTime) -> bool {
-    item.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| now - t > EXPIRY)
+    item.create_time.as_ref().and_then(from_timestamp).is_some_and(|t| crate::convert::between(t, now) > EXPIRY)
 }
 
 /// An item's next state after `outcome` at `now`. Refusals by our own
@@ -154,7 +154,7 @@ pub fn expired(item: &pb::OutboxItem, now: OffsetDateTime) -> bool {
 /// attempted.
 pub fn next(mut i: pb::OutboxItem, outcome: Outcome, now: OffsetDateTime) -> pb::OutboxItem {
     use pb::OutboxState as S;
-    let retry = |i: &mut pb::OutboxItem| i.next_attempt_time = Some(timestamp(now + backoff(i.attempts)));
+    let retry = |i: &mut pb::OutboxItem| i.next_attempt_time = Some(timestamp(now.saturating_add(backoff(i.attempts))));
     if !matches!(outcome, Outcome::Expired | Outcome::Refused(_)) {
         i.attempts = i.attempts.saturating_add(1);
     }

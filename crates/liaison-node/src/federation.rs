@@ -3,99 +3,18 @@
 //! the caller's node id is always taken from its certificate, never from a message.
 
 use crate::api::status::OrStatus;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use hyper_util::rt::TokioIo;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
-use crate::identity::{fingerprint, Identity};
 use crate::node::Node;
 use crate::pb;
-use crate::pb::federation_service_client::FederationServiceClient;
 use crate::pb::federation_service_server::{FederationService, FederationServiceServer};
-use crate::{refusal, tls};
+use crate::refusal;
 
-/// Deadline for a single federation call unless the caller sets a shorter one.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, thiserror::Error)]
-pub enum DialError {
-    #[error("peer {0} is not pinned")]
-    UnknownPeer(String),
-    #[error("peer {peer}: bad endpoint {endpoint:?}: {reason}")]
-    Endpoint { peer: String, endpoint: String, reason: String },
-    #[error("TLS: {0}")]
-    Tls(#[from] rustls::Error),
-}
-
-/// Open channels to peers, keyed by node id and the certificate they pin, so a
-/// re-pinned peer never reuses a channel to its old certificate.
-#[derive(Default)]
-pub struct Peers {
-    channels: Mutex<HashMap<String, ([u8; 32], Channel)>>,
-}
-
-impl Peers {
-    pub fn forget(&self, node_id: &str) {
-        if let Ok(mut m) = self.channels.lock() {
-            m.remove(node_id);
-        }
-    }
-}
-
-/// A lazily connecting channel to `card`'s federation endpoint over mutual TLS.
-pub fn channel(node: &Node, card: &pb::NodeCard) -> Result<Channel, DialError> {
-    let fp = fingerprint(&card.tls_certificate);
-    if let Ok(m) = node.peers.channels.lock() {
-        if let Some((pinned, ch)) = m.get(&card.node_id) {
-            if *pinned == fp {
-                return Ok(ch.clone());
-            }
-        }
-    }
-    let ch = dial(&node.identity, card)?;
-    if let Ok(mut m) = node.peers.channels.lock() {
-        m.insert(card.node_id.clone(), (fp, ch.clone()));
-    }
-    Ok(ch)
-}
-
-/// A lazily connecting channel to `card`'s federation endpoint over mutual
-/// TLS, presenting `identity`'s certificate and accepting only the card's.
-pub fn dial(identity: &Identity, card: &pb::NodeCard) -> Result<Channel, DialError> {
-    let cfg = tls::client_config(identity.tls_cert.clone(), identity.tls_key.clone_key(), &card.tls_certificate)?;
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let addr = card.federation_endpoint.clone();
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| DialError::Endpoint { peer: card.node_id.clone(), endpoint: addr.clone(), reason: e.to_string() })?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(CALL_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    let server_name = rustls::pki_types::ServerName::try_from(format!("{}.liaison", card.node_id)).map_err(|e| {
-        DialError::Endpoint { peer: card.node_id.clone(), endpoint: addr.clone(), reason: e.to_string() }
-    })?;
-    let ch = endpoint.connect_with_connector_lazy(tower::service_fn(move |_uri: http::Uri| {
-        let connector = connector.clone();
-        let addr = addr.clone();
-        let server_name = server_name.clone();
-        async move {
-            let tcp = tokio::net::TcpStream::connect(&addr).await?;
-            tcp.set_nodelay(true)?;
-            let stream = connector.connect(server_name, tcp).await?;
-            Ok::<_, std::io::Error>(TokioIo::new(stream))
-        }
-    }));
-    Ok(ch)
-}
-
-pub fn client(node: &Node, card: &pb::NodeCard) -> Result<FederationServiceClient<Channel>, DialError> {
-    Ok(FederationServiceClient::new(channel(node, card)?).max_decoding_message_size(16 * 1024 * 1024))
-}
+// The client side lives in `dial`, below every adapter that calls peers.
+pub use crate::dial::{dial, DialError, Peers, CALL_TIMEOUT};
 
 /// The services the federation listener serves (health and reflection report these only).
 pub const SERVICES: &[&str] = &[pb::federation_service_server::SERVICE_NAME];
@@ -379,9 +298,43 @@ impl FederationService for FederationApi {
         req: Request<pb::DeliverSealedRequest>,
     ) -> Result<Response<pb::DeliverSealedResponse>, Status> {
         self.serve("DeliverSealed", req, |node, caller, r| async move {
-            crate::hub::relay::receive(&node, &caller, r).await?;
+            let (sender, call) = crate::hub::relay::open(&node, &caller, r).await?;
+            deliver_relayed(&node, &sender, call).await?;
             Ok(pb::DeliverSealedResponse {})
         })
         .await
     }
+}
+
+/// A relayed call, opened and verified by `hub::relay::open`, handed to the
+/// handler the same call would reach directly.
+async fn deliver_relayed(
+    node: &Node,
+    sender: &str,
+    call: pb::RelayedCall,
+) -> Result<(), crate::exchange::ExchangeError> {
+    use crate::exchange::ExchangeError;
+    let sender = sender.to_string();
+    match call.call {
+        Some(pb::relayed_call::Call::PushRecord(p)) => {
+            crate::exchange::receive::push(node, &sender, p).await?;
+        }
+        Some(pb::relayed_call::Call::RequestEvent(e)) => {
+            let env = e.event.ok_or_else(|| crate::exchange::invalid("event", "required"))?;
+            crate::sop::desk::receive(node, &sender, &e.delivery_id, env)
+                .await
+                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
+        }
+        Some(pb::relayed_call::Call::RetractRecord(r)) => {
+            crate::exchange::receive::retract(node, &sender, r).await?;
+        }
+        Some(pb::relayed_call::Call::CaseUpdate(c)) => {
+            let env = c.case.ok_or_else(|| crate::exchange::invalid("case", "required"))?;
+            crate::sop::cases::receive(node, &sender, &c.delivery_id, env)
+                .await
+                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
+        }
+        None => return Err(crate::exchange::invalid("call", "empty")),
+    }
+    Ok(())
 }

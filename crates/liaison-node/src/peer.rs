@@ -5,7 +5,6 @@ use std::time::Instant;
 use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
-use crate::federation;
 use crate::identity::{self, fingerprint, IdentityError};
 use crate::node::Node;
 use crate::pb;
@@ -30,7 +29,7 @@ pub enum PeerError {
     #[error("peer {peer} answered with an invalid card: {reason}")]
     BadAnswer { peer: String, reason: String },
     #[error(transparent)]
-    Dial(#[from] federation::DialError),
+    Dial(#[from] crate::dial::DialError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -120,7 +119,7 @@ pub fn card_of(peer: &pb::Peer) -> Result<&pb::NodeCard, PeerError> {
 pub async fn ping(node: &Node, node_id: &str) -> Result<(pb::NodeCard, u128), PeerError> {
     let peer = get(node, node_id)?;
     let pinned = card_of(&peer)?;
-    let mut client = federation::client(node, pinned)?;
+    let mut client = node.peers.client(&node.identity, pinned)?;
     let started = Instant::now();
     let resp = client
         .hello(pb::HelloRequest { node_id: node.id().to_string() })

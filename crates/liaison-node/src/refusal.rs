@@ -9,13 +9,13 @@
 //! addresses an attacker uses.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::audit::Event;
-use crate::node::Node;
+use crate::store::Db;
 
 /// Open tallies kept at once before new sources are counted as `other`.
 pub const MAX_SOURCES: usize = 1024;
@@ -244,39 +244,29 @@ impl Refusals {
 }
 
 /// Writes the given summaries as audit entries, in one write.
-async fn write(node: &Node, summaries: Vec<Summary>) {
+async fn write(db: &Db, summaries: Vec<Summary>) {
     if summaries.is_empty() {
         return;
     }
     let n = summaries.len();
-    if let Err(e) = node.db.audit(summaries.iter().map(Summary::event).collect()).await {
+    if let Err(e) = db.audit(summaries.iter().map(Summary::event).collect()).await {
         tracing::warn!(error = %e, entries = n, "refusal tallies could not be audited");
     }
 }
 
-/// Audits the tallies whose window has ended.
-pub async fn flush_due(node: &Node) {
-    let due = node.refusals.due(node.now());
-    write(node, due).await;
+/// Audits the tallies whose window has ended by `now`.
+pub async fn flush_due(db: &Db, refusals: &Refusals, now: OffsetDateTime) {
+    write(db, refusals.due(now)).await;
 }
 
 /// Audits every tally, ended or not (at shutdown).
-pub async fn flush_all(node: &Node) {
-    let all = node.refusals.drain();
-    write(node, all).await;
+pub async fn flush_all(db: &Db, refusals: &Refusals) {
+    write(db, refusals.drain()).await;
 }
 
-/// Flushes ended windows a few times per window.
-pub fn spawn(node: Arc<Node>, window_secs: u64) -> tokio::task::JoinHandle<()> {
-    let every = Duration::from_millis(window_secs.saturating_mul(250).max(250));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            flush_due(&node).await;
-        }
-    })
+/// How often ended windows are flushed: a few times per window.
+pub fn flush_every(window_secs: u64) -> Duration {
+    Duration::from_millis(window_secs.saturating_mul(250).max(250))
 }
 
 #[cfg(test)]

@@ -15,11 +15,13 @@ use liaison_proto as pb;
 
 pub mod agreements;
 pub mod audit;
+pub mod changes;
 #[cfg(test)]
 mod conformance;
 mod db;
 pub mod disk;
 pub mod head;
+pub mod outbox;
 pub mod peers;
 pub mod records;
 pub mod sealed;

@@ -22,11 +22,11 @@ fn median(mut v: Vec<f64>) -> f64 {
         return 0.0;
     }
     v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    let mid = v.len() / 2;
+    let upper = v.get(mid).copied().unwrap_or_default();
+    match mid.checked_sub(1).and_then(|i| v.get(i)) {
+        Some(lower) if v.len() % 2 == 0 => (lower + upper) / 2.0,
+        _ => upper,
     }
 }
 
@@ -47,25 +47,25 @@ impl Acc {
         else {
             return;
         };
-        self.requests += 1;
+        self.requests = self.requests.saturating_add(1);
         // An answer without a separate acknowledgement acknowledges too.
         let acked = t(&m.ack_time).or(t(&m.answer_time));
         match acked {
             Some(a) => {
-                self.ack_counted += 1;
-                self.ack_on_time += u32::from(a <= ack_due);
-                self.ack_hours.push((a - submit).as_seconds_f64() / 3600.0);
+                self.ack_counted = self.ack_counted.saturating_add(1);
+                self.ack_on_time = self.ack_on_time.saturating_add(u32::from(a <= ack_due));
+                self.ack_hours.push(crate::convert::between(submit, a).as_seconds_f64() / 3600.0);
             }
-            None if now > ack_due => self.ack_counted += 1,
+            None if now > ack_due => self.ack_counted = self.ack_counted.saturating_add(1),
             None => {}
         }
         match t(&m.answer_time) {
             Some(a) => {
-                self.answer_counted += 1;
-                self.answer_on_time += u32::from(a <= answer_due);
-                self.answer_hours.push((a - submit).as_seconds_f64() / 3600.0);
+                self.answer_counted = self.answer_counted.saturating_add(1);
+                self.answer_on_time = self.answer_on_time.saturating_add(u32::from(a <= answer_due));
+                self.answer_hours.push(crate::convert::between(submit, a).as_seconds_f64() / 3600.0);
             }
-            None if now > answer_due => self.answer_counted += 1,
+            None if now > answer_due => self.answer_counted = self.answer_counted.saturating_add(1),
             None => {}
         }
     }

@@ -111,36 +111,31 @@ struct Raw {
     framework: BTreeMap<String, Vec<String>>,
 }
 
+/// Adds `n` to `key`'s count (saturating: counts come from members' reports).
+fn bump(counts: &mut BTreeMap<String, u64>, key: String, n: u64) {
+    let c = counts.entry(key).or_default();
+    *c = c.saturating_add(n);
+}
+
 impl Raw {
     fn add(&mut self, s: &pb::StatisticsReport) {
         for v in &s.victims {
             let n = u64::from(v.count);
-            self.total += n;
-            *self
-                .sex
-                .entry(pb::Sex::try_from(v.sex).map(|x| word(x.as_str_name(), "SEX_")).unwrap_or_default())
-                .or_default() += n;
-            *self
-                .age
-                .entry(
-                    pb::AgeGroup::try_from(v.age_group)
-                        .map(|x| word(x.as_str_name(), "AGE_GROUP_"))
-                        .unwrap_or_default(),
-                )
-                .or_default() += n;
-            *self.nationality.entry(v.nationality.clone()).or_default() += n;
-            *self
-                .exploitation
-                .entry(
-                    pb::ExploitationType::try_from(v.exploitation_type)
-                        .map(|x| word(x.as_str_name(), "EXPLOITATION_TYPE_"))
-                        .unwrap_or_default(),
-                )
-                .or_default() += n;
+            self.total = self.total.saturating_add(n);
+            let sex = pb::Sex::try_from(v.sex).map(|x| word(x.as_str_name(), "SEX_")).unwrap_or_default();
+            bump(&mut self.sex, sex, n);
+            let age =
+                pb::AgeGroup::try_from(v.age_group).map(|x| word(x.as_str_name(), "AGE_GROUP_")).unwrap_or_default();
+            bump(&mut self.age, age, n);
+            bump(&mut self.nationality, v.nationality.clone(), n);
+            let exploitation = pb::ExploitationType::try_from(v.exploitation_type)
+                .map(|x| word(x.as_str_name(), "EXPLOITATION_TYPE_"))
+                .unwrap_or_default();
+            bump(&mut self.exploitation, exploitation, n);
         }
-        self.investigations += u64::from(s.investigations);
-        self.prosecutions += u64::from(s.prosecutions);
-        self.convictions += u64::from(s.convictions);
+        self.investigations = self.investigations.saturating_add(u64::from(s.investigations));
+        self.prosecutions = self.prosecutions.saturating_add(u64::from(s.prosecutions));
+        self.convictions = self.convictions.saturating_add(u64::from(s.convictions));
         for f in &s.framework {
             let area = pb::FrameworkArea::try_from(f.area)
                 .map(|x| word(x.as_str_name(), "FRAMEWORK_AREA_"))
@@ -171,13 +166,13 @@ pub fn aggregate(reports: &[pb::StatisticsReport], period: &str) -> Result<Repor
     let (from, to) = parse_period(period)?;
     let mut by_country: BTreeMap<String, Raw> = BTreeMap::new();
     let mut region = Raw::default();
-    let mut used = 0;
+    let mut used: usize = 0;
     for s in reports {
         let (Ok(a), Ok(b)) = (parse_date("", &s.period_start), parse_date("", &s.period_end)) else { continue };
         if a < from || b > to {
             continue;
         }
-        used += 1;
+        used = used.saturating_add(1);
         by_country.entry(s.country.clone()).or_default().add(s);
         region.add(s);
     }
@@ -252,7 +247,7 @@ pub fn markdown(r: &Report) -> String {
     for (i, name) in DIMENSIONS.iter().enumerate() {
         s.push_str(&format!("\n## Victims by {name}\n\n| country | category | victims |\n|---|---|---|\n"));
         for (c, b) in rows(r) {
-            for (k, v) in dims(b)[i] {
+            for (k, v) in dims(b).get(i).copied().into_iter().flatten() {
                 s.push_str(&format!("| {c} | {k} | {} |\n", show(v)));
             }
         }
@@ -279,7 +274,7 @@ pub fn csv(r: &Report) -> String {
     for (c, b) in rows(r) {
         s.push_str(&format!("{c},victims,total,{}\n", show(&b.total)));
         for (i, name) in DIMENSIONS.iter().enumerate() {
-            for (k, v) in dims(b)[i] {
+            for (k, v) in dims(b).get(i).copied().into_iter().flatten() {
                 s.push_str(&format!("{c},{},{},{}\n", q(name), q(k), show(v)));
             }
         }
@@ -298,21 +293,21 @@ fn esc(x: &str) -> String {
 /// A horizontal bar chart as inline SVG (suppressed cells drawn hatched, without a number).
 fn bars(title: &str, data: &[(String, Cell)]) -> String {
     let max = data.iter().filter_map(|(_, v)| *v).max().unwrap_or(1).max(1) as f64;
-    let h = 22 * data.len() + 30;
+    let h = data.len().saturating_mul(22).saturating_add(30);
     let mut s = format!(
         "<figure><figcaption>{}</figcaption><svg width=\"560\" height=\"{h}\" role=\"img\" aria-label=\"{}\">",
         esc(title),
         esc(title)
     );
     for (i, (k, v)) in data.iter().enumerate() {
-        let y = 20 + i * 22;
+        let y = i.saturating_mul(22).saturating_add(20);
         let (w, label, fill) = match v {
             Some(n) => ((*n as f64 / max * 360.0).max(1.0), n.to_string(), "#2b6cb0"),
             None => (18.0, "x".to_string(), "url(#hatch)"),
         };
         s.push_str(&format!(
             "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"150\" y=\"{}\" width=\"{w:.0}\" height=\"16\" fill=\"{fill}\"/><text x=\"{:.0}\" y=\"{}\" font-size=\"12\">{}</text>",
-            y + 12, esc(k), y, 156.0 + w, y + 12, esc(&label)
+            y.saturating_add(12), esc(k), y, 156.0 + w, y.saturating_add(12), esc(&label)
         ));
     }
     s.push_str("</svg></figure>");
@@ -339,7 +334,8 @@ pub fn html(r: &Report) -> String {
     let victims: Vec<(String, Cell)> = r.countries.iter().map(|(c, b)| (c.clone(), b.total)).collect();
     s.push_str(&bars("Victims identified by country", &victims));
     for (i, name) in DIMENSIONS.iter().enumerate() {
-        let d: Vec<(String, Cell)> = dims(&r.region)[i].iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let d: Vec<(String, Cell)> =
+            dims(&r.region).get(i).copied().into_iter().flatten().map(|(k, v)| (k.clone(), *v)).collect();
         s.push_str(&bars(&format!("Region: victims by {name}"), &d));
     }
     s.push_str("<h2>Country report framework</h2>");

@@ -42,7 +42,7 @@ pub fn validate_id(id: &str) -> Check {
     let b = id.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 64
-        && b[0].is_ascii_alphanumeric()
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'));
     if ok {
         Ok(())
@@ -185,7 +185,7 @@ fn record_time(field: &str, t: Option<&pbjson_types::Timestamp>) -> Result<i128,
     if !(EARLIEST..LATEST).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
         return fail(field, "must be a time between 2000-01-01 and 2100-01-01");
     }
-    Ok(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos))
+    Ok(i128::from(t.seconds).saturating_mul(1_000_000_000).saturating_add(i128::from(t.nanos)))
 }
 
 /// A time another node sent outside a record (e.g. request metadata at a
@@ -262,7 +262,7 @@ pub fn body_fields(encoded: &[u8]) -> Result<usize, FieldError> {
             _ => return Err(bad()),
         }
         if (10..=14).contains(&tag) {
-            bodies += 1;
+            bodies = bodies.saturating_add(1);
         }
     }
     Ok(bodies)
@@ -324,7 +324,7 @@ fn valid_hours(h: &str) -> bool {
             return None;
         }
         let (h, m) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?);
-        (h < 24 && m < 60).then_some(h * 60 + m)
+        (h < 24 && m < 60).then(|| h.saturating_mul(60).saturating_add(m))
     };
     matches!(h.split_once('-'), Some((a, b)) if hm(a).is_some() && hm(b).is_some() && hm(a) != hm(b))
 }
@@ -581,7 +581,7 @@ mod tests;
 pub fn valid_node_id(id: &str) -> bool {
     let b = id.as_bytes();
     (2..=32).contains(&b.len())
-        && b[0].is_ascii_lowercase()
+        && b.first().is_some_and(u8::is_ascii_lowercase)
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && !id.ends_with('-')
 }

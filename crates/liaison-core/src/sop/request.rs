@@ -199,15 +199,16 @@ pub fn apply(req: &pb::Request, ev: &pb::RequestEvent) -> Result<Applied, SopErr
     if ev.seq <= last {
         return Ok(Applied::Duplicate);
     }
-    if ev.seq != last + 1 {
-        return Err(SopError::OutOfOrder { actor: ev.actor.clone(), expected: last + 1, got: ev.seq });
+    let expected = last.saturating_add(1);
+    if ev.seq != expected {
+        return Err(SopError::OutOfOrder { actor: ev.actor.clone(), expected, got: ev.seq });
     }
     let h = req.header.clone().unwrap_or_default();
     let other = if ev.actor == h.from_node { &h.to_node } else { &h.from_node };
     let seen = last_seq(req, other);
     if seen < ev.peer_seq {
         // It follows a step of the other node we have not applied yet.
-        return Err(SopError::OutOfOrder { actor: other.clone(), expected: seen + 1, got: ev.peer_seq });
+        return Err(SopError::OutOfOrder { actor: other.clone(), expected: seen.saturating_add(1), got: ev.peer_seq });
     }
     let state = next_state(req, ev)?;
     let mut out = req.clone();

@@ -15,11 +15,11 @@ use crate::agreement::{self, AgreementError, Standing};
 use crate::audit::Event;
 use crate::convert::{state_word, timestamp};
 use crate::envelope::{self, payload, EnvelopeError};
-use crate::exchange::outbox;
 use crate::node::Node;
 use crate::pb;
 use crate::pb::OutboxAction as Action;
 use crate::store::agreements::{self as layout, StoredAgreement};
+use crate::store::outbox;
 use crate::store::{self, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +279,7 @@ pub async fn propose(
         })
         .await?;
     node.outbox_wake.notify_one();
-    let deliveries = outbox::outcome(node, &queued, DELIVERY_TIMEOUT).await;
+    let deliveries = crate::node::delivery_outcome(node, &queued, DELIVERY_TIMEOUT).await;
     Ok((view(node, &stored)?, deliveries))
 }
 
@@ -401,7 +401,7 @@ pub async fn notice(
         node.housekeeping_wake.notify_one();
     }
     node.outbox_wake.notify_one();
-    let deliveries = outbox::outcome(node, &queued, DELIVERY_TIMEOUT).await;
+    let deliveries = crate::node::delivery_outcome(node, &queued, DELIVERY_TIMEOUT).await;
     Ok((view(node, &stored)?, deliveries))
 }
 

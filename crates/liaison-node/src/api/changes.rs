@@ -3,7 +3,6 @@
 use crate::api::status::OrStatus;
 use std::sync::Arc;
 
-use prost::Message;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -11,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::{require, RECORD_READERS};
 use crate::node::Node;
 use crate::pb;
-use crate::store::{self, records, Tree};
+use crate::store::{self, records};
 
 pub struct ChangeApi {
     node: Arc<Node>,
@@ -25,12 +24,7 @@ impl ChangeApi {
 
 /// Changes with seq > `after`, in order, at most `limit`.
 pub fn read_changes(st: &dyn store::Store, after: u64, limit: usize) -> Result<Vec<pb::Change>, Status> {
-    let start = std::ops::Bound::Excluded(after.to_be_bytes().to_vec());
-    st.range(Tree::Changes, start, std::ops::Bound::Unbounded, limit)
-        .or_status()?
-        .into_iter()
-        .map(|(_, v)| pb::Change::decode(v.as_slice()).map_err(|e| Status::internal(format!("corrupt change: {e}"))))
-        .collect()
+    store::changes::after(st, after, limit).or_status()
 }
 
 /// A change with the record as a listing shows it: pseudonymised, exactly as

@@ -389,6 +389,45 @@ impl From<crate::sop::cases::CaseError> for Status {
 mod tests {
     use super::*;
 
+    /// `ExchangeError::refusal` (used where the exchange cannot see this
+    /// module) classifies every error as its status would be read back.
+    #[test]
+    fn exchange_refusals_agree_with_their_statuses() {
+        use crate::agreement::book::BookError as B;
+        use crate::exchange::ExchangeError as E;
+        let peer = |code| E::PeerStatus { peer: "kh".into(), code, message: "m".into() };
+        let all = || {
+            vec![
+                E::Denied(crate::policy::Denial::NoAgreement),
+                E::Invalid { field: "f".into(), reason: "r".into() },
+                E::NotFound("x".into()),
+                E::Peer { peer: "kh".into(), reason: "down".into() },
+                peer(Code::Unavailable),
+                peer(Code::DeadlineExceeded),
+                peer(Code::ResourceExhausted),
+                peer(Code::PermissionDenied),
+                peer(Code::InvalidArgument),
+                E::Refused("no".into()),
+                E::Envelope(crate::envelope::EnvelopeError::BadSignature("x".into())),
+                E::Store(StoreError::Corrupt("x".into())),
+                E::Store(StoreError::Full { free: 1, reserve: 2 }),
+                E::Book(B::Invalid(crate::agreement::AgreementError { field: "id".into(), reason: "r".into() })),
+                E::Book(B::NotFound("a".into())),
+                E::Book(B::Exists { id: "a".into(), version: 1 }),
+                E::Book(B::NotAParty("a".into())),
+                E::Book(B::Conflict("a".into())),
+                E::Book(B::NotReceived("a".into())),
+                E::Book(B::Refused("a".into())),
+                E::Book(B::Envelope(crate::envelope::EnvelopeError::BadSignature("x".into()))),
+                E::Book(B::Store(StoreError::Backend("x".into()))),
+            ]
+        };
+        for (e, again) in all().into_iter().zip(all()) {
+            let kind = e.refusal();
+            assert_eq!(kind, refusal_kind(&again.into()), "{e}");
+        }
+    }
+
     #[test]
     fn refusals_read_back_from_statuses() {
         assert_eq!(refusal_kind(&impersonation("kh-antht", "th-atpd")), Some(Kind::Impersonation));

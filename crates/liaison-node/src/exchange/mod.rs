@@ -55,6 +55,34 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
+    /// The kind of refusal this error records when it answers a peer (or
+    /// when a peer's answer caused it): the same classification
+    /// `api::status::refusal_kind` makes of the status this error maps to
+    /// (a test there keeps the two equal). Policy denials, unreachable
+    /// peers and this node's own failures record none.
+    pub fn refusal(&self) -> Option<crate::refusal::Kind> {
+        use crate::agreement::book::BookError as B;
+        use crate::refusal::Kind;
+        use ExchangeError as E;
+        match self {
+            E::Invalid { .. } | E::Book(B::Invalid(_)) => Some(Kind::Invalid),
+            E::Envelope(_) | E::Book(B::Envelope(_)) => Some(Kind::Signature),
+            E::PeerStatus {
+                code: tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::ResourceExhausted,
+                ..
+            } => None,
+            E::PeerStatus { .. }
+            | E::Refused(_)
+            | E::Book(B::NotAParty(_) | B::Conflict(_) | B::NotReceived(_) | B::Refused(_)) => Some(Kind::Refused),
+            E::Denied(_)
+            | E::NotFound(_)
+            | E::Peer { .. }
+            | E::Store(_)
+            | E::Book(B::NotFound(_) | B::Exists { .. } | B::Store(_))
+            | E::Full(_) => None,
+        }
+    }
+
     /// A peer's error answer, typed.
     pub fn from_status(peer: &str, s: &tonic::Status) -> ExchangeError {
         ExchangeError::PeerStatus { peer: peer.into(), code: s.code(), message: s.message().into() }
@@ -218,7 +246,7 @@ pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, Exchan
 /// own failures, are not. Returns the error's text.
 pub fn refuse_answer(node: &Node, peer: &str, what: &str, e: ExchangeError) -> String {
     let text = e.to_string();
-    if let Some(kind) = crate::api::status::refusal_kind(&tonic::Status::from(e)) {
+    if let Some(kind) = e.refusal() {
         node.refuse(&crate::refusal::peer(peer), kind, &format!("{what}: {text}"));
     }
     text
@@ -274,7 +302,9 @@ pub async fn client(
         crate::peer::get(node, peer).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })?;
     let card =
         crate::peer::card_of(&p).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })?;
-    crate::federation::client(node, card).map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })
+    node.peers
+        .client(&node.identity, card)
+        .map_err(|e| ExchangeError::Peer { peer: peer.into(), reason: e.to_string() })
 }
 
 pub fn purpose_of(field: &str, v: i32) -> Result<pb::Purpose, ExchangeError> {
@@ -291,7 +321,4 @@ pub fn kind_of(field: &str, v: i32) -> Result<pb::RecordKind, ExchangeError> {
         .ok_or_else(|| invalid(field, "a record kind is required"))
 }
 
-pub fn random_id(prefix: &str) -> String {
-    let b: [u8; 12] = rand::random();
-    format!("{prefix}-{}", hex::encode(b))
-}
+pub use crate::store::outbox::random_id;

@@ -3,7 +3,6 @@
 //! same however many records it holds), filters by grant at the source, and
 //! sends only what the requester may have.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::{decide, decide_all, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError};
@@ -43,8 +42,7 @@ pub async fn answer(
     // The walk over the change log and the record reads: off the runtime's threads.
     let start = req.cursor;
     let (live, withdrawn, cursor, more) = crate::node::off_runtime(node, move |node| {
-        let changes = crate::api::read_changes(node.db.store(), start, MAX_WALK)
-            .map_err(|s| StoreError::Corrupt(s.message().to_string()))?;
+        let changes = crate::store::changes::after(node.db.store(), start, MAX_WALK)?;
         let walked_all = changes.len() < MAX_WALK;
         let own = format!("{}/", node.id());
         let mut keys: Vec<String> = Vec::new();
@@ -244,33 +242,4 @@ pub async fn now(node: &Node, actor: &str, peer: &str) -> Result<Vec<pb::SyncPee
         results.iter().map(|r| format!("{}:+{}/-{}", r.peer, r.received, r.purged)).collect::<Vec<_>>().join(" ");
     node.db.audit(vec![Event::new(actor, "exchange.sync").reason(summary)]).await?;
     Ok(results)
-}
-
-/// Periodic sync with every peer.
-pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        // Each peer is pulled by its own worker: a slow peer delays only its
-        // own sync, and is simply skipped by later rounds until it finishes.
-        let mut workers = crate::workers::Workers::default();
-        let never = tokio::sync::Notify::new();
-        loop {
-            // Reap finished pulls until the next round is due.
-            workers.wait(&never, every).await;
-            // Hub directories first, so new members are pinned before we sync with them.
-            if let Err(e) = crate::hub::directory::refresh(&node).await {
-                tracing::warn!(error = %e, "hub directory refresh failed");
-            }
-            let peers = super::peer_ids(&node).unwrap_or_default();
-            for p in peers {
-                let n = Arc::clone(&node);
-                let peer = p.clone();
-                workers.start(&p, async move {
-                    let r = pull(&n, "node", &peer).await;
-                    if r.received > 0 || r.purged > 0 {
-                        tracing::info!(peer = %peer, received = r.received, purged = r.purged, "sync");
-                    }
-                });
-            }
-        }
-    })
 }

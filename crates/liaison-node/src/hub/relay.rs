@@ -323,8 +323,14 @@ async fn forward_one(node: &Node, k: &[u8], mut q: Queued) -> Result<bool, Excha
     }
 }
 
-/// Recipient: a sealed message arrives from a hub we joined.
-pub async fn receive(node: &Node, caller: &str, req: pb::DeliverSealedRequest) -> Result<(), ExchangeError> {
+/// Recipient: a sealed message arrives from a hub we joined. Returns the
+/// sender and its call, verified; the federation handler hands the call to
+/// the handler it names (`federation::deliver_relayed`).
+pub async fn open(
+    node: &Node,
+    caller: &str,
+    req: pb::DeliverSealedRequest,
+) -> Result<(String, pb::RelayedCall), ExchangeError> {
     if !crate::hub::directory::joined_hubs(node)?.iter().any(|h| h == caller) {
         return Err(ExchangeError::Refused(format!("{caller} is not a hub this node joined")));
     }
@@ -345,28 +351,7 @@ pub async fn receive(node: &Node, caller: &str, req: pb::DeliverSealedRequest) -
             Event::new(format!("peer:{caller}"), "relay.received").reason(format!("{} from {sender}", req.relay_id))
         ])
         .await?;
-    match call.call {
-        Some(pb::relayed_call::Call::PushRecord(p)) => {
-            crate::exchange::receive::push(node, &sender, p).await?;
-        }
-        Some(pb::relayed_call::Call::RequestEvent(e)) => {
-            let env = e.event.ok_or_else(|| exchange::invalid("event", "required"))?;
-            crate::sop::desk::receive(node, &sender, &e.delivery_id, env)
-                .await
-                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
-        }
-        Some(pb::relayed_call::Call::RetractRecord(r)) => {
-            crate::exchange::receive::retract(node, &sender, r).await?;
-        }
-        Some(pb::relayed_call::Call::CaseUpdate(c)) => {
-            let env = c.case.ok_or_else(|| exchange::invalid("case", "required"))?;
-            crate::sop::cases::receive(node, &sender, &c.delivery_id, env)
-                .await
-                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
-        }
-        None => return Err(exchange::invalid("call", "empty")),
-    }
-    Ok(())
+    Ok((sender, call))
 }
 
 /// Entries waiting at the hub, for tests and metrics.
