@@ -67,7 +67,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-pub fn purpose(s: &str) -> Result<pb::Purpose, CliError> {
+pub(super) fn purpose(s: &str) -> Result<pb::Purpose, CliError> {
     convert::purpose_from_word(s).ok_or_else(|| {
         CliError::Msg(format!(
             "--purpose: {s:?} is not one of coordination, investigation, prosecution, victim_identification, victim_assistance, return_and_reintegration, prevention_and_analysis, statistics_and_reporting"
@@ -79,7 +79,7 @@ fn outcome(o: i32) -> String {
     pb::PeerOutcome::try_from(o).map(|x| convert::word(x.as_str_name(), "PEER_OUTCOME_")).unwrap_or_default()
 }
 
-pub async fn query(g: &Global, ch: Authed, a: QueryArgs) -> Result<(), CliError> {
+pub(super) async fn query(g: &Global, ch: Authed, a: QueryArgs) -> Result<(), CliError> {
     let req = pb::QueryRequest {
         peer: a.peer.unwrap_or_default(),
         kind: parse_kind(&a.kind)? as i32,
@@ -115,7 +115,7 @@ pub async fn query(g: &Global, ch: Authed, a: QueryArgs) -> Result<(), CliError>
     Ok(())
 }
 
-pub async fn check(g: &Global, ch: Authed, a: CheckArgs) -> Result<(), CliError> {
+pub(super) async fn check(g: &Global, ch: Authed, a: CheckArgs) -> Result<(), CliError> {
     let mut identifiers = Vec::new();
     for s in &a.identifiers {
         let (t, v) =
@@ -152,7 +152,7 @@ pub async fn check(g: &Global, ch: Authed, a: CheckArgs) -> Result<(), CliError>
     Ok(())
 }
 
-pub async fn share(g: &Global, ch: Authed, id: String, to: String, p: &str) -> Result<(), CliError> {
+pub(super) async fn share(g: &Global, ch: Authed, id: String, to: String, p: &str) -> Result<(), CliError> {
     let req = pb::ShareRecordRequest { record_id: id.clone(), peer: to.clone(), purpose: purpose(p)? as i32 };
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch).share_record(req).await?.into_inner();
     if g.json {
@@ -167,7 +167,7 @@ pub async fn share(g: &Global, ch: Authed, id: String, to: String, p: &str) -> R
     Ok(())
 }
 
-pub async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliError> {
+pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliError> {
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
         .list_outbox(pb::ListOutboxRequest { all })
         .await?
@@ -205,7 +205,7 @@ pub async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn receipts(g: &Global, ch: Authed, id: String) -> Result<(), CliError> {
+pub(super) async fn receipts(g: &Global, ch: Authed, id: String) -> Result<(), CliError> {
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
         .list_receipts(pb::ListReceiptsRequest { record_id: id })
         .await?
@@ -234,7 +234,7 @@ pub async fn receipts(g: &Global, ch: Authed, id: String) -> Result<(), CliError
     Ok(())
 }
 
-pub async fn sync(g: &Global, ch: Authed, peer: Option<String>) -> Result<(), CliError> {
+pub(super) async fn sync(g: &Global, ch: Authed, peer: Option<String>) -> Result<(), CliError> {
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
         .sync_now(pb::SyncNowRequest { peer: peer.unwrap_or_default() })
         .await?
@@ -256,7 +256,7 @@ pub async fn sync(g: &Global, ch: Authed, peer: Option<String>) -> Result<(), Cl
     Ok(())
 }
 
-pub async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(), CliError> {
+pub(super) async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(), CliError> {
     let mut c = pb::exchange_service_client::ExchangeServiceClient::new(ch);
     match cmd {
         ConsentCmd::Request { record, to, purpose: p } => {

@@ -142,7 +142,7 @@ fn words<E: TryFrom<i32>>(v: &[i32], f: impl Fn(E) -> String) -> String {
     v.iter().filter_map(|x| E::try_from(*x).ok()).map(f).collect::<Vec<_>>().join(", ")
 }
 
-pub fn print_agreement(r: &pb::AgreementRecord) {
+pub(super) fn print_agreement(r: &pb::AgreementRecord) {
     let Some(a) = &r.agreement else { return };
     println!("{} v{} — {}", a.id, a.version, a.title);
     println!(
@@ -221,7 +221,7 @@ fn read(path: &PathBuf) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|e| CliError::Msg(format!("{}: {e}", path.display())))
 }
 
-pub async fn agreement(g: &Global, ch: Authed, cmd: AgreementCmd) -> Result<(), CliError> {
+pub(super) async fn agreement(g: &Global, ch: Authed, cmd: AgreementCmd) -> Result<(), CliError> {
     let mut c = pb::agreement_service_client::AgreementServiceClient::new(ch);
     let notice = |id: String, version: u32, action: pb::NoticeAction, reason: String| pb::IssueAgreementNoticeRequest {
         id,
@@ -295,7 +295,7 @@ pub async fn agreement(g: &Global, ch: Authed, cmd: AgreementCmd) -> Result<(), 
     Ok(())
 }
 
-pub async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), CliError> {
+pub(super) async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), CliError> {
     let mut c = pb::audit_service_client::AuditServiceClient::new(ch);
     match cmd {
         AuditCmd::List { after, limit, action } => {
@@ -393,7 +393,7 @@ fn print_witnesses(ws: &[pb::WitnessReport]) {
     println!("{t}");
 }
 
-pub async fn policy(g: &Global, ch: Authed, a: PolicyCheck) -> Result<(), CliError> {
+pub(super) async fn policy(g: &Global, ch: Authed, a: PolicyCheck) -> Result<(), CliError> {
     let bad = |f: &str, v: &str| CliError::Msg(format!("--{f}: {v:?} is not valid"));
     let direction = match a.direction.as_str() {
         "outgoing" => pb::Direction::Outgoing,

@@ -48,7 +48,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-pub async fn hub(g: &Global, ch: Authed, cmd: HubCmd) -> Result<(), CliError> {
+pub(super) async fn hub(g: &Global, ch: Authed, cmd: HubCmd) -> Result<(), CliError> {
     let mut c = pb::hub_service_client::HubServiceClient::new(ch);
     match cmd {
         HubCmd::Admit { card } => {

@@ -7,13 +7,13 @@ use super::{CliError, Global};
 use crate::config::{Layout, NodeConfig};
 use crate::pb;
 
-pub fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
+pub(super) fn print_json<T: Serialize>(v: &T) -> Result<(), CliError> {
     let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Msg(format!("JSON output: {e}")))?;
     println!("{s}");
     Ok(())
 }
 
-pub fn done(g: &Global, msg: &str) -> Result<(), CliError> {
+pub(super) fn done(g: &Global, msg: &str) -> Result<(), CliError> {
     if g.json {
         print_json(&serde_json::json!({ "ok": true, "message": msg }))
     } else {
@@ -29,7 +29,7 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-pub fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
+pub(super) fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
     if g.json {
         let key_file = cfg.storage.as_ref().and_then(|s| s.key_path(layout));
         let key_env = cfg.storage.as_ref().and_then(|s| s.key_env.clone());
@@ -53,11 +53,11 @@ pub fn init_done(g: &Global, layout: &Layout, cfg: &NodeConfig, token: &str) {
     }
 }
 
-pub fn enum_word(name: &str, prefix: &str) -> String {
+pub(super) fn enum_word(name: &str, prefix: &str) -> String {
     crate::convert::word(name, prefix)
 }
 
-pub fn role_name(role: i32) -> String {
+pub(super) fn role_name(role: i32) -> String {
     pb::UserRole::try_from(role).map(|r| enum_word(r.as_str_name(), "USER_ROLE_")).unwrap_or_else(|_| "?".into())
 }
 
@@ -104,7 +104,7 @@ pub fn summary(r: &pb::Record) -> String {
     out
 }
 
-pub fn records(rs: &[pb::Record]) {
+pub(super) fn records(rs: &[pb::Record]) {
     let mut t = table(&["id", "originator", "kind", "handling", "v", "updated", "summary"]);
     for r in rs {
         t.add_row(vec![
@@ -121,7 +121,7 @@ pub fn records(rs: &[pb::Record]) {
     println!("{} record(s)", rs.len());
 }
 
-pub fn contacts(rs: &[pb::Record]) {
+pub(super) fn contacts(rs: &[pb::Record]) {
     let mut t = table(&["name", "role", "agency", "country", "channels", "availability", "verified", "origin"]);
     for r in rs {
         if let Some(pb::record::Body::ContactPoint(c)) = &r.body {
@@ -152,7 +152,7 @@ pub fn contacts(rs: &[pb::Record]) {
     println!("{} contact point(s)", rs.len());
 }
 
-pub fn record_written(g: &Global, what: &str, r: Option<pb::Record>) -> Result<(), CliError> {
+pub(super) fn record_written(g: &Global, what: &str, r: Option<pb::Record>) -> Result<(), CliError> {
     let r = r.unwrap_or_default();
     if g.json {
         print_json(&r)
@@ -162,7 +162,7 @@ pub fn record_written(g: &Global, what: &str, r: Option<pb::Record>) -> Result<(
     }
 }
 
-pub fn record_detail(r: &pb::GetRecordResponse) -> Result<(), CliError> {
+pub(super) fn record_detail(r: &pb::GetRecordResponse) -> Result<(), CliError> {
     let rec = r.record.clone().unwrap_or_default();
     println!(
         "{} ({}) from {} — version {}, {}{}",
@@ -200,7 +200,7 @@ fn body_json(rec: &pb::Record) -> serde_json::Value {
     v
 }
 
-pub fn peers(ps: &[pb::Peer]) {
+pub(super) fn peers(ps: &[pb::Peer]) {
     let mut t = table(&["id", "name", "country/region", "role", "endpoint", "fingerprint", "source"]);
     for p in ps {
         let c = p.card.clone().unwrap_or_default();
@@ -219,7 +219,7 @@ pub fn peers(ps: &[pb::Peer]) {
     println!("{t}");
 }
 
-pub fn users(us: &[pb::User]) {
+pub(super) fn users(us: &[pb::User]) {
     let mut t = table(&["name", "role", "created"]);
     for u in us {
         t.add_row(vec![u.name.clone(), role_name(u.role), ts(&u.create_time)]);
@@ -227,7 +227,7 @@ pub fn users(us: &[pb::User]) {
     println!("{t}");
 }
 
-pub fn status(s: &pb::GetStatusResponse) {
+pub(super) fn status(s: &pb::GetStatusResponse) {
     let c = s.card.clone().unwrap_or_default();
     println!("{} — {} ({})", c.node_id, c.display_name, if c.country.is_empty() { &c.region } else { &c.country });
     println!(
@@ -237,7 +237,7 @@ pub fn status(s: &pb::GetStatusResponse) {
 }
 
 /// The exported card file: the signed envelope, plus a readable copy that importers ignore.
-pub fn card_json(r: &pb::GetCardResponse) -> Result<String, CliError> {
+pub(super) fn card_json(r: &pb::GetCardResponse) -> Result<String, CliError> {
     serde_json::to_string_pretty(&serde_json::json!({ "envelope": r.envelope, "card": r.card }))
         .map_err(|e| CliError::Msg(e.to_string()))
 }

@@ -109,7 +109,7 @@ fn state(r: &pb::Request) -> String {
     }
 }
 
-pub fn requests_table(rs: &[pb::Request]) {
+pub(super) fn requests_table(rs: &[pb::Request]) {
     let mut t = table(&["id", "type", "from", "to", "subject", "state", "ack due", "answer due", "escalated to"]);
     for r in rs {
         let h = r.header.clone().unwrap_or_default();
@@ -181,7 +181,7 @@ fn show(r: &pb::Request) {
     println!("{t}");
 }
 
-pub async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), CliError> {
+pub(super) async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), CliError> {
     let r = pb::request_service_client::RequestServiceClient::new(ch)
         .list_requests(pb::ListRequestsRequest { r#box: pb::RequestBox::Inbox as i32, overdue_only: overdue })
         .await?
@@ -194,7 +194,7 @@ pub async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), CliError
 }
 
 /// Requests this node sent (for `liaison outbox`).
-pub async fn sent(ch: Authed) -> Result<Vec<pb::Request>, CliError> {
+pub(super) async fn sent(ch: Authed) -> Result<Vec<pb::Request>, CliError> {
     Ok(pb::request_service_client::RequestServiceClient::new(ch)
         .list_requests(pb::ListRequestsRequest { r#box: pb::RequestBox::Outbox as i32, overdue_only: false })
         .await?
@@ -202,7 +202,7 @@ pub async fn sent(ch: Authed) -> Result<Vec<pb::Request>, CliError> {
         .requests)
 }
 
-pub async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(), CliError> {
+pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(), CliError> {
     let mut c = pb::request_service_client::RequestServiceClient::new(ch);
     let step = |id: String, t: pb::Transition, text: String, attach: Vec<String>| pb::TransitionRequestRequest {
         id,
@@ -293,7 +293,7 @@ fn print_case(c: &pb::VictimCase, gates: &[pb::GateStatus]) {
     }
 }
 
-pub async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), CliError> {
+pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), CliError> {
     let mut c = pb::victim_case_service_client::VictimCaseServiceClient::new(ch);
     let (case, gates) = match cmd {
         CaseCmd::Open { referral, with } => (

@@ -97,7 +97,7 @@ fn csv_lines(text: &str) -> Vec<Line> {
         .collect()
 }
 
-pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError> {
+pub(super) async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError> {
     let text = std::fs::read_to_string(file).map_err(|e| CliError::Msg(format!("{}: {e}", file.display())))?;
     let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let lines = if is_csv { csv_lines(&text) } else { json_lines(&text) };
@@ -177,7 +177,7 @@ pub async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError>
 /// `liaison.v1.ExportedRecord` lines carrying the originator's exact signed
 /// envelope, the provenance and this node's signed holding statement
 /// (fetched with GetRecord, which audits any view of protected fields).
-pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Result<(), CliError> {
     let own = pb::node_service_client::NodeServiceClient::new(ch.clone())
         .get_status(pb::GetStatusRequest {})
         .await?
@@ -236,7 +236,7 @@ pub async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Resul
     Ok(())
 }
 
-pub async fn watch(ch: Authed, since: u64, follow: bool) -> Result<(), CliError> {
+pub(super) async fn watch(ch: Authed, since: u64, follow: bool) -> Result<(), CliError> {
     let mut client = pb::change_service_client::ChangeServiceClient::new(ch);
     let mut stream =
         client.watch_changes(pb::WatchChangesRequest { since_seq: since, no_follow: !follow }).await?.into_inner();

@@ -11,7 +11,7 @@ use crate::pb;
 const WAIT: u64 = 60;
 
 /// Cards, hub membership, agreements and starting records.
-pub async fn set_up(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
+pub(super) async fn set_up(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
     let s = &fed.scenario;
     let mut cards = BTreeMap::new();
     for m in &fed.members {
@@ -146,7 +146,7 @@ pub async fn set_up(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError>
     Ok(())
 }
 
-pub async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
+pub(super) async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
     for step in &fed.scenario.steps {
         match step {
             Step::Sync { by, say } => sync(fed, n, by, say).await?,
@@ -645,7 +645,7 @@ async fn indicators(fed: &Federation, n: &mut Narrator, hub: &str, say: &str) ->
 }
 
 /// Every node's audit chain verifies.
-pub async fn verify_audit(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
+pub(super) async fn verify_audit(fed: &Federation, n: &mut Narrator) -> Result<(), DemoError> {
     n.section(
         "Every node proves its audit log was not edited",
         "Each node hash-chains every action it took or refused and signs checkpoints with its key.",

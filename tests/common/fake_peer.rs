@@ -12,7 +12,7 @@ use super::TestNode;
 
 /// How the fake answers `PushRecord`.
 #[derive(Default, Clone)]
-pub enum PushAnswer {
+pub(crate) enum PushAnswer {
     #[default]
     Unimplemented,
     /// Every push gets this error status.
@@ -23,7 +23,7 @@ pub enum PushAnswer {
 
 /// What the fake peer answers, and what it saw.
 #[derive(Default, Clone)]
-pub struct Answers {
+pub(crate) struct Answers {
     pub query: Vec<pb::SharedRecord>,
     pub sync: pb::SyncRecordsResponse,
     pub sync_calls: u32,
@@ -200,7 +200,11 @@ impl FederationService for FakePeer {
 /// Serves a fake `kh` (a stopped node) on its federation address with its
 /// certificate and key, accepting only `th`'s pinned certificate (real
 /// mutual TLS). What it answers is in `answers`.
-pub async fn serve_fake(kh: &TestNode, th: &TestNode, answers: Arc<Mutex<Answers>>) -> tokio::task::JoinHandle<()> {
+pub(crate) async fn serve_fake(
+    kh: &TestNode,
+    th: &TestNode,
+    answers: Arc<Mutex<Answers>>,
+) -> tokio::task::JoinHandle<()> {
     let id = Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
     let th_card = th.card();
     let pins = liaison::tls::PinSet::default();

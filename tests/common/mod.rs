@@ -13,14 +13,14 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-pub mod fake_peer;
-pub mod slow_link;
+pub(crate) mod fake_peer;
+pub(crate) mod slow_link;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_liaison");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_liaison");
 
 /// A free port below the kernel's ephemeral range (32768+), so outgoing
 /// connections of running nodes can never take it before its node binds it.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let base = 20_000 + (std::process::id() % 600) * 20;
@@ -34,7 +34,7 @@ pub fn free_port() -> u16 {
     }
 }
 
-pub struct TestNode {
+pub(crate) struct TestNode {
     pub id: String,
     pub dir: PathBuf,
     pub fed: SocketAddr,
@@ -47,18 +47,18 @@ pub struct TestNode {
 
 impl TestNode {
     /// `liaison init` with fixed free ports so restarts keep their addresses.
-    pub fn init(root: &Path, id: &str, country: &str) -> TestNode {
+    pub(crate) fn init(root: &Path, id: &str, country: &str) -> TestNode {
         Self::init_role(root, id, country, "national")
     }
 
-    pub fn init_role(root: &Path, id: &str, country: &str, role: &str) -> TestNode {
+    pub(crate) fn init_role(root: &Path, id: &str, country: &str, role: &str) -> TestNode {
         let (node, out) = Self::init_with(root, id, country, role, &[], &[]);
         node.unwrap_or_else(|| panic!("init failed: {}", String::from_utf8_lossy(&out.stderr)))
     }
 
     /// `liaison init` with extra arguments and environment; the node, or
     /// None when init failed, and init's output.
-    pub fn init_with(
+    pub(crate) fn init_with(
         root: &Path,
         id: &str,
         country: &str,
@@ -106,7 +106,7 @@ impl TestNode {
     }
 
     /// Starts `liaison run` and waits until its API answers.
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
         let _ = std::fs::remove_file(self.dir.join("run.toml"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("node.log")).unwrap();
@@ -136,12 +136,12 @@ impl TestNode {
         }
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
     }
 
     /// SIGKILL: no chance to flush or clean up.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -149,7 +149,7 @@ impl TestNode {
     }
 
     /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("not running");
         let _ = Command::new("bash").args(["-c", &format!("kill -TERM {}", c.id())]).status();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -166,7 +166,7 @@ impl TestNode {
     }
 
     /// Waits for the node to exit by itself (a crash the test caused).
-    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
+    pub(crate) fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("not running");
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
@@ -183,7 +183,7 @@ impl TestNode {
 
     /// Restarts the node so that it aborts right after committing the next
     /// write that audits `action` (debug builds' `LIAISON_CRASH_AFTER`).
-    pub fn arm_crash(&mut self, action: &str) {
+    pub(crate) fn arm_crash(&mut self, action: &str) {
         self.stop();
         self.env.retain(|(k, _)| k != liaison::store::CRASH_VAR);
         self.env.push((liaison::store::CRASH_VAR.into(), action.into()));
@@ -191,19 +191,19 @@ impl TestNode {
     }
 
     /// After the armed crash: waits for the exit, then starts it normally.
-    pub fn restart_after_crash(&mut self) {
+    pub(crate) fn restart_after_crash(&mut self) {
         let status = self.wait_exit(30);
         assert!(!status.success(), "node {} exited cleanly instead of crashing", self.id);
         self.env.retain(|(k, _)| k != liaison::store::CRASH_VAR);
         self.start();
     }
 
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.child.is_some()
     }
 
     /// Runs the CLI against this node.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.args(["--dir", &self.dir.display().to_string()]).args(args);
         for (k, v) in &self.env {
@@ -213,7 +213,7 @@ impl TestNode {
     }
 
     /// Runs the CLI and returns stdout, panicking with stderr on failure.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -226,38 +226,40 @@ impl TestNode {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    pub fn cli_json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn cli_json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["--json"];
         a.extend_from_slice(args);
         serde_json::from_str(&self.cli_ok(&a)).expect("JSON output")
     }
 
     /// Exports this node's card to `<dir>/../<id>.card.json`.
-    pub fn card_file(&self) -> PathBuf {
+    pub(crate) fn card_file(&self) -> PathBuf {
         let path = self.dir.parent().unwrap().join(format!("{}.card.json", self.id));
         self.cli_ok(&["card", "export", "--out", &path.display().to_string()]);
         path
     }
 
     /// This node's card as exported, verified.
-    pub fn card(&self) -> pb::NodeCard {
+    pub(crate) fn card(&self) -> pb::NodeCard {
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(self.card_file()).unwrap()).unwrap();
         liaison::identity::verify_card(&serde_json::from_value(v["envelope"].clone()).unwrap()).unwrap()
     }
 
-    pub async fn channel(&self) -> Channel {
+    pub(crate) async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.api)).unwrap().connect().await.expect("connect API")
     }
 
-    pub async fn authed(&self) -> InterceptedService<Channel, Bearer> {
+    pub(crate) async fn authed(&self) -> InterceptedService<Channel, Bearer> {
         self.authed_with(&self.token).await
     }
 
-    pub async fn authed_with(&self, token: &str) -> InterceptedService<Channel, Bearer> {
+    pub(crate) async fn authed_with(&self, token: &str) -> InterceptedService<Channel, Bearer> {
         InterceptedService::new(self.channel().await, Bearer(format!("Bearer {token}").parse().unwrap()))
     }
 
-    pub async fn records(&self) -> pb::record_service_client::RecordServiceClient<InterceptedService<Channel, Bearer>> {
+    pub(crate) async fn records(
+        &self,
+    ) -> pb::record_service_client::RecordServiceClient<InterceptedService<Channel, Bearer>> {
         pb::record_service_client::RecordServiceClient::new(self.authed().await)
     }
 }
@@ -269,7 +271,7 @@ impl Drop for TestNode {
 }
 
 #[derive(Clone)]
-pub struct Bearer(pub MetadataValue<tonic::metadata::Ascii>);
+pub(crate) struct Bearer(pub MetadataValue<tonic::metadata::Ascii>);
 
 impl tonic::service::Interceptor for Bearer {
     fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
@@ -279,7 +281,7 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 /// Pins each node's card on every other node.
-pub fn pin_all(nodes: &[&TestNode]) {
+pub(crate) fn pin_all(nodes: &[&TestNode]) {
     let cards: Vec<PathBuf> = nodes.iter().map(|n| n.card_file()).collect();
     for (i, n) in nodes.iter().enumerate() {
         for (j, card) in cards.iter().enumerate() {
@@ -291,13 +293,13 @@ pub fn pin_all(nodes: &[&TestNode]) {
 }
 
 /// Field named in a status's BadRequest detail.
-pub fn bad_field(s: &Status) -> Option<String> {
+pub(crate) fn bad_field(s: &Status) -> Option<String> {
     use tonic_types::StatusExt;
     s.get_details_bad_request().and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
 }
 
 /// A valid contact point record.
-pub fn contact_point(id: &str, name: &str) -> pb::Record {
+pub(crate) fn contact_point(id: &str, name: &str) -> pb::Record {
     pb::Record {
         id: id.into(),
         handling: pb::HandlingCode::Green as i32,
@@ -324,7 +326,7 @@ pub fn contact_point(id: &str, name: &str) -> pb::Record {
 }
 
 /// GET /metrics from the node's Prometheus exporter.
-pub fn scrape(node: &TestNode) -> String {
+pub(crate) fn scrape(node: &TestNode) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(node.metrics).expect("connect metrics");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -335,7 +337,7 @@ pub fn scrape(node: &TestNode) -> String {
 }
 
 /// Drafts `toml` on the first node, proposes it, and has every other node accept it.
-pub fn activate(nodes: &[&TestNode], toml: &str, id: &str) {
+pub(crate) fn activate(nodes: &[&TestNode], toml: &str, id: &str) {
     let file = nodes[0].dir.parent().unwrap().join(format!("{id}-{}.toml", free_port()));
     std::fs::write(&file, toml).unwrap();
     nodes[0].cli_ok(&["agreement", "draft", &file.display().to_string()]);
@@ -350,7 +352,7 @@ pub fn activate(nodes: &[&TestNode], toml: &str, id: &str) {
 }
 
 /// A bilateral agreement between `a` and `b` with the given grants (TOML `[[grants]]` blocks).
-pub fn bilateral(id: &str, a: &str, b: &str, retention_days: u32, grants: &str) -> String {
+pub(crate) fn bilateral(id: &str, a: &str, b: &str, retention_days: u32, grants: &str) -> String {
     format!(
         r#"
 id = "{id}"
@@ -382,7 +384,7 @@ escalation_role = "unit_head"
 }
 
 /// Grants like the COMMIT-style MOU template, both ways.
-pub const MOU_GRANTS: &str = r#"
+pub(crate) const MOU_GRANTS: &str = r#"
 [[grants]]
 from = "*"
 to = "*"
@@ -414,13 +416,13 @@ onward_sharing = "forbidden"
 "#;
 
 /// Creates a record through the API and returns it.
-pub async fn create(node: &TestNode, rec: pb::Record) -> pb::Record {
+pub(crate) async fn create(node: &TestNode, rec: pb::Record) -> pb::Record {
     let mut c = node.records().await;
     c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await.expect("create").into_inner().record.unwrap()
 }
 
 /// Waits until `f` is true (polling), panicking with `what` after `secs`.
-pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -429,7 +431,7 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// `liaison request send` of an information request for an investigation; returns the request id.
-pub fn send_information_request(from: &TestNode, to: &str, subject: &str) -> String {
+pub(crate) fn send_information_request(from: &TestNode, to: &str, subject: &str) -> String {
     let sent = from.cli_json(&[
         "request",
         "send",
@@ -447,7 +449,7 @@ pub fn send_information_request(from: &TestNode, to: &str, subject: &str) -> Str
 
 /// Thailand and Cambodia running, pinned to each other, under an active
 /// bilateral MOU with `MOU_GRANTS`: the starting point of most two-node tests.
-pub fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
+pub(crate) fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
     let mut th = TestNode::init(root, "th-atpd", "TH");
     let mut kh = TestNode::init(root, "kh-antht", "KH");
     th.start();
@@ -461,13 +463,13 @@ pub fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
 /// raw federation client to `target`. It ignores the attacker's node, its
 /// agreements and its policy: whatever a test sends goes straight to the
 /// target's federation port over real mutual TLS.
-pub struct Hostile {
+pub(crate) struct Hostile {
     pub identity: liaison::identity::Identity,
     pub client: pb::federation_service_client::FederationServiceClient<Channel>,
 }
 
 impl Hostile {
-    pub fn new(attacker: &TestNode, target: &TestNode) -> Hostile {
+    pub(crate) fn new(attacker: &TestNode, target: &TestNode) -> Hostile {
         liaison::tls::install_provider();
         let identity = liaison::identity::Identity::load(&liaison::config::Layout::new(&attacker.dir)).unwrap();
         let channel = liaison::federation::dial(&identity, &target.card()).unwrap();
@@ -475,12 +477,12 @@ impl Hostile {
     }
 
     /// Signs `msg` as the attacker (a valid signature by a pinned key).
-    pub fn seal<M: prost::Message>(&self, payload_type: &str, msg: &M) -> pb::Envelope {
+    pub(crate) fn seal<M: prost::Message>(&self, payload_type: &str, msg: &M) -> pb::Envelope {
         liaison::envelope::seal(payload_type, msg, self.identity.id(), &self.identity.signing_key)
     }
 
     /// A record originated and signed by the attacker, as a share would carry it.
-    pub fn shared(&self, rec: &pb::Record, agreement: &str) -> pb::SharedRecord {
+    pub(crate) fn shared(&self, rec: &pb::Record, agreement: &str) -> pb::SharedRecord {
         pb::SharedRecord {
             record: Some(self.seal(liaison::envelope::payload::RECORD, rec)),
             agreement_id: agreement.into(),
@@ -492,7 +494,7 @@ impl Hostile {
 
     /// A step on request `id` as the attacker's node would make it, following
     /// the other node's first step (its submit).
-    pub fn step(&self, id: &str, seq: u64, t: pb::Transition, text: &str) -> pb::RequestEvent {
+    pub(crate) fn step(&self, id: &str, seq: u64, t: pb::Transition, text: &str) -> pb::RequestEvent {
         pb::RequestEvent {
             request_id: id.into(),
             actor: self.identity.id().into(),
@@ -506,7 +508,7 @@ impl Hostile {
     }
 
     /// Signs and delivers a request step; the target's signed receipt, decoded.
-    pub async fn deliver_step(&mut self, ev: &pb::RequestEvent) -> Result<pb::Receipt, Status> {
+    pub(crate) async fn deliver_step(&mut self, ev: &pb::RequestEvent) -> Result<pb::Receipt, Status> {
         let req = pb::DeliverRequestEventRequest {
             delivery_id: liaison::exchange::random_id("dlv"),
             event: Some(self.seal(liaison::envelope::payload::REQUEST_EVENT, ev)),
@@ -517,7 +519,7 @@ impl Hostile {
 }
 
 /// A request's state on `n` (`REQUEST_STATE_…`), or "" while it has none.
-pub fn request_state(n: &TestNode, id: &str) -> String {
+pub(crate) fn request_state(n: &TestNode, id: &str) -> String {
     let out = n.cli(&["--json", "request", "show", id]);
     if !out.status.success() {
         return String::new();
@@ -527,7 +529,7 @@ pub fn request_state(n: &TestNode, id: &str) -> String {
 }
 
 /// Copies a directory tree (a stopped node's store, as a backup would).
-pub fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
@@ -542,7 +544,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Every outbox item of `n` (`outbox --all`) except agreement documents and
 /// notices, which travel through the same outbox.
-pub fn deliveries(n: &TestNode) -> Vec<serde_json::Value> {
+pub(crate) fn deliveries(n: &TestNode) -> Vec<serde_json::Value> {
     let all = n.cli_json(&["outbox", "--all"])["items"].as_array().cloned().unwrap_or_default();
     all.into_iter()
         .filter(|i| i["action"] != "OUTBOX_ACTION_AGREEMENT" && i["action"] != "OUTBOX_ACTION_AGREEMENT_NOTICE")
@@ -550,13 +552,13 @@ pub fn deliveries(n: &TestNode) -> Vec<serde_json::Value> {
 }
 
 /// Audit entries of `node` whose action starts with `prefix` (the first 1000).
-pub fn audit_entries(node: &TestNode, prefix: &str) -> Vec<serde_json::Value> {
+pub(crate) fn audit_entries(node: &TestNode, prefix: &str) -> Vec<serde_json::Value> {
     let v = node.cli_json(&["audit", "list", "--action", prefix, "--limit", "1000"]);
     v["entries"].as_array().cloned().unwrap_or_default()
 }
 
 /// Changes a stopped node's `node.toml`.
-pub fn configure(n: &TestNode, f: impl FnOnce(&mut liaison::config::NodeConfig)) {
+pub(crate) fn configure(n: &TestNode, f: impl FnOnce(&mut liaison::config::NodeConfig)) {
     let layout = liaison::config::Layout::new(&n.dir);
     let mut cfg = liaison::config::NodeConfig::load(&layout).unwrap();
     f(&mut cfg);

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-pub struct SlowLink {
+pub(crate) struct SlowLink {
     pub addr: SocketAddr,
     hold: watch::Sender<bool>,
     held: Arc<AtomicU64>,
@@ -20,7 +20,7 @@ pub struct SlowLink {
 
 impl SlowLink {
     /// Relays connections on a free 127.0.0.1 port to `target`.
-    pub async fn start(target: SocketAddr) -> SlowLink {
+    pub(crate) async fn start(target: SocketAddr) -> SlowLink {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (hold, rx) = watch::channel(false);
@@ -68,18 +68,18 @@ impl SlowLink {
     }
 
     /// From now on, what the dialling side sends waits.
-    pub fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.held.store(0, Ordering::SeqCst);
         let _ = self.hold.send(true);
     }
 
     /// Forwards everything held, and stops holding.
-    pub fn release(&self) {
+    pub(crate) fn release(&self) {
         let _ = self.hold.send(false);
     }
 
     /// Bytes the dialling side sent since `hold`.
-    pub fn held_bytes(&self) -> u64 {
+    pub(crate) fn held_bytes(&self) -> u64 {
         self.held.load(Ordering::SeqCst)
     }
 }

@@ -5,20 +5,20 @@
 //! same function. Reads past the end return zeros, so any input is usable.
 
 /// A cursor over fuzz bytes.
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Input<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Self { data }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    pub fn u8(&mut self) -> u8 {
+    pub(crate) fn u8(&mut self) -> u8 {
         match self.data.split_first() {
             Some((b, rest)) => {
                 self.data = rest;
@@ -28,33 +28,33 @@ impl<'a> Input<'a> {
         }
     }
 
-    pub fn u16(&mut self) -> u16 {
+    pub(crate) fn u16(&mut self) -> u16 {
         u16::from_le_bytes([self.u8(), self.u8()])
     }
 
-    pub fn u32(&mut self) -> u32 {
+    pub(crate) fn u32(&mut self) -> u32 {
         u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
     }
 
-    pub fn u64(&mut self) -> u64 {
+    pub(crate) fn u64(&mut self) -> u64 {
         u64::from(self.u32()) | (u64::from(self.u32()) << 32)
     }
 
-    pub fn bool(&mut self) -> bool {
+    pub(crate) fn bool(&mut self) -> bool {
         self.u8() & 1 == 1
     }
 
     /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         usize::from(self.u16()) % n
     }
 
-    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len())]
     }
 
     /// Up to `max` bytes, length first.
-    pub fn bytes(&mut self, max: usize) -> &'a [u8] {
+    pub(crate) fn bytes(&mut self, max: usize) -> &'a [u8] {
         let n = self.below(max + 1).min(self.data.len());
         let (head, rest) = self.data.split_at(n);
         self.data = rest;
@@ -62,13 +62,13 @@ impl<'a> Input<'a> {
     }
 
     /// Everything left.
-    pub fn rest(&mut self) -> &'a [u8] {
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
         std::mem::take(&mut self.data)
     }
 
     /// Up to `max` characters drawn mostly from ASCII, with the Unicode that
     /// trips up case mapping, trimming and length checks mixed in.
-    pub fn text(&mut self, max: usize) -> String {
+    pub(crate) fn text(&mut self, max: usize) -> String {
         let n = self.below(max + 1);
         (0..n).map(|_| if self.is_empty() { 'a' } else { char_of(self.u8()) }).collect()
     }
@@ -112,7 +112,7 @@ const TRICKY: &[char] = &[
 ];
 
 /// Bytes below 0x80 are themselves; the rest pick a tricky character.
-pub fn char_of(b: u8) -> char {
+pub(crate) fn char_of(b: u8) -> char {
     if b < 0x80 {
         char::from(b)
     } else {
@@ -124,7 +124,7 @@ pub fn char_of(b: u8) -> char {
 /// inserts, deletions, bit flips, copies within the text, dictionary tokens
 /// and, for text, replacing the value of a `key = value` line. Starting from
 /// valid documents keeps most inputs past the parser, where the rules are.
-pub fn mutate(seed: &[u8], input: &mut Input<'_>, dict: &[&str]) -> Vec<u8> {
+pub(crate) fn mutate(seed: &[u8], input: &mut Input<'_>, dict: &[&str]) -> Vec<u8> {
     let mut out = seed.to_vec();
     let edits = input.u8() % 17;
     for _ in 0..edits {

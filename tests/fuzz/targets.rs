@@ -49,7 +49,7 @@ const TYPES: &[&str] = &[payload::RECORD, payload::REQUEST_EVENT, payload::RELAY
 /// An envelope opens only with its signer's key, and only carrying exactly
 /// the type and bytes that were signed: any change to the encoded envelope
 /// either fails to verify or leaves the signed statement as it was.
-pub fn envelope_open(data: &[u8]) {
+pub(crate) fn envelope_open(data: &[u8]) {
     let mut input = Input::new(data);
     let k = key(1);
     let vk = k.verifying_key();
@@ -94,7 +94,7 @@ pub fn envelope_open(data: &[u8]) {
 
 /// A self-signed card verifies only as signed, and what verifies obeys the
 /// card rules (node id, certificate, endpoint, role, name).
-pub fn card_verify(data: &[u8]) {
+pub(crate) fn card_verify(data: &[u8]) {
     let mut input = Input::new(data);
     if input.bool() {
         let Ok(env) = pb::Envelope::decode(input.rest()) else { return };
@@ -191,7 +191,7 @@ const TOML_DICT: &[&str] = &[
 /// a peer sees, and every computation on it (state at any time, due dates
 /// from its SOP) is total. The same holds for an agreement a peer delivers
 /// as protobuf that `validate` accepts.
-pub fn agreement_toml(data: &[u8]) {
+pub(crate) fn agreement_toml(data: &[u8]) {
     let mut input = Input::new(data);
     let text = match input.u8() {
         0xff => String::from_utf8_lossy(input.rest()).into_owned(),
@@ -275,7 +275,7 @@ const SCENARIO_DICT: &[&str] = &[
 /// A scenario that parses resolves completely: every agreement parses with
 /// parties among the nodes, every record validates, and the derived views
 /// (pairs, hub members, step texts) are total.
-pub fn scenario_toml(data: &[u8]) {
+pub(crate) fn scenario_toml(data: &[u8]) {
     let mut input = Input::new(data);
     let text = if input.u8() == 0xff {
         String::from_utf8_lossy(input.rest()).into_owned()
@@ -322,7 +322,7 @@ fn own(mut r: pb::Record) -> pb::Record {
 /// scan of the signed bytes, survives re-encoding, is never weaker for
 /// received records than for local writes, and a node's own valid record,
 /// redacted under any grant, is a record its peers accept.
-pub fn record_validate(data: &[u8]) {
+pub(crate) fn record_validate(data: &[u8]) {
     let mut input = Input::new(data);
     let mode = input.u8() % 3;
     let bytes = if mode == 0 {
@@ -415,7 +415,7 @@ const IDENTIFIER_DICT: &[&str] = &[
 /// Normalisation is idempotent (both sides of a hit check normalise, and a
 /// stored key is normalised again when matched), and what it returns is in
 /// the canonical alphabet of its type.
-pub fn identifier_normalize(data: &[u8]) {
+pub(crate) fn identifier_normalize(data: &[u8]) {
     let mut input = Input::new(data);
     let Ok(t) = pb::IdentifierType::try_from(i32::from(input.u8() % 8)) else { return };
     let raw = match input.u8() % 4 {
@@ -450,7 +450,7 @@ pub fn identifier_normalize(data: &[u8]) {
 
 /// A sealed message opens only with the recipient's key, for exactly the
 /// sender and recipient it was sealed for, and unaltered.
-pub fn seal_open(data: &[u8]) {
+pub(crate) fn seal_open(data: &[u8]) {
     let mut input = Input::new(data);
     let (sk, pk) = seal::derive_keypair(&[7; 32]);
     if input.bool() {
@@ -587,7 +587,7 @@ fn event(input: &mut Input<'_>, req: &pb::Request) -> pb::RequestEvent {
 /// stay contiguous in its sequence and causally after the steps they
 /// follow, the state is the replay of the timeline, a closed request stays
 /// closed, and what waits is bounded and can still apply.
-pub fn request_steps(data: &[u8]) {
+pub(crate) fn request_steps(data: &[u8]) {
     let mut input = Input::new(data);
     let mut req = submitted();
     let mut pending: BTreeMap<(String, u64), pb::RequestEvent> = BTreeMap::new();

@@ -14,7 +14,7 @@ fn keys(entries: Vec<super::Entry>) -> Vec<Vec<u8>> {
 
 /// Runs the suite against stores opened by `open` on a directory (opened
 /// twice on the same directory to check durability).
-pub fn run<S: Store>(open: impl Fn(&Path) -> S) {
+pub(crate) fn run<S: Store>(open: impl Fn(&Path) -> S) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     {
         let s = open(dir.path());

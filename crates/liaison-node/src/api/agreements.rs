@@ -19,12 +19,12 @@ fn actor(c: &Caller) -> String {
     format!("user:{}", c.name)
 }
 
-pub struct AgreementApi {
+pub(super) struct AgreementApi {
     node: Arc<Node>,
 }
 
 impl AgreementApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -126,12 +126,12 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
     }
 }
 
-pub struct PolicyApi {
+pub(super) struct PolicyApi {
     node: Arc<Node>,
 }
 
 impl PolicyApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -233,12 +233,12 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
     }
 }
 
-pub struct AuditApi {
+pub(super) struct AuditApi {
     node: Arc<Node>,
 }
 
 impl AuditApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -288,7 +288,7 @@ impl pb::audit_service_server::AuditService for AuditApi {
 
 /// [`verify`], then the chain against what the witnesses countersigned: a
 /// chain shorter than, or different at, a witnessed entry was rolled back.
-pub async fn verify_witnessed(node: &Arc<Node>) -> Result<pb::VerifyAuditResponse, Status> {
+pub(super) async fn verify_witnessed(node: &Arc<Node>) -> Result<pb::VerifyAuditResponse, Status> {
     // The chain is read whole, page by page: off the runtime's threads.
     let mut r = crate::node::off_runtime(node, |n| verify(n).map_err(InTx)).await?;
     if !r.ok {
@@ -308,7 +308,7 @@ pub async fn verify_witnessed(node: &Arc<Node>) -> Result<pb::VerifyAuditRespons
 }
 
 /// Verifies the whole chain and every signed checkpoint.
-pub fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
+pub(super) fn verify(node: &Node) -> Result<pb::VerifyAuditResponse, Status> {
     let st = node.db.store();
     let fail = |seq: u64, problem: String, n: u64, cps: u64| pb::VerifyAuditResponse {
         ok: false,

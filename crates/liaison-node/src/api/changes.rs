@@ -12,12 +12,12 @@ use crate::node::Node;
 use crate::pb;
 use crate::store::{self, records};
 
-pub struct ChangeApi {
+pub(super) struct ChangeApi {
     node: Arc<Node>,
 }
 
 impl ChangeApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

@@ -9,12 +9,12 @@ use crate::exchange::{self, consent, hit, outbox, query, sync};
 use crate::node::Node;
 use crate::pb::{self, UserRole};
 
-pub struct ExchangeApi {
+pub(super) struct ExchangeApi {
     node: Arc<Node>,
 }
 
 impl ExchangeApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

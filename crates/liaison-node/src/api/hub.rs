@@ -11,12 +11,12 @@ use crate::hub::{self, directory, indicators, report};
 use crate::node::Node;
 use crate::pb::{self, UserRole};
 
-pub struct HubApi {
+pub(super) struct HubApi {
     node: Arc<Node>,
 }
 
 impl HubApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

@@ -13,12 +13,12 @@ use crate::node::Node;
 use crate::pb::{self, UserRole};
 use crate::{peer, store};
 
-pub struct NodeApi {
+pub(super) struct NodeApi {
     node: Arc<Node>,
 }
 
 impl NodeApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -43,12 +43,12 @@ impl pb::node_service_server::NodeService for NodeApi {
     }
 }
 
-pub struct PeerApi {
+pub(super) struct PeerApi {
     node: Arc<Node>,
 }
 
 impl PeerApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -94,12 +94,12 @@ impl pb::peer_service_server::PeerService for PeerApi {
     }
 }
 
-pub struct UserApi {
+pub(super) struct UserApi {
     node: Arc<Node>,
 }
 
 impl UserApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

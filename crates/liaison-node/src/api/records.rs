@@ -16,12 +16,12 @@ use crate::record;
 use crate::store::records::{self, Filter, Signer};
 use crate::store::{Store, Tx};
 
-pub struct RecordApi {
+pub(super) struct RecordApi {
     node: Arc<Node>,
 }
 
 impl RecordApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
     fn signer(&self, caller: &Caller) -> Signer<'_> {
@@ -29,8 +29,8 @@ impl RecordApi {
     }
 }
 
-pub const MAX_PAGE: u32 = 1000;
-pub const DEFAULT_PAGE: u32 = 100;
+pub(super) const MAX_PAGE: u32 = 1000;
+pub(super) const DEFAULT_PAGE: u32 = 100;
 
 #[tonic::async_trait]
 impl pb::record_service_server::RecordService for RecordApi {

@@ -11,12 +11,12 @@ use crate::node::Node;
 use crate::pb::{self, UserRole};
 use crate::sop::{cases, desk};
 
-pub struct RequestApi {
+pub(super) struct RequestApi {
     node: Arc<Node>,
 }
 
 impl RequestApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -68,12 +68,12 @@ impl pb::request_service_server::RequestService for RequestApi {
     }
 }
 
-pub struct CaseApi {
+pub(super) struct CaseApi {
     node: Arc<Node>,
 }
 
 impl CaseApi {
-    pub fn new(node: Arc<Node>) -> Self {
+    pub(super) fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
