@@ -128,7 +128,7 @@ fn table(header: &[&str]) -> Table {
 }
 
 fn state_of(r: &pb::AgreementRecord) -> String {
-    state_word(pb::AgreementState::try_from(r.state).unwrap_or_default())
+    state_word(r.state())
 }
 
 fn ts(t: &Option<pbjson_types::Timestamp>) -> String {
@@ -380,7 +380,7 @@ fn print_witnesses(ws: &[pb::WitnessReport]) {
     }
     let mut t = table(&["witness", "source", "outcome", "entry", "witnessed at", "detail"]);
     for w in ws {
-        let outcome = pb::WitnessOutcome::try_from(w.outcome).unwrap_or_default();
+        let outcome = w.outcome();
         t.add_row(vec![
             w.witness.clone(),
             if w.stored { "kept here" } else { "asked now" }.to_string(),

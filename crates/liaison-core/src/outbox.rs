@@ -232,7 +232,8 @@ pub fn next_due(queue: &[pb::OutboxItem], now: OffsetDateTime) -> Option<usize> 
 /// peer whose share is still in flight.
 #[derive(Clone, PartialEq, Message)]
 pub struct Holder {
-    #[prost(int32, tag = "1")]
+    // The same varint on the wire as before; typed for its getter.
+    #[prost(enumeration = "pb::Purpose", tag = "1")]
     pub purpose: i32,
     #[prost(bool, tag = "2")]
     pub delivered: bool,

@@ -37,7 +37,7 @@ impl VictimFacts {
     pub fn of(v: &pb::VictimReferral, identity_requested: bool, return_step: bool) -> Self {
         let consent = v.consent.clone().unwrap_or_default();
         Self {
-            consent: pb::ConsentStatus::try_from(consent.status).unwrap_or_default(),
+            consent: consent.status(),
             guardian_decision: !consent.guardian_decision.trim().is_empty(),
             child: v.child,
             best_interest: v
@@ -102,7 +102,7 @@ impl Exchange {
             _ => None,
         };
         Exchange {
-            handling: HandlingCode::try_from(rec.handling).unwrap_or_default(),
+            handling: rec.handling(),
             victim,
             ..Exchange::of_kind(
                 local,
@@ -417,7 +417,7 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
                 consider(Denial::PurposeNotGranted { agreement: label.clone() }, &mut worst);
                 continue;
             }
-            let max = HandlingCode::try_from(g.max_handling).unwrap_or_default();
+            let max = g.max_handling();
             if (ex.handling as i32) > g.max_handling {
                 consider(Denial::HandlingAboveGrant { agreement: label.clone(), max }, &mut worst);
                 continue;
@@ -556,7 +556,7 @@ pub fn decide_request_step(
     header: &pb::RequestHeader,
     at: time::OffsetDateTime,
 ) -> Result<(), Denial> {
-    let purpose = Purpose::try_from(header.purpose).unwrap_or_default();
+    let purpose = header.purpose();
     decide_request(agreements, local, peer, &header.request_type, purpose, at, Some(&header.agreement_id)).map(|_| ())
 }
 

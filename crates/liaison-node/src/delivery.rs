@@ -40,7 +40,7 @@ enum StepCheck {
 fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<StepCheck, ExchangeError> {
     let Some(t) = terms else { return Ok(StepCheck::Go) };
     let agreements = crate::agreement::book::for_policy(node)?;
-    let purpose = pb::Purpose::try_from(t.purpose).unwrap_or_default();
+    let purpose = t.purpose();
     let only = (!t.agreement_id.is_empty()).then_some(t.agreement_id.as_str());
     Ok(match crate::policy::decide_request(&agreements, node.id(), peer, &t.request_type, purpose, node.now(), only) {
         Ok(_) => StepCheck::Go,
@@ -116,7 +116,7 @@ async fn attempt(node: &Node, s: Stored) -> Result<Option<pb::OutboxItem>, Store
     if expired(&i, now) {
         return settle(node, s, Outcome::Expired, now).await.map(Some);
     }
-    let purpose = pb::Purpose::try_from(i.purpose).unwrap_or_default();
+    let purpose = i.purpose();
     match check_step(node, &i.peer, s.terms.as_ref()) {
         Ok(StepCheck::Go) => {}
         Ok(StepCheck::Wait(why)) => return settle(node, s, Outcome::Held(why), now).await.map(Some),
@@ -126,7 +126,7 @@ async fn attempt(node: &Node, s: Stored) -> Result<Option<pb::OutboxItem>, Store
             return Ok(None);
         }
     }
-    let action = pb::OutboxAction::try_from(i.action).unwrap_or_default();
+    let action = i.action();
     // Agreements are between the parties themselves: never through a hub.
     let via = match action {
         pb::OutboxAction::Agreement | pb::OutboxAction::AgreementNotice => None,

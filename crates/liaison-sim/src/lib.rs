@@ -350,7 +350,7 @@ fn prepare(n: &Node, item: &pb::OutboxItem, now: OffsetDateTime) -> Result<(pb::
     let Some(record) = n.records.get(&item.delivery_id) else {
         return Err(Outcome::Refused("the record is gone".into()));
     };
-    let purpose = pb::Purpose::try_from(item.purpose).unwrap_or_default();
+    let purpose = item.purpose();
     let ex = Exchange::of_record(&n.id, &item.peer, Direction::Outgoing, pb::Operation::Push, record, purpose, now);
     match policy::decide(&n.agreements, &ex) {
         Decision::Allow { plan, .. } => Ok((liaison_core::redact::redact(record, &plan), purpose)),

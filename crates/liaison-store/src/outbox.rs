@@ -53,7 +53,8 @@ pub struct StepTerms {
     pub agreement_id: String,
     #[prost(string, tag = "2")]
     pub request_type: String,
-    #[prost(int32, tag = "3")]
+    // The same varint on the wire as before; typed for its getter.
+    #[prost(enumeration = "pb::Purpose", tag = "3")]
     pub purpose: i32,
 }
 
@@ -105,7 +106,7 @@ fn index(st: &dyn Store, tx: &mut Tx, i: &pb::OutboxItem, was_pending: bool) -> 
         tx.batch.delete(Tree::Meta, pending_key(&i.delivery_id));
     }
     if i.action == pb::OutboxAction::Share as i32 && (pending || was_pending) {
-        let state = pb::OutboxState::try_from(i.state).unwrap_or_default();
+        let state = i.state();
         let key = holder_key(&i.record_key, &i.peer);
         match next_holder(holder(st, &i.record_key, &i.peer)?, i.purpose, was_pending, state) {
             Some(h) => tx.batch.put(Tree::Meta, key, h.encode_to_vec()),
@@ -134,7 +135,7 @@ pub fn build_indexes(st: &dyn Store) -> Result<(), StoreError> {
         if need_holders && i.action == pb::OutboxAction::Share as i32 {
             let k = holder_key(&i.record_key, &i.peer);
             let before = holders.remove(&k).flatten();
-            let state = pb::OutboxState::try_from(i.state).unwrap_or_default();
+            let state = i.state();
             holders.insert(k, next_holder(before, i.purpose, false, state));
         }
     }
@@ -183,7 +184,7 @@ pub fn item_of(s: &Stored) -> pb::OutboxItem {
 /// the deliverer (`Node::outbox_wake`) once the write is committed.
 pub fn queue(st: &dyn Store, tx: &mut Tx, actor: &str, s: &Stored) -> Result<(), StoreError> {
     let i = item_of(s);
-    let what = match pb::OutboxAction::try_from(i.action).unwrap_or_default() {
+    let what = match i.action() {
         pb::OutboxAction::Withdraw => "exchange.withdraw.queue",
         pb::OutboxAction::Share => "exchange.share.queue",
         _ => "exchange.step.queue",

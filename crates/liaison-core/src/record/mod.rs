@@ -405,7 +405,7 @@ fn entity(e: &pb::Entity, redacted: &Redacted<'_>) -> Check {
     for (i, id) in e.identifiers.iter().enumerate() {
         let f = format!("{P}.identifiers[{i}]");
         enumeration::<pb::IdentifierType>(&format!("{f}.type"), id.r#type, true)?;
-        let t = pb::IdentifierType::try_from(id.r#type).unwrap_or_default();
+        let t = id.r#type();
         normalize_identifier(t, &id.value).map_err(|e| FieldError { field: format!("{f}.value"), reason: e.reason })?;
         country(&format!("{f}.country"), &id.country, false)?;
     }

@@ -355,7 +355,7 @@ pub async fn receive(node: &Node, caller: &str, env: pb::Envelope) -> Result<Vec
         })
         .await?;
     let v = view(node, &stored)?;
-    tracing::info!(agreement = %label, from = %caller, state = %state_word(pb::AgreementState::try_from(v.state).unwrap_or_default()), "agreement received");
+    tracing::info!(agreement = %label, from = %caller, state = %state_word(v.state()), "agreement received");
     Ok(v.signed_by)
 }
 

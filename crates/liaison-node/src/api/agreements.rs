@@ -109,7 +109,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         let c = require(&req, &[])?;
         let r = req.into_inner();
         id_of(&r.id)?;
-        let action = pb::NoticeAction::try_from(r.action).unwrap_or_default();
+        let action = r.action();
         let (a, deliveries) = book::notice(&self.node, &actor(&c), &r.id, r.version, action, &r.reason).await?;
         Ok(Response::new(pb::IssueAgreementNoticeResponse { agreement: Some(a), deliveries }))
     }

@@ -133,7 +133,7 @@ async fn ask(
     deadline: Duration,
 ) -> pb::CheckPeerResult {
     let mut out = pb::CheckPeerResult { peer: peer.clone(), ..Default::default() };
-    let purpose = pb::Purpose::try_from(req.purpose).unwrap_or_default();
+    let purpose = req.purpose();
     let ex = exchange_kind(node, &peer, Direction::Incoming, pb::Operation::HitCheck, pb::RecordKind::Entity, purpose);
     match decide(node, actor, ex, "").await {
         Ok(Decision::Deny(d)) => {

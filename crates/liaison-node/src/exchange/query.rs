@@ -127,8 +127,8 @@ async fn ask(
     deadline: Duration,
 ) -> pb::QueryPeerResult {
     let started = Instant::now();
-    let purpose = pb::Purpose::try_from(req.purpose).unwrap_or_default();
-    let kind = pb::RecordKind::try_from(req.kind).unwrap_or_default();
+    let purpose = req.purpose();
+    let kind = req.kind();
     let mut result = pb::QueryPeerResult { peer: peer.clone(), ..Default::default() };
     // We check too: a query is an incoming exchange for us.
     match decide(node, actor, exchange_kind(node, &peer, Direction::Incoming, pb::Operation::Query, kind, purpose), "")

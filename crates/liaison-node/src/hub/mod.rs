@@ -328,7 +328,7 @@ pub async fn regional_contacts(
                         hub: node.id().into(),
                         caller: caller.into(),
                         caller_is_member: true,
-                        handling: pb::HandlingCode::try_from(rec.handling).unwrap_or_default(),
+                        handling: rec.handling(),
                         onward: pb::OnwardSharing::try_from(prov.onward_sharing)
                             .unwrap_or(pb::OnwardSharing::Forbidden),
                         originator: rec.originator.clone(),

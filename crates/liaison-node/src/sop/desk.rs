@@ -213,7 +213,7 @@ pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestReque
     // Attachments travel as shares, under the same policy as any share; a
     // refused attachment stops the answer.
     if step == T::Answer {
-        let purpose = pb::Purpose::try_from(sh.purpose).unwrap_or_default();
+        let purpose = sh.purpose();
         for id in &r.attach_record_ids {
             outbox::share(node, actor, id, &counterpart, purpose).await?;
         }
@@ -326,7 +326,7 @@ pub async fn receive(
         }
         // This node checks the SOP terms itself.
         let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
-        let purpose = pb::Purpose::try_from(h.purpose).unwrap_or_default();
+        let purpose = h.purpose();
         let decided = policy::decide_request(
             &agreements,
             node.id(),
