@@ -1,5 +1,6 @@
 //! CLI for exchange: query, check, share, outbox, receipts, sync, consent.
 
+use crate::convert::ProtoEnum;
 use clap::{Args, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
@@ -76,7 +77,7 @@ pub(super) fn purpose(s: &str) -> Result<pb::Purpose, CliError> {
 }
 
 fn outcome(o: i32) -> String {
-    pb::PeerOutcome::try_from(o).map(|x| convert::word(x.as_str_name(), "PEER_OUTCOME_")).unwrap_or_default()
+    pb::PeerOutcome::word_of(o)
 }
 
 pub(super) async fn query(g: &Global, ch: Authed, a: QueryArgs) -> Result<(), CliError> {
@@ -177,12 +178,8 @@ pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliE
     }
     let mut t = table(&["delivery", "action", "record", "to", "state", "attempts", "next attempt", "why"]);
     for i in &r.items {
-        let action = pb::OutboxAction::try_from(i.action)
-            .map(|x| convert::word(x.as_str_name(), "OUTBOX_ACTION_"))
-            .unwrap_or_default();
-        let state = pb::OutboxState::try_from(i.state)
-            .map(|x| convert::word(x.as_str_name(), "OUTBOX_STATE_"))
-            .unwrap_or_default();
+        let action = pb::OutboxAction::word_of(i.action);
+        let state = pb::OutboxState::word_of(i.state);
         let next = i
             .next_attempt_time
             .as_ref()
@@ -280,7 +277,7 @@ pub(super) async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(
             }
             let mut t = table(&["consent", "record", "holder", "third party", "purpose", "granted"]);
             for q in &r.requests {
-                let p = pb::Purpose::try_from(q.purpose).map(convert::purpose_word).unwrap_or_default();
+                let p = pb::Purpose::word_of(q.purpose);
                 t.add_row(vec![
                     q.consent_id.clone(),
                     q.record_key.clone(),

@@ -1,5 +1,6 @@
 //! CLI for agreements, the policy engine and the audit log.
 
+use crate::convert::ProtoEnum;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -168,7 +169,7 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
             pb::HandlingCode::try_from(g.max_handling).map(convert::handling_word).unwrap_or_default(),
             g.released_protected_fields.join(", "),
             g.redacted_fields.join(", "),
-            pb::OnwardSharing::try_from(g.onward_sharing).map(convert::onward_word).unwrap_or_default(),
+            pb::OnwardSharing::word_of(g.onward_sharing),
         ]);
     }
     println!("{t}");
@@ -191,7 +192,7 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
                 d(r.answer_within_seconds),
                 d(r.urgent_ack_within_seconds),
                 d(r.urgent_answer_within_seconds),
-                pb::ContactRole::try_from(r.escalation_role).map(convert::contact_role_word).unwrap_or_default(),
+                pb::ContactRole::word_of(r.escalation_role),
                 r.source.clone(),
             ]);
         }
@@ -199,9 +200,7 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
     }
     for n in &r.notices {
         if let Ok(n) = crate::envelope::decode::<pb::AgreementNotice>(n) {
-            let action = pb::NoticeAction::try_from(n.action)
-                .map(|a| convert::word(a.as_str_name(), "NOTICE_ACTION_"))
-                .unwrap_or_default();
+            let action = pb::NoticeAction::word_of(n.action);
             println!("notice: {action} by {} at {}: {}", n.issuer, ts(&n.issue_time), n.reason);
         }
     }

@@ -1,5 +1,6 @@
 //! Human output (tables) and JSON output for the CLI.
 
+use crate::convert::ProtoEnum;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
@@ -125,9 +126,7 @@ pub(super) fn contacts(rs: &[pb::Record]) {
     let mut t = table(&["name", "role", "agency", "country", "channels", "availability", "verified", "origin"]);
     for r in rs {
         if let Some(pb::record::Body::ContactPoint(c)) = &r.body {
-            let role = pb::ContactRole::try_from(c.role)
-                .map(|x| enum_word(x.as_str_name(), "CONTACT_ROLE_"))
-                .unwrap_or_default();
+            let role = pb::ContactRole::word_of(c.role);
             let channels = c.channels.iter().map(|ch| ch.value.clone()).collect::<Vec<_>>().join(", ");
             let avail = c.availability.as_ref().map_or(String::new(), |a| {
                 if a.always {
@@ -180,7 +179,7 @@ pub(super) fn record_detail(r: &pb::GetRecordResponse) -> Result<(), CliError> {
             p.received_from,
             p.agreement_id,
             p.agreement_version,
-            pb::Purpose::try_from(p.purpose).map(|x| enum_word(x.as_str_name(), "PURPOSE_")).unwrap_or_default(),
+            pb::Purpose::word_of(p.purpose),
             ts(&p.retain_until)
         );
     }
@@ -204,7 +203,7 @@ pub(super) fn peers(ps: &[pb::Peer]) {
     let mut t = table(&["id", "name", "country/region", "role", "endpoint", "fingerprint", "source"]);
     for p in ps {
         let c = p.card.clone().unwrap_or_default();
-        let role = pb::NodeRole::try_from(c.role).map(|r| enum_word(r.as_str_name(), "NODE_ROLE_")).unwrap_or_default();
+        let role = pb::NodeRole::word_of(c.role);
         let place = if c.country.is_empty() { c.region.clone() } else { c.country.clone() };
         t.add_row(vec![
             c.node_id,

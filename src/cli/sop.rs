@@ -1,5 +1,6 @@
 //! CLI for SOP requests and victim cases.
 
+use crate::convert::ProtoEnum;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -9,7 +10,7 @@ use super::client::Authed;
 use super::exchange::purpose;
 use super::output::print_json;
 use super::{CliError, Global};
-use crate::convert::{self, word};
+use crate::convert::{self};
 use crate::pb;
 
 #[derive(Subcommand, Debug)]
@@ -101,7 +102,7 @@ fn ts(t: &Option<pbjson_types::Timestamp>) -> String {
 }
 
 fn state(r: &pb::Request) -> String {
-    let s = pb::RequestState::try_from(r.state).map(|s| word(s.as_str_name(), "REQUEST_STATE_")).unwrap_or_default();
+    let s = pb::RequestState::word_of(r.state);
     if r.overdue {
         format!("{s} (OVERDUE)")
     } else {
@@ -119,11 +120,7 @@ pub(super) fn requests_table(rs: &[pb::Request]) {
             .map(|e| {
                 format!(
                     "{} ({})",
-                    if e.contact_name.is_empty() {
-                        pb::ContactRole::try_from(e.role).map(convert::contact_role_word).unwrap_or_default()
-                    } else {
-                        e.contact_name.clone()
-                    },
+                    if e.contact_name.is_empty() { pb::ContactRole::word_of(e.role) } else { e.contact_name.clone() },
                     e.deadline
                 )
             })
@@ -151,15 +148,10 @@ fn show(r: &pb::Request) {
         "{} — {} from {} to {} under {} v{}",
         r.id, h.request_type, h.from_node, h.to_node, h.agreement_id, h.agreement_version
     );
-    println!(
-        "subject: {}   purpose: {}   state: {}",
-        h.subject,
-        pb::Purpose::try_from(h.purpose).map(convert::purpose_word).unwrap_or_default(),
-        state(r)
-    );
+    println!("subject: {}   purpose: {}   state: {}", h.subject, pb::Purpose::word_of(h.purpose), state(r));
     println!("acknowledge by {}; answer by {}", ts(&r.ack_due), ts(&r.answer_due));
     for e in &r.escalations {
-        let role = pb::ContactRole::try_from(e.role).map(convert::contact_role_word).unwrap_or_default();
+        let role = pb::ContactRole::word_of(e.role);
         println!(
             "ESCALATED ({} deadline) to {role} {} {} at {}",
             e.deadline,
@@ -174,7 +166,7 @@ fn show(r: &pb::Request) {
             ts(&e.time),
             e.actor.clone(),
             e.seq.to_string(),
-            pb::Transition::try_from(e.transition).map(|x| word(x.as_str_name(), "TRANSITION_")).unwrap_or_default(),
+            pb::Transition::word_of(e.transition),
             e.text.clone(),
         ]);
     }
@@ -277,11 +269,11 @@ fn stage(s: &str) -> Result<pb::CaseStage, CliError> {
 }
 
 fn print_case(c: &pb::VictimCase, gates: &[pb::GateStatus]) {
-    let st = pb::CaseStage::try_from(c.stage).map(|s| word(s.as_str_name(), "CASE_STAGE_")).unwrap_or_default();
+    let st = pb::CaseStage::word_of(c.stage);
     println!("{} — referral {} — {} ⇄ {} — stage: {st}", c.id, c.referral_record_id, c.sending_node, c.receiving_node);
     let mut t = table(&["time", "node", "step", "note"]);
     for e in &c.history {
-        let to = pb::CaseStage::try_from(e.to).map(|s| word(s.as_str_name(), "CASE_STAGE_")).unwrap_or_default();
+        let to = pb::CaseStage::word_of(e.to);
         t.add_row(vec![ts(&e.time), e.actor.clone(), to, e.note.clone()]);
     }
     println!("{t}");

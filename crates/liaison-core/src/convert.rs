@@ -74,6 +74,57 @@ pub fn word(proto_name: &str, prefix: &str) -> String {
     proto_name.trim_start_matches(prefix).to_lowercase()
 }
 
+/// A protobuf enum, as it crosses the boundary: the one place numbers,
+/// proto names and words meet. Every enum of `liaison.v1` is one (its zero
+/// value is `<PREFIX>UNSPECIFIED`, which gives the prefix).
+pub trait ProtoEnum: Copy + TryFrom<i32> {
+    fn proto_name(self) -> &'static str;
+    fn from_proto_name(name: &str) -> Option<Self>;
+
+    /// The prefix every value's proto name starts with (`PURPOSE_`).
+    fn prefix() -> &'static str {
+        Self::try_from(0).ok().and_then(|z| z.proto_name().strip_suffix("UNSPECIFIED")).unwrap_or("")
+    }
+
+    /// Lower-case word (`PURPOSE_VICTIM_IDENTIFICATION` → `victim_identification`).
+    fn to_word(self) -> String {
+        word(self.proto_name(), Self::prefix())
+    }
+
+    /// The word for a stored or received number; empty when it is none of ours.
+    fn word_of(v: i32) -> String {
+        Self::try_from(v).map(Self::to_word).unwrap_or_default()
+    }
+
+    /// The value a word names (any case, `-` or space for `_`), never the unspecified one.
+    fn from_word(w: &str) -> Option<Self> {
+        from_word(w, Self::prefix(), Self::from_proto_name).filter(|v| !v.proto_name().ends_with("_UNSPECIFIED"))
+    }
+
+    /// A number from a peer or a client, checked: an error naming `field`
+    /// when it is not a value of this enum, or is the unspecified one.
+    fn known(field: &str, v: i32) -> Result<Self, crate::record::FieldError> {
+        Self::try_from(v).ok().filter(|e| !e.proto_name().ends_with("_UNSPECIFIED")).ok_or_else(|| {
+            crate::record::FieldError { field: field.into(), reason: format!("{v} is not a known value") }
+        })
+    }
+}
+
+macro_rules! proto_enums {
+    ($($t:ident)*) => {$(
+        impl ProtoEnum for pb::$t {
+            fn proto_name(self) -> &'static str {
+                self.as_str_name()
+            }
+            fn from_proto_name(name: &str) -> Option<Self> {
+                pb::$t::from_str_name(name)
+            }
+        }
+    )*};
+}
+
+proto_enums!(NoticeAction AgreementState WitnessOutcome ChangeType HandlingCode Purpose RecordKind Operation OnwardSharing NodeRole ExploitationType Sex AgeGroup PeerOutcome OutboxState OutboxAction UserRole Direction ContactRole ChannelType SourceReliability InformationCredibility EntityType EntityRole IdentifierType ConsentStatus BestInterestOutcome RiskLevel Voluntariness NonRefoulementOutcome FrameworkArea RequestState Priority Transition RequestBox CaseStage);
+
 fn from_word<T>(w: &str, prefix: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
     let upper = w.trim().to_uppercase().replace(['-', ' '], "_");
     parse(&format!("{prefix}{upper}"))
@@ -124,6 +175,19 @@ pub fn state_word(s: pb::AgreementState) -> String {
 #[cfg(test)]
 mod word_tests {
     use super::*;
+
+    #[test]
+    fn every_enum_knows_its_prefix_and_words() {
+        assert_eq!(pb::Purpose::prefix(), "PURPOSE_");
+        assert_eq!(pb::RequestState::word_of(pb::RequestState::Answered as i32), "answered");
+        assert_eq!(pb::CaseStage::word_of(9999), "");
+        assert_eq!(pb::ContactRole::from_word("unit head"), Some(pb::ContactRole::UnitHead));
+        assert_eq!(pb::ContactRole::from_word("unspecified"), None);
+        assert_eq!(pb::RecordKind::known("kind", pb::RecordKind::Entity as i32), Ok(pb::RecordKind::Entity));
+        let e = pb::RecordKind::known("kind", 77).unwrap_err();
+        assert_eq!(e.field, "kind");
+        assert!(pb::RecordKind::known("kind", 0).is_err());
+    }
 
     #[test]
     fn words_round_trip() {

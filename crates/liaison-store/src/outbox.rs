@@ -226,7 +226,7 @@ fn holders(st: &dyn Store, key: &str) -> Result<Vec<(String, pb::Purpose)>, Stor
     for (k, v) in crate::scan_prefix(st, Tree::Meta, &prefix, None, usize::MAX)? {
         let peer = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
         let h = Holder::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("outbox holder: {e}")))?;
-        out.push((peer, pb::Purpose::try_from(h.purpose).unwrap_or_default()));
+        out.push((peer, h.purpose()));
     }
     Ok(out)
 }

@@ -11,11 +11,11 @@
 //! (investigations, prosecutions, convictions) are about cases, not people,
 //! and are shown as they are.
 
+use crate::convert::ProtoEnum;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::convert::word;
 use crate::pb;
 use crate::record::parse_date;
 
@@ -122,24 +122,19 @@ impl Raw {
         for v in &s.victims {
             let n = u64::from(v.count);
             self.total = self.total.saturating_add(n);
-            let sex = pb::Sex::try_from(v.sex).map(|x| word(x.as_str_name(), "SEX_")).unwrap_or_default();
+            let sex = pb::Sex::word_of(v.sex);
             bump(&mut self.sex, sex, n);
-            let age =
-                pb::AgeGroup::try_from(v.age_group).map(|x| word(x.as_str_name(), "AGE_GROUP_")).unwrap_or_default();
+            let age = pb::AgeGroup::word_of(v.age_group);
             bump(&mut self.age, age, n);
             bump(&mut self.nationality, v.nationality.clone(), n);
-            let exploitation = pb::ExploitationType::try_from(v.exploitation_type)
-                .map(|x| word(x.as_str_name(), "EXPLOITATION_TYPE_"))
-                .unwrap_or_default();
+            let exploitation = pb::ExploitationType::word_of(v.exploitation_type);
             bump(&mut self.exploitation, exploitation, n);
         }
         self.investigations = self.investigations.saturating_add(u64::from(s.investigations));
         self.prosecutions = self.prosecutions.saturating_add(u64::from(s.prosecutions));
         self.convictions = self.convictions.saturating_add(u64::from(s.convictions));
         for f in &s.framework {
-            let area = pb::FrameworkArea::try_from(f.area)
-                .map(|x| word(x.as_str_name(), "FRAMEWORK_AREA_"))
-                .unwrap_or_default();
+            let area = pb::FrameworkArea::word_of(f.area);
             if !f.narrative.is_empty() {
                 self.framework.entry(area).or_default().push(format!("{}: {}", s.country, f.narrative));
             }

@@ -3,6 +3,7 @@
 //! Steps from each node apply in that node's sequence order; repeats are
 //! ignored, so both nodes reach the same state however steps arrive.
 
+use crate::convert::ProtoEnum;
 use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
@@ -123,11 +124,11 @@ pub fn open(
 }
 
 fn state_name(s: i32) -> String {
-    S::try_from(s).map(|x| crate::convert::word(x.as_str_name(), "REQUEST_STATE_")).unwrap_or_default()
+    S::word_of(s)
 }
 
 fn step_name(t: i32) -> String {
-    T::try_from(t).map(|x| crate::convert::word(x.as_str_name(), "TRANSITION_")).unwrap_or_default()
+    T::word_of(t)
 }
 
 /// Whether `ev` was made without having seen the other node's `step` in
@@ -145,8 +146,8 @@ fn crossed(req: &pb::Request, ev: &pb::RequestEvent, step: T) -> bool {
 /// without undoing it. Each node keeps both steps in its timeline.
 pub fn next_state(req: &pb::Request, ev: &pb::RequestEvent) -> Result<S, SopError> {
     let h = req.header.clone().unwrap_or_default();
-    let from = S::try_from(req.state).unwrap_or_default();
-    let step = T::try_from(ev.transition).unwrap_or_default();
+    let from = req.state();
+    let step = ev.transition();
     let receiver = ev.actor == h.to_node;
     let sender = ev.actor == h.from_node;
     let invalid = || SopError::InvalidTransition { from: state_name(req.state), step: step_name(ev.transition) };

@@ -173,7 +173,7 @@ pub fn advance(
     note: &str,
     now: OffsetDateTime,
 ) -> Result<pb::VictimCase, GateError> {
-    let from = C::try_from(case.stage).unwrap_or_default();
+    let from = case.stage();
     if !is_step(from, to) {
         return Err(GateError::InvalidStep { from: stage_word(from), to: stage_word(to) });
     }

@@ -1,6 +1,7 @@
 //! RecordService handlers.
 
 use crate::api::status::OrStatus;
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -191,10 +192,7 @@ impl pb::record_service_server::RecordService for RecordApi {
     ) -> Result<Response<pb::LookupIdentifierResponse>, Status> {
         require(&req, RECORD_READERS)?;
         let r = req.into_inner();
-        let t = pb::IdentifierType::try_from(r.r#type)
-            .ok()
-            .filter(|t| *t != pb::IdentifierType::Unspecified)
-            .ok_or_else(|| invalid("type", "unknown identifier type"))?;
+        let t = pb::IdentifierType::known("type", r.r#type).map_err(|_| invalid("type", "unknown identifier type"))?;
         let normalized = record::normalize_identifier(t, &r.value).map_err(|e| invalid("value", &e.reason))?;
         let key = format!("{}:{normalized}", record::identifier_type_name(t));
         let record_ids = records::lookup_identifier(self.node.db.store(), &key).or_status()?;

@@ -2,6 +2,7 @@
 //! the answer is "hit" with an opaque reference, or "no hit". No record
 //! content crosses.
 
+use crate::convert::ProtoEnum;
 use std::time::Duration;
 
 use prost::Message;
@@ -193,10 +194,9 @@ pub async fn run(
     }
     let mut idents = Vec::new();
     for (i, q) in req.identifiers.iter().enumerate() {
-        let t = pb::IdentifierType::try_from(q.r#type)
-            .ok()
-            .filter(|t| *t != pb::IdentifierType::Unspecified)
-            .ok_or_else(|| super::invalid(&format!("identifiers[{i}].type"), "unknown identifier type"))?;
+        let field = format!("identifiers[{i}].type");
+        let t = pb::IdentifierType::known(&field, q.r#type)
+            .map_err(|_| super::invalid(&field, "unknown identifier type"))?;
         idents.push(normalise(t, &q.value).map_err(|e| match e {
             ExchangeError::Invalid { reason, .. } => super::invalid(&format!("identifiers[{i}].value"), reason),
             other => other,

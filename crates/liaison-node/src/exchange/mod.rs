@@ -15,6 +15,7 @@ pub mod receive;
 pub mod retention;
 pub mod sync;
 
+use crate::convert::ProtoEnum;
 use std::time::Duration;
 
 use crate::agreement::book;
@@ -308,17 +309,11 @@ pub async fn client(
 }
 
 pub fn purpose_of(field: &str, v: i32) -> Result<pb::Purpose, ExchangeError> {
-    pb::Purpose::try_from(v)
-        .ok()
-        .filter(|p| *p != pb::Purpose::Unspecified)
-        .ok_or_else(|| invalid(field, "a purpose is required"))
+    pb::Purpose::known(field, v).map_err(|_| invalid(field, "a purpose is required"))
 }
 
 pub fn kind_of(field: &str, v: i32) -> Result<pb::RecordKind, ExchangeError> {
-    pb::RecordKind::try_from(v)
-        .ok()
-        .filter(|k| *k != pb::RecordKind::Unspecified)
-        .ok_or_else(|| invalid(field, "a record kind is required"))
+    pb::RecordKind::known(field, v).map_err(|_| invalid(field, "a record kind is required"))
 }
 
 pub use crate::store::outbox::random_id;

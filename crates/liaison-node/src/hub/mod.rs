@@ -7,6 +7,7 @@ pub use liaison_core::hub::{indicators, report};
 pub mod directory;
 pub mod relay;
 
+use crate::convert::ProtoEnum;
 use std::ops::Bound;
 
 use prost::Message;
@@ -468,9 +469,7 @@ pub async fn report_request(node: &Node, req: &pb::Request) {
         answer_due: req.answer_due,
         ack_time: at(pb::Transition::Acknowledge),
         answer_time: at(pb::Transition::Answer).or(at(pb::Transition::Decline)),
-        state: pb::RequestState::try_from(req.state)
-            .map(|s| crate::convert::word(s.as_str_name(), "REQUEST_STATE_"))
-            .unwrap_or_default(),
+        state: pb::RequestState::word_of(req.state),
     };
     let result = async {
         let mut c = exchange::client(node, &hub).await?;

@@ -3,6 +3,7 @@
 //! [`super::victim`], each new state delivered to the other node, which
 //! checks the gates again with its own copy of the referral when it has one.
 
+use crate::convert::ProtoEnum;
 use std::ops::Bound;
 
 use prost::Message;
@@ -82,9 +83,7 @@ async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action:
     node.db
         .write(|st, tx| {
             tx.batch.put(Tree::Requests, key(&case.id), case.encode_to_vec());
-            let stage = C::try_from(case.stage)
-                .map(|s| crate::convert::word(s.as_str_name(), "CASE_STAGE_"))
-                .unwrap_or_default();
+            let stage = C::word_of(case.stage);
             tx.audit(
                 Event::new(actor, action).record(&case.referral_record_id).reason(format!("{} → {stage}", case.id)),
             );
@@ -121,7 +120,7 @@ pub async fn open(
 /// The gates for the next step, for display.
 pub fn next_gates(node: &Node, case: &pb::VictimCase) -> Result<Vec<pb::GateStatus>, CaseError> {
     let Some((_, v)) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
-    let next = match C::try_from(case.stage).unwrap_or_default() {
+    let next = match case.stage() {
         C::Referral => C::IdentificationConfirmed,
         C::IdentificationConfirmed => C::Assistance,
         C::Assistance => C::ReturnPlanned,
@@ -263,7 +262,7 @@ pub async fn receive(
                 )));
             }
             let prev = held.clone().unwrap_or_default();
-            let to = C::try_from(last.to).unwrap_or_default();
+            let to = last.to();
             let when = last.time.as_ref().and_then(crate::convert::from_timestamp).unwrap_or_else(|| node.now());
             // A step dated ahead of this node's clock could make a waiting
             // period (the reflection period) pass early: refused.

@@ -3,6 +3,7 @@
 //! [`super::request`]; the policy engine decides whether a request may be
 //! made at all (`policy::decide_request`), on both nodes.
 
+use crate::convert::ProtoEnum;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -384,7 +385,7 @@ pub async fn receive(
     }
     // Later steps are applied to the state read under the write lock, so
     // concurrent deliveries never lose one.
-    let step = T::try_from(ev.transition).unwrap_or_default();
+    let step = ev.transition();
     let outcome = node
         .db
         .write(|st, tx| {
@@ -481,8 +482,7 @@ pub async fn check_deadlines(node: &Node) -> Result<usize, DeskError> {
                 let pending = get(st, &r.id)?.map(|s| s.pending).unwrap_or_default();
                 put(tx, &Stored { request: Some(r.clone()), pending });
                 let esc = r.escalations.last().cloned().unwrap_or_default();
-                let role =
-                    pb::ContactRole::try_from(esc.role).map(crate::convert::contact_role_word).unwrap_or_default();
+                let role = pb::ContactRole::word_of(esc.role);
                 tx.audit(Event::new("node", "request.overdue").agreement(header(r).agreement_id).reason(format!(
                     "{}: {} deadline passed; escalated to {role} {}",
                     r.id, esc.deadline, esc.contact_name
