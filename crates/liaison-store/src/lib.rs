@@ -18,15 +18,22 @@ pub mod audit;
 pub mod changes;
 #[cfg(test)]
 mod conformance;
+pub mod cursors;
 mod db;
 pub mod disk;
 pub mod head;
+#[cfg(test)]
+mod layouts_tests;
 pub mod outbox;
 pub mod peers;
+pub mod receipts;
 pub mod records;
+pub mod released;
+pub mod retention;
 pub mod sealed;
 mod sled_store;
 pub mod users;
+pub mod withdrawals;
 
 use std::ops::Bound;
 

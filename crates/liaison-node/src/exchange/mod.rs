@@ -270,24 +270,14 @@ pub fn onward_facts(
     })
 }
 
-/// Meta keys `released/<record key>\0<peer>`: the peers a record this node
-/// originated was released to (a delivered share, a sync or query answer,
-/// or the originator's consent to an onward share). Only they may ask about
-/// it afterwards; anyone else is answered as if it did not exist.
-const RELEASED_PREFIX: &str = "released/";
-
-fn released_key(key: &str, peer: &str) -> Vec<u8> {
-    format!("{RELEASED_PREFIX}{key}\0{peer}").into_bytes()
-}
-
-/// Remembers, in the same write, that `peer` was given `key`.
+/// Remembers, in the same write, that `peer` was given `key` (`store::released`).
 pub fn mark_released(tx: &mut store::Tx, key: &str, peer: &str) {
-    tx.batch.put(store::Tree::Meta, released_key(key, peer), Vec::new());
+    store::released::mark(tx, key, peer);
 }
 
 /// Whether `peer` was ever given `key` by this node.
 pub fn was_released(st: &dyn store::Store, key: &str, peer: &str) -> Result<bool, StoreError> {
-    Ok(st.get(store::Tree::Meta, &released_key(key, peer))?.is_some())
+    store::released::contains(st, key, peer)
 }
 
 /// The peers this node has pinned.

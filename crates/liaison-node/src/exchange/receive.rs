@@ -2,7 +2,6 @@
 //! independently, store as *received* with provenance, answer with a signed
 //! receipt. Deliveries are idempotent by (sender, delivery id).
 
-use prost::Message;
 use time::Duration;
 
 use super::{exchange_for, open_record, ExchangeError};
@@ -13,12 +12,8 @@ use crate::node::Node;
 use crate::pb;
 use crate::policy::{Decision, Direction};
 use crate::store::records::{self, StoredRecord};
-use crate::store::{Store, StoreError, Tree, Tx};
+use crate::store::{self, Store, StoreError, Tx};
 use liaison_core::receive::Held;
-
-fn delivery_key(sender: &str, id: &str) -> Vec<u8> {
-    format!("delivery/{sender}/{id}").into_bytes()
-}
 
 /// Counts a new receipt against the sender's cap (a repeat of a delivery
 /// already answered is not counted twice).
@@ -26,41 +21,22 @@ fn keep_receipt(
     st: &dyn Store,
     tx: &mut Tx,
     sender: &str,
-    dk: &[u8],
+    delivery_id: &str,
 ) -> Result<Result<(), super::quota::Full>, StoreError> {
-    if st.get(Tree::Meta, dk)?.is_some() {
+    if store::receipts::contains(st, sender, delivery_id)? {
         return Ok(Ok(()));
     }
     super::quota::take(st, tx, super::quota::Kind::Receipt, sender, 1)
 }
 
-/// Retention index entries: `retain/<until micros be><key>`.
-pub const RETAIN_PREFIX: &[u8] = b"retain/";
-
-pub fn retain_key(until: time::OffsetDateTime, key: &str) -> Vec<u8> {
-    let mut k = RETAIN_PREFIX.to_vec();
-    k.extend_from_slice(&crate::convert::micros_key(until));
-    k.extend_from_slice(key.as_bytes());
-    k
-}
-
-/// Withdrawal marks: `withdrawn/<originator>/<id>`, written when the
-/// originator says a record is withdrawn. A withdrawal is final, so no
-/// version of that record is stored again (by push, sync or import).
-const WITHDRAWN_PREFIX: &str = "withdrawn/";
-
-fn withdrawn_key(key: &str) -> Vec<u8> {
-    format!("{WITHDRAWN_PREFIX}{key}").into_bytes()
-}
-
 /// True if the originator told this node that `key` is withdrawn.
 pub fn withdrawal_known(st: &dyn Store, key: &str) -> Result<bool, StoreError> {
-    Ok(st.get(Tree::Meta, &withdrawn_key(key))?.is_some())
+    store::withdrawals::known(st, key)
 }
 
 /// The originator withdrew `key`: remember it and purge the record if held.
 pub fn purge_withdrawn(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> Result<bool, StoreError> {
-    tx.batch.put(Tree::Meta, withdrawn_key(key), Vec::new());
+    store::withdrawals::mark(tx, key);
     purge(st, tx, key, actor, why)
 }
 
@@ -117,11 +93,11 @@ pub fn store_received(
     }
     if let Some(p) = old.as_ref().and_then(|s| s.provenance.as_ref()) {
         if let Some(until) = p.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
-            tx.batch.delete(Tree::Meta, retain_key(until, &key));
+            store::retention::delete(tx, until, &key);
         }
     }
     if let Some(until) = prov.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
-        tx.batch.put(Tree::Meta, retain_key(until, &key), Vec::new());
+        store::retention::put(tx, until, &key);
     }
     let agreement = prov.agreement_id.clone();
     let stored = StoredRecord { envelope: Some(env.clone()), provenance: Some(prov) };
@@ -141,7 +117,7 @@ pub fn purge(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> 
     let Some(stored) = records::get(st, key)? else { return Ok(false) };
     let Some(prov) = stored.provenance.as_ref() else { return Ok(false) };
     if let Some(until) = prov.retain_until.as_ref().and_then(crate::convert::from_timestamp) {
-        tx.batch.delete(Tree::Meta, retain_key(until, key));
+        store::retention::delete(tx, until, key);
     }
     let rec = stored.record()?;
     let now = tx.now;
@@ -155,10 +131,9 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
     if req.delivery_id.is_empty() || req.delivery_id.len() > 64 {
         return Err(super::invalid("delivery_id", "1-64 characters"));
     }
-    let dk = delivery_key(caller, &req.delivery_id);
-    if let Some(v) = node.db.store().get(Tree::Meta, &dk)? {
+    if let Some(r) = store::receipts::get(node.db.store(), caller, &req.delivery_id)? {
         // A retried delivery: answer with the same receipt, store nothing twice.
-        return Ok(pb::Envelope::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+        return Ok(r);
     }
     let purpose = super::purpose_of("purpose", req.purpose)?;
     let shared = req.shared.ok_or_else(|| super::invalid("shared", "required"))?;
@@ -195,8 +170,8 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
         let r = receipt(node, &req.delivery_id, &key, rec.version, false, &reason);
         node.db
             .write(|st, tx| {
-                keep_receipt(st, tx, caller, &dk)??;
-                tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
+                keep_receipt(st, tx, caller, &req.delivery_id)??;
+                store::receipts::put(tx, caller, &req.delivery_id, &r);
                 tx.audit(Event::new(&actor, "exchange.push.refused").record(&key).reason(&reason));
                 Ok::<_, ExchangeError>(())
             })
@@ -234,8 +209,8 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
                 Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),
             };
             // The receipt is the answer to every retry of this delivery.
-            keep_receipt(st, tx, caller, &dk)??;
-            tx.batch.put(Tree::Meta, dk.clone(), r.encode_to_vec());
+            keep_receipt(st, tx, caller, &req.delivery_id)??;
+            store::receipts::put(tx, caller, &req.delivery_id, &r);
             Ok::<_, ExchangeError>(r)
         })
         .await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::quota::Kind;
-use super::receive::{purge, RETAIN_PREFIX};
+use super::receive::purge;
 use super::ExchangeError;
 use crate::agreement::book;
 use crate::node::Node;
@@ -105,25 +105,19 @@ pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
 
 /// Purges every received record whose retention ended before now.
 pub async fn purge_expired(node: &Node) -> Result<usize, ExchangeError> {
-    let mut end = RETAIN_PREFIX.to_vec();
-    end.extend_from_slice(&crate::convert::micros_key(node.now()));
-    let due = node.db.store().range(Tree::Meta, Bound::Included(RETAIN_PREFIX.to_vec()), Bound::Excluded(end), 1000)?;
+    let due = crate::store::retention::due(node.db.store(), node.now(), 1000)?;
     if due.is_empty() {
         return Ok(0);
     }
-    let keys: Vec<String> = due
-        .iter()
-        .filter_map(|(k, _)| k.get(RETAIN_PREFIX.len() + 8..).map(|b| String::from_utf8_lossy(b).into_owned()))
-        .collect();
     let n = node
         .db
         .write(|st, tx| {
             let mut n = 0;
-            for (idx, k) in keys.iter().enumerate() {
-                if purge(st, tx, k, "node", "retention period ended")? {
+            for d in &due {
+                if purge(st, tx, &d.record_key, "node", "retention period ended")? {
                     n += 1;
                 } else {
-                    tx.batch.delete(Tree::Meta, due[idx].0.clone());
+                    d.delete(tx);
                 }
             }
             Ok::<_, StoreError>(n)

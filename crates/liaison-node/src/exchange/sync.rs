@@ -13,7 +13,7 @@ use crate::node::Node;
 use crate::pb;
 use crate::policy::{Decision, Direction};
 use crate::store::records;
-use crate::store::{StoreError, Tree};
+use crate::store::StoreError;
 
 /// Most changes the responder walks per call.
 pub const MAX_WALK: usize = 1000;
@@ -90,19 +90,6 @@ pub async fn answer(
     Ok(pb::SyncRecordsResponse { records, withdrawn, cursor, more })
 }
 
-fn cursor_key(peer: &str, kind: pb::RecordKind) -> Vec<u8> {
-    format!("sync/{peer}/{}", kind as i32).into_bytes()
-}
-
-fn load_cursor(node: &Node, peer: &str, kind: pb::RecordKind) -> Result<u64, StoreError> {
-    Ok(node
-        .db
-        .store()
-        .get(Tree::Meta, &cursor_key(peer, kind))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
-}
-
 /// Kinds (and a purpose) for which an active agreement lets `peer` sync to us.
 fn syncable(node: &Node, peer: &str) -> Result<Vec<(pb::RecordKind, pb::Purpose)>, ExchangeError> {
     Ok(crate::policy::syncable(&book::for_policy(node)?, node.id(), peer, node.now()))
@@ -147,7 +134,7 @@ async fn pull_kind(
     // A peer that always has "more" gets a budget of pages per pull; the
     // next pull goes on from the saved cursor.
     for _ in 0..MAX_PAGES_PER_PULL {
-        let cursor = load_cursor(node, peer, kind)?;
+        let cursor = crate::store::cursors::get(node.db.store(), peer, kind)?;
         let mut req = tonic::Request::new(pb::SyncRecordsRequest {
             kind: kind as i32,
             purpose: purpose as i32,
@@ -217,7 +204,7 @@ async fn pull_kind(
                         purged += 1;
                     }
                 }
-                tx.batch.put(Tree::Meta, cursor_key(peer, kind), resp.cursor.to_be_bytes().to_vec());
+                crate::store::cursors::put(tx, peer, kind, resp.cursor);
                 Ok::<_, StoreError>((received, purged))
             })
             .await?;
