@@ -34,6 +34,7 @@ pub mod sealed;
 mod sled_store;
 pub mod users;
 pub mod withdrawals;
+pub mod witnessed;
 
 use std::ops::Bound;
 

@@ -9,44 +9,28 @@
 //! witness gave us).
 
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
-use prost::Message;
 
 use super::{compare, describe, judge, open, point_of, statement, Point, Rollback, Verdict, WitnessError, Witnessed};
 use crate::audit::Event;
 use crate::envelope::{self, payload};
 use crate::node::Node;
 use crate::pb;
-use crate::store::{self, StoreError, Tree, CHECKPOINT_PREFIX};
+use crate::store::{self, StoreError};
 
-const HELD_PREFIX: &str = "witness-held/";
-const GOT_PREFIX: &str = "witness-got/";
 /// Each peer gets this long to answer; an unreachable one is reported, not fatal.
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often the sender looks for a newer checkpoint (one local read).
 const TICK: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-fn meta_key(prefix: &str, id: &str) -> Vec<u8> {
-    format!("{prefix}{id}").into_bytes()
-}
-
 fn pinned_key(node: &Node, id: &str) -> Result<VerifyingKey, WitnessError> {
     let peer = store::peers::get(node.db.store(), id)?.ok_or_else(|| WitnessError::UnknownPeer(id.into()))?;
     let card = peer.card.ok_or_else(|| StoreError::Corrupt("peer without card".into()))?;
     Ok(envelope::verifying_key(&card.signing_public_key)?)
-}
-
-fn read(st: &dyn store::Store, key: &[u8]) -> Result<Option<pb::WitnessedCheckpoint>, StoreError> {
-    st.get(Tree::Meta, key)?
-        .map(|v| {
-            pb::WitnessedCheckpoint::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("witnessed: {e}")))
-        })
-        .transpose()
 }
 
 /// The point a stored witnessed checkpoint names. Both signatures were
@@ -76,17 +60,16 @@ pub async fn receive(node: &Node, caller: &str, env: pb::Envelope) -> Result<pb:
     let offered = point_of(&cp, caller)?;
     let me = node.id().to_string();
     let signing = &node.identity.signing_key;
-    let held_key = meta_key(HELD_PREFIX, caller);
     let actor = format!("peer:{caller}");
     node.db
         .write(|st, tx| {
-            let held = read(st, &held_key)?.map(|wc| stored_point(&wc)).transpose()?;
+            let held = store::witnessed::held(st, caller)?.map(|wc| stored_point(&wc)).transpose()?;
             match judge(held.as_ref(), &offered) {
                 Verdict::Accept => {
                     let s = statement(&me, caller, &offered, tx.now);
                     let signed = envelope::seal(payload::WITNESS_STATEMENT, &s, &me, signing);
                     let wc = pb::WitnessedCheckpoint { checkpoint: Some(env), statement: Some(signed.clone()) };
-                    tx.batch.put(Tree::Meta, held_key, wc.encode_to_vec());
+                    store::witnessed::put_held(tx, caller, &wc);
                     tx.audit(Event::new(actor, "witness.countersign").reason(format!("entry {}", offered.seq)));
                     Ok::<_, WitnessError>(Ok(signed))
                 }
@@ -109,32 +92,7 @@ pub async fn receive(node: &Node, caller: &str, env: pb::Envelope) -> Result<pb:
 
 /// Witness side of `GetWitnessedCheckpoint`: what we hold for the caller.
 pub fn answer(node: &Node, caller: &str) -> Result<Option<pb::WitnessedCheckpoint>, WitnessError> {
-    Ok(read(node.db.store(), &meta_key(HELD_PREFIX, caller))?)
-}
-
-/// The newest checkpoint this node signed: its seq and envelope.
-fn newest_checkpoint(st: &dyn store::Store) -> Result<Option<(u64, pb::Envelope)>, StoreError> {
-    let end = store::prefix_end(CHECKPOINT_PREFIX).map_or(Bound::Unbounded, Bound::Excluded);
-    let Some((k, v)) = st.range_rev(Tree::Meta, Bound::Included(CHECKPOINT_PREFIX.to_vec()), end, 1)?.pop() else {
-        return Ok(None);
-    };
-    let seq = k
-        .get(CHECKPOINT_PREFIX.len()..)
-        .and_then(|s| <[u8; 8]>::try_from(s).ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| StoreError::Corrupt("checkpoint key".into()))?;
-    let env = pb::Envelope::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(format!("checkpoint: {e}")))?;
-    Ok(Some((seq, env)))
-}
-
-/// Seq of the chain's last entry (0 if empty).
-fn chain_len(st: &dyn store::Store) -> Result<u64, StoreError> {
-    match st.range_rev(Tree::Audit, Bound::Unbounded, Bound::Unbounded, 1)?.pop() {
-        Some((k, _)) => <[u8; 8]>::try_from(k.as_slice())
-            .map(u64::from_be_bytes)
-            .map_err(|_| StoreError::Corrupt("audit key".into())),
-        None => Ok(0),
-    }
+    Ok(store::witnessed::held(node.db.store(), caller)?)
 }
 
 /// Opens a witnessed checkpoint from `witness` and compares our chain with it.
@@ -173,12 +131,11 @@ async fn ask(c: &mut Client, peer: &str) -> Result<Option<pb::WitnessedCheckpoin
 
 /// Keeps `witness`'s countersignature if it is newer than the one kept.
 async fn keep(node: &Node, witness: &str, wc: pb::WitnessedCheckpoint, seq: u64) -> Result<(), WitnessError> {
-    let key = meta_key(GOT_PREFIX, witness);
     node.db
         .write(|st, tx| {
-            let kept = read(st, &key)?.map(|k| stored_point(&k)).transpose()?;
+            let kept = store::witnessed::got(st, witness)?.map(|k| stored_point(&k)).transpose()?;
             if kept.is_none_or(|k| k.seq < seq) {
-                tx.batch.put(Tree::Meta, key, wc.encode_to_vec());
+                store::witnessed::put_got(tx, witness, &wc);
             }
             Ok::<_, WitnessError>(())
         })
@@ -201,7 +158,7 @@ async fn round(node: &Node, peer: &str, newest: Option<(u64, pb::Envelope)>) -> 
     let mut c = client(node, peer).await?;
     let mut held_seq = 0;
     if let Some(wc) = ask(&mut c, peer).await? {
-        let len = chain_len(node.db.store())?;
+        let len = store::audit::chain_len(node.db.store())?;
         match check(node, peer, &wc, len) {
             Ok((w, Err(rb))) => return Ok(Round::Rollback(w.point, rb)),
             Ok((w, Ok(()))) => {
@@ -260,7 +217,7 @@ pub fn spawn(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
 }
 
 fn schedule(node: &Arc<Node>, workers: &mut crate::workers::Workers, states: &States) -> Result<(), StoreError> {
-    let newest = newest_checkpoint(node.db.store())?;
+    let newest = store::audit::newest_checkpoint(node.db.store())?;
     let seq = newest.as_ref().map_or(0, |(s, _)| *s);
     let peers: Vec<String> =
         store::peers::all(node.db.store())?.into_iter().filter_map(|p| p.card.map(|c| c.node_id)).collect();
@@ -314,7 +271,7 @@ async fn settle(node: &Node, states: &States, peer: &str, seq: u64, out: Result<
 /// At shutdown, after the final checkpoint: one round with every peer,
 /// all within `within`, so the last head is witnessed too.
 pub async fn witness_now(node: &Node, within: Duration) {
-    let newest = match newest_checkpoint(node.db.store()) {
+    let newest = match store::audit::newest_checkpoint(node.db.store()) {
         Ok(n) => n,
         Err(e) => return tracing::warn!(error = %e, "final witness round: no checkpoint"),
     };
@@ -398,14 +355,11 @@ pub async fn consult(node: &Node, len: u64) -> Result<Vec<pb::WitnessReport>, St
     let st = node.db.store();
     let peers: Vec<String> = store::peers::all(st)?.into_iter().filter_map(|p| p.card.map(|c| c.node_id)).collect();
     let mut out = futures::future::join_all(peers.iter().map(|p| consult_one(node, p, len))).await;
-    for (k, v) in store::scan_prefix(st, Tree::Meta, GOT_PREFIX.as_bytes(), None, usize::MAX)? {
-        let witness = String::from_utf8_lossy(k.get(GOT_PREFIX.len()..).unwrap_or_default()).into_owned();
+    for (witness, wc) in store::witnessed::all_got(st)? {
         // A witness no longer pinned cannot be checked (its key is gone).
         if !peers.contains(&witness) {
             continue;
         }
-        let wc = pb::WitnessedCheckpoint::decode(v.as_slice())
-            .map_err(|e| StoreError::Corrupt(format!("witnessed: {e}")))?;
         out.push(judged(report(&witness, true), check(node, &witness, &wc, len)));
     }
     out.sort_by(|a, b| (&a.witness, a.stored).cmp(&(&b.witness, b.stored)));
