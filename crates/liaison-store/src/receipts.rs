@@ -7,8 +7,11 @@ use prost::Message;
 use crate::pb;
 use crate::{Store, StoreError, Tree, Tx};
 
+/// The family's prefix (the bookkeeping sweep ends old receipts by it).
+pub const PREFIX: &str = "delivery/";
+
 fn key(sender: &str, delivery_id: &str) -> Vec<u8> {
-    format!("delivery/{sender}/{delivery_id}").into_bytes()
+    format!("{PREFIX}{sender}/{delivery_id}").into_bytes()
 }
 
 /// The receipt given for `sender`'s delivery, if it came before.

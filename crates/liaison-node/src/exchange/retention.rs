@@ -20,7 +20,7 @@ use crate::store::{StoreError, Tree};
 /// most 7 days), hit references (cited in a follow-up request) and consent
 /// requests. Without an end these would grow with every call, for ever.
 pub const KEEP: [(&str, time::Duration); 3] = [
-    ("delivery/", time::Duration::days(14)),
+    (crate::store::receipts::PREFIX, time::Duration::days(14)),
     ("hit/", time::Duration::days(90)),
     (super::consent::REQUEST_PREFIX, time::Duration::days(30)),
 ];
@@ -32,7 +32,7 @@ const SWEEP_BATCH: usize = 10_000;
 fn made_at(prefix: &str, v: &[u8]) -> Option<time::OffsetDateTime> {
     use prost::Message;
     let t = match prefix {
-        "delivery/" => {
+        crate::store::receipts::PREFIX => {
             let env = pb::Envelope::decode(v).ok()?;
             crate::envelope::decode::<pb::Receipt>(&env).ok()?.time
         }
@@ -52,7 +52,7 @@ pub fn stale(made: Option<time::OffsetDateTime>, keep: time::Duration, now: time
 fn owner(k: &[u8], v: &[u8]) -> Option<(Kind, String)> {
     use prost::Message;
     let k = std::str::from_utf8(k).ok()?;
-    if let Some(rest) = k.strip_prefix("delivery/") {
+    if let Some(rest) = k.strip_prefix(crate::store::receipts::PREFIX) {
         return Some((Kind::Receipt, rest.split_once('/')?.0.to_string()));
     }
     if k.starts_with("hit/") {
