@@ -6,11 +6,13 @@
 //! of its seed, so a property test can try thousands of schedules in
 //! seconds and a failing one replays exactly.
 //!
-//! What is modelled is the record-delivery protocol: a sender's durable
-//! outbox delivers each peer's items one call at a time, in queue order,
-//! retrying with back-off until a receipt comes back; the receiver decides
-//! again under its own agreements, stores only newer versions, and answers
-//! every repeat of a delivery id with the receipt it gave the first time.
+//! What is modelled is the delivery protocol: a sender's durable outbox
+//! delivers each peer's items one call at a time, in queue order, retrying
+//! with back-off until a receipt comes back; the receiver decides again
+//! under its own agreements, stores only newer versions of records, applies
+//! request steps in causal order (`sop::request::apply_in_order`, crossed
+//! steps resolved by `next_state`), and answers every repeat of a delivery
+//! id with the receipt it gave the first time.
 //! A hostile peer is one that skips its own side and [`Sim::inject`]s
 //! whatever it likes.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ use liaison_core::outbox::{self, Failure, Outcome};
 use liaison_core::pb;
 use liaison_core::policy::{self, Decision, Direction, Exchange};
 use liaison_core::receive::{self, Held, Kept};
+use liaison_core::sop::request as sop;
 use time::{Duration, OffsetDateTime};
 
 /// How long a sender waits for an answer before it gives the call up (the
@@ -45,7 +48,9 @@ pub struct Faults {
 pub enum Msg {
     /// A share of a record version, as `PushRecord` carries it.
     Push { call: u64, delivery_id: String, record: Box<pb::Record>, purpose: pb::Purpose },
-    /// The answer to a push: the receiver's receipt.
+    /// A request step, as `DeliverRequestEvent` carries it.
+    Step { call: u64, delivery_id: String, event: Box<pb::RequestEvent> },
+    /// The answer to a push or a step: the receiver's receipt.
     Receipt { call: u64, receipt: pb::Receipt },
 }
 
@@ -74,6 +79,11 @@ pub struct Node {
     /// Every item ever queued, in queue order; the state is the outbox's.
     pub outbox: Vec<pb::OutboxItem>,
     records: BTreeMap<String, pb::Record>,
+    /// What each request-step item carries, by delivery id.
+    steps: BTreeMap<String, pb::RequestEvent>,
+    /// This node's copy of each request, and the steps that came early.
+    pub requests: BTreeMap<String, pb::Request>,
+    early: BTreeMap<String, BTreeMap<(String, u64), pb::RequestEvent>>,
     /// The call in flight to each peer (one at a time, as the node's worker).
     calls: BTreeMap<String, Call>,
     /// Received records by key.
@@ -191,6 +201,61 @@ impl Sim {
         delivery_id
     }
 
+    /// Both nodes hold request `id` from `from` to `to`, as after its submit
+    /// arrived (the submit's own delivery is a push like any other).
+    pub fn open_request(&mut self, id: &str, from: &str, to: &str, terms: &pb::RequestTypeTerms) {
+        let header = pb::RequestHeader { from_node: from.into(), to_node: to.into(), ..Default::default() };
+        let submit = pb::RequestEvent {
+            request_id: id.into(),
+            actor: from.into(),
+            seq: 1,
+            transition: pb::Transition::Submit as i32,
+            time: Some(timestamp(self.now)),
+            ..Default::default()
+        };
+        let now = self.now;
+        for n in [from, to] {
+            if let Ok(r) = sop::open(id, header.clone(), terms, submit.clone(), now) {
+                self.node_mut(n).requests.insert(id.into(), r);
+            }
+        }
+    }
+
+    /// `actor` takes `step` on request `id` if its own copy allows it now,
+    /// as the desk does: applied at home, queued for the other node.
+    /// Returns whether it was taken.
+    pub fn take_step(&mut self, actor: &str, id: &str, step: pb::Transition, text: &str) -> bool {
+        let now = self.now;
+        let n = self.node_mut(actor);
+        let Some(req) = n.requests.get(id).cloned() else { return false };
+        let h = req.header.clone().unwrap_or_default();
+        let other = if h.from_node == actor { h.to_node.clone() } else { h.from_node.clone() };
+        let ev = pb::RequestEvent {
+            request_id: id.into(),
+            actor: actor.into(),
+            seq: sop::last_seq(&req, actor).saturating_add(1),
+            transition: step as i32,
+            time: Some(timestamp(now)),
+            text: text.into(),
+            peer_seq: sop::last_seq(&req, &other),
+            ..Default::default()
+        };
+        let Ok(sop::Applied::Changed(next)) = sop::apply(&req, &ev) else { return false };
+        n.requests.insert(id.into(), *next);
+        let delivery_id = format!("dlv-{actor}-{:06}", n.outbox.len());
+        n.outbox.push(pb::OutboxItem {
+            delivery_id: delivery_id.clone(),
+            peer: other,
+            record_key: id.into(),
+            state: pb::OutboxState::Pending as i32,
+            action: pb::OutboxAction::RequestEvent as i32,
+            create_time: Some(timestamp(now)),
+            ..Default::default()
+        });
+        n.steps.insert(delivery_id, ev);
+        true
+    }
+
     /// A hostile `from` sends `msg` to `to` directly, past its own outbox
     /// and policy.
     pub fn inject(&mut self, from: &str, to: &str, msg: Msg) {
@@ -262,25 +327,27 @@ impl Sim {
                     let queue: Vec<pb::OutboxItem> = n.outbox.iter().filter(|i| i.peer == peer).cloned().collect();
                     let Some(pick) = outbox::next_due(&queue, now) else { break };
                     let Some(item) = queue.get(pick).cloned() else { break };
-                    match prepare(n, &item, now) {
-                        Ok((record, purpose)) => {
-                            self.seq = self.seq.saturating_add(1);
-                            let call = Call {
-                                id: self.seq,
-                                delivery_id: item.delivery_id.clone(),
-                                deadline: now + ATTEMPT_TIMEOUT,
-                            };
-                            let msg = Msg::Push {
+                    self.seq = self.seq.saturating_add(1);
+                    let call =
+                        Call { id: self.seq, delivery_id: item.delivery_id.clone(), deadline: now + ATTEMPT_TIMEOUT };
+                    let msg = if let Some(ev) = n.steps.get(&item.delivery_id) {
+                        Msg::Step { call: call.id, delivery_id: item.delivery_id.clone(), event: Box::new(ev.clone()) }
+                    } else {
+                        match prepare(n, &item, now) {
+                            Ok((record, purpose)) => Msg::Push {
                                 call: call.id,
                                 delivery_id: item.delivery_id.clone(),
                                 record: Box::new(record),
                                 purpose,
-                            };
-                            n.calls.insert(peer.clone(), call);
-                            sends.push((id.clone(), peer.clone(), msg));
+                            },
+                            Err(outcome) => {
+                                settle(n, &item.delivery_id, outcome, now);
+                                continue;
+                            }
                         }
-                        Err(outcome) => settle(n, &item.delivery_id, outcome, now),
-                    }
+                    };
+                    n.calls.insert(peer.clone(), call);
+                    sends.push((id.clone(), peer.clone(), msg));
                 }
             }
         }
@@ -307,6 +374,10 @@ impl Sim {
             match f.msg {
                 Msg::Push { call, delivery_id, record, purpose } => {
                     let receipt = receive_push(n, &f.from, &delivery_id, &record, purpose, now);
+                    self.send(&f.to, &f.from, Msg::Receipt { call, receipt });
+                }
+                Msg::Step { call, delivery_id, event } => {
+                    let receipt = receive_step(n, &f.from, &delivery_id, *event, now);
                     self.send(&f.to, &f.from, Msg::Receipt { call, receipt });
                 }
                 Msg::Receipt { call, receipt } => {
@@ -408,6 +479,51 @@ fn receive_push(
                     Kept::KindChanged { .. } => answer(false, "a later version cannot change the kind".into()),
                     Kept::Withdrawn => answer(false, "withdrawn by the originator".into()),
                 }
+            }
+        }
+    };
+    n.receipts.insert(dk, receipt.clone());
+    receipt
+}
+
+/// The receiver's side of `DeliverRequestEvent`: a repeat gets the first
+/// answer; a new step of the other party is applied in causal order (an
+/// early one waits for the steps it follows), and one this node's copy
+/// cannot take is refused.
+fn receive_step(
+    n: &mut Node,
+    sender: &str,
+    delivery_id: &str,
+    ev: pb::RequestEvent,
+    now: OffsetDateTime,
+) -> pb::Receipt {
+    let dk = (sender.to_string(), delivery_id.to_string());
+    if let Some(r) = n.receipts.get(&dk) {
+        return r.clone();
+    }
+    let answer = |delivered: bool, reason: String| pb::Receipt {
+        delivery_id: delivery_id.into(),
+        record_key: ev.request_id.clone(),
+        version: ev.seq,
+        delivered,
+        reason,
+        receiver: n.id.clone(),
+        time: Some(timestamp(now)),
+    };
+    let receipt = match n.requests.get(&ev.request_id).cloned() {
+        None => answer(false, "no such request".into()),
+        Some(_) if ev.actor != sender => answer(false, "a step made by another node".into()),
+        Some(req) => {
+            let pending = n.early.entry(ev.request_id.clone()).or_default();
+            match sop::apply_in_order(&req, pending, ev.clone()) {
+                Ok(next) => {
+                    if next != req {
+                        n.applied.push(dk.clone());
+                    }
+                    n.requests.insert(ev.request_id.clone(), next);
+                    answer(true, String::new())
+                }
+                Err(e) => answer(false, e.to_string()),
             }
         }
     };
