@@ -436,9 +436,45 @@ fn settle(n: &mut Node, delivery_id: &str, outcome: Outcome, now: OffsetDateTime
     }
 }
 
-/// The receiver's side of `PushRecord`: a repeat gets the first answer; a
-/// new delivery is decided under this node's own agreements and stored only
-/// when it is a newer live version of the same kind.
+/// What a receiver made of a new delivery: what it refers to, whether it
+/// was taken, and why not.
+struct Verdict {
+    reference: String,
+    version: u64,
+    delivered: bool,
+    reason: String,
+}
+
+/// Answers each (sender, delivery id) once: a repeat gets the receipt the
+/// first one got; a new one is decided by `decide` and its receipt kept.
+fn answer_once(
+    n: &mut Node,
+    sender: &str,
+    delivery_id: &str,
+    now: OffsetDateTime,
+    decide: impl FnOnce(&mut Node, &(String, String)) -> Verdict,
+) -> pb::Receipt {
+    let dk = (sender.to_string(), delivery_id.to_string());
+    if let Some(r) = n.receipts.get(&dk) {
+        return r.clone();
+    }
+    let v = decide(n, &dk);
+    let receipt = pb::Receipt {
+        delivery_id: delivery_id.into(),
+        record_key: v.reference,
+        version: v.version,
+        delivered: v.delivered,
+        reason: v.reason,
+        receiver: n.id.clone(),
+        time: Some(timestamp(now)),
+    };
+    n.receipts.insert(dk, receipt.clone());
+    receipt
+}
+
+/// The receiver's side of `PushRecord`: a new delivery is decided under
+/// this node's own agreements and stored only when it is a newer live
+/// version of the same kind.
 fn receive_push(
     n: &mut Node,
     sender: &str,
@@ -447,49 +483,40 @@ fn receive_push(
     purpose: pb::Purpose,
     now: OffsetDateTime,
 ) -> pb::Receipt {
-    let dk = (sender.to_string(), delivery_id.to_string());
-    if let Some(r) = n.receipts.get(&dk) {
-        return r.clone();
-    }
-    let key = format!("{}/{}", record.originator, record.id);
-    let answer = |delivered: bool, reason: String| pb::Receipt {
-        delivery_id: delivery_id.into(),
-        record_key: key.clone(),
-        version: record.version,
-        delivered,
-        reason,
-        receiver: n.id.clone(),
-        time: Some(timestamp(now)),
-    };
-    let receipt = if record.originator != sender {
-        answer(false, "onward share without the originator's consent".into())
-    } else {
+    answer_once(n, sender, delivery_id, now, |n, dk| {
+        let key = format!("{}/{}", record.originator, record.id);
+        let verdict = |delivered: bool, reason: String| Verdict {
+            reference: key.clone(),
+            version: record.version,
+            delivered,
+            reason,
+        };
+        if record.originator != sender {
+            return verdict(false, "onward share without the originator's consent".into());
+        }
         let ex = Exchange::of_record(&n.id, sender, Direction::Incoming, pb::Operation::Push, record, purpose, now);
         match policy::decide_received(&n.agreements, &ex, record) {
-            Decision::Deny(d) => answer(false, format!("{}: {d}", d.code())),
+            Decision::Deny(d) => verdict(false, format!("{}: {d}", d.code())),
             Decision::Allow { .. } => {
                 let held = n.held.get(&key).map(Held::of);
                 match receive::keep(held, n.withdrawn.contains(&key), record) {
                     Kept::Stored => {
                         n.held.insert(key.clone(), record.clone());
                         n.applied.push(dk.clone());
-                        answer(true, String::new())
+                        verdict(true, String::new())
                     }
-                    Kept::Unchanged => answer(true, String::new()),
-                    Kept::KindChanged { .. } => answer(false, "a later version cannot change the kind".into()),
-                    Kept::Withdrawn => answer(false, "withdrawn by the originator".into()),
+                    Kept::Unchanged => verdict(true, String::new()),
+                    Kept::KindChanged { .. } => verdict(false, "a later version cannot change the kind".into()),
+                    Kept::Withdrawn => verdict(false, "withdrawn by the originator".into()),
                 }
             }
         }
-    };
-    n.receipts.insert(dk, receipt.clone());
-    receipt
+    })
 }
 
-/// The receiver's side of `DeliverRequestEvent`: a repeat gets the first
-/// answer; a new step of the other party is applied in causal order (an
-/// early one waits for the steps it follows), and one this node's copy
-/// cannot take is refused.
+/// The receiver's side of `DeliverRequestEvent`: a new step of the other
+/// party is applied in causal order (an early one waits for the steps it
+/// follows), and one this node's copy cannot take is refused.
 fn receive_step(
     n: &mut Node,
     sender: &str,
@@ -497,36 +524,29 @@ fn receive_step(
     ev: pb::RequestEvent,
     now: OffsetDateTime,
 ) -> pb::Receipt {
-    let dk = (sender.to_string(), delivery_id.to_string());
-    if let Some(r) = n.receipts.get(&dk) {
-        return r.clone();
-    }
-    let answer = |delivered: bool, reason: String| pb::Receipt {
-        delivery_id: delivery_id.into(),
-        record_key: ev.request_id.clone(),
-        version: ev.seq,
-        delivered,
-        reason,
-        receiver: n.id.clone(),
-        time: Some(timestamp(now)),
-    };
-    let receipt = match n.requests.get(&ev.request_id).cloned() {
-        None => answer(false, "no such request".into()),
-        Some(_) if ev.actor != sender => answer(false, "a step made by another node".into()),
-        Some(req) => {
-            let pending = n.early.entry(ev.request_id.clone()).or_default();
-            match sop::apply_in_order(&req, pending, ev.clone()) {
-                Ok(next) => {
-                    if next != req {
-                        n.applied.push(dk.clone());
-                    }
-                    n.requests.insert(ev.request_id.clone(), next);
-                    answer(true, String::new())
-                }
-                Err(e) => answer(false, e.to_string()),
-            }
+    answer_once(n, sender, delivery_id, now, |n, dk| {
+        let verdict = |delivered: bool, reason: String| Verdict {
+            reference: ev.request_id.clone(),
+            version: ev.seq,
+            delivered,
+            reason,
+        };
+        let Some(req) = n.requests.get(&ev.request_id).cloned() else {
+            return verdict(false, "no such request".into());
+        };
+        if ev.actor != sender {
+            return verdict(false, "a step made by another node".into());
         }
-    };
-    n.receipts.insert(dk, receipt.clone());
-    receipt
+        let pending = n.early.entry(ev.request_id.clone()).or_default();
+        match sop::apply_in_order(&req, pending, ev.clone()) {
+            Ok(next) => {
+                if next != req {
+                    n.applied.push(dk.clone());
+                }
+                n.requests.insert(ev.request_id.clone(), next);
+                verdict(true, String::new())
+            }
+            Err(e) => verdict(false, e.to_string()),
+        }
+    })
 }
