@@ -28,3 +28,4 @@ pub mod record;
 pub mod redact;
 pub mod seal;
 pub mod sop;
+pub mod sync;

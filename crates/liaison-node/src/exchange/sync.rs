@@ -45,18 +45,8 @@ pub async fn answer(
         let changes = crate::store::changes::after(node.db.store(), start, MAX_WALK)?;
         let walked_all = changes.len() < MAX_WALK;
         let own = format!("{}/", node.id());
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor = start;
-        for c in &changes {
-            if keys.len() == limit {
-                break;
-            }
-            cursor = c.seq;
-            if c.kind == kind as i32 && c.record_key.starts_with(&own) && !keys.contains(&c.record_key) {
-                keys.push(c.record_key.clone());
-            }
-        }
-        let more = !walked_all || cursor != changes.last().map_or(cursor, |c| c.seq);
+        let liaison_core::sync::Page { keys, cursor, more } =
+            liaison_core::sync::page(&changes, start, &own, kind, limit, walked_all);
         let mut live = Vec::new();
         let mut withdrawn = Vec::new();
         for k in keys {
@@ -147,25 +137,25 @@ async fn pull_kind(
         for s in &resp.records {
             let env = s.record.clone().ok_or_else(|| super::invalid("records.record", "missing"))?;
             let rec = open_record(node, &env)?;
-            if rec.originator != peer {
-                return Err(ExchangeError::Refused(format!("{peer} synced a record originated by {}", rec.originator)));
-            }
             recs.push((env, rec));
         }
-        if resp.more && resp.cursor <= cursor {
-            // A peer that says "more" must move its cursor, or we would ask forever.
-            return Err(ExchangeError::Peer {
-                peer: peer.into(),
-                reason: "sync answer did not advance the cursor".into(),
-            });
-        }
+        liaison_core::sync::check_page(
+            peer,
+            cursor,
+            resp.cursor,
+            resp.more,
+            recs.iter().map(|(_, r)| r.originator.as_str()),
+        )
+        .map_err(|e| match e {
+            liaison_core::sync::PageError::Foreign { .. } => ExchangeError::Refused(e.to_string()),
+            liaison_core::sync::PageError::Stalled => ExchangeError::Peer { peer: peer.into(), reason: e.to_string() },
+        })?;
         let received: Vec<_> = recs
             .iter()
             .map(|(_, r)| (exchange_for(node, peer, Direction::Incoming, pb::Operation::Sync, r, purpose), r))
             .collect();
         let decisions = super::admit_all(node, actor, &received).await?;
         let now = node.now();
-        let own_prefix = format!("{peer}/");
         let (received, purged) = node
             .db
             .write(|st, tx| {
@@ -191,16 +181,14 @@ async fn pull_kind(
                         received += 1;
                     }
                 }
-                for k in &resp.withdrawn {
-                    if k.starts_with(&own_prefix)
-                        && super::receive::purge_withdrawn(
-                            st,
-                            tx,
-                            k,
-                            &format!("peer:{peer}"),
-                            "withdrawn by its originator (sync)",
-                        )?
-                    {
+                for k in liaison_core::sync::own_withdrawals(peer, &resp.withdrawn) {
+                    if super::receive::purge_withdrawn(
+                        st,
+                        tx,
+                        k,
+                        &format!("peer:{peer}"),
+                        "withdrawn by its originator (sync)",
+                    )? {
                         purged += 1;
                     }
                 }
