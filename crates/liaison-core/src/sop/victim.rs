@@ -194,6 +194,53 @@ pub fn advance(
     Ok(out)
 }
 
+/// Why a received case update is refused before anything else is looked at.
+pub fn check_update(case: &pb::VictimCase, me: &str, caller: &str) -> Result<(), &'static str> {
+    if case.id.is_empty() || case.id.len() > 64 || case.history.len() > 1000 {
+        return Err("malformed case");
+    }
+    let parties = [case.sending_node.as_str(), case.receiving_node.as_str()];
+    if !parties.contains(&me) || !parties.contains(&caller) {
+        return Err("the case is not between the caller and this node");
+    }
+    if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
+        return Err("the last step is not the caller's");
+    }
+    Ok(())
+}
+
+/// What a received case update does to the copy this node holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// Nothing new: the same or a shorter history (a repeat, or a late copy).
+    AlreadyHeld,
+    /// Exactly one step on top of what is held (or the referral, for a new case).
+    Extends,
+    /// A history that rewrites what is held, skips a step, or starts elsewhere.
+    Refused(&'static str),
+}
+
+/// Whether `incoming` extends `held` by exactly one step. Histories are
+/// append-only, so a peer can neither rewrite a step both nodes hold nor
+/// skip one.
+pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Update {
+    let Some(h) = held else {
+        return if incoming.history.len() == 1 {
+            Update::Extends
+        } else {
+            Update::Refused("a case starts at its referral")
+        };
+    };
+    let n = h.history.len();
+    if incoming.history.len() <= n {
+        return Update::AlreadyHeld;
+    }
+    if incoming.history.get(..n) != Some(&h.history[..]) || incoming.history.len() != n.saturating_add(1) {
+        return Update::Refused("the update does not extend the case as held here");
+    }
+    Update::Extends
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +396,52 @@ mod tests {
                 let g = gates(&v, to, now);
                 prop_assert!(!g.is_empty() || to != C::Returned);
             }
+        }
+    }
+
+    fn case_with(steps: usize) -> pb::VictimCase {
+        pb::VictimCase {
+            id: "case-1".into(),
+            sending_node: "th-atpd".into(),
+            receiving_node: "kh-antht".into(),
+            history: (0..steps)
+                .map(|i| pb::CaseEvent { actor: "th-atpd".into(), note: format!("step {i}"), ..Default::default() })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_update_is_checked_before_it_is_looked_at() {
+        assert_eq!(check_update(&case_with(1), "kh-antht", "th-atpd"), Ok(()));
+        assert!(check_update(&case_with(1), "vn-police", "th-atpd").is_err(), "not a party");
+        assert!(check_update(&case_with(1), "kh-antht", "kh-antht").is_err(), "not the caller's step");
+        assert!(check_update(&pb::VictimCase { id: String::new(), ..case_with(1) }, "kh-antht", "th-atpd").is_err());
+    }
+
+    proptest! {
+        /// Only one more step on top of what is held is taken; repeats and
+        /// late copies change nothing; any rewrite or gap is refused.
+        #[test]
+        fn an_update_extends_by_exactly_one_step(held in 1usize..6, got in 0usize..9, rewrite in proptest::option::of(0usize..9)) {
+            let h = case_with(held);
+            let mut incoming = case_with(got);
+            if let Some(i) = rewrite {
+                if let Some(e) = incoming.history.get_mut(i) {
+                    e.note = "rewritten".into();
+                }
+            }
+            let rewritten = rewrite.is_some_and(|i| i < held.min(got));
+            let expected = if got <= held {
+                Update::AlreadyHeld
+            } else if got == held + 1 && !rewritten {
+                Update::Extends
+            } else {
+                Update::Refused("the update does not extend the case as held here")
+            };
+            prop_assert_eq!(update(Some(&h), &incoming), expected);
+            prop_assert_eq!(update(None, &case_with(1)), Update::Extends);
+            prop_assert!(matches!(update(None, &case_with(2)), Update::Refused(_)));
         }
     }
 }

@@ -195,23 +195,8 @@ pub async fn receive(
 ) -> Result<pb::Envelope, CaseError> {
     let k = exchange::key_of(node, caller)?;
     let case: pb::VictimCase = envelope::open(&env, payload::VICTIM_CASE, caller, &k).map_err(ExchangeError::from)?;
-    if case.id.is_empty() || case.id.len() > 64 || case.history.len() > 1000 {
-        return refuse_update(node, caller, delivery_id, &case, "malformed case".into()).await;
-    }
-    if ![&case.sending_node, &case.receiving_node].contains(&&node.id().to_string())
-        || ![&case.sending_node, &case.receiving_node].contains(&&caller.to_string())
-    {
-        return refuse_update(
-            node,
-            caller,
-            delivery_id,
-            &case,
-            "the case is not between the caller and this node".into(),
-        )
-        .await;
-    }
-    if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
-        return refuse_update(node, caller, delivery_id, &case, "the last step is not the caller's".into()).await;
+    if let Err(why) = victim::check_update(&case, node.id(), caller) {
+        return refuse_update(node, caller, delivery_id, &case, why.into()).await;
     }
     // The step needs an agreement that allows it now, here as on the sender.
     let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
@@ -226,8 +211,9 @@ pub async fn receive(
     let held = get(node.db.store(), &case.id)?;
     // The update must extend what we hold by exactly the caller's step.
     let base_len = held.as_ref().map_or(0, |h| h.history.len());
-    if let Some(h) = &held {
-        if case.history.len() <= h.history.len() {
+    match victim::update(held.as_ref(), &case) {
+        victim::Update::Extends => {}
+        victim::Update::AlreadyHeld => {
             return Ok(crate::exchange::receive::receipt(
                 node,
                 delivery_id,
@@ -237,18 +223,7 @@ pub async fn receive(
                 "already held",
             ));
         }
-        if case.history[..h.history.len()] != h.history[..] || case.history.len() != h.history.len() + 1 {
-            return refuse_update(
-                node,
-                caller,
-                delivery_id,
-                &case,
-                "the update does not extend the case as held here".into(),
-            )
-            .await;
-        }
-    } else if case.history.len() != 1 {
-        return refuse_update(node, caller, delivery_id, &case, "a case starts at its referral".into()).await;
+        victim::Update::Refused(why) => return refuse_update(node, caller, delivery_id, &case, why.into()).await,
     }
     // Check the step's gates again here when we hold the referral.
     if base_len > 0 {
