@@ -18,10 +18,12 @@ pub mod audit;
 pub mod changes;
 #[cfg(test)]
 mod conformance;
+pub mod consents;
 pub mod cursors;
 mod db;
 pub mod disk;
 pub mod head;
+pub mod hit_refs;
 #[cfg(test)]
 mod layouts_tests;
 pub mod outbox;

@@ -1,10 +1,6 @@
 //! Onward-sharing consent: a holder asks a record's originator; the
 //! originator's officer grants it; the signed consent travels with the share.
 
-use std::ops::Bound;
-
-use prost::Message;
-
 use super::ExchangeError;
 use crate::audit::Event;
 use crate::convert::timestamp;
@@ -12,13 +8,9 @@ use crate::envelope::{self, payload};
 use crate::node::Node;
 use crate::pb;
 use crate::store::records;
-use crate::store::{StoreError, Tree};
+use crate::store::StoreError;
 
-pub(crate) const REQUEST_PREFIX: &str = "consent-req/";
-
-fn held_key(record_key: &str, third: &str, purpose: pb::Purpose) -> Vec<u8> {
-    format!("consent/{record_key}\0{third}\0{}", purpose as i32).into_bytes()
-}
+use crate::store::consents;
 
 /// The originator's signed consent for sharing `record_key` with `third`, if held.
 pub fn held(
@@ -27,11 +19,7 @@ pub fn held(
     third: &str,
     purpose: pb::Purpose,
 ) -> Result<Option<pb::Envelope>, ExchangeError> {
-    Ok(node
-        .db
-        .store()
-        .get(Tree::Meta, &held_key(record_key, third, purpose))?
-        .and_then(|v| pb::Envelope::decode(v.as_slice()).ok()))
+    Ok(consents::held(node.db.store(), record_key, third, purpose)?)
 }
 
 /// Holder side: ask the originator of a received record.
@@ -109,17 +97,18 @@ pub async fn receive_request(
     };
     node.db
         .write(|st, tx| {
-            let key = format!("{REQUEST_PREFIX}{}", r.consent_id).into_bytes();
-            match st.get(Tree::Meta, &key)?.map(|v| pb::ConsentRequest::decode(v.as_slice())) {
+            match consents::request(st, &r.consent_id) {
                 // Another holder's request under the same id is not replaced.
-                Some(Ok(held)) if held.holder != caller => {
+                Ok(Some(held)) if held.holder != caller => {
                     return Err(super::invalid("consent_id", "already in use"));
                 }
-                Some(_) => {}
+                // The same holder asking again (or a damaged entry): replaced.
+                Ok(Some(_)) | Err(StoreError::Corrupt(_)) => {}
                 // A new request counts against the caller's cap.
-                None => super::quota::take(st, tx, super::quota::Kind::ConsentRequest, caller, 1)??,
+                Ok(None) => super::quota::take(st, tx, super::quota::Kind::ConsentRequest, caller, 1)??,
+                Err(e) => return Err(e.into()),
             }
-            tx.batch.put(Tree::Meta, key, r.encode_to_vec());
+            consents::put_request(tx, &r);
             tx.audit(
                 Event::new(format!("peer:{caller}"), "consent.requested")
                     .record(&r.record_key)
@@ -132,26 +121,18 @@ pub async fn receive_request(
 }
 
 pub fn list_requests(node: &Node) -> Result<Vec<pb::ConsentRequest>, ExchangeError> {
-    let start = Bound::Included(REQUEST_PREFIX.as_bytes().to_vec());
-    let end = crate::store::prefix_end(REQUEST_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    Ok(node
-        .db
-        .store()
-        .range(Tree::Meta, start, end, usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| pb::ConsentRequest::decode(v.as_slice()).ok())
-        .collect())
+    Ok(consents::requests(node.db.store())?)
 }
 
 /// Originator side: grant, sign and deliver to the holder.
 pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::ConsentRequest, ExchangeError> {
-    let key = format!("{REQUEST_PREFIX}{consent_id}").into_bytes();
-    let mut r = node
-        .db
-        .store()
-        .get(Tree::Meta, &key)?
-        .and_then(|v| pb::ConsentRequest::decode(v.as_slice()).ok())
-        .ok_or_else(|| ExchangeError::NotFound(format!("consent request {consent_id}")))?;
+    let mut r = match consents::request(node.db.store(), consent_id) {
+        Ok(Some(r)) => r,
+        Ok(None) | Err(StoreError::Corrupt(_)) => {
+            return Err(ExchangeError::NotFound(format!("consent request {consent_id}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let agreements = crate::agreement::book::for_policy(node)?;
     crate::policy::decide_consent(&agreements, node.id(), &r.holder, node.now()).map_err(ExchangeError::Denied)?;
     let c = pb::OnwardConsent {
@@ -172,7 +153,7 @@ pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::Con
     r.granted = true;
     node.db
         .write(|_, tx| {
-            tx.batch.put(Tree::Meta, key.clone(), r.encode_to_vec());
+            consents::put_request(tx, &r);
             // The third party may now hold the record, so it may ask about it too.
             super::mark_released(tx, &r.record_key, &r.third_party);
             tx.audit(
@@ -193,10 +174,9 @@ pub async fn receive_grant(node: &Node, caller: &str, env: pb::Envelope) -> Resu
         return Err(ExchangeError::Refused("consent is not from this record's originator to this node".into()));
     }
     let purpose = super::purpose_of("purpose", c.purpose)?;
-    let key = held_key(&c.record_key, &c.third_party, purpose);
     node.db
         .write(|_, tx| {
-            tx.batch.put(Tree::Meta, key, env.encode_to_vec());
+            consents::put_held(tx, &c.record_key, &c.third_party, purpose, &env);
             tx.audit(
                 Event::new(format!("peer:{caller}"), "consent.received")
                     .record(&c.record_key)

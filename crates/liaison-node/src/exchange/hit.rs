@@ -5,38 +5,21 @@
 use crate::convert::ProtoEnum;
 use std::time::Duration;
 
-use prost::Message;
-
 use super::{decide, decide_all, exchange_for, exchange_kind, ExchangeError, DEFAULT_DEADLINE};
 use crate::audit::Event;
 use crate::node::Node;
 use crate::pb;
 use crate::policy::{Decision, Direction};
 use crate::record::{identifier_type_name, normalize_identifier, parse_identifier_type};
-use crate::store::{records, Tree};
+use crate::store::records;
 
 /// Most identifiers in one check.
 pub const MAX_IDENTIFIERS: usize = 100;
 
-/// What a hit reference points at, kept by the answering node.
-#[derive(Clone, PartialEq, Message)]
-pub struct HitRef {
-    #[prost(string, tag = "1")]
-    pub requester: String,
-    #[prost(string, tag = "2")]
-    pub identifier: String,
-    #[prost(string, repeated, tag = "3")]
-    pub record_keys: Vec<String>,
-    #[prost(message, optional, tag = "4")]
-    pub time: Option<pbjson_types::Timestamp>,
-}
-
-fn hit_key(reference: &str) -> Vec<u8> {
-    format!("hit/{reference}").into_bytes()
-}
+pub use crate::store::hit_refs::HitRef;
 
 pub fn lookup_reference(node: &Node, reference: &str) -> Result<Option<HitRef>, ExchangeError> {
-    Ok(node.db.store().get(Tree::Meta, &hit_key(reference))?.and_then(|v| HitRef::decode(v.as_slice()).ok()))
+    Ok(crate::store::hit_refs::get(node.db.store(), reference)?)
 }
 
 /// "type:value" in normalised form, or why not.
@@ -103,7 +86,7 @@ pub async fn answer(
         let reference = if keys.is_empty() { String::new() } else { super::random_id("hit") };
         if !keys.is_empty() {
             let r = HitRef { requester: caller.into(), identifier: ident.clone(), record_keys: keys, time: Some(now) };
-            refs.push((hit_key(&reference), r.encode_to_vec()));
+            refs.push((reference.clone(), r));
         }
         events.push(
             Event::new(&actor, "exchange.hit_check.answer")
@@ -114,8 +97,8 @@ pub async fn answer(
     node.db
         .write(|st, tx| {
             super::quota::take(st, tx, super::quota::Kind::HitRef, caller, refs.len() as u64)??;
-            for (k, v) in refs {
-                tx.batch.put(Tree::Meta, k, v);
+            for (reference, r) in &refs {
+                crate::store::hit_refs::put(tx, reference, r);
             }
             for e in events {
                 tx.audit(e);

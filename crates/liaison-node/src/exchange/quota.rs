@@ -41,7 +41,7 @@ impl Kind {
         match prefix {
             "delivery/" => Some(Kind::Receipt),
             "hit/" => Some(Kind::HitRef),
-            p if p == super::consent::REQUEST_PREFIX => Some(Kind::ConsentRequest),
+            p if p == crate::store::consents::REQUEST_PREFIX => Some(Kind::ConsentRequest),
             _ => None,
         }
     }
@@ -113,7 +113,7 @@ mod tests {
         assert_eq!(admit(u64::MAX, 1, u64::MAX), None);
         assert_eq!(Kind::of_prefix("delivery/"), Some(Kind::Receipt));
         assert_eq!(Kind::of_prefix("hit/"), Some(Kind::HitRef));
-        assert_eq!(Kind::of_prefix(super::super::consent::REQUEST_PREFIX), Some(Kind::ConsentRequest));
+        assert_eq!(Kind::of_prefix(crate::store::consents::REQUEST_PREFIX), Some(Kind::ConsentRequest));
     }
 
     /// Counted in the write that keeps the entries, refused at the cap,

@@ -21,8 +21,8 @@ use crate::store::{StoreError, Tree};
 /// requests. Without an end these would grow with every call, for ever.
 pub const KEEP: [(&str, time::Duration); 3] = [
     (crate::store::receipts::PREFIX, time::Duration::days(14)),
-    ("hit/", time::Duration::days(90)),
-    (super::consent::REQUEST_PREFIX, time::Duration::days(30)),
+    (crate::store::hit_refs::PREFIX, time::Duration::days(90)),
+    (crate::store::consents::REQUEST_PREFIX, time::Duration::days(30)),
 ];
 
 /// Entries looked at per prefix and round.
@@ -36,8 +36,8 @@ fn made_at(prefix: &str, v: &[u8]) -> Option<time::OffsetDateTime> {
             let env = pb::Envelope::decode(v).ok()?;
             crate::envelope::decode::<pb::Receipt>(&env).ok()?.time
         }
-        "hit/" => super::hit::HitRef::decode(v).ok()?.time,
-        _ => pb::ConsentRequest::decode(v).ok()?.time,
+        crate::store::hit_refs::PREFIX => crate::store::hit_refs::decode(v).ok()?.time,
+        _ => crate::store::consents::decode_request(v).ok()?.time,
     };
     t.as_ref().and_then(crate::convert::from_timestamp)
 }
@@ -50,16 +50,15 @@ pub fn stale(made: Option<time::OffsetDateTime>, keep: time::Duration, now: time
 
 /// Whose count a bookkeeping entry is in: its kind and peer.
 fn owner(k: &[u8], v: &[u8]) -> Option<(Kind, String)> {
-    use prost::Message;
     let k = std::str::from_utf8(k).ok()?;
     if let Some(rest) = k.strip_prefix(crate::store::receipts::PREFIX) {
         return Some((Kind::Receipt, rest.split_once('/')?.0.to_string()));
     }
-    if k.starts_with("hit/") {
-        return Some((Kind::HitRef, super::hit::HitRef::decode(v).ok()?.requester));
+    if k.starts_with(crate::store::hit_refs::PREFIX) {
+        return Some((Kind::HitRef, crate::store::hit_refs::decode(v).ok()?.requester));
     }
-    if k.starts_with(super::consent::REQUEST_PREFIX) {
-        return Some((Kind::ConsentRequest, pb::ConsentRequest::decode(v).ok()?.holder));
+    if k.starts_with(crate::store::consents::REQUEST_PREFIX) {
+        return Some((Kind::ConsentRequest, crate::store::consents::decode_request(v).ok()?.holder));
     }
     None
 }
@@ -208,7 +207,7 @@ mod tests {
         let hit = super::super::hit::HitRef { time: Some(t), ..Default::default() };
         assert!(made_at("hit/", &hit.encode_to_vec()).is_some());
         let c = pb::ConsentRequest { time: Some(t), ..Default::default() };
-        assert!(made_at(super::super::consent::REQUEST_PREFIX, &c.encode_to_vec()).is_some());
+        assert!(made_at(crate::store::consents::REQUEST_PREFIX, &c.encode_to_vec()).is_some());
         assert!(made_at("delivery/", b"junk").is_none());
     }
 }
