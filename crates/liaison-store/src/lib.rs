@@ -28,6 +28,7 @@ pub mod hit_refs;
 mod layouts_tests;
 pub mod outbox;
 pub mod peers;
+pub mod quotas;
 pub mod receipts;
 pub mod records;
 pub mod released;

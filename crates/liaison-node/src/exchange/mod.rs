@@ -10,7 +10,7 @@ pub mod hit;
 pub mod import;
 pub mod outbox;
 pub mod query;
-pub mod quota;
+pub use crate::store::quotas as quota;
 pub mod receive;
 pub mod retention;
 pub mod sync;

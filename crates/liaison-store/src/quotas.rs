@@ -5,7 +5,7 @@
 //! each entry and lowered by the sweep that ends it, caps that. Beyond the
 //! cap the call is refused with `RESOURCE_EXHAUSTED` until entries expire.
 
-use crate::store::{Store, StoreError, Tree, Tx};
+use crate::{Store, StoreError, Tree, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -36,12 +36,12 @@ impl Kind {
         }
     }
 
-    /// The bookkeeping prefix this kind counts (as in `retention::KEEP`).
+    /// The bookkeeping prefix this kind counts (as in the node's `retention::KEEP`).
     pub fn of_prefix(prefix: &str) -> Option<Kind> {
         match prefix {
-            "delivery/" => Some(Kind::Receipt),
-            "hit/" => Some(Kind::HitRef),
-            p if p == crate::store::consents::REQUEST_PREFIX => Some(Kind::ConsentRequest),
+            crate::receipts::PREFIX => Some(Kind::Receipt),
+            crate::hit_refs::PREFIX => Some(Kind::HitRef),
+            crate::consents::REQUEST_PREFIX => Some(Kind::ConsentRequest),
             _ => None,
         }
     }
@@ -113,7 +113,7 @@ mod tests {
         assert_eq!(admit(u64::MAX, 1, u64::MAX), None);
         assert_eq!(Kind::of_prefix("delivery/"), Some(Kind::Receipt));
         assert_eq!(Kind::of_prefix("hit/"), Some(Kind::HitRef));
-        assert_eq!(Kind::of_prefix(crate::store::consents::REQUEST_PREFIX), Some(Kind::ConsentRequest));
+        assert_eq!(Kind::of_prefix(crate::consents::REQUEST_PREFIX), Some(Kind::ConsentRequest));
     }
 
     /// Counted in the write that keeps the entries, refused at the cap,
@@ -122,8 +122,8 @@ mod tests {
     async fn each_peer_is_counted_in_the_same_write_and_refused_at_its_cap() {
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
-        let db = crate::store::Db::new(store, Arc::new(crate::clock::SystemClock::default()), None).unwrap();
+        let store = Arc::new(crate::SledStore::open(dir.path()).unwrap());
+        let db = crate::Db::new(store, Arc::new(crate::clock::SystemClock::default()), None).unwrap();
         let max = Kind::ConsentRequest.max();
         let take = |peer: &'static str, n: u64| {
             db.write(move |st, tx| {
