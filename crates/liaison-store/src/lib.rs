@@ -24,6 +24,7 @@ mod db;
 pub mod disk;
 pub mod head;
 pub mod hit_refs;
+pub mod hubs;
 #[cfg(test)]
 mod layouts_tests;
 pub mod outbox;

@@ -2,10 +2,6 @@
 //! their cards and pushes it; members pin the hub, then pin (and un-pin)
 //! members from every newer directory the pinned hub key signed.
 
-use std::ops::Bound;
-
-use prost::Message;
-
 use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
@@ -14,24 +10,16 @@ use crate::identity;
 use crate::node::Node;
 use crate::pb;
 use crate::peer::{self, PeerError};
-use crate::store::{self, StoreError, Tree};
-
-const DIRECTORY: &[u8] = b"hub/directory";
-
-const JOINED_PREFIX: &str = "hub/joined/";
+use crate::store::{self, StoreError};
 
 fn dir_version(node: &Node) -> Result<u64, StoreError> {
-    Ok(node
-        .db
-        .store()
-        .get(Tree::Meta, DIRECTORY)?
-        .and_then(|v| pb::Envelope::decode(v.as_slice()).ok())
+    Ok(store::hubs::directory(node.db.store())?
         .and_then(|e| envelope::decode::<pb::MemberDirectory>(&e).ok())
         .map_or(0, |d| d.version))
 }
 
 pub fn current(node: &Node) -> Result<Option<pb::Envelope>, StoreError> {
-    Ok(node.db.store().get(Tree::Meta, DIRECTORY)?.and_then(|v| pb::Envelope::decode(v.as_slice()).ok()))
+    store::hubs::directory(node.db.store())
 }
 
 pub fn members(node: &Node) -> Result<Vec<pb::Peer>, StoreError> {
@@ -58,7 +46,7 @@ async fn publish(node: &Node, actor: &str) -> Result<u64, ExchangeError> {
     let env = envelope::seal(payload::MEMBER_DIRECTORY, &dir, node.id(), &node.identity.signing_key);
     node.db
         .write(|_, tx| {
-            tx.batch.put(Tree::Meta, DIRECTORY.to_vec(), env.encode_to_vec());
+            store::hubs::put_directory(tx, &env);
             tx.audit(Event::new(actor, "hub.directory").reason(format!("version {version}, {} members", ms.len())));
             Ok::<_, StoreError>(())
         })
@@ -107,24 +95,11 @@ fn peer_err(e: PeerError) -> ExchangeError {
 }
 
 pub fn joined_hubs(node: &Node) -> Result<Vec<String>, StoreError> {
-    let start = Bound::Included(JOINED_PREFIX.as_bytes().to_vec());
-    let end = store::prefix_end(JOINED_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    Ok(node
-        .db
-        .store()
-        .range(Tree::Meta, start, end, usize::MAX)?
-        .into_iter()
-        .map(|(k, _)| String::from_utf8_lossy(&k[JOINED_PREFIX.len()..]).into_owned())
-        .collect())
+    store::hubs::joined(node.db.store())
 }
 
 fn applied_version(node: &Node, hub: &str) -> Result<u64, StoreError> {
-    Ok(node
-        .db
-        .store()
-        .get(Tree::Meta, format!("{JOINED_PREFIX}{hub}").as_bytes())?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
+    store::hubs::applied_version(node.db.store(), hub)
 }
 
 /// A member applies a directory that `hub` signed: pins new members, un-pins
@@ -197,7 +172,7 @@ pub async fn apply(
     let v = dir.version;
     node.db
         .write(|_, tx| {
-            tx.batch.put(Tree::Meta, format!("{JOINED_PREFIX}{hub}").into_bytes(), v.to_be_bytes().to_vec());
+            store::hubs::set_applied_version(tx, hub, v);
             tx.audit(Event::new(format!("peer:{hub}"), "hub.directory_applied").reason(format!(
                 "version {v}: +{} -{}",
                 pinned.len(),
@@ -218,10 +193,7 @@ pub async fn join(node: &Node, actor: &str, hub_card: pb::Envelope) -> Result<(u
     }
     node.db
         .write(|st, tx| {
-            let key = format!("{JOINED_PREFIX}{}", card.node_id).into_bytes();
-            if st.get(Tree::Meta, &key)?.is_none() {
-                tx.batch.put(Tree::Meta, key, 0u64.to_be_bytes().to_vec());
-            }
+            store::hubs::join(st, tx, &card.node_id)?;
             tx.audit(Event::new(actor, "hub.join").reason(card.node_id.clone()));
             Ok::<_, StoreError>(())
         })

@@ -8,7 +8,6 @@ pub mod directory;
 pub mod relay;
 
 use crate::convert::ProtoEnum;
-use std::ops::Bound;
 
 use prost::Message;
 
@@ -19,8 +18,6 @@ use crate::pb;
 use crate::policy::hub::{self as rules, HubDenial};
 use crate::store::records::{self, Filter, StoredRecord};
 use crate::store::{StoreError, Tree};
-
-const METADATA_PREFIX: &str = "reqmeta/";
 
 /// Most entries in one answer of the regional directory.
 pub const MAX_CONTACTS: usize = 200;
@@ -112,30 +109,17 @@ pub const MAX_METADATA_PER_MEMBER: u64 = 100_000;
 /// How long request metadata is kept (indicators look back over years, not decades).
 pub const METADATA_KEEP: time::Duration = time::Duration::days(3 * 366);
 
-/// Requests on record per requesting member: `reqmeta-count/<member>`.
-fn metadata_count_key(member: &str) -> Vec<u8> {
-    format!("reqmeta-count/{member}").into_bytes()
-}
-
-fn metadata_count(st: &dyn crate::store::Store, member: &str) -> Result<u64, StoreError> {
-    Ok(st
-        .get(Tree::Meta, &metadata_count_key(member))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
-}
+use crate::store::hubs::metadata_count;
 
 /// Removes request metadata older than [`METADATA_KEEP`] (by submit time),
 /// giving each member's count back.
 pub async fn sweep_metadata(node: &Node) -> Result<usize, StoreError> {
     let now = node.now();
-    let start = Bound::Included(METADATA_PREFIX.as_bytes().to_vec());
-    let end = crate::store::prefix_end(METADATA_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    let mut old: Vec<(Vec<u8>, String)> = Vec::new();
-    for (k, v) in node.db.store().range(Tree::Meta, start, end, 10_000)? {
-        let m = pb::RequestMetadata::decode(v.as_slice()).ok();
+    let mut old: Vec<(String, String)> = Vec::new();
+    for (id, m) in crate::store::hubs::all_metadata(node.db.store(), 10_000)? {
         let made = m.as_ref().and_then(|m| m.submit_time.as_ref()).and_then(crate::convert::from_timestamp);
         if made.is_none_or(|t| now - t > METADATA_KEEP) {
-            old.push((k, m.map(|m| m.from_node).unwrap_or_default()));
+            old.push((id, m.map(|m| m.from_node).unwrap_or_default()));
         }
     }
     let n = old.len();
@@ -145,13 +129,13 @@ pub async fn sweep_metadata(node: &Node) -> Result<usize, StoreError> {
     node.db
         .write(|st, tx| {
             let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-            for (k, member) in &old {
-                tx.batch.delete(Tree::Meta, k.clone());
+            for (id, member) in &old {
+                crate::store::hubs::delete_metadata(tx, id);
                 *counts.entry(member.clone()).or_default() += 1;
             }
             for (member, gone) in counts {
                 let left = metadata_count(st, &member)?.saturating_sub(gone);
-                tx.batch.put(Tree::Meta, metadata_count_key(&member), left.to_be_bytes().to_vec());
+                crate::store::hubs::set_metadata_count(tx, &member, left);
             }
             Ok::<_, StoreError>(())
         })
@@ -195,11 +179,10 @@ pub async fn store_metadata(node: &Node, caller: &str, m: pb::RequestMetadata) -
         Ok(a) => a,
         Err(d) => return Err(refuse(node, ev, &what, d).await),
     };
-    let key = format!("{METADATA_PREFIX}{}", m.request_id).into_bytes();
     node.db
         .write(|st, tx| {
             // Keep the most advanced report of the two parties.
-            let merged = match st.get(Tree::Meta, &key)?.and_then(|v| pb::RequestMetadata::decode(v.as_slice()).ok()) {
+            let merged = match crate::store::hubs::metadata(st, &m.request_id)? {
                 Some(old) => {
                     // One request, one pair: a report cannot take over another pair's entry.
                     if (&old.agreement_id, &old.from_node, &old.to_node, &old.request_type)
@@ -230,11 +213,11 @@ pub async fn store_metadata(node: &Node, caller: &str, m: pb::RequestMetadata) -
                             m.from_node
                         )));
                     }
-                    tx.batch.put(Tree::Meta, metadata_count_key(&m.from_node), (n + 1).to_be_bytes().to_vec());
+                    crate::store::hubs::set_metadata_count(tx, &m.from_node, n.saturating_add(1));
                     m.clone()
                 }
             };
-            tx.batch.put(Tree::Meta, key.clone(), merged.encode_to_vec());
+            crate::store::hubs::put_metadata(tx, &merged);
             tx.audit(ev.clone().decision("allow", format!("{what}; under {agreement}")));
             Ok::<_, HubError>(())
         })
@@ -243,15 +226,7 @@ pub async fn store_metadata(node: &Node, caller: &str, m: pb::RequestMetadata) -
 }
 
 pub fn all_metadata(node: &Node) -> Result<Vec<pb::RequestMetadata>, StoreError> {
-    let start = Bound::Included(METADATA_PREFIX.as_bytes().to_vec());
-    let end = crate::store::prefix_end(METADATA_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    Ok(node
-        .db
-        .store()
-        .range(Tree::Meta, start, end, usize::MAX)?
-        .into_iter()
-        .filter_map(|(_, v)| pb::RequestMetadata::decode(v.as_slice()).ok())
-        .collect())
+    Ok(crate::store::hubs::all_metadata(node.db.store(), usize::MAX)?.into_iter().filter_map(|(_, m)| m).collect())
 }
 
 /// Statistics reports held (own and received), for the regional report.

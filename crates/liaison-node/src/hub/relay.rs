@@ -25,15 +25,7 @@ use crate::store::{self, StoreError, Tree};
 /// How long the hub keeps trying: a sender may ask for less, never more.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::days(3);
 
-/// What one sender has waiting at the hub (meta key `relay-usage/<sender>`),
-/// updated in the same write as the queue.
-#[derive(Clone, Copy, PartialEq, Message)]
-struct Usage {
-    #[prost(uint64, tag = "1")]
-    messages: u64,
-    #[prost(uint64, tag = "2")]
-    bytes: u64,
-}
+use crate::store::hubs::Usage;
 
 /// Messages one sender may have waiting at the hub.
 pub const MAX_QUEUED_PER_SENDER: u64 = 1000;
@@ -60,13 +52,7 @@ fn expiry(asked: Option<&pbjson_types::Timestamp>, now: time::OffsetDateTime) ->
     asked.and_then(from_timestamp).map_or(latest, |t| t.clamp(now, latest))
 }
 
-fn usage_key(sender: &str) -> Vec<u8> {
-    format!("relay-usage/{sender}").into_bytes()
-}
-
-fn usage(st: &dyn crate::store::Store, sender: &str) -> Result<Usage, StoreError> {
-    Ok(st.get(Tree::Meta, &usage_key(sender))?.and_then(|v| Usage::decode(v.as_slice()).ok()).unwrap_or_default())
-}
+use crate::store::hubs::usage;
 
 /// Deletes a queued message and gives its sender's share back.
 fn release(
@@ -79,11 +65,7 @@ fn release(
     let u = usage(st, &sealed.sender)?;
     let left =
         Usage { messages: u.messages.saturating_sub(1), bytes: u.bytes.saturating_sub(sealed.ciphertext.len() as u64) };
-    if left.messages == 0 {
-        tx.batch.delete(Tree::Meta, usage_key(&sealed.sender));
-    } else {
-        tx.batch.put(Tree::Meta, usage_key(&sealed.sender), left.encode_to_vec());
-    }
+    crate::store::hubs::put_usage(tx, &sealed.sender, left);
     Ok(())
 }
 
@@ -99,13 +81,9 @@ struct Queued {
     attempts: u32,
 }
 
-fn route_key(peer: &str) -> Vec<u8> {
-    format!("route/{peer}").into_bytes()
-}
-
 /// The hub to reach `peer` through, if a route is set.
 pub fn route(node: &Node, peer: &str) -> Result<Option<String>, StoreError> {
-    Ok(node.db.store().get(Tree::Meta, &route_key(peer))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    crate::store::hubs::route(node.db.store(), peer)
 }
 
 pub async fn set_route(node: &Node, actor: &str, peer: &str, via: &str) -> Result<(), ExchangeError> {
@@ -115,11 +93,7 @@ pub async fn set_route(node: &Node, actor: &str, peer: &str, via: &str) -> Resul
     }
     node.db
         .write(|_, tx| {
-            if via.is_empty() {
-                tx.batch.delete(Tree::Meta, route_key(peer));
-            } else {
-                tx.batch.put(Tree::Meta, route_key(peer), via.as_bytes().to_vec());
-            }
+            crate::store::hubs::set_route(tx, peer, (!via.is_empty()).then_some(via));
             tx.audit(
                 Event::new(actor, "peer.route")
                     .reason(format!("{peer} via {}", if via.is_empty() { "direct" } else { via })),
@@ -195,7 +169,7 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
         .write(|st, tx| {
             // Each member has a bounded share of the hub's storage.
             let u = admit(usage(st, caller)?, size as u64).map_err(HubError::Exhausted)?;
-            tx.batch.put(Tree::Meta, usage_key(caller), u.encode_to_vec());
+            crate::store::hubs::put_usage(tx, caller, u);
             tx.batch.put(Tree::Relay, id.clone().into_bytes(), q.encode_to_vec());
             tx.audit(
                 Event::new(format!("peer:{caller}"), "relay.accept")
