@@ -9,7 +9,8 @@
 //! What is modelled is the delivery protocol: a sender's durable outbox
 //! delivers each peer's items one call at a time, in queue order, retrying
 //! with back-off until a receipt comes back; the receiver decides again
-//! under its own agreements, stores only newer versions of records, applies
+//! under its own agreements, stores only newer versions of records, purges
+//! for good what the originator withdraws, applies
 //! request steps in causal order (`sop::request::apply_in_order`, crossed
 //! steps resolved by `next_state`), and answers every repeat of a delivery
 //! id with the receipt it gave the first time.
@@ -48,6 +49,9 @@ pub struct Faults {
 pub enum Msg {
     /// A share of a record version, as `PushRecord` carries it.
     Push { call: u64, delivery_id: String, record: Box<pb::Record>, purpose: pb::Purpose },
+    /// A withdrawal, as `RetractRecord` carries it: the originator's
+    /// withdrawn version.
+    Retract { call: u64, delivery_id: String, record: Box<pb::Record> },
     /// A request step, as `DeliverRequestEvent` carries it.
     Step { call: u64, delivery_id: String, event: Box<pb::RequestEvent> },
     /// The answer to a push or a step: the receiver's receipt.
@@ -201,6 +205,26 @@ impl Sim {
         delivery_id
     }
 
+    /// `from` withdraws its record and tells `to` (a holder), queued behind
+    /// whatever it queued to `to` before. `withdrawn` is the withdrawn
+    /// version. Returns the delivery id.
+    pub fn withdraw(&mut self, from: &str, to: &str, withdrawn: pb::Record) -> String {
+        let now = self.now;
+        let n = self.node_mut(from);
+        let delivery_id = format!("dlv-{from}-{:06}", n.outbox.len());
+        n.outbox.push(pb::OutboxItem {
+            delivery_id: delivery_id.clone(),
+            peer: to.into(),
+            record_key: format!("{}/{}", withdrawn.originator, withdrawn.id),
+            state: pb::OutboxState::Pending as i32,
+            action: pb::OutboxAction::Withdraw as i32,
+            create_time: Some(timestamp(now)),
+            ..Default::default()
+        });
+        n.records.insert(delivery_id.clone(), pb::Record { withdrawn: true, ..withdrawn });
+        delivery_id
+    }
+
     /// Both nodes hold request `id` from `from` to `to`, as after its submit
     /// arrived (the submit's own delivery is a push like any other).
     pub fn open_request(&mut self, id: &str, from: &str, to: &str, terms: &pb::RequestTypeTerms) {
@@ -330,8 +354,14 @@ impl Sim {
                     self.seq = self.seq.saturating_add(1);
                     let call =
                         Call { id: self.seq, delivery_id: item.delivery_id.clone(), deadline: now + ATTEMPT_TIMEOUT };
+                    let withdrawal = (item.action == pb::OutboxAction::Withdraw as i32)
+                        .then(|| n.records.get(&item.delivery_id).cloned())
+                        .flatten();
                     let msg = if let Some(ev) = n.steps.get(&item.delivery_id) {
                         Msg::Step { call: call.id, delivery_id: item.delivery_id.clone(), event: Box::new(ev.clone()) }
+                    } else if let Some(record) = withdrawal {
+                        // A withdrawal always goes: no grant is needed to tell a holder to purge.
+                        Msg::Retract { call: call.id, delivery_id: item.delivery_id.clone(), record: Box::new(record) }
                     } else {
                         match prepare(n, &item, now) {
                             Ok((record, purpose)) => Msg::Push {
@@ -374,6 +404,10 @@ impl Sim {
             match f.msg {
                 Msg::Push { call, delivery_id, record, purpose } => {
                     let receipt = receive_push(n, &f.from, &delivery_id, &record, purpose, now);
+                    self.send(&f.to, &f.from, Msg::Receipt { call, receipt });
+                }
+                Msg::Retract { call, delivery_id, record } => {
+                    let receipt = receive_retract(n, &f.from, &delivery_id, &record, now);
                     self.send(&f.to, &f.from, Msg::Receipt { call, receipt });
                 }
                 Msg::Step { call, delivery_id, event } => {
@@ -547,6 +581,37 @@ fn receive_step(
                 verdict(true, String::new())
             }
             Err(e) => verdict(false, e.to_string()),
+        }
+    })
+}
+
+/// The receiver's side of `RetractRecord`: only the originator withdraws;
+/// the record is purged and remembered as withdrawn, so no version of it is
+/// stored again, whatever arrives later.
+fn receive_retract(
+    n: &mut Node,
+    sender: &str,
+    delivery_id: &str,
+    record: &pb::Record,
+    now: OffsetDateTime,
+) -> pb::Receipt {
+    answer_once(n, sender, delivery_id, now, |n, dk| {
+        let key = format!("{}/{}", record.originator, record.id);
+        let verdict = |delivered: bool, reason: &str| Verdict {
+            reference: key.clone(),
+            version: record.version,
+            delivered,
+            reason: reason.into(),
+        };
+        if record.originator != sender || !record.withdrawn {
+            return verdict(false, "only the originator withdraws, with the withdrawn version");
+        }
+        n.withdrawn.insert(key.clone());
+        if n.held.remove(&key).is_some() {
+            n.applied.push(dk.clone());
+            verdict(true, "purged")
+        } else {
+            verdict(true, "not held")
         }
     })
 }

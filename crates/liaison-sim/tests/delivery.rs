@@ -34,6 +34,16 @@ fn entity(from: &str, n: u8, v: u64) -> pb::Record {
     pb::Record { originator: from.into(), id: format!("en-{n}"), version: v, ..examples::entity() }
 }
 
+/// `rec` as an honest sender's decision releases it (redacted as the grant says).
+fn as_sent(rec: pb::Record) -> pb::Record {
+    let ex =
+        Exchange::of_record(TH, KH, Direction::Outgoing, pb::Operation::Push, &rec, pb::Purpose::Investigation, t0());
+    match policy::decide(&mou(), &ex) {
+        Decision::Allow { plan, .. } => liaison_core::redact::redact(&rec, &plan),
+        Decision::Deny(d) => panic!("the MOU allows this share: {d}"),
+    }
+}
+
 fn faults() -> impl Strategy<Value = Faults> {
     (0u8..=40, 0u8..=40, 1u32..=5_000).prop_map(|(loss_pct, dup_pct, max_delay_ms)| Faults {
         loss_pct,
@@ -148,6 +158,61 @@ proptest! {
             }
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A withdrawal is final: queued behind the shares it withdraws, it
+    /// reaches the holder after them, and no later replay of any version,
+    /// under an old delivery id or a new one, brings the record back.
+    #[test]
+    fn a_withdrawn_record_never_comes_back(
+        seed in any::<u64>(),
+        faults in faults(),
+        versions in 1u64..5,
+        replays in proptest::collection::vec((1u64..5, any::<bool>(), 0u32..5_000), 0..10),
+    ) {
+        let mut sim = pair(seed, faults);
+        let mut ids = Vec::new();
+        for v in 1..=versions {
+            ids.push(sim.share(TH, KH, entity(TH, 0, v), pb::Purpose::Investigation));
+        }
+        sim.withdraw(TH, KH, entity(TH, 0, versions + 1));
+        prop_assert!(sim.run(Duration::days(1)), "the federation did not settle");
+        let key = format!("{TH}/en-0");
+        prop_assert!(sim.node(KH).withdrawn.contains(&key));
+        for (n, (version, reuse, pause_ms)) in replays.into_iter().enumerate() {
+            let delivery_id = if reuse {
+                ids[(version as usize - 1) % ids.len()].clone()
+            } else {
+                format!("replay-{n}")
+            };
+            // Exactly what the receiver would take, were the record not withdrawn.
+            let record = Box::new(as_sent(entity(TH, 0, version)));
+            sim.inject(TH, KH, Msg::Push { call: 1_000 + n as u64, delivery_id, record, purpose: pb::Purpose::Investigation });
+            sim.run(Duration::milliseconds(i64::from(pause_ms)));
+        }
+        prop_assert!(sim.run(Duration::days(1)));
+        prop_assert!(!sim.node(KH).held.contains_key(&key), "a withdrawn record came back");
+        for i in &sim.node(TH).outbox {
+            prop_assert_eq!(i.state, pb::OutboxState::Delivered as i32, "{:?}", i);
+        }
+    }
+}
+
+/// Only the originator withdraws: a holder (or anyone) retracting someone
+/// else's record changes nothing.
+#[test]
+fn only_the_originator_withdraws() {
+    let mut sim = pair(5, Faults::default());
+    sim.share(TH, KH, entity(TH, 0, 1), pb::Purpose::Investigation);
+    assert!(sim.run(Duration::minutes(5)));
+    let forged = pb::Record { withdrawn: true, ..entity(TH, 0, 2) };
+    sim.inject("vn-police", KH, Msg::Retract { call: 9, delivery_id: "forged".into(), record: Box::new(forged) });
+    assert!(sim.run(Duration::minutes(5)));
+    assert!(sim.node(KH).held.contains_key(&format!("{TH}/en-0")));
+    assert!(!sim.node(KH).withdrawn.contains(&format!("{TH}/en-0")));
 }
 
 /// Revoke, then try again: a replayed delivery gets its old answer and
