@@ -1,6 +1,7 @@
 //! What every [`Store`] implementation must do, as one suite each backend
 //! runs: atomic multi-tree batches, ordered and bounded scans both ways,
-//! deletes, durability across a close and reopen, and index tokens that
+//! deletes, durability across a close and reopen and across a kill (a
+//! process that dies right after `apply` returned), and index tokens that
 //! are stable for one store. A new backend passes this before it is used.
 
 use std::ops::Bound;
@@ -64,9 +65,61 @@ pub(crate) fn run<S: Store>(open: impl Fn(&Path) -> S) {
     assert_eq!(s.len(Tree::Records).unwrap(), 6);
 }
 
+/// Set in the child process of [`killed`]: the directory to write to.
+const CHILD_DIR: &str = "LIAISON_CONFORMANCE_CHILD_DIR";
+
+/// Durability across a kill: a child process (this test binary, running
+/// only `test`) opens a store, applies a batch and aborts the moment
+/// `apply` returns, with nothing closed or flushed on the way out; the
+/// parent then opens the same directory and finds the batch whole.
+pub(crate) fn killed<S: Store>(test: &str, open: impl Fn(&Path) -> S) {
+    let batch = || {
+        let mut b = Batch::default();
+        for i in 0..200u32 {
+            b.put(Tree::Records, format!("r/{i:04}").into_bytes(), vec![7; 512]);
+        }
+        b.put(Tree::Meta, b"acknowledged".to_vec(), b"yes".to_vec());
+        b
+    };
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        let s = open(Path::new(&dir));
+        s.apply(&batch()).expect("the batch applies");
+        // Acknowledged: now die without any orderly shutdown.
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let status = std::process::Command::new(std::env::current_exe().expect("the test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the child runs");
+    assert!(!status.success(), "the child was to abort after apply, not finish: {status}");
+    let s = open(dir.path());
+    assert_eq!(s.get(Tree::Meta, b"acknowledged").unwrap(), Some(b"yes".to_vec()), "an acknowledged batch was lost");
+    assert_eq!(s.len(Tree::Records).unwrap(), 200, "the batch is whole");
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{SealedStore, SledStore, StoreKey};
+
+    #[test]
+    fn sled_keeps_what_it_acknowledged_across_a_kill() {
+        super::killed("conformance::tests::sled_keeps_what_it_acknowledged_across_a_kill", |p| {
+            SledStore::open(p).expect("sled opens")
+        });
+    }
+
+    #[test]
+    fn the_encrypted_store_keeps_what_it_acknowledged_across_a_kill() {
+        // The same key in the child and the parent: a fixed one, for the test only.
+        let key = StoreKey::from_bytes([42; 32]);
+        super::killed("conformance::tests::the_encrypted_store_keeps_what_it_acknowledged_across_a_kill", |p| {
+            SealedStore::new(SledStore::open(p).expect("sled opens"), &key).expect("the key opens it")
+        });
+    }
 
     #[test]
     fn sled_conforms() {
