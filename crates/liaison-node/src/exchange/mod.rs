@@ -26,6 +26,7 @@ use crate::node::Node;
 use crate::pb;
 use crate::policy::{self, Decision, Denial, Direction, Exchange, OnwardFacts};
 use crate::redact;
+pub use crate::store::outbox::random_id;
 use crate::store::{self, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -305,5 +306,3 @@ pub fn purpose_of(field: &str, v: i32) -> Result<pb::Purpose, ExchangeError> {
 pub fn kind_of(field: &str, v: i32) -> Result<pb::RecordKind, ExchangeError> {
     pb::RecordKind::known(field, v).map_err(|_| invalid(field, "a record kind is required"))
 }
-
-pub use crate::store::outbox::random_id;

@@ -14,6 +14,7 @@ use crate::policy::{Decision, Direction};
 use crate::store::records::{self, StoredRecord};
 use crate::store::{self, Store, StoreError, Tx};
 use liaison_core::receive::Held;
+pub use liaison_core::receive::Kept;
 
 /// Counts a new receipt against the sender's cap (a repeat of a delivery
 /// already answered is not counted twice).
@@ -53,8 +54,6 @@ pub fn receipt(node: &Node, delivery_id: &str, key: &str, version: u64, delivere
     };
     envelope::seal(payload::RECEIPT, &r, node.id(), &node.identity.signing_key)
 }
-
-pub use liaison_core::receive::Kept;
 
 /// Stores a received record (newer versions replace older ones; an older or
 /// equal version changes nothing; a change of kind, a withdrawn version and

@@ -16,6 +16,7 @@ use crate::exchange::{self, ExchangeError};
 use crate::node::Node;
 use crate::pb;
 use crate::policy::hub::{self as rules, HubDenial};
+use crate::store::hubs::metadata_count;
 use crate::store::records::{self, Filter, StoredRecord};
 use crate::store::{StoreError, Tree};
 
@@ -108,8 +109,6 @@ fn validate_metadata(m: &pb::RequestMetadata) -> Result<(), ExchangeError> {
 pub const MAX_METADATA_PER_MEMBER: u64 = 100_000;
 /// How long request metadata is kept (indicators look back over years, not decades).
 pub const METADATA_KEEP: time::Duration = time::Duration::days(3 * 366);
-
-use crate::store::hubs::metadata_count;
 
 /// Removes request metadata older than [`METADATA_KEEP`] (by submit time),
 /// giving each member's count back.

@@ -20,12 +20,11 @@ use crate::hub::HubError;
 use crate::node::Node;
 use crate::pb;
 use crate::policy::hub as rules;
+use crate::store::hubs::{usage, Usage};
 use crate::store::{self, StoreError, Tree};
 
 /// How long the hub keeps trying: a sender may ask for less, never more.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::days(3);
-
-use crate::store::hubs::Usage;
 
 /// Messages one sender may have waiting at the hub.
 pub const MAX_QUEUED_PER_SENDER: u64 = 1000;
@@ -51,8 +50,6 @@ fn expiry(asked: Option<&pbjson_types::Timestamp>, now: time::OffsetDateTime) ->
     let latest = crate::convert::after(now, DEFAULT_EXPIRY);
     asked.and_then(from_timestamp).map_or(latest, |t| t.clamp(now, latest))
 }
-
-use crate::store::hubs::usage;
 
 /// Deletes a queued message and gives its sender's share back.
 fn release(
