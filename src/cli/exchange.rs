@@ -97,7 +97,7 @@ pub(super) async fn query(g: &Global, ch: Authed, a: QueryArgs) -> Result<(), Cl
     let mut t = table(&["origin", "id", "v", "handling", "summary", "redacted"]);
     for p in &r.peers {
         for rec in &p.records {
-            let h = pb::HandlingCode::try_from(rec.handling).map(convert::handling_word).unwrap_or_default();
+            let h = pb::HandlingCode::of(rec.handling).map(convert::handling_word).unwrap_or_default();
             t.add_row(vec![
                 rec.originator.clone(),
                 rec.id.clone(),

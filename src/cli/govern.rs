@@ -139,8 +139,8 @@ fn ts(t: &Option<pbjson_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-fn words<E: TryFrom<i32>>(v: &[i32], f: impl Fn(E) -> String) -> String {
-    v.iter().filter_map(|x| E::try_from(*x).ok()).map(f).collect::<Vec<_>>().join(", ")
+fn words<E: ProtoEnum>(v: &[i32], f: impl Fn(E) -> String) -> String {
+    v.iter().filter_map(|x| E::of(*x)).map(f).collect::<Vec<_>>().join(", ")
 }
 
 pub(super) fn print_agreement(r: &pb::AgreementRecord) {
@@ -166,7 +166,7 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
             words(&g.record_kinds, convert::kind_word),
             words(&g.purposes, convert::purpose_word),
             words(&g.operations, convert::operation_word),
-            pb::HandlingCode::try_from(g.max_handling).map(convert::handling_word).unwrap_or_default(),
+            pb::HandlingCode::of(g.max_handling).map(convert::handling_word).unwrap_or_default(),
             g.released_protected_fields.join(", "),
             g.redacted_fields.join(", "),
             pb::OnwardSharing::word_of(g.onward_sharing),

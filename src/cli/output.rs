@@ -59,17 +59,17 @@ pub(super) fn enum_word(name: &str, prefix: &str) -> String {
 }
 
 pub(super) fn role_name(role: i32) -> String {
-    pb::UserRole::try_from(role).map(|r| enum_word(r.as_str_name(), "USER_ROLE_")).unwrap_or_else(|_| "?".into())
+    pb::UserRole::of(role).map(pb::UserRole::to_word).unwrap_or_else(|| "?".into())
 }
 
 fn kind_name(r: &pb::Record) -> String {
-    crate::record::kind(r).map(|k| enum_word(k.as_str_name(), "RECORD_KIND_")).unwrap_or_default()
+    crate::record::kind(r).map(pb::RecordKind::to_word).unwrap_or_default()
 }
 
 fn handling_name(h: i32) -> String {
-    pb::HandlingCode::try_from(h)
+    pb::HandlingCode::of(h)
         .map(|h| enum_word(h.as_str_name(), "HANDLING_CODE_").replace('_', "+").to_uppercase())
-        .unwrap_or_else(|_| "?".into())
+        .unwrap_or_else(|| "?".into())
 }
 
 fn ts(t: &Option<pbjson_types::Timestamp>) -> String {

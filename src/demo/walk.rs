@@ -1,6 +1,7 @@
 //! The walk-through: set-up (cards, hub directories, agreements, records),
 //! then the scenario's steps, each told as it happens through the nodes' APIs.
 
+use crate::convert::ProtoEnum;
 use std::collections::BTreeMap;
 
 use super::narrate::{describe, spoken, Narrator};
@@ -180,11 +181,11 @@ fn purpose(p: &str) -> i32 {
 
 /// Tells of a peer that did not answer (refused, unreachable, timed out); false when it answered.
 fn unanswered(n: &mut Narrator, by: &str, what: &str, peer: &str, outcome: i32, error: &str) -> bool {
-    match pb::PeerOutcome::try_from(outcome) {
-        Ok(pb::PeerOutcome::Answered) => return false,
-        Ok(pb::PeerOutcome::Denied) => n.refused(format!("{peer} refused {by}'s {what}: {error}")),
-        Ok(o) => n.info(&format!("{peer}: {} ({error})", spoken(o.as_str_name(), "PEER_OUTCOME_"))),
-        Err(_) => n.info(&format!("{peer}: no answer ({error})")),
+    match pb::PeerOutcome::of(outcome) {
+        Some(pb::PeerOutcome::Answered) => return false,
+        Some(pb::PeerOutcome::Denied) => n.refused(format!("{peer} refused {by}'s {what}: {error}")),
+        Some(o) => n.info(&format!("{peer}: {} ({error})", spoken(o.as_str_name(), "PEER_OUTCOME_"))),
+        None => n.info(&format!("{peer}: no answer ({error})")),
     }
     true
 }
@@ -486,8 +487,7 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
     })
     .await?;
     for e in &overdue.escalations {
-        let role =
-            pb::ContactRole::try_from(e.role).map(|r| spoken(r.as_str_name(), "CONTACT_ROLE_")).unwrap_or_default();
+        let role = pb::ContactRole::of(e.role).map(|r| spoken(r.as_str_name(), "CONTACT_ROLE_")).unwrap_or_default();
         let who = if e.contact_name.is_empty() { "no contact on file".into() } else { e.contact_name.clone() };
         n.escalated(format!(
             "{} is overdue on both nodes ({} deadline passed): escalated once to {to}'s {role}, {who}",

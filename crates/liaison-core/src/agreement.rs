@@ -2,6 +2,7 @@
 //! naming the field, and the pure life-cycle state (draft → proposed →
 //! active → suspended / revoked / expired / superseded).
 
+use crate::convert::ProtoEnum;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
@@ -272,8 +273,8 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), AgreementError> {
     Ok(())
 }
 
-fn known<E: TryFrom<i32>>(field: &str, v: i32) -> Result<(), AgreementError> {
-    if v == 0 || E::try_from(v).is_err() {
+fn known<E: ProtoEnum>(field: &str, v: i32) -> Result<(), AgreementError> {
+    if E::known(field, v).is_err() {
         return fail(field, format!("{v} is not a known value"));
     }
     Ok(())
@@ -415,7 +416,7 @@ fn validate_grant(f: &str, g: &pb::Grant, parties: &BTreeSet<&str>) -> Result<()
     known::<pb::HandlingCode>(&format!("{f}.max_handling"), g.max_handling)?;
     known::<pb::OnwardSharing>(&format!("{f}.onward_sharing"), g.onward_sharing)?;
     let kinds: Vec<&str> =
-        g.record_kinds.iter().filter_map(|k| pb::RecordKind::try_from(*k).ok()).map(redact::kind_prefix).collect();
+        g.record_kinds.iter().filter_map(|k| pb::RecordKind::of(*k)).map(redact::kind_prefix).collect();
     for (list, name) in
         [(&g.released_protected_fields, "released_protected_fields"), (&g.redacted_fields, "redacted_fields")]
     {
@@ -468,11 +469,11 @@ pub struct Standing {
 pub fn suspended(notices: &[pb::AgreementNotice]) -> bool {
     let mut by_party: BTreeMap<&str, bool> = BTreeMap::new();
     for n in notices {
-        match pb::NoticeAction::try_from(n.action) {
-            Ok(pb::NoticeAction::Suspend) => {
+        match pb::NoticeAction::of(n.action) {
+            Some(pb::NoticeAction::Suspend) => {
                 by_party.insert(&n.issuer, true);
             }
-            Ok(pb::NoticeAction::Resume) => {
+            Some(pb::NoticeAction::Resume) => {
                 by_party.insert(&n.issuer, false);
             }
             _ => {}

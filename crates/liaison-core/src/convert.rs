@@ -91,6 +91,12 @@ pub trait ProtoEnum: Copy + TryFrom<i32> {
         word(self.proto_name(), Self::prefix())
     }
 
+    /// A stored or received number as this enum, if it is one of its
+    /// values (the unspecified one included).
+    fn of(v: i32) -> Option<Self> {
+        Self::try_from(v).ok()
+    }
+
     /// The word for a stored or received number; empty when it is none of ours.
     fn word_of(v: i32) -> String {
         Self::try_from(v).map(Self::to_word).unwrap_or_default()

@@ -8,6 +8,7 @@
 
 use crate::agreement::VICTIM_PURPOSES;
 use crate::convert::from_timestamp;
+use crate::convert::ProtoEnum;
 use crate::pb::{self, AgreementState, HandlingCode, Operation, Purpose, RecordKind};
 use crate::redact::{self, RedactionPlan};
 
@@ -43,7 +44,7 @@ impl VictimFacts {
             best_interest: v
                 .best_interest_determination
                 .as_ref()
-                .and_then(|b| pb::BestInterestOutcome::try_from(b.outcome).ok())
+                .and_then(|b| pb::BestInterestOutcome::of(b.outcome))
                 .unwrap_or_default(),
             identity_requested,
             return_step,
@@ -449,7 +450,7 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
                 agreement_id: a.id.clone(),
                 agreement_version: a.version,
                 plan: plan.clone(),
-                onward: pb::OnwardSharing::try_from(g.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
+                onward: pb::OnwardSharing::of(g.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
                 retention_days: a.retention.as_ref().map_or(0, |r| r.days),
             };
             // Least redaction wins; ties keep the first (agreements in stored order).
@@ -498,7 +499,7 @@ pub fn syncable(
         .flat_map(|(a, _)| &a.grants)
         .flat_map(|g| g.record_kinds.iter().flat_map(move |k| g.purposes.iter().map(move |p| (*k, *p))));
     for (k, p) in candidates {
-        let (Ok(kind), Ok(purpose)) = (RecordKind::try_from(k), Purpose::try_from(p)) else { continue };
+        let (Some(kind), Some(purpose)) = (RecordKind::of(k), Purpose::of(p)) else { continue };
         if out.iter().any(|(x, _)| *x == kind) {
             continue;
         }

@@ -4,6 +4,7 @@
 //! item by the core's `outbox::next`. It sits above `exchange` and `hub`
 //! because it uses both; nothing below imports it.
 
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,23 +73,23 @@ async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
             if delivered && i.action == pb::OutboxAction::Share as i32 && i.record_key.starts_with(&own) {
                 exchange::mark_released(tx, &i.record_key, &i.peer);
             }
-            match pb::OutboxState::try_from(i.state) {
-                Ok(pb::OutboxState::Delivered) => tx.audit(
+            match pb::OutboxState::of(i.state) {
+                Some(pb::OutboxState::Delivered) => tx.audit(
                     Event::new("node", "exchange.delivered")
                         .record(&i.record_key)
                         .reason(format!("to {} ({})", i.peer, i.delivery_id)),
                 ),
-                Ok(pb::OutboxState::Refused) => tx.audit(
+                Some(pb::OutboxState::Refused) => tx.audit(
                     Event::new("node", "exchange.refused")
                         .record(&i.record_key)
                         .reason(format!("{}: {}", i.peer, i.last_error)),
                 ),
-                Ok(pb::OutboxState::Failed) => tx.audit(
+                Some(pb::OutboxState::Failed) => tx.audit(
                     Event::new("node", "exchange.failed")
                         .record(&i.record_key)
                         .reason(format!("{}: {}", i.peer, i.last_error)),
                 ),
-                Ok(pb::OutboxState::Expired) => tx.audit(
+                Some(pb::OutboxState::Expired) => tx.audit(
                     Event::new("node", "exchange.expired").record(&i.record_key).reason(format!("to {}", i.peer)),
                 ),
                 _ => {}

@@ -5,6 +5,7 @@
 //! only accepted when its signature verifies against the key inside it
 //! (self-signed), so whoever imports it binds id, key and certificate at once.
 
+use crate::convert::ProtoEnum;
 use std::fs;
 
 use ed25519_dalek::SigningKey;
@@ -187,7 +188,7 @@ pub fn verify_card(env: &pb::Envelope) -> Result<pb::NodeCard, IdentityError> {
     // smuggles a scheme or path into the URI built from it) is refused.
     config::check_endpoint(&card.federation_endpoint)
         .map_err(|reason| IdentityError::CardField { field: "federation_endpoint", reason })?;
-    if pb::NodeRole::try_from(card.role).map_or(true, |r| r == pb::NodeRole::Unspecified) {
+    if pb::NodeRole::of(card.role).is_none_or(|r| r == pb::NodeRole::Unspecified) {
         return Err(IdentityError::CardField { field: "role", reason: "unknown role".into() });
     }
     if card.display_name.trim().is_empty() || card.display_name.chars().count() > 200 {

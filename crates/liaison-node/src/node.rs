@@ -2,6 +2,7 @@
 //! signals its background tasks share. `serve` runs the listeners and the
 //! tasks around it; this module depends on none of them.
 
+use crate::convert::ProtoEnum;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -189,12 +190,12 @@ pub async fn delivery_outcome(
                 .iter()
                 .zip(items)
                 .map(|((peer, _), i)| {
-                    let error = match pb::OutboxState::try_from(i.state) {
-                        Ok(pb::OutboxState::Delivered) => String::new(),
-                        Ok(pb::OutboxState::Pending) if i.last_error.is_empty() => {
+                    let error = match pb::OutboxState::of(i.state) {
+                        Some(pb::OutboxState::Delivered) => String::new(),
+                        Some(pb::OutboxState::Pending) if i.last_error.is_empty() => {
                             "not answered yet; delivery continues".into()
                         }
-                        Ok(pb::OutboxState::Pending) => format!("{} (retried until delivered)", i.last_error),
+                        Some(pb::OutboxState::Pending) => format!("{} (retried until delivered)", i.last_error),
                         _ => i.last_error,
                     };
                     pb::DeliveryResult {

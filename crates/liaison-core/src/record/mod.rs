@@ -11,6 +11,7 @@ mod identifier;
 pub use country::is_country;
 pub use identifier::{identifier_type_name, normalize_identifier, parse_identifier_type};
 
+use crate::convert::ProtoEnum;
 use crate::pb;
 use crate::pb::record::Body;
 
@@ -121,11 +122,11 @@ fn list<T>(field: &str, v: &[T], max: usize) -> Check {
 }
 
 /// An enum field: known value; `Unspecified` (0) only if not required.
-fn enumeration<E: TryFrom<i32>>(field: &str, v: i32, required: bool) -> Check {
+fn enumeration<E: ProtoEnum>(field: &str, v: i32, required: bool) -> Check {
     if v == 0 {
         return if required { fail(field, "required") } else { Ok(()) };
     }
-    if E::try_from(v).is_err() {
+    if E::of(v).is_none() {
         return fail(field, format!("{v} is not a known value"));
     }
     Ok(())
@@ -286,9 +287,9 @@ fn contact_point(c: &pb::ContactPoint, redacted: &Redacted<'_>) -> Check {
         let f = format!("{P}.channels[{i}]");
         enumeration::<pb::ChannelType>(&format!("{f}.type"), ch.r#type, true)?;
         name(&format!("{f}.value"), &ch.value, true)?;
-        let as_ident = match pb::ChannelType::try_from(ch.r#type) {
-            Ok(pb::ChannelType::Phone) | Ok(pb::ChannelType::Fax) => Some(pb::IdentifierType::Phone),
-            Ok(pb::ChannelType::Email) => Some(pb::IdentifierType::Email),
+        let as_ident = match pb::ChannelType::of(ch.r#type) {
+            Some(pb::ChannelType::Phone) | Some(pb::ChannelType::Fax) => Some(pb::IdentifierType::Phone),
+            Some(pb::ChannelType::Email) => Some(pb::IdentifierType::Email),
             _ => None,
         };
         if let Some(t) = as_ident {
@@ -429,11 +430,11 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
     }
     enumeration::<pb::Sex>(&format!("{P}.sex"), v.sex, true)?;
     enumeration::<pb::AgeGroup>(&format!("{P}.age_group"), v.age_group, true)?;
-    match pb::AgeGroup::try_from(v.age_group) {
-        Ok(pb::AgeGroup::AgeGroup011 | pb::AgeGroup::AgeGroup1217) if !v.child => {
+    match pb::AgeGroup::of(v.age_group) {
+        Some(pb::AgeGroup::AgeGroup011 | pb::AgeGroup::AgeGroup1217) if !v.child => {
             return fail(format!("{P}.child"), "must be true for an age group under 18");
         }
-        Ok(
+        Some(
             pb::AgeGroup::AgeGroup1824
             | pb::AgeGroup::AgeGroup2539
             | pb::AgeGroup::AgeGroup4059
@@ -563,7 +564,7 @@ pub fn identifier_keys(record: &pb::Record) -> Vec<String> {
         .identifiers
         .iter()
         .filter_map(|i| {
-            let t = pb::IdentifierType::try_from(i.r#type).ok()?;
+            let t = pb::IdentifierType::of(i.r#type)?;
             let n = normalize_identifier(t, &i.value).ok()?;
             Some(format!("{}:{n}", identifier_type_name(t)))
         })

@@ -285,7 +285,7 @@ pub fn valid_request_id(id: &str) -> bool {
 
 /// A deadline that has passed and not yet been escalated.
 pub fn newly_overdue(req: &pb::Request, terms: &pb::RequestTypeTerms, now: OffsetDateTime) -> Option<pb::Escalation> {
-    let state = S::try_from(req.state).ok()?;
+    let state = S::of(req.state)?;
     let passed =
         |due: &Option<pbjson_types::Timestamp>| due.as_ref().and_then(from_timestamp).is_some_and(|d| now >= d);
     let already = |which: &str| req.escalations.iter().any(|e| e.deadline == which);

@@ -7,6 +7,7 @@
 //! steps depend only on consent; nothing here takes, or could take, the
 //! person's cooperation with prosecution as an input.
 
+use crate::convert::ProtoEnum;
 use time::OffsetDateTime;
 
 use crate::convert::timestamp;
@@ -44,15 +45,15 @@ fn gate(safeguard: &str, met: bool, detail: impl Into<String>) -> pb::GateStatus
 
 fn consent_gate(v: &pb::VictimReferral) -> pb::GateStatus {
     let c = v.consent.clone().unwrap_or_default();
-    match pb::ConsentStatus::try_from(c.status) {
-        Ok(pb::ConsentStatus::Given) => gate("consent", true, format!("given by {}", c.by)),
-        Ok(pb::ConsentStatus::NotPossible) if !c.guardian_decision.trim().is_empty() => {
+    match pb::ConsentStatus::of(c.status) {
+        Some(pb::ConsentStatus::Given) => gate("consent", true, format!("given by {}", c.by)),
+        Some(pb::ConsentStatus::NotPossible) if !c.guardian_decision.trim().is_empty() => {
             gate("consent", true, format!("not possible; guardian's decision recorded ({})", c.by))
         }
-        Ok(pb::ConsentStatus::NotPossible) => {
+        Some(pb::ConsentStatus::NotPossible) => {
             gate("consent", false, "consent not possible and no guardian's decision recorded")
         }
-        Ok(pb::ConsentStatus::Refused) => gate("consent", false, "the person refused consent"),
+        Some(pb::ConsentStatus::Refused) => gate("consent", false, "the person refused consent"),
         _ => gate("consent", false, "no consent recorded"),
     }
 }
@@ -60,8 +61,7 @@ fn consent_gate(v: &pb::VictimReferral) -> pb::GateStatus {
 fn return_gates(v: &pb::VictimReferral) -> Vec<pb::GateStatus> {
     let mut g = vec![consent_gate(v)];
     if v.child {
-        let bid =
-            v.best_interest_determination.as_ref().and_then(|b| pb::BestInterestOutcome::try_from(b.outcome).ok());
+        let bid = v.best_interest_determination.as_ref().and_then(|b| pb::BestInterestOutcome::of(b.outcome));
         g.push(match bid {
             Some(pb::BestInterestOutcome::Return) => {
                 gate("best_interest_determination", true, "return is in the child's best interest")
@@ -76,15 +76,15 @@ fn return_gates(v: &pb::VictimReferral) -> Vec<pb::GateStatus> {
         Some(r) if r.level != 0 => gate("risk_assessment", true, format!("assessed {}", r.date)),
         _ => gate("risk_assessment", false, "no risk assessment recorded"),
     });
-    let nr = v.non_refoulement_check.as_ref().and_then(|n| pb::NonRefoulementOutcome::try_from(n.outcome).ok());
+    let nr = v.non_refoulement_check.as_ref().and_then(|n| pb::NonRefoulementOutcome::of(n.outcome));
     g.push(match nr {
         Some(pb::NonRefoulementOutcome::Cleared) => gate("non_refoulement", true, "cleared"),
         Some(pb::NonRefoulementOutcome::RiskFound) => gate("non_refoulement", false, "a risk of refoulement was found"),
         _ => gate("non_refoulement", false, "no non-refoulement check recorded"),
     });
-    g.push(match pb::Voluntariness::try_from(v.return_voluntariness) {
-        Ok(pb::Voluntariness::Voluntary) => gate("voluntariness", true, "return is voluntary"),
-        Ok(pb::Voluntariness::NotVoluntary) => gate("voluntariness", false, "the person does not agree to return"),
+    g.push(match pb::Voluntariness::of(v.return_voluntariness) {
+        Some(pb::Voluntariness::Voluntary) => gate("voluntariness", true, "return is voluntary"),
+        Some(pb::Voluntariness::NotVoluntary) => gate("voluntariness", false, "the person does not agree to return"),
         _ => gate("voluntariness", false, "voluntariness of return not recorded"),
     });
     g

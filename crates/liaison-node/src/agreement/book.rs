@@ -8,6 +8,7 @@
 //! over those exact bytes, and a different body for the same id and version
 //! is refused.
 
+use crate::convert::ProtoEnum;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -157,10 +158,7 @@ pub fn get(node: &Node, id: &str, version: u32) -> Result<pb::AgreementRecord, B
 
 /// Every agreement with its state now, for the policy engine.
 pub fn for_policy(node: &Node) -> Result<Vec<(pb::Agreement, pb::AgreementState)>, BookError> {
-    Ok(list(node, true)?
-        .into_iter()
-        .filter_map(|r| Some((r.agreement?, pb::AgreementState::try_from(r.state).ok()?)))
-        .collect())
+    Ok(list(node, true)?.into_iter().filter_map(|r| Some((r.agreement?, pb::AgreementState::of(r.state)?))).collect())
 }
 
 /// Stores a new draft (first version or amendment) from its TOML form.
@@ -406,10 +404,10 @@ pub async fn notice(
 }
 
 fn action_word(a: i32) -> &'static str {
-    match pb::NoticeAction::try_from(a) {
-        Ok(pb::NoticeAction::Suspend) => "agreement.suspend",
-        Ok(pb::NoticeAction::Resume) => "agreement.resume",
-        Ok(pb::NoticeAction::Revoke) => "agreement.revoke",
+    match pb::NoticeAction::of(a) {
+        Some(pb::NoticeAction::Suspend) => "agreement.suspend",
+        Some(pb::NoticeAction::Resume) => "agreement.resume",
+        Some(pb::NoticeAction::Revoke) => "agreement.revoke",
         _ => "agreement.notice",
     }
 }
@@ -463,8 +461,7 @@ pub async fn receive_notice(node: &Node, caller: &str, env: pb::Envelope) -> Res
     if !doc.parties.iter().any(|p| p == caller) {
         return Err(BookError::NotAParty(caller.to_string()));
     }
-    pb::NoticeAction::try_from(n.action)
-        .ok()
+    pb::NoticeAction::of(n.action)
         .filter(|a| *a != pb::NoticeAction::Unspecified)
         .ok_or_else(|| BookError::Refused("unknown notice action".into()))?;
     store_notice(node, &format!("peer:{caller}"), &doc, version, env, &n, &[]).await?;

@@ -1,6 +1,7 @@
 //! AgreementService, PolicyService and AuditService handlers.
 
 use crate::api::status::{InTx, OrStatus};
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -136,11 +137,8 @@ impl PolicyApi {
     }
 }
 
-fn required_enum<E: TryFrom<i32> + PartialEq + Default>(field: &str, v: i32) -> Result<E, Status> {
-    match E::try_from(v) {
-        Ok(e) if e != E::default() => Ok(e),
-        _ => Err(invalid(field, "required: a known, non-unspecified value")),
-    }
+fn required_enum<E: ProtoEnum>(field: &str, v: i32) -> Result<E, Status> {
+    E::known(field, v).map_err(|_| invalid(field, "required: a known, non-unspecified value"))
 }
 
 #[tonic::async_trait]
@@ -154,9 +152,9 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
         if !crate::config::valid_node_id(&r.peer) {
             return Err(invalid("peer", "a node id"));
         }
-        let direction = match pb::Direction::try_from(r.direction) {
-            Ok(pb::Direction::Outgoing) => Direction::Outgoing,
-            Ok(pb::Direction::Incoming) => Direction::Incoming,
+        let direction = match pb::Direction::of(r.direction) {
+            Some(pb::Direction::Outgoing) => Direction::Outgoing,
+            Some(pb::Direction::Incoming) => Direction::Incoming,
             _ => return Err(invalid("direction", "outgoing or incoming")),
         };
         let at = match &r.time {

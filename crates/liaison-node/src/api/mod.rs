@@ -14,6 +14,7 @@ pub mod status;
 pub use changes::read_changes;
 
 use crate::api::status::OrStatus;
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 
 use tonic::service::Interceptor;
@@ -65,7 +66,7 @@ impl Interceptor for Auth {
         };
         self.node.gate.token(&user.name).map_err(limited)?;
         tracing::Span::current().record("user", user.name.as_str());
-        let role = UserRole::try_from(user.role).unwrap_or(UserRole::Unspecified);
+        let role = UserRole::of(user.role).unwrap_or(UserRole::Unspecified);
         req.extensions_mut().insert(Caller { name: user.name, role });
         Ok(req)
     }

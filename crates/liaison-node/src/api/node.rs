@@ -1,6 +1,7 @@
 //! NodeService, PeerService and UserService handlers.
 
 use crate::api::status::{InTx, OrStatus};
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -128,7 +129,7 @@ impl pb::user_service_server::UserService for UserApi {
         if !valid_user_name(&r.name) {
             return Err(invalid("name", "must be 1-64 characters of letters, digits, '.', '_', '-', '@'"));
         }
-        let role = UserRole::try_from(r.role).ok().filter(|r| *r != UserRole::Unspecified);
+        let role = UserRole::of(r.role).filter(|r| *r != UserRole::Unspecified);
         let Some(role) = role else {
             return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
         };
@@ -176,7 +177,7 @@ impl pb::user_service_server::UserService for UserApi {
                 let role = stored
                     .user
                     .as_ref()
-                    .map_or(UserRole::Unspecified, |u| UserRole::try_from(u.role).unwrap_or(UserRole::Unspecified));
+                    .map_or(UserRole::Unspecified, |u| UserRole::of(u.role).unwrap_or(UserRole::Unspecified));
                 tx.audit(
                     Event::new(actor(&caller), "user.delete").reason(format!("{name} with role {}", role_word(role))),
                 );

@@ -107,10 +107,10 @@ impl pb::record_service_server::RecordService for RecordApi {
     ) -> Result<Response<pb::ListRecordsResponse>, Status> {
         require(&req, RECORD_READERS)?;
         let r = req.into_inner();
-        let kind = match pb::RecordKind::try_from(r.kind) {
-            Ok(pb::RecordKind::Unspecified) => None,
-            Ok(k) => Some(k),
-            Err(_) => return Err(invalid("kind", "unknown record kind")),
+        let kind = match pb::RecordKind::of(r.kind) {
+            Some(pb::RecordKind::Unspecified) => None,
+            Some(k) => Some(k),
+            None => return Err(invalid("kind", "unknown record kind")),
         };
         if !r.country.is_empty() && !record::is_country(&r.country) {
             return Err(invalid("country", "not an ISO 3166-1 alpha-2 code"));

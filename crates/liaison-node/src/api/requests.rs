@@ -1,6 +1,7 @@
 //! RequestService and VictimCaseService handlers.
 
 use crate::api::status::OrStatus;
+use crate::convert::ProtoEnum;
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
@@ -42,7 +43,7 @@ impl pb::request_service_server::RequestService for RequestApi {
     ) -> Result<Response<pb::ListRequestsResponse>, Status> {
         require(&req, &[UserRole::Officer, UserRole::Auditor, UserRole::Integrator])?;
         let r = req.get_ref();
-        let b = pb::RequestBox::try_from(r.r#box).map_err(|_| invalid("box", "inbox or outbox"))?;
+        let b = pb::RequestBox::of(r.r#box).ok_or_else(|| invalid("box", "inbox or outbox"))?;
         Ok(Response::new(pb::ListRequestsResponse { requests: desk::list(&self.node, b, r.overdue_only)? }))
     }
 
@@ -93,8 +94,7 @@ impl pb::victim_case_service_server::VictimCaseService for CaseApi {
     ) -> Result<Response<pb::AdvanceCaseResponse>, Status> {
         let c = require(&req, &[UserRole::Officer])?;
         let r = req.get_ref();
-        let to = pb::CaseStage::try_from(r.to)
-            .ok()
+        let to = pb::CaseStage::of(r.to)
             .filter(|s| *s != pb::CaseStage::Unspecified)
             .ok_or_else(|| invalid("to", "a case stage"))?;
         let case = cases::advance(&self.node, &actor(&c), &r.id, to, &r.note).await?;

@@ -265,7 +265,7 @@ pub fn onward_facts(
 ) -> Result<OnwardFacts, ExchangeError> {
     let consent = consent::held(node, key, peer, purpose)?.is_some();
     Ok(OnwardFacts {
-        rule: pb::OnwardSharing::try_from(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
+        rule: pb::OnwardSharing::of(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
         originator: rec.originator.clone(),
         originator_consent: consent,
     })

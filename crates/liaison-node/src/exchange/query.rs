@@ -1,6 +1,7 @@
 //! Scoped queries: the responder decides per record; the requester asks
 //! one or every peer in parallel, each under its own deadline.
 
+use crate::convert::ProtoEnum;
 use std::time::{Duration, Instant};
 
 use super::{decide, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE};
@@ -207,7 +208,7 @@ pub async fn run(node: &Node, actor: &str, req: &pb::QueryRequest) -> Result<Vec
             format!(
                 "{}:{}",
                 r.peer,
-                pb::PeerOutcome::try_from(r.outcome)
+                pb::PeerOutcome::of(r.outcome)
                     .map(|o| o.as_str_name().trim_start_matches("PEER_OUTCOME_").to_lowercase())
                     .unwrap_or_default()
             )

@@ -304,8 +304,7 @@ pub async fn regional_contacts(
                         caller: caller.into(),
                         caller_is_member: true,
                         handling: rec.handling(),
-                        onward: pb::OnwardSharing::try_from(prov.onward_sharing)
-                            .unwrap_or(pb::OnwardSharing::Forbidden),
+                        onward: pb::OnwardSharing::of(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
                         originator: rec.originator.clone(),
                         redacted: rec.redacted_fields.clone(),
                         at: now,

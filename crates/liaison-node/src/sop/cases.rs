@@ -75,7 +75,7 @@ fn check_agreement(node: &Node, peer: &str, to: C) -> Result<(), CaseError> {
 async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action: &str) -> Result<(), CaseError> {
     let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
     let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
-    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
+    let to = case.history.last().and_then(|e| C::of(e.to)).unwrap_or(C::Referral);
     let (request_type, purpose) = policy::case_step_terms(to);
     let terms =
         outbox::StepTerms { agreement_id: String::new(), request_type: request_type.into(), purpose: purpose as i32 };
@@ -199,7 +199,7 @@ pub async fn receive(
         return refuse_update(node, caller, delivery_id, &case, why.into()).await;
     }
     // The step needs an agreement that allows it now, here as on the sender.
-    let to = case.history.last().and_then(|e| C::try_from(e.to).ok()).unwrap_or(C::Referral);
+    let to = case.history.last().and_then(|e| C::of(e.to)).unwrap_or(C::Referral);
     match check_agreement(node, caller, to) {
         Ok(()) => {}
         Err(CaseError::Denied(d)) => {

@@ -182,8 +182,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
 
 /// Acknowledge, answer, decline (receiving node) or withdraw (sending node).
 pub async fn transition(node: &Node, actor: &str, r: &pb::TransitionRequestRequest) -> Result<pb::Request, DeskError> {
-    let step = T::try_from(r.transition)
-        .ok()
+    let step = T::of(r.transition)
         .filter(|t| !matches!(t, T::Unspecified | T::Submit))
         .ok_or_else(|| invalid("transition", "acknowledge, answer, decline or withdraw"))?;
     let attached: Vec<String> = r.attach_record_ids.iter().map(|id| records::resolve_key(node.id(), id)).collect();
@@ -449,7 +448,7 @@ pub async fn check_deadlines(node: &Node) -> Result<usize, DeskError> {
     let mut escalated = Vec::new();
     let mut open_overdue = 0u32;
     for req in all(node.db.store())? {
-        let open = matches!(S::try_from(req.state), Ok(S::Submitted | S::Acknowledged));
+        let open = matches!(S::of(req.state), Some(S::Submitted | S::Acknowledged));
         if open && req.overdue {
             open_overdue += 1;
         }
@@ -506,7 +505,7 @@ pub fn list(node: &Node, box_: pb::RequestBox, overdue_only: bool) -> Result<Vec
                 pb::RequestBox::Unspecified => true,
             }
         })
-        .filter(|r| !overdue_only || (r.overdue && matches!(S::try_from(r.state), Ok(S::Submitted | S::Acknowledged))))
+        .filter(|r| !overdue_only || (r.overdue && matches!(S::of(r.state), Some(S::Submitted | S::Acknowledged))))
         .collect())
 }
 
