@@ -1,7 +1,8 @@
 //! The outbox's protocol decisions, without IO: what an item becomes after
 //! an attempt, which item of a peer's queue goes next, and who holds a copy
-//! of a record. The node's `exchange::outbox` stores items and makes the
-//! calls; `liaison-sim` drives these same functions over a lossy network.
+//! of a record. The store's `outbox` layout keeps items, the node's
+//! `delivery` makes the calls; `liaison-sim` drives these same functions
+//! over a lossy network.
 
 use prost::Message;
 use time::OffsetDateTime;

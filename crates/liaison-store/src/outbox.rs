@@ -1,7 +1,7 @@
 //! The outbox as stored: items (`Tree::Outbox`), the index of pending items
 //! and the index of who holds a copy of each record (both in `Tree::Meta`),
 //! always written together in one transaction. What an item does next is
-//! the core's `outbox` module; the node's `exchange::outbox` makes the calls.
+//! the core's `outbox` module; the node's `delivery` makes the calls.
 
 use std::ops::Bound;
 

@@ -1,11 +1,14 @@
-//! The durable outbox: shares and withdrawals wait here until the peer
-//! answers, retried with back-off while it is unreachable. Delivery ids make
-//! retries idempotent at the receiver; its signed receipt is kept as evidence.
+//! The durable outbox, as the exchange uses it: sharing a record (decided
+//! now, queued for delivery), what a share would send at each attempt
+//! (`prepare`, decided again), the items and receipts kept. Items wait in
+//! the store (`store::outbox`) until `delivery` gets the peer's answer,
+//! retried with back-off; delivery ids make retries idempotent at the
+//! receiver, whose signed receipt is kept as evidence.
 
 use std::time::Duration;
 
 use super::{decide, exchange_for, onward_facts, seal_shared, ExchangeError};
-use crate::envelope::{self};
+use crate::envelope;
 use crate::node::Node;
 use crate::pb;
 use crate::policy::{Decision, Direction};
