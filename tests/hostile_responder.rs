@@ -58,10 +58,18 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let mut th = TestNode::init(root.path(), "th-atpd", "TH");
     let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-police", "VN");
     th.start();
     kh.start();
-    pin_all(&[&th, &kh]);
+    vn.start();
+    pin_all(&[&th, &kh, &vn]);
     activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, NO_CHANNELS), "th-kh");
+    activate(&[&th, &vn], &bilateral("th-vn", "th-atpd", "vn-police", 365, NO_CHANNELS), "th-vn");
+    // TH holds a record of VN's, which only VN may withdraw.
+    create(&vn, contact_point("cp-vn", "VN duty desk")).await;
+    let mut ex = pb::exchange_service_client::ExchangeServiceClient::new(th.authed().await);
+    let r = ex.sync_now(pb::SyncNowRequest { peer: "vn-police".into() }).await.unwrap().into_inner();
+    assert_eq!(r.peers[0].received, 1, "{:?}", r.peers);
     kh.kill();
 
     let kh_id = Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
@@ -75,7 +83,6 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     let server = serve_fake(&kh, &th, Arc::clone(&answers)).await;
 
     // Sync: only the copy without channels is kept.
-    let mut ex = pb::exchange_service_client::ExchangeServiceClient::new(th.authed().await);
     let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
     assert_eq!(r.peers[0].received, 1, "{:?}", r.peers);
     let mut rc = th.records().await;
@@ -110,6 +117,22 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
     assert!(r.peers[0].error.contains("cursor"), "{:?}", r.peers);
     assert!(answers.lock().unwrap().sync_calls <= 2, "asked {} times", answers.lock().unwrap().sync_calls);
+
+    // A page may withdraw only the answering peer's own records: KH's own
+    // goes, VN's (and TH's own) stay whatever KH claims.
+    {
+        let mut a = answers.lock().unwrap();
+        a.sync = pb::SyncRecordsResponse {
+            records: vec![],
+            withdrawn: vec!["vn-police/cp-vn".into(), "kh-antht/cp-good".into(), "th-atpd/cp-none".into()],
+            cursor: 8,
+            more: false,
+        };
+    }
+    let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
+    assert_eq!(r.peers[0].purged, 1, "{:?}", r.peers);
+    assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-good".into() }).await.is_err());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "vn-police/cp-vn".into() }).await.is_ok());
 
     // After revocation TH neither asks nor takes anything.
     th.cli_ok(&["agreement", "revoke", "th-kh", "--reason", "ended"]);

@@ -71,7 +71,7 @@ async fn update(node: &Node, s: Stored) -> Result<(), StoreError> {
             crate::store::outbox::put(st, tx, &s)?;
             let delivered = i.state == pb::OutboxState::Delivered as i32;
             if delivered && i.action == pb::OutboxAction::Share as i32 && i.record_key.starts_with(&own) {
-                exchange::mark_released(tx, &i.record_key, &i.peer);
+                crate::store::released::mark(tx, &i.record_key, &i.peer);
             }
             match pb::OutboxState::of(i.state) {
                 Some(pb::OutboxState::Delivered) => tx.audit(
@@ -321,19 +321,26 @@ fn pending_by_peer(node: &Node) -> Result<Vec<Vec<Stored>>, StoreError> {
 /// example) a new version of a record arrives before the step that relies
 /// on it. Which item goes next is the core's [`next_due`]; the round ends
 /// when nothing is due or an attempt could not be settled.
-async fn deliver_in_order(node: &Node, mut queue: Vec<Stored>) {
+async fn deliver_in_order(node: &Node, queue: Vec<Stored>) {
+    // The items' states, kept in step with each attempt: one pass over the
+    // queue, never rebuilt (a peer back after a long outage may have
+    // thousands waiting). Items before `from` are settled or skipped.
+    let mut items: Vec<pb::OutboxItem> = queue.iter().map(item_of).collect();
+    let mut from = 0;
     loop {
-        let items: Vec<pb::OutboxItem> = queue.iter().map(item_of).collect();
-        let Some(s) = next_due(&items, node.now()).and_then(|n| queue.get_mut(n)) else { return };
-        let id = item_of(s).delivery_id;
+        let Some(n) = items.get(from..).and_then(|rest| next_due(rest, node.now())).map(|k| from + k) else {
+            return;
+        };
+        let (Some(s), Some(slot)) = (queue.get(n), items.get_mut(n)) else { return };
         match attempt(node, s.clone()).await {
-            Ok(Some(after)) => s.item = Some(after),
+            Ok(Some(after)) => *slot = after,
             Ok(None) => return,
             Err(e) => {
-                tracing::error!(delivery = %id, error = %e, "outbox update failed");
+                tracing::error!(delivery = %slot.delivery_id, error = %e, "outbox update failed");
                 return;
             }
         }
+        from = n;
     }
 }
 

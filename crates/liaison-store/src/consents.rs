@@ -3,8 +3,6 @@
 //! originator gave us as holder (`consent/<record key>\0<third>\0<purpose>`
 //! → the originator's signed consent).
 
-use std::ops::Bound;
-
 use prost::Message;
 
 use crate::pb;
@@ -38,9 +36,10 @@ pub fn put_request(tx: &mut Tx, r: &pb::ConsentRequest) {
 
 /// Every request kept, in id order; entries that do not decode are left out.
 pub fn requests(st: &dyn Store) -> Result<Vec<pb::ConsentRequest>, StoreError> {
-    let start = Bound::Included(REQUEST_PREFIX.as_bytes().to_vec());
-    let end = crate::prefix_end(REQUEST_PREFIX.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    Ok(st.range(Tree::Meta, start, end, usize::MAX)?.into_iter().filter_map(|(_, v)| decode_request(&v).ok()).collect())
+    Ok(crate::scan_prefix(st, Tree::Meta, REQUEST_PREFIX.as_bytes(), None, usize::MAX)?
+        .into_iter()
+        .filter_map(|(_, v)| decode_request(&v).ok())
+        .collect())
 }
 
 /// The originator's signed consent to share `record_key` with `third` for `purpose`, if held.

@@ -11,10 +11,7 @@ fn key(peer: &str, kind: pb::RecordKind) -> Vec<u8> {
 
 /// Where the next pull of `kind` from `peer` starts (0 at first).
 pub fn get(st: &dyn Store, peer: &str, kind: pb::RecordKind) -> Result<u64, StoreError> {
-    Ok(st
-        .get(Tree::Meta, &key(peer, kind))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
+    crate::meta_u64(st, &key(peer, kind))
 }
 
 /// Saves the cursor, in `tx`.

@@ -7,8 +7,6 @@
 //! - `reqmeta/<request id>` and `reqmeta-count/<member>`: request metadata
 //!   members report to the hub, and how many each has on record.
 
-use std::ops::Bound;
-
 use prost::Message;
 
 use crate::pb;
@@ -17,16 +15,6 @@ use crate::{Store, StoreError, Tree, Tx};
 const DIRECTORY: &[u8] = b"hub/directory";
 const JOINED: &str = "hub/joined/";
 const METADATA: &str = "reqmeta/";
-
-fn u64_at(st: &dyn Store, key: &[u8]) -> Result<Option<u64>, StoreError> {
-    Ok(st.get(Tree::Meta, key)?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_be_bytes))
-}
-
-fn prefixed(st: &dyn Store, prefix: &str, limit: usize) -> Result<Vec<crate::Entry>, StoreError> {
-    let start = Bound::Included(prefix.as_bytes().to_vec());
-    let end = crate::prefix_end(prefix.as_bytes()).map_or(Bound::Unbounded, Bound::Excluded);
-    st.range(Tree::Meta, start, end, limit)
-}
 
 /// The member directory this hub signed last, if any.
 pub fn directory(st: &dyn Store) -> Result<Option<pb::Envelope>, StoreError> {
@@ -40,7 +28,7 @@ pub fn put_directory(tx: &mut Tx, signed: &pb::Envelope) {
 
 /// The hubs this member joined.
 pub fn joined(st: &dyn Store) -> Result<Vec<String>, StoreError> {
-    Ok(prefixed(st, JOINED, usize::MAX)?
+    Ok(crate::scan_prefix(st, Tree::Meta, JOINED.as_bytes(), None, usize::MAX)?
         .into_iter()
         .map(|(k, _)| String::from_utf8_lossy(k.get(JOINED.len()..).unwrap_or_default()).into_owned())
         .collect())
@@ -48,7 +36,7 @@ pub fn joined(st: &dyn Store) -> Result<Vec<String>, StoreError> {
 
 /// The directory version last applied from `hub` (0 if none, or not joined).
 pub fn applied_version(st: &dyn Store, hub: &str) -> Result<u64, StoreError> {
-    Ok(u64_at(st, format!("{JOINED}{hub}").as_bytes())?.unwrap_or(0))
+    crate::meta_u64(st, format!("{JOINED}{hub}").as_bytes())
 }
 
 /// Records, in `tx`, that `hub`'s directory `version` was applied (joining it if new).
@@ -138,7 +126,7 @@ pub fn delete_metadata(tx: &mut Tx, request_id: &str) {
 /// At most `limit` metadata entries, by request id; entries that do not
 /// decode come back as `None` with their id (the sweep ends them too).
 pub fn all_metadata(st: &dyn Store, limit: usize) -> Result<Vec<(String, Option<pb::RequestMetadata>)>, StoreError> {
-    Ok(prefixed(st, METADATA, limit)?
+    Ok(crate::scan_prefix(st, Tree::Meta, METADATA.as_bytes(), None, limit)?
         .into_iter()
         .map(|(k, v)| {
             let id = String::from_utf8_lossy(k.get(METADATA.len()..).unwrap_or_default()).into_owned();
@@ -149,7 +137,7 @@ pub fn all_metadata(st: &dyn Store, limit: usize) -> Result<Vec<(String, Option<
 
 /// Requests on record for `member`.
 pub fn metadata_count(st: &dyn Store, member: &str) -> Result<u64, StoreError> {
-    Ok(u64_at(st, &metadata_count_key(member))?.unwrap_or(0))
+    crate::meta_u64(st, &metadata_count_key(member))
 }
 
 /// Sets `member`'s count, in `tx`.

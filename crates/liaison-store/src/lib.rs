@@ -169,6 +169,12 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Keys that start with `prefix`, in order, after `after` (exclusive) if given.
+/// A counter kept as 8 big-endian bytes in the meta tree (0 when absent
+/// or malformed): cursors, quotas and the hub's per-member counts.
+pub(crate) fn meta_u64(store: &dyn Store, key: &[u8]) -> Result<u64, StoreError> {
+    Ok(store.get(Tree::Meta, key)?.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok()).map_or(0, u64::from_be_bytes))
+}
+
 pub fn scan_prefix(
     store: &dyn Store,
     tree: Tree,

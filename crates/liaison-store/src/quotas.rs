@@ -62,10 +62,7 @@ fn key(kind: Kind, peer: &str) -> Vec<u8> {
 }
 
 pub fn count(st: &dyn Store, kind: Kind, peer: &str) -> Result<u64, StoreError> {
-    Ok(st
-        .get(Tree::Meta, &key(kind, peer))?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes))
+    crate::meta_u64(st, &key(kind, peer))
 }
 
 /// The count after `n` more entries, or the refusal (pure).

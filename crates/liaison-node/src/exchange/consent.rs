@@ -73,7 +73,7 @@ pub async fn receive_request(
     }
     let own = format!("{}/", node.id());
     let st = node.db.store();
-    let holder = req.record_key.starts_with(&own) && super::was_released(st, &req.record_key, caller)?;
+    let holder = req.record_key.starts_with(&own) && crate::store::released::contains(st, &req.record_key, caller)?;
     if !holder || records::get(st, &req.record_key)?.is_none() {
         let key: String = req.record_key.chars().take(120).collect();
         node.refuse(
@@ -155,7 +155,7 @@ pub async fn grant(node: &Node, actor: &str, consent_id: &str) -> Result<pb::Con
         .write(|_, tx| {
             consents::put_request(tx, &r);
             // The third party may now hold the record, so it may ask about it too.
-            super::mark_released(tx, &r.record_key, &r.third_party);
+            crate::store::released::mark(tx, &r.record_key, &r.third_party);
             tx.audit(
                 Event::new(actor, "consent.grant")
                     .record(&r.record_key)

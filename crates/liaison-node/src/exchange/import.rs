@@ -139,7 +139,7 @@ pub async fn received(node: &Node, actor: &str, lines: Vec<pb::ExportedRecord>) 
             holder: c.holder.clone(),
             originator: c.rec.originator.clone(),
             withdrawn: c.rec.withdrawn,
-            withdrawal_known: receive::withdrawal_known(node.db.store(), &c.key)?,
+            withdrawal_known: crate::store::withdrawals::known(node.db.store(), &c.key)?,
             agreement_id: prov.agreement_id.clone(),
             agreement_version: prov.agreement_version,
             receive_time: prov.receive_time.as_ref().and_then(from_timestamp),

@@ -271,16 +271,6 @@ pub fn onward_facts(
     })
 }
 
-/// Remembers, in the same write, that `peer` was given `key` (`store::released`).
-pub fn mark_released(tx: &mut store::Tx, key: &str, peer: &str) {
-    store::released::mark(tx, key, peer);
-}
-
-/// Whether `peer` was ever given `key` by this node.
-pub fn was_released(st: &dyn store::Store, key: &str, peer: &str) -> Result<bool, StoreError> {
-    store::released::contains(st, key, peer)
-}
-
 /// The peers this node has pinned.
 pub fn peer_ids(node: &Node) -> Result<Vec<String>, ExchangeError> {
     Ok(store::peers::all(node.db.store())?.into_iter().filter_map(|p| p.card.map(|c| c.node_id)).collect())

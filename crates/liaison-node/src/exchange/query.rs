@@ -82,7 +82,7 @@ pub async fn answer(
                 tx.audit(ev);
             }
             for (_, _, _, key) in &hits {
-                super::mark_released(tx, key, caller);
+                crate::store::released::mark(tx, key, caller);
             }
             Ok::<_, crate::store::StoreError>(())
         })

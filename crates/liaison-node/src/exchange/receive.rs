@@ -30,11 +30,6 @@ fn keep_receipt(
     super::quota::take(st, tx, super::quota::Kind::Receipt, sender, 1)
 }
 
-/// True if the originator told this node that `key` is withdrawn.
-pub fn withdrawal_known(st: &dyn Store, key: &str) -> Result<bool, StoreError> {
-    store::withdrawals::known(st, key)
-}
-
 /// The originator withdrew `key`: remember it and purge the record if held.
 pub fn purge_withdrawn(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> Result<bool, StoreError> {
     store::withdrawals::mark(tx, key);
@@ -69,7 +64,7 @@ pub fn store_received(
     let key = records::key(&rec.originator, &rec.id);
     let old = records::get(st, &key)?;
     let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
-    let kept = liaison_core::receive::keep(old_rec.as_ref().map(Held::of), withdrawal_known(st, &key)?, rec);
+    let kept = liaison_core::receive::keep(old_rec.as_ref().map(Held::of), store::withdrawals::known(st, &key)?, rec);
     match kept {
         Kept::Stored => {}
         Kept::Unchanged => return Ok(kept),

@@ -70,7 +70,7 @@ pub async fn answer(
         node.db
             .write(|_, tx| {
                 for (k, _) in &released {
-                    super::mark_released(tx, k, caller);
+                    crate::store::released::mark(tx, k, caller);
                 }
                 Ok::<_, StoreError>(())
             })
