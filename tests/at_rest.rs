@@ -109,7 +109,11 @@ fn start_refused(n: &TestNode) -> String {
 }
 
 async fn get(n: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Status> {
-    n.records().await.get_record(pb::GetRecordRequest { id: id.into() }).await.map(|r| r.into_inner())
+    n.records()
+        .await
+        .get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() })
+        .await
+        .map(|r| r.into_inner())
 }
 
 fn full_name(r: &pb::GetRecordResponse) -> String {

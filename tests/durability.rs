@@ -108,7 +108,12 @@ async fn a_storm_of_one_millisecond_calls_leaves_the_chain_and_the_feed_whole() 
 
 async fn held_version(node: &TestNode, key: &str) -> Option<u64> {
     let mut c = node.records().await;
-    c.get_record(pb::GetRecordRequest { id: key.into() }).await.ok()?.into_inner().record.map(|r| r.version)
+    c.get_record(pb::GetRecordRequest { id: key.into(), ..Default::default() })
+        .await
+        .ok()?
+        .into_inner()
+        .record
+        .map(|r| r.version)
 }
 
 /// TH and KH under the MOU, TH reaching KH only through a link the test can
@@ -203,7 +208,13 @@ async fn a_crash_right_after_a_withdrawal_still_purges_it_at_the_partner() {
     let _ = records.withdraw_record(pb::WithdrawRecordRequest { id: "cp-crash-w".into(), expected_version: 1 }).await;
     th.restart_after_crash();
 
-    let held = th.records().await.get_record(pb::GetRecordRequest { id: key.clone() }).await.unwrap().into_inner();
+    let held = th
+        .records()
+        .await
+        .get_record(pb::GetRecordRequest { id: key.clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(held.record.unwrap().withdrawn, "the withdrawal was acknowledged by the store before the crash");
     eventually(30, "KH to purge the withdrawn record", || async { held_version(&kh, &key).await.is_none() }).await;
 }

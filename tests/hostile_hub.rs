@@ -471,7 +471,11 @@ fn export(node: &TestNode) -> (std::path::PathBuf, Vec<serde_json::Value>) {
 }
 
 async fn get(node: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Status> {
-    node.records().await.get_record(pb::GetRecordRequest { id: id.into() }).await.map(|r| r.into_inner())
+    node.records()
+        .await
+        .get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() })
+        .await
+        .map(|r| r.into_inner())
 }
 
 fn held(node: &TestNode, id: &str) -> bool {

@@ -78,7 +78,10 @@ async fn push(h: &mut Hostile, rec: &pb::Record, purpose: pb::Purpose) -> Result
 
 async fn held(node: &TestNode, key: &str) -> Option<pb::Record> {
     let mut c = node.records().await;
-    c.get_record(pb::GetRecordRequest { id: key.into() }).await.ok().and_then(|r| r.into_inner().record)
+    c.get_record(pb::GetRecordRequest { id: key.into(), ..Default::default() })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().record)
 }
 
 fn state(node: &TestNode, id: &str, version: u32) -> String {

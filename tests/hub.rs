@@ -230,13 +230,17 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
 
     wait_for(60, "the relayed record at KH", || {
         futures::executor::block_on(async {
-            kh.records().await.get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() }).await.is_ok()
+            kh.records()
+                .await
+                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
+                .await
+                .is_ok()
         })
     });
     let got = kh
         .records()
         .await
-        .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() })
+        .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -257,7 +261,7 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         futures::executor::block_on(async {
             kh.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into() })
+                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
                 .await
                 .err()
                 .map(|e| e.code())

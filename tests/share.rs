@@ -9,7 +9,11 @@ use liaison::record::examples;
 use tonic::Code;
 
 async fn get(n: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Status> {
-    n.records().await.get_record(pb::GetRecordRequest { id: id.into() }).await.map(|r| r.into_inner())
+    n.records()
+        .await
+        .get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() })
+        .await
+        .map(|r| r.into_inner())
 }
 
 fn outbox_state(n: &TestNode) -> Vec<String> {

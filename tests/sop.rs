@@ -137,7 +137,11 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
     // The attached record travelled as a share.
     wait_for(30, "the attached record at TH", || {
         futures::executor::block_on(async {
-            th.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/en-kh-answer".into() }).await.is_ok()
+            th.records()
+                .await
+                .get_record(pb::GetRecordRequest { id: "kh-antht/en-kh-answer".into(), ..Default::default() })
+                .await
+                .is_ok()
         })
     });
     // Invalid steps are refused with a clear error.
@@ -230,7 +234,11 @@ async fn a_childs_return_waits_for_every_safeguard() {
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
     wait_for(30, "the referral at VN", || {
         futures::executor::block_on(async {
-            vn.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into() }).await.is_ok()
+            vn.records()
+                .await
+                .get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into(), ..Default::default() })
+                .await
+                .is_ok()
         })
     });
     let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
@@ -331,7 +339,11 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
     wait_for(30, "the referral at VN", || {
         futures::executor::block_on(async {
-            vn.records().await.get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into() }).await.is_ok()
+            vn.records()
+                .await
+                .get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into(), ..Default::default() })
+                .await
+                .is_ok()
         })
     });
     let case = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"])["case"]["id"].as_str().unwrap().to_string();

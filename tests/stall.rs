@@ -130,7 +130,11 @@ async fn a_peer_that_never_answers_a_sync_does_not_hold_up_the_others() {
     create(&la, contact_point("cp-la", "LA duty desk")).await;
     wait_for(25, "LA's contact point at TH", || {
         futures::executor::block_on(async {
-            th.records().await.get_record(liaison::pb::GetRecordRequest { id: "la-dcta/cp-la".into() }).await.is_ok()
+            th.records()
+                .await
+                .get_record(liaison::pb::GetRecordRequest { id: "la-dcta/cp-la".into(), ..Default::default() })
+                .await
+                .is_ok()
         })
     });
     assert!(answers.lock().unwrap().holding, "LA's sync waited for KH's");

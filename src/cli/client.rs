@@ -84,6 +84,19 @@ fn parse_record(path: &Path) -> Result<pb::Record, CliError> {
 }
 
 /// Reads a card file: the exported JSON (`{"envelope": ..}`) or a bare envelope.
+/// The console's address as people open it, from the node directory when
+/// known (the running node's bound address first).
+fn console_base(g: &Global) -> String {
+    let Some(dir) = &g.dir else { return String::new() };
+    let layout = crate::config::Layout::new(dir);
+    let Ok(cfg) = crate::config::NodeConfig::load(&layout) else { return String::new() };
+    let bound = std::fs::read_to_string(layout.runtime())
+        .ok()
+        .and_then(|t| toml::from_str::<crate::config::Runtime>(&t).ok())
+        .and_then(|r| r.console);
+    cfg.console.base_url(bound)
+}
+
 pub fn parse_card(path: &Path) -> Result<pb::Envelope, CliError> {
     let text = read_input(path)?;
     let value: serde_json::Value =
@@ -213,6 +226,25 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     c.delete_user(pb::DeleteUserRequest { name: name.clone() }).await?;
                     output::done(g, &format!("user {name} removed; its token no longer works"))?;
                 }
+                UserCmd::Passwd { name } => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .map_err(|e| CliError::Msg(format!("reading the password from standard input: {e}")))?;
+                    let password = line.trim_end_matches(['\r', '\n']).to_string();
+                    c.set_password(pb::SetPasswordRequest { name: name.clone(), password }).await?;
+                    output::done(g, &format!("console password set for {name}"))?;
+                }
+                UserCmd::Link { name } => {
+                    let r = c.issue_sign_in_link(pb::IssueSignInLinkRequest { name: name.clone() }).await?.into_inner();
+                    if g.json {
+                        print_json(&r)?;
+                    } else {
+                        let base = console_base(g);
+                        println!("one-time sign-in link for {name} (shown once, valid 72 hours):");
+                        println!("{base}{}", r.path);
+                    }
+                }
             }
         }
         Command::Record(r) => record(g, ch, r).await?,
@@ -317,7 +349,7 @@ async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> 
             output::record_written(g, "withdrawn", r.record)?;
         }
         RecordCmd::Show { id } => {
-            let r = c.get_record(pb::GetRecordRequest { id }).await?.into_inner();
+            let r = c.get_record(pb::GetRecordRequest { id, ..Default::default() }).await?.into_inner();
             if g.json {
                 print_json(&r)?;
             } else {

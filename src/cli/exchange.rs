@@ -154,7 +154,12 @@ pub(super) async fn check(g: &Global, ch: Authed, a: CheckArgs) -> Result<(), Cl
 }
 
 pub(super) async fn share(g: &Global, ch: Authed, id: String, to: String, p: &str) -> Result<(), CliError> {
-    let req = pb::ShareRecordRequest { record_id: id.clone(), peer: to.clone(), purpose: purpose(p)? as i32 };
+    let req = pb::ShareRecordRequest {
+        record_id: id.clone(),
+        peer: to.clone(),
+        purpose: purpose(p)? as i32,
+        ..Default::default()
+    };
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch).share_record(req).await?.into_inner();
     if g.json {
         return print_json(&r);

@@ -189,6 +189,9 @@ pub struct InitArgs {
     /// Prometheus metrics listen address (off unless given).
     #[arg(long)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Web console listen address (default 127.0.0.1:7702).
+    #[arg(long)]
+    pub console_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub store_key: StoreKeyArgs,
 }
@@ -278,6 +281,15 @@ pub enum UserCmd {
     },
     List,
     Remove {
+        name: String,
+    },
+    /// Set a user's console password, read from standard input (one line).
+    Passwd {
+        name: String,
+    },
+    /// Make a one-time link with which the user sets their own console
+    /// password (valid 72 hours; prints it once).
+    Link {
         name: String,
     },
 }
@@ -470,6 +482,10 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 intervals: Default::default(),
                 limits: Default::default(),
                 storage: Some(a.store_key.storage()),
+                console: crate::config::Console {
+                    listen: a.console_listen.unwrap_or_else(|| crate::config::Console::default().listen),
+                    ..Default::default()
+                },
             };
             let layout = Layout::new(&dir);
             let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -555,6 +571,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     intervals: Default::default(),
                     limits: Default::default(),
                     storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
+                    console: Default::default(),
                 };
                 let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);
@@ -568,7 +585,11 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
     init_tracing(a.log_format.unwrap_or(format));
     let node = crate::node::Node::open(layout, crate::node::default_clock().map_err(CliError::Msg)?)
         .map_err(|e| CliError::Msg(e.to_string()))?;
-    crate::serve::serve(node, crate::serve::shutdown_signal()).await.map_err(|e| CliError::Msg(e.to_string()))
+    let console =
+        liaison_console::sidecar(std::sync::Arc::clone(&node)).await.map_err(|e| CliError::Msg(e.to_string()))?;
+    crate::serve::serve_with(node, console.into_iter().collect(), crate::serve::shutdown_signal())
+        .await
+        .map_err(|e| CliError::Msg(e.to_string()))
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -
                 serde_json::to_string(r)
             } else {
                 let got = client
-                    .get_record(pb::GetRecordRequest { id: format!("{}/{}", r.originator, r.id) })
+                    .get_record(pb::GetRecordRequest { id: format!("{}/{}", r.originator, r.id), ..Default::default() })
                     .await?
                     .into_inner();
                 serde_json::to_string(&pb::ExportedRecord {

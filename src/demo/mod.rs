@@ -71,6 +71,8 @@ pub struct Member {
     pub api: String,
     pub federation: String,
     pub channel: Authed,
+    /// The web console's address, when it serves.
+    pub console: Option<std::net::SocketAddr>,
 }
 
 impl Member {
@@ -158,6 +160,8 @@ fn config(spec: &NodeSpec, listen: u16, api: u16, intervals: Intervals) -> NodeC
         intervals,
         limits: Default::default(),
         storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
+        // Any free port: the demo prints where each console is.
+        console: crate::config::Console { listen: ([127, 0, 0, 1], 0).into(), ..Default::default() },
     }
 }
 
@@ -194,7 +198,14 @@ async fn connect_all(s: &Scenario, root: &Path, wait_secs: u64) -> Result<Vec<Me
             .map_err(|e| DemoError::Setup(format!("{}: {e}", layout.admin_token().display())))?;
         let api = format!("http://{}", rt.api);
         let channel = connect_url(&api, token.trim()).await.map_err(|e| DemoError::Setup(e.to_string()))?;
-        out.push(Member { spec: spec.clone(), dir, api, federation: rt.federation.to_string(), channel });
+        out.push(Member {
+            spec: spec.clone(),
+            dir,
+            api,
+            federation: rt.federation.to_string(),
+            channel,
+            console: rt.console,
+        });
     }
     Ok(out)
 }
@@ -218,7 +229,14 @@ impl InProcess {
                 let shutdown = async move {
                     let _ = rx.wait_for(|v| *v).await;
                 };
-                if let Err(e) = crate::serve::serve(node, shutdown).await {
+                let console = match liaison_console::sidecar(Arc::clone(&node)).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(node = %id, error = %e, "console did not start");
+                        None
+                    }
+                };
+                if let Err(e) = crate::serve::serve_with(node, console.into_iter().collect(), shutdown).await {
                     tracing::error!(node = %id, error = %e, "node stopped");
                 }
             }));
@@ -272,6 +290,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         let fed = Federation { scenario: s, members, clock: None };
         n.banner(&fed.scenario.title, &fed.scenario.intro);
         walk::set_up(&fed, &mut n).await?;
+        console_users(&fed).await?;
         reach(&fed, &root);
         return Ok(());
     }
@@ -300,6 +319,7 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
         walk::walk(&fed, &mut n).await?;
         walk::verify_audit(&fed, &mut n).await?;
         n.summary();
+        console_users(&fed).await?;
         reach(&fed, &root);
         Ok::<_, DemoError>(())
     };
@@ -319,8 +339,45 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     result
 }
 
+/// The demo's console password: for this throwaway federation only.
+pub const DEMO_PASSWORD: &str = "liaison-demo-only";
+
+/// An officer on every node, and console passwords for it and the admin.
+async fn console_users(fed: &Federation) -> Result<(), DemoError> {
+    for m in &fed.members {
+        let mut users = pb::user_service_client::UserServiceClient::new(m.channel.clone());
+        let officer = pb::CreateUserRequest { name: "officer".into(), role: pb::UserRole::Officer as i32 };
+        match users.create_user(officer).await {
+            Ok(_) => {}
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {}
+            Err(s) => return Err(DemoError::Setup(format!("{}: officer user: {}", m.spec.id, s.message()))),
+        }
+        for name in ["admin", "officer"] {
+            let set = pb::SetPasswordRequest { name: name.into(), password: DEMO_PASSWORD.into() };
+            users
+                .set_password(set)
+                .await
+                .map_err(|s| DemoError::Setup(format!("{}: {name} password: {}", m.spec.id, s.message())))?;
+        }
+    }
+    Ok(())
+}
+
 /// How to reach each node.
 fn reach(fed: &Federation, root: &Path) {
+    let mut consoles = comfy_table::Table::new();
+    consoles.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    consoles.set_header(vec!["node", "web console", "sign in as"]);
+    for m in &fed.members {
+        if let Some(addr) = m.console {
+            consoles.add_row(vec![
+                m.spec.id.clone(),
+                format!("http://{addr}/"),
+                format!("officer or admin / {DEMO_PASSWORD}"),
+            ]);
+        }
+    }
+    out!("\nOpen the web consoles in a browser (demo passwords, for this federation only):\n{consoles}");
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
     t.set_header(vec!["node", "role", "country", "local API", "federation (mTLS)"]);

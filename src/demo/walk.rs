@@ -318,7 +318,12 @@ async fn share(
     let m = fed.member(by)?;
     let r = match m
         .exchange()
-        .share_record(pb::ShareRecordRequest { record_id: record.into(), peer: to.into(), purpose: purpose(p) })
+        .share_record(pb::ShareRecordRequest {
+            record_id: record.into(),
+            peer: to.into(),
+            purpose: purpose(p),
+            ..Default::default()
+        })
         .await
     {
         Ok(r) => r.into_inner(),
@@ -384,7 +389,7 @@ async fn relayed_share(
     let dest = fed.member(to)?;
     let key = format!("{by}/{record}");
     let got = until(&format!("{key} at {to}"), WAIT, || async {
-        let r = dest.records().get_record(pb::GetRecordRequest { id: key.clone() }).await.ok()?;
+        let r = dest.records().get_record(pb::GetRecordRequest { id: key.clone(), ..Default::default() }).await.ok()?;
         r.into_inner().record
     })
     .await?;
@@ -501,7 +506,7 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
 async fn record_safeguard(m: &Member, referral: &str, g: &SafeguardSpec) -> Result<(), DemoError> {
     let got = m
         .records()
-        .get_record(pb::GetRecordRequest { id: referral.into() })
+        .get_record(pb::GetRecordRequest { id: referral.into(), ..Default::default() })
         .await
         .map_err(rpc(format!("{}: get {referral}", m.spec.id)))?
         .into_inner()

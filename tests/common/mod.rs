@@ -89,6 +89,9 @@ impl TestNode {
             api.to_string(),
             "--metrics-listen".into(),
             metrics.to_string(),
+            // Any free port: tests run many nodes side by side.
+            "--console-listen".into(),
+            "127.0.0.1:0".into(),
         ];
         if country.len() == 2 {
             args.extend(["--country".into(), country.into()]);

@@ -89,6 +89,113 @@ pub struct NodeConfig {
     /// (its store would be unencrypted); see `store::at_rest`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
+    /// `[console]`: the web console's listener.
+    #[serde(default)]
+    pub console: Console,
+}
+
+/// `[console]` in node.toml (see docs/CONSOLE.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Console {
+    /// false: no console listener.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_console")]
+    pub listen: SocketAddr,
+    /// `off`: plain HTTP (loopback, or behind an operator's TLS proxy);
+    /// `node`: HTTPS with the node's own certificate; `files`: HTTPS with
+    /// `cert` and `key` (PEM, relative to the node directory).
+    #[serde(default)]
+    pub tls: ConsoleTls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<std::path::PathBuf>,
+    /// Mark cookies `Secure` although this listener is plain HTTP (a TLS
+    /// proxy in front). Always on with `tls` other than `off`.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Minutes without a request after which a session ends.
+    #[serde(default = "default_idle")]
+    pub idle_minutes: u64,
+    /// The address people open in their browsers, for sign-in links
+    /// (e.g. `https://liaison.unit.example`); defaults to this listener.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_url: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_console() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7702))
+}
+
+fn default_idle() -> u64 {
+    30
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Console {
+            enabled: true,
+            listen: default_console(),
+            tls: ConsoleTls::Off,
+            cert: None,
+            key: None,
+            secure_cookies: false,
+            idle_minutes: default_idle(),
+            public_url: String::new(),
+        }
+    }
+}
+
+impl Console {
+    fn check(&self, taken: &[SocketAddr]) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.listen.port() != 0 && taken.contains(&self.listen) {
+            return bad("console.listen", "must differ from the federation and API listeners");
+        }
+        if self.tls == ConsoleTls::Files && (self.cert.is_none() || self.key.is_none()) {
+            return bad("console.cert", "tls = \"files\" needs both cert and key");
+        }
+        if !(1..=24 * 60).contains(&self.idle_minutes) {
+            return bad("console.idle_minutes", "1 to 1440 minutes");
+        }
+        let url = &self.public_url;
+        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+            return bad("console.public_url", "an http:// or https:// address");
+        }
+        Ok(())
+    }
+
+    /// Whether session cookies carry `Secure`.
+    pub fn secure(&self) -> bool {
+        self.tls != ConsoleTls::Off || self.secure_cookies
+    }
+
+    /// The base of links people open (sign-in links).
+    pub fn base_url(&self, bound: Option<SocketAddr>) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_string();
+        }
+        let scheme = if self.tls == ConsoleTls::Off { "http" } else { "https" };
+        format!("{scheme}://{}", bound.unwrap_or(self.listen))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleTls {
+    #[default]
+    Off,
+    Node,
+    Files,
 }
 
 /// `[storage]`: the key that encrypts the store at rest, kept apart from
@@ -236,6 +343,9 @@ pub struct Runtime {
     pub federation: SocketAddr,
     pub api: SocketAddr,
     pub pid: u32,
+    /// The web console's address, when it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<SocketAddr>,
 }
 
 pub use liaison_core::record::valid_node_id;
@@ -319,6 +429,7 @@ impl NodeConfig {
                 reason: "must differ from the federation listener".into(),
             });
         }
+        self.console.check(&[self.listen, self.api])?;
         Ok(())
     }
 
@@ -393,6 +504,7 @@ mod tests {
             intervals: Default::default(),
             limits: Default::default(),
             storage: Some(Storage::key_file(STORE_KEY_FILE)),
+            console: Default::default(),
         }
     }
 

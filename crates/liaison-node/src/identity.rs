@@ -218,6 +218,7 @@ mod tests {
             intervals: Default::default(),
             limits: Default::default(),
             storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
+            console: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@
 pub use liaison_core::{audit, clock, convert, envelope, policy, record, redact, seal};
 pub use liaison_proto as pb;
 
+pub mod account;
 pub mod agreement;
 pub mod api;
 pub mod config;

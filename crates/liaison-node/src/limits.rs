@@ -200,7 +200,17 @@ pub struct Gate {
     peers: std::sync::Mutex<Buckets>,
     tokens: std::sync::Mutex<Buckets>,
     failed_tokens: std::sync::Mutex<Buckets>,
+    sign_in_sources: std::sync::Mutex<Buckets>,
+    sign_in_accounts: std::sync::Mutex<Buckets>,
 }
+
+/// Console sign-in attempts from one address: a burst of 10, then one every
+/// 10 s. Every attempt counts (a password check costs tens of milliseconds
+/// of CPU), so guessing is slow and cannot take the node's CPU.
+pub const SIGN_IN_SOURCE: (f64, u32) = (0.1, 10);
+/// Sign-in attempts at one account from anywhere: a burst of 20, then one
+/// every 30 s, so guessing one password from many addresses is slow too.
+pub const SIGN_IN_ACCOUNT: (f64, u32) = (1.0 / 30.0, 20);
 
 impl Gate {
     pub fn new(l: &Limits) -> Gate {
@@ -209,6 +219,8 @@ impl Gate {
             peers: std::sync::Mutex::new(Buckets::new(l.peer_per_sec, l.peer_burst)),
             tokens: std::sync::Mutex::new(Buckets::new(l.token_per_sec, l.token_burst)),
             failed_tokens: std::sync::Mutex::new(Buckets::new(1.0, l.failed_token_burst)),
+            sign_in_sources: std::sync::Mutex::new(Buckets::new(SIGN_IN_SOURCE.0, SIGN_IN_SOURCE.1)),
+            sign_in_accounts: std::sync::Mutex::new(Buckets::new(SIGN_IN_ACCOUNT.0, SIGN_IN_ACCOUNT.1)),
         }
     }
 
@@ -233,6 +245,12 @@ impl Gate {
     /// One failed token check from `source`.
     pub fn failed_token(&self, source: &str) -> Result<(), Duration> {
         self.take(&self.failed_tokens, source)
+    }
+
+    /// One console sign-in attempt from `source` at `account`.
+    pub fn sign_in(&self, source: &str, account: &str) -> Result<(), Duration> {
+        self.take(&self.sign_in_sources, source)?;
+        self.take(&self.sign_in_accounts, account)
     }
 }
 

@@ -243,6 +243,7 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
         name: "admin".into(),
         role: pb::UserRole::Admin as i32,
         create_time: Some(timestamp(time::OffsetDateTime::now_utc())),
+        ..Default::default()
     };
     let mut tx_batch = store::Batch::default();
     let hash = store::users::token_hash(&token);
@@ -250,7 +251,11 @@ pub fn init(layout: &Layout, cfg: &NodeConfig) -> Result<String, NodeError> {
     tx_batch.put(
         store::Tree::Users,
         b"admin".to_vec(),
-        prost::Message::encode_to_vec(&store::users::StoredUser { user: Some(user), token_hash: hash }),
+        prost::Message::encode_to_vec(&store::users::StoredUser {
+            user: Some(user),
+            token_hash: hash,
+            ..Default::default()
+        }),
     );
     store::Store::apply(&store, &tx_batch)?;
     Ok(token)

@@ -47,10 +47,12 @@ pub enum Kind {
     Token,
     /// A local API call without a bearer token.
     NoToken,
+    /// A console sign-in with a wrong name or password, or a spent link.
+    SignIn,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Impersonation,
         Kind::Signature,
         Kind::Invalid,
@@ -60,6 +62,7 @@ impl Kind {
         Kind::Handshake,
         Kind::Token,
         Kind::NoToken,
+        Kind::SignIn,
     ];
 
     pub fn action(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Kind {
             Kind::Handshake => "federation.refused.handshake",
             Kind::Token => "api.refused.token",
             Kind::NoToken => "api.refused.no_token",
+            Kind::SignIn => "console.refused.sign_in",
         }
     }
 

@@ -180,8 +180,29 @@ fn rpc_span(req: &http::Request<()>) -> tracing::Span {
     tracing::info_span!("rpc", path = %req.uri().path(), peer = tracing::field::Empty, user = tracing::field::Empty)
 }
 
+/// A listener served beside the node's own (the web console, from its own
+/// crate): bound by its maker, started once the node's listeners are,
+/// and stopped with them.
+pub struct Sidecar {
+    pub name: &'static str,
+    pub addr: std::net::SocketAddr,
+    /// Serves until the given future resolves.
+    pub run: Box<dyn FnOnce(BoxFuture<'static, ()>) -> BoxFuture<'static, ()> + Send>,
+}
+
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// Serves both listeners until `shutdown` resolves.
 pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), NodeError> {
+    serve_with(node, Vec::new(), shutdown).await
+}
+
+/// Serves the node's listeners and `sidecars` until `shutdown` resolves.
+pub async fn serve_with(
+    node: Arc<Node>,
+    sidecars: Vec<Sidecar>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NodeError> {
     let cfg = node.config().clone();
     let fed_listener = TcpListener::bind(cfg.listen).await.map_err(|e| NodeError::Bind {
         what: "federation listener",
@@ -316,7 +337,17 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
         },
     );
 
-    let runtime = Runtime { federation: fed_addr, api: api_addr, pid: std::process::id() };
+    let console = sidecars.iter().find(|s| s.name == "console").map(|s| s.addr);
+    let mut side_tasks = Vec::new();
+    for sc in sidecars {
+        let mut stop = stop_tx.subscribe();
+        let stopped: BoxFuture<'static, ()> = Box::pin(async move {
+            let _ = stop.recv().await;
+        });
+        tracing::info!(listener = sc.name, addr = %sc.addr, "listening");
+        side_tasks.push((sc.name, tokio::spawn((sc.run)(stopped))));
+    }
+    let runtime = Runtime { federation: fed_addr, api: api_addr, pid: std::process::id(), console };
     let text = toml::to_string(&runtime).map_err(|e| NodeError::Serve(e.to_string()))?;
     crate::config::replace_private(&node.layout.runtime(), text.as_bytes())?;
     tracing::info!(node = %node.id(), federation = %fed_addr, api = %api_addr, "node is up");
@@ -358,6 +389,11 @@ pub async fn serve(node: Arc<Node>, shutdown: impl Future<Output = ()> + Send + 
             }
             Ok(Err(e)) => tracing::warn!(listener = name, error = %e, "server task failed"),
             Err(_) => tracing::warn!(listener = name, "server did not stop within 10s"),
+        }
+    }
+    for (name, h) in side_tasks {
+        if tokio::time::timeout(Duration::from_secs(10), h).await.is_err() {
+            tracing::warn!(listener = name, "did not stop within 10s");
         }
     }
     let _ = std::fs::remove_file(node.layout.runtime());

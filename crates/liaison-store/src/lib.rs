@@ -37,6 +37,7 @@ pub mod retention;
 pub mod sealed;
 mod sled_store;
 pub mod users;
+pub mod views;
 pub mod withdrawals;
 pub mod witnessed;
 

@@ -12,6 +12,15 @@ pub struct StoredUser {
     pub user: Option<pb::User>,
     #[prost(string, tag = "2")]
     pub token_hash: String,
+    /// The console password as an argon2id PHC string; empty: none set.
+    #[prost(string, tag = "3")]
+    pub password_hash: String,
+    /// SHA-256 of the one-time sign-in link's token; empty: none issued.
+    #[prost(string, tag = "4")]
+    pub link_hash: String,
+    /// Unix seconds after which the link no longer works.
+    #[prost(int64, tag = "5")]
+    pub link_expires: i64,
 }
 
 pub fn token_hash(token: &str) -> String {
@@ -39,7 +48,11 @@ pub fn all(store: &dyn Store) -> Result<Vec<pb::User>, StoreError> {
         .into_iter()
         .map(|(_, v)| {
             StoredUser::decode(v.as_slice())
-                .map(|u| u.user.unwrap_or_default())
+                .map(|u| {
+                    let mut user = u.user.unwrap_or_default();
+                    user.has_password = !u.password_hash.is_empty();
+                    user
+                })
                 .map_err(|e| StoreError::Corrupt(e.to_string()))
         })
         .collect()
@@ -48,8 +61,29 @@ pub fn all(store: &dyn Store) -> Result<Vec<pb::User>, StoreError> {
 pub fn put(tx: &mut Tx, user: &pb::User, token: &str) {
     let hash = token_hash(token);
     tx.batch.put(Tree::Tokens, hash.clone().into_bytes(), user.name.clone().into_bytes());
-    let stored = StoredUser { user: Some(user.clone()), token_hash: hash };
+    let stored = StoredUser { user: Some(user.clone()), token_hash: hash, ..Default::default() };
     tx.batch.put(Tree::Users, user.name.clone().into_bytes(), stored.encode_to_vec());
+}
+
+/// Rewrites a user's stored entry (password, link, preferences), keeping
+/// their token; the caller read `stored` in the same write.
+pub fn replace(tx: &mut Tx, stored: &StoredUser) {
+    if let Some(u) = &stored.user {
+        tx.batch.put(Tree::Users, u.name.clone().into_bytes(), stored.encode_to_vec());
+    }
+}
+
+/// The user with the link token `token`, if any (a scan: links are rare and
+/// redeemed once).
+pub fn by_link(store: &dyn Store, token: &str) -> Result<Option<StoredUser>, StoreError> {
+    let hash = token_hash(token);
+    for (_, v) in store.range(Tree::Users, std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, usize::MAX)? {
+        let u = StoredUser::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if !u.link_hash.is_empty() && u.link_hash == hash {
+            return Ok(Some(u));
+        }
+    }
+    Ok(None)
 }
 
 pub fn delete(tx: &mut Tx, stored: &StoredUser) {

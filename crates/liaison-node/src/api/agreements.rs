@@ -20,12 +20,12 @@ fn actor(c: &Caller) -> String {
     format!("user:{}", c.name)
 }
 
-pub(super) struct AgreementApi {
+pub struct AgreementApi {
     node: Arc<Node>,
 }
 
 impl AgreementApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -127,12 +127,12 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
     }
 }
 
-pub(super) struct PolicyApi {
+pub struct PolicyApi {
     node: Arc<Node>,
 }
 
 impl PolicyApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -231,12 +231,12 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
     }
 }
 
-pub(super) struct AuditApi {
+pub struct AuditApi {
     node: Arc<Node>,
 }
 
 impl AuditApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

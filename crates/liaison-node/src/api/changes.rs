@@ -12,12 +12,12 @@ use crate::node::Node;
 use crate::pb;
 use crate::store::{self, records};
 
-pub(super) struct ChangeApi {
+pub struct ChangeApi {
     node: Arc<Node>,
 }
 
 impl ChangeApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

@@ -9,12 +9,12 @@ use crate::exchange::{self, consent, hit, outbox, query, sync};
 use crate::node::Node;
 use crate::pb::{self, UserRole};
 
-pub(super) struct ExchangeApi {
+pub struct ExchangeApi {
     node: Arc<Node>,
 }
 
 impl ExchangeApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -52,7 +52,11 @@ impl pb::exchange_service_server::ExchangeService for ExchangeApi {
             return Err(super::status::invalid("record_id", "required"));
         }
         let purpose = exchange::purpose_of("purpose", r.purpose)?;
-        let (item, shared) = outbox::share(&self.node, &actor(&c), &r.record_id, &r.peer, purpose).await?;
+        let (item, shared) = if r.validate_only {
+            outbox::preview(&self.node, &actor(&c), &r.record_id, &r.peer, purpose).await?
+        } else {
+            outbox::share(&self.node, &actor(&c), &r.record_id, &r.peer, purpose).await?
+        };
         let redacted = shared
             .record
             .as_ref()

@@ -11,12 +11,12 @@ use crate::hub::{self, directory, indicators, report};
 use crate::node::Node;
 use crate::pb::{self, UserRole};
 
-pub(super) struct HubApi {
+pub struct HubApi {
     node: Arc<Node>,
 }
 
 impl HubApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

@@ -11,7 +11,13 @@ mod records;
 mod requests;
 pub mod status;
 
-pub use changes::read_changes;
+pub use agreements::{AgreementApi, AuditApi, PolicyApi};
+pub use changes::{read_changes, ChangeApi};
+pub use exchange::ExchangeApi;
+pub use hub::HubApi;
+pub use node::{NodeApi, PeerApi, UserApi};
+pub use records::RecordApi;
+pub use requests::{CaseApi, RequestApi};
 
 use crate::api::status::OrStatus;
 use crate::convert::ProtoEnum;
@@ -70,6 +76,15 @@ impl Interceptor for Auth {
         req.extensions_mut().insert(Caller { name: user.name, role });
         Ok(req)
     }
+}
+
+/// `msg` as an authenticated `caller` sent it: how an in-process adapter
+/// (the web console) calls the same handlers as the gRPC listener, so
+/// roles, validation, policy and audit apply unchanged.
+pub fn as_caller<T>(msg: T, caller: Caller) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.extensions_mut().insert(caller);
+    req
 }
 
 /// The caller, if their role is one of `allowed`.

@@ -14,12 +14,12 @@ use crate::node::Node;
 use crate::pb::{self, UserRole};
 use crate::{peer, store};
 
-pub(super) struct NodeApi {
+pub struct NodeApi {
     node: Arc<Node>,
 }
 
 impl NodeApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -44,12 +44,12 @@ impl pb::node_service_server::NodeService for NodeApi {
     }
 }
 
-pub(super) struct PeerApi {
+pub struct PeerApi {
     node: Arc<Node>,
 }
 
 impl PeerApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -95,12 +95,12 @@ impl pb::peer_service_server::PeerService for PeerApi {
     }
 }
 
-pub(super) struct UserApi {
+pub struct UserApi {
     node: Arc<Node>,
 }
 
 impl UserApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -133,7 +133,12 @@ impl pb::user_service_server::UserService for UserApi {
         let Some(role) = role else {
             return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
         };
-        let user = pb::User { name: r.name.clone(), role: role as i32, create_time: Some(timestamp(self.node.now())) };
+        let user = pb::User {
+            name: r.name.clone(),
+            role: role as i32,
+            create_time: Some(timestamp(self.node.now())),
+            ..Default::default()
+        };
         let token = new_token();
         self.node
             .db
@@ -151,7 +156,7 @@ impl pb::user_service_server::UserService for UserApi {
                 Ok(())
             })
             .await?;
-        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token }))
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token, ..Default::default() }))
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
@@ -185,5 +190,33 @@ impl pb::user_service_server::UserService for UserApi {
             })
             .await?;
         Ok(Response::new(pb::DeleteUserResponse {}))
+    }
+
+    async fn set_password(
+        &self,
+        req: Request<pb::SetPasswordRequest>,
+    ) -> Result<Response<pb::SetPasswordResponse>, Status> {
+        let c = require(&req, ANY_ROLE)?;
+        let r = req.into_inner();
+        // Anyone sets their own; only an admin sets another's.
+        if r.name != c.name && c.role != UserRole::Admin {
+            return Err(Status::permission_denied("only an admin sets another user's password"));
+        }
+        crate::account::set_password(&self.node, &actor(&c), &r.name, &r.password).await?;
+        Ok(Response::new(pb::SetPasswordResponse {}))
+    }
+
+    async fn issue_sign_in_link(
+        &self,
+        req: Request<pb::IssueSignInLinkRequest>,
+    ) -> Result<Response<pb::IssueSignInLinkResponse>, Status> {
+        let c = require(&req, &[])?;
+        let name = req.into_inner().name;
+        let (token, until) = crate::account::issue_link(&self.node, &actor(&c), &name).await?;
+        Ok(Response::new(pb::IssueSignInLinkResponse {
+            path: format!("/welcome/{token}"),
+            token,
+            expire_time: Some(timestamp(until)),
+        }))
     }
 }

@@ -17,12 +17,12 @@ use crate::record;
 use crate::store::records::{self, Filter, Signer};
 use crate::store::{Store, Tx};
 
-pub(super) struct RecordApi {
+pub struct RecordApi {
     node: Arc<Node>,
 }
 
 impl RecordApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
     fn signer(&self, caller: &Caller) -> Signer<'_> {
@@ -78,26 +78,43 @@ impl pb::record_service_server::RecordService for RecordApi {
 
     async fn get_record(&self, req: Request<pb::GetRecordRequest>) -> Result<Response<pb::GetRecordResponse>, Status> {
         let caller = require(&req, RECORD_READERS)?;
-        let id = &req.get_ref().id;
-        if id.is_empty() {
+        let r = req.get_ref();
+        if r.id.is_empty() {
             return Err(invalid("id", "required"));
         }
-        let key = records::resolve_key(self.node.id(), id);
+        if r.reason.chars().count() > 500 {
+            return Err(invalid("reason", "at most 500 characters"));
+        }
+        let key = records::resolve_key(self.node.id(), &r.id);
         let stored = records::get(self.node.db.store(), &key)
             .or_status()?
-            .ok_or_else(|| Status::not_found(format!("record {id} not found")))?;
-        let rec = stored.record().or_status()?;
-        // Every view of protected fields is on the audit log before it is shown.
-        if crate::redact::holds_protected(&rec) {
-            let ev = Event::new(format!("user:{}", caller.name), "protected.view").record(&key);
-            self.node.db.audit(vec![ev]).await.or_status()?;
+            .ok_or_else(|| Status::not_found(format!("record {} not found", r.id)))?;
+        let mut rec = stored.record().or_status()?;
+        if r.masked {
+            rec = crate::redact::pseudonymise(&rec);
+        } else if crate::redact::holds_protected(&rec) {
+            // Every view of protected fields is on the audit log, and listed
+            // on the record, before it is shown.
+            let actor = format!("user:{}", caller.name);
+            let reason = r.reason.trim().to_string();
+            self.node
+                .db
+                .write(|_, tx| {
+                    crate::store::views::put(tx, &key, &actor, &reason);
+                    tx.audit(Event::new(actor.clone(), "protected.view").record(&key).reason(reason.clone()));
+                    Ok::<_, crate::store::StoreError>(())
+                })
+                .await
+                .or_status()?;
         }
         let holding = crate::exchange::import::holding(&self.node, &key, &stored);
+        let views = crate::store::views::of(self.node.db.store(), &key).or_status()?;
         Ok(Response::new(pb::GetRecordResponse {
             record: Some(rec),
-            envelope: stored.envelope,
+            envelope: if r.masked { None } else { stored.envelope },
             provenance: stored.provenance,
-            holding,
+            holding: if r.masked { None } else { holding },
+            views,
         }))
     }
 

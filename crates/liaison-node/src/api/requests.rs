@@ -12,12 +12,12 @@ use crate::node::Node;
 use crate::pb::{self, UserRole};
 use crate::sop::{cases, desk};
 
-pub(super) struct RequestApi {
+pub struct RequestApi {
     node: Arc<Node>,
 }
 
 impl RequestApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }
@@ -69,12 +69,12 @@ impl pb::request_service_server::RequestService for RequestApi {
     }
 }
 
-pub(super) struct CaseApi {
+pub struct CaseApi {
     node: Arc<Node>,
 }
 
 impl CaseApi {
-    pub(super) fn new(node: Arc<Node>) -> Self {
+    pub fn new(node: Arc<Node>) -> Self {
         Self { node }
     }
 }

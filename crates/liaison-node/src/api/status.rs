@@ -292,6 +292,19 @@ impl From<crate::exchange::ExchangeError> for Status {
     }
 }
 
+impl From<crate::account::AccountError> for Status {
+    fn from(e: crate::account::AccountError) -> Self {
+        use crate::account::AccountError as A;
+        match e {
+            A::Invalid { field, ref reason } => invalid(field, reason),
+            A::NotFound(_) => Status::not_found(e.to_string()),
+            A::Refused => Status::unauthenticated(e.to_string()),
+            A::Throttled(wait) => exhausted("too many sign-in attempts", wait),
+            A::Store(s) => s.to_status(),
+        }
+    }
+}
+
 impl From<crate::hub::HubError> for Status {
     fn from(e: crate::hub::HubError) -> Self {
         use crate::hub::HubError as H;

@@ -181,6 +181,12 @@ pub async fn admit_all(
     Ok(decisions)
 }
 
+/// The decision on `ex` against the agreements held now, not audited: for
+/// previews, which send and keep nothing.
+pub fn preview(node: &Node, ex: &Exchange) -> Result<Decision, ExchangeError> {
+    Ok(policy::decide(&book::for_policy(node)?, ex))
+}
+
 pub async fn decide(node: &Node, actor: &str, ex: Exchange, record: &str) -> Result<Decision, ExchangeError> {
     Ok(decide_all(node, actor, &[(ex, record.to_string())]).await?.remove(0))
 }

@@ -58,6 +58,22 @@ pub fn receipts(node: &Node, key: &str) -> Result<(Vec<pb::Receipt>, Vec<pb::Env
     Ok((rs, envs))
 }
 
+/// Receipts kept for `key`, each with whether its signature verifies now
+/// against the receiver's pinned key (what a person is shown as "verified").
+pub fn checked_receipts(node: &Node, key: &str) -> Result<Vec<(pb::Receipt, bool)>, ExchangeError> {
+    let (rs, envs) = receipts(node, key)?;
+    Ok(rs
+        .into_iter()
+        .zip(envs)
+        .map(|(r, env)| {
+            let ok = super::key_of(node, &r.receiver).is_ok_and(|k| {
+                envelope::verify_signer(&env, crate::envelope::payload::RECEIPT, &r.receiver, &k).is_ok()
+            });
+            (r, ok)
+        })
+        .collect())
+}
+
 /// What one share would send now: the envelope, the consent (onward), the decision.
 pub(crate) async fn prepare(
     node: &Node,
@@ -65,6 +81,25 @@ pub(crate) async fn prepare(
     key: &str,
     peer: &str,
     purpose: pb::Purpose,
+) -> Result<(pb::SharedRecord, Option<pb::Envelope>, Decision), ExchangeError> {
+    prepare_as(node, actor, key, peer, purpose, Audited::Yes).await
+}
+
+/// Whether a decision goes on the audit log: a preview, which sends and
+/// keeps nothing, does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audited {
+    Yes,
+    Preview,
+}
+
+async fn prepare_as(
+    node: &Node,
+    actor: &str,
+    key: &str,
+    peer: &str,
+    purpose: pb::Purpose,
+    audited: Audited,
 ) -> Result<(pb::SharedRecord, Option<pb::Envelope>, Decision), ExchangeError> {
     let stored = records::get(node.db.store(), key)?.ok_or_else(|| ExchangeError::NotFound(format!("record {key}")))?;
     let rec = stored.record()?;
@@ -80,7 +115,10 @@ pub(crate) async fn prepare(
         ex.onward = Some(onward_facts(node, key, prov, &rec, peer, purpose)?);
         consent = super::consent::held(node, key, peer, purpose)?;
     }
-    let d = decide(node, actor, ex, key).await?;
+    let d = match audited {
+        Audited::Yes => decide(node, actor, ex, key).await?,
+        Audited::Preview => super::preview(node, &ex)?,
+    };
     let (plan, agreement_id, agreement_version, onward, retention_days) = match &d {
         Decision::Allow { plan, agreement_id, agreement_version, onward, retention_days } => {
             (plan, agreement_id.clone(), *agreement_version, *onward, *retention_days)
@@ -107,6 +145,23 @@ pub(crate) async fn prepare(
         seal_shared(node, &rec, &d).ok_or_else(|| ExchangeError::Refused("not allowed".into()))?
     };
     Ok((shared, consent, d))
+}
+
+/// Decides a share exactly as [`share`] would, queuing and auditing
+/// nothing: what a person sees before sending. The item is the one that
+/// would be queued.
+pub async fn preview(
+    node: &Node,
+    actor: &str,
+    record_id: &str,
+    peer: &str,
+    purpose: pb::Purpose,
+) -> Result<(pb::OutboxItem, pb::SharedRecord), ExchangeError> {
+    crate::peer::get(node, peer).map_err(|_| ExchangeError::NotFound(format!("peer {peer}")))?;
+    let key = records::resolve_key(node.id(), record_id);
+    let (shared, _, _) = prepare_as(node, actor, &key, peer, purpose, Audited::Preview).await?;
+    let version = records::get(node.db.store(), &key)?.map(|s| s.record()).transpose()?.map_or(0, |r| r.version);
+    Ok((new_item(node.now(), pb::OutboxAction::Share, peer, &key, version, purpose), shared))
 }
 
 /// Queues a share after checking it is allowed now (the sender's check).

@@ -116,6 +116,7 @@ pub fn purge(st: &dyn Store, tx: &mut Tx, key: &str, actor: &str, why: &str) -> 
     let rec = stored.record()?;
     let now = tx.now;
     records::delete(st, tx, key, &rec, now);
+    store::views::forget(st, tx, key)?;
     tx.audit(Event::new(actor, "record.purge").record(key).agreement(prov.agreement_id.clone()).reason(why));
     Ok(true)
 }
