@@ -117,7 +117,7 @@ pub fn reachable(always: bool, hours: &str, time_zone: &str, now: jiff::Timestam
     let local = now.to_zoned(tz);
     let minutes = |s: &str| -> Option<i32> {
         let (h, m) = s.split_once(':')?;
-        Some(h.parse::<i32>().ok()?.checked_mul(60)?.checked_add(m.parse::<i32>().ok()?)?)
+        h.parse::<i32>().ok()?.checked_mul(60)?.checked_add(m.parse::<i32>().ok()?)
     };
     let (a, b) = hours.split_once('-')?;
     let (a, b) = (minutes(a)?, minutes(b)?);
@@ -160,5 +160,114 @@ mod tests {
         let s = when(Some(&ts), &zone("Asia/Bangkok"));
         assert!(s.ends_with("+07"), "{s}");
         assert_eq!(when(None, &zone("UTC")), "");
+    }
+}
+
+#[cfg(test)]
+mod catalogues {
+    use std::collections::BTreeSet;
+
+    fn ids(lang: &str) -> BTreeSet<String> {
+        let path = format!("{}/locales/{lang}/console.ftl", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        text.lines()
+            .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()))
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))
+            .collect()
+    }
+
+    /// Every key a template or a page names, and every form label and
+    /// enum value the forms show.
+    fn used() -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let dirs =
+            [concat!(env!("CARGO_MANIFEST_DIR"), "/templates"), concat!(env!("CARGO_MANIFEST_DIR"), "/src/pages")];
+        for dir in dirs {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                for call in [".t(\"", ".t1(\"", ".ta(\""] {
+                    for part in text.split(call).skip(1) {
+                        if let Some(key) = part.split('"').next() {
+                            if key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                                && !key.is_empty()
+                            {
+                                out.insert(key.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let tr = super::Tr::new("en");
+        for k in 1..=5 {
+            let kind = <liaison_node::pb::RecordKind as liaison_node::convert::ProtoEnum>::of(k).unwrap();
+            for f in crate::forms::views(&tr, kind, &Default::default(), &Default::default()) {
+                out.insert(crate::forms::label_key(&without_index(&f.name)));
+            }
+        }
+        out
+    }
+
+    /// `a.rows[2].b` → `a.rows.b`.
+    fn without_index(name: &str) -> String {
+        let mut out = String::new();
+        let mut skip = false;
+        for c in name.chars() {
+            match c {
+                '[' => skip = true,
+                ']' => skip = false,
+                _ if !skip => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_catalogue_has_every_key_of_the_english_one() {
+        let en = ids("en");
+        assert!(en.len() > 300);
+        for lang in ["fr", "th", "ar"] {
+            let other = ids(lang);
+            let missing: Vec<_> = en.difference(&other).collect();
+            let extra: Vec<_> = other.difference(&en).collect();
+            assert!(missing.is_empty(), "{lang} lacks {missing:?}");
+            assert!(extra.is_empty(), "{lang} has keys English lacks: {extra:?}");
+        }
+    }
+
+    #[test]
+    fn every_key_the_pages_use_is_in_the_catalogue() {
+        let en = ids("en");
+        let missing: Vec<_> = used().into_iter().filter(|k| !en.contains(k)).collect();
+        assert!(missing.is_empty(), "keys used but not in en: {missing:?}");
+    }
+
+    /// Each message's variables, from the English catalogue.
+    fn variables() -> Vec<(String, Vec<String>)> {
+        let path = format!("{}/locales/en/console.ftl", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once(" = "))
+            .filter(|(k, _)| k.starts_with(|c: char| c.is_ascii_lowercase()))
+            .map(|(k, v)| {
+                let vars = v.split("{ $").skip(1).filter_map(|p| p.split(' ').next()).map(String::from).collect();
+                (k.trim().to_string(), vars)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_message_formats_in_every_language() {
+        for lang in ["en", "fr", "th", "ar"] {
+            let tr = super::Tr::new(lang);
+            for (k, vars) in variables() {
+                let args: Vec<(&str, String)> = vars.iter().map(|v| (v.as_str(), "7".to_string())).collect();
+                let s = tr.ta(&k, &args);
+                assert!(!s.starts_with("Unknown localization key"), "{lang}: {k}");
+                assert!(!s.contains("{$") && !s.contains("{ $"), "{lang}: {k} left a variable: {s}");
+            }
+        }
     }
 }

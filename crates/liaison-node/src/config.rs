@@ -168,7 +168,7 @@ impl Console {
             return bad("console.idle_minutes", "1 to 1440 minutes");
         }
         let url = &self.public_url;
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return bad("console.public_url", "an http:// or https:// address");
         }
         Ok(())

@@ -138,7 +138,7 @@ pub(crate) async fn show(c: Ctx) -> Response {
         .filter(|a| a.state == pb::AgreementState::Active as i32)
         .filter_map(|a| {
             let ag = a.agreement?;
-            let until = ag.valid_until.clone()?;
+            let until = ag.valid_until?;
             (until.seconds <= soon).then(|| Line {
                 href: format!("/agreements/{}", ag.id),
                 text: ag.title.clone(),

@@ -64,17 +64,13 @@ fn key(origin: &str, id: &str) -> String {
 }
 
 async fn get(c: &Ctx, key: &str, reveal: Option<String>) -> Result<pb::GetRecordResponse, tonic::Status> {
-    let msg = pb::GetRecordRequest {
-        id: key.to_string(),
-        masked: reveal.is_none(),
-        reason: reveal.unwrap_or_default(),
-        ..Default::default()
-    };
+    let msg =
+        pb::GetRecordRequest { id: key.to_string(), masked: reveal.is_none(), reason: reveal.unwrap_or_default() };
     Ok(api::RecordApi::new(Arc::clone(&c.node)).get_record(req(c, msg)).await?.into_inner())
 }
 
 async fn render(c: Ctx, key: String, revealed: bool, preview: Option<Preview>, reason_error: String) -> Response {
-    let reveal = revealed.then(|| String::new());
+    let reveal = revealed.then(String::new);
     let got = match get(&c, &key, reveal).await {
         Ok(g) => g,
         Err(s) => return back(&c, "/search", &s),
@@ -202,13 +198,8 @@ async fn share_call(
     f: &ShareForm,
     validate_only: bool,
 ) -> Result<pb::ShareRecordResponse, tonic::Status> {
-    let msg = pb::ShareRecordRequest {
-        record_id: k.to_string(),
-        peer: f.peer.clone(),
-        purpose: f.purpose,
-        validate_only,
-        ..Default::default()
-    };
+    let msg =
+        pb::ShareRecordRequest { record_id: k.to_string(), peer: f.peer.clone(), purpose: f.purpose, validate_only };
     Ok(api::ExchangeApi::new(Arc::clone(&c.node)).share_record(req(c, msg)).await?.into_inner())
 }
 

@@ -156,7 +156,7 @@ impl pb::user_service_server::UserService for UserApi {
                 Ok(())
             })
             .await?;
-        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token, ..Default::default() }))
+        Ok(Response::new(pb::CreateUserResponse { user: Some(user), token }))
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
