@@ -35,19 +35,6 @@ fn console_of(n: &TestNode) -> String {
     format!("http://{}", rt.console.expect("the console serves"))
 }
 
-fn child_referral() -> pb::Record {
-    let mut r = examples::victim_referral();
-    r.id = "vr-child-1".into();
-    if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
-        v.child = true;
-        v.age_group = pb::AgeGroup::AgeGroup1217 as i32;
-        v.nationality = "VN".into();
-        v.identified_in = "KH".into();
-        v.reflection_period_start = "2026-11-01".into();
-    }
-    r
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser() {
     let tools = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/browser-tools"))

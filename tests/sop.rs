@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activate, create, pin_all, wait_for, TestNode};
+use common::{activate, child_referral, create, pin_all, wait_for, TestNode};
 use liaison::pb;
 use liaison::record::examples;
 
@@ -202,19 +202,6 @@ async fn an_unanswered_request_goes_overdue_and_escalates_once_on_both_sides() {
     assert_eq!(log["entries"].as_array().unwrap().len(), 1);
     let feed = kh.cli_ok(&["watch"]);
     assert!(feed.contains("CHANGE_TYPE_REQUEST_CHANGED"), "the change feed carries request events");
-}
-
-fn child_referral() -> pb::Record {
-    let mut r = examples::victim_referral();
-    r.id = "vr-child-1".into();
-    if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
-        v.child = true;
-        v.age_group = pb::AgeGroup::AgeGroup1217 as i32;
-        v.nationality = "VN".into();
-        v.identified_in = "KH".into();
-        v.reflection_period_start = "2026-11-01".into();
-    }
-    r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -419,6 +419,20 @@ onward_sharing = "forbidden"
 "#;
 
 /// Creates a record through the API and returns it.
+/// A Vietnamese child identified in Cambodia, referred for return.
+pub(crate) fn child_referral() -> pb::Record {
+    let mut r = liaison::record::examples::victim_referral();
+    r.id = "vr-child-1".into();
+    if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {
+        v.child = true;
+        v.age_group = pb::AgeGroup::AgeGroup1217 as i32;
+        v.nationality = "VN".into();
+        v.identified_in = "KH".into();
+        v.reflection_period_start = "2026-11-01".into();
+    }
+    r
+}
+
 pub(crate) async fn create(node: &TestNode, rec: pb::Record) -> pb::Record {
     let mut c = node.records().await;
     c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await.expect("create").into_inner().record.unwrap()

@@ -23,6 +23,15 @@ pub struct StoredUser {
     pub link_expires: i64,
 }
 
+impl StoredUser {
+    /// The user as callers see them: whether a console password is set, never its hash.
+    pub fn view(self) -> Option<pb::User> {
+        let mut user = self.user?;
+        user.has_password = !self.password_hash.is_empty();
+        Some(user)
+    }
+}
+
 pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -48,11 +57,7 @@ pub fn all(store: &dyn Store) -> Result<Vec<pb::User>, StoreError> {
         .into_iter()
         .map(|(_, v)| {
             StoredUser::decode(v.as_slice())
-                .map(|u| {
-                    let mut user = u.user.unwrap_or_default();
-                    user.has_password = !u.password_hash.is_empty();
-                    user
-                })
+                .map(|u| u.view().unwrap_or_default())
                 .map_err(|e| StoreError::Corrupt(e.to_string()))
         })
         .collect()

@@ -41,28 +41,32 @@ struct Home {
     certificate_soon: bool,
 }
 
-/// Requests to acknowledge or answer, overdue first, then by due time.
-pub(crate) fn due_requests(c: &Ctx, mut rs: Vec<pb::Request>) -> Vec<Due> {
-    let due = |r: &pb::Request| {
-        let ts = if r.state == pb::RequestState::Submitted as i32 { &r.ack_due } else { &r.answer_due };
-        ts.as_ref().map_or(i64::MAX, |t| t.seconds)
-    };
-    rs.sort_by_key(|r| (!r.overdue, due(r)));
-    rs.iter()
-        .map(|r| {
-            let h = r.header.clone().unwrap_or_default();
-            let ts = if r.state == pb::RequestState::Submitted as i32 { &r.ack_due } else { &r.answer_due };
-            Due {
-                href: format!("/requests/{}", r.id),
-                subject: h.subject,
-                from: h.from_node,
-                state: c.word::<pb::RequestState>(r.state),
-                due: c.when(ts),
-                overdue: r.overdue,
-                urgent: h.priority == pb::Priority::Urgent as i32,
-            }
-        })
-        .collect()
+/// The deadline a request waits on now: acknowledgement, then answer.
+fn deadline(r: &pb::Request) -> &Option<pbjson_types::Timestamp> {
+    if r.state == pb::RequestState::Submitted as i32 {
+        &r.ack_due
+    } else {
+        &r.answer_due
+    }
+}
+
+/// Overdue first, then by the deadline each waits on.
+pub(crate) fn by_due(rs: &mut [pb::Request]) {
+    rs.sort_by_key(|r| (!r.overdue, deadline(r).as_ref().map_or(i64::MAX, |t| t.seconds)));
+}
+
+/// One request as a row to act on.
+pub(crate) fn due(c: &Ctx, r: &pb::Request) -> Due {
+    let h = r.header.clone().unwrap_or_default();
+    Due {
+        href: format!("/requests/{}", r.id),
+        subject: h.subject,
+        from: h.from_node,
+        state: c.word::<pb::RequestState>(r.state),
+        due: c.when(deadline(r)),
+        overdue: r.overdue,
+        urgent: h.priority == pb::Priority::Urgent as i32,
+    }
 }
 
 /// The node's certificate's end, and whether it is within 30 days.
@@ -83,12 +87,13 @@ pub(crate) async fn show(c: Ctx) -> Response {
         r.state == pb::RequestState::Submitted as i32 || r.state == pb::RequestState::Acknowledged as i32
     };
     // Each part shows what the user's role may see; a refused part is empty.
-    let inbox = api::RequestApi::new(Arc::clone(&node))
+    let mut inbox: Vec<pb::Request> = api::RequestApi::new(Arc::clone(&node))
         .list_requests(req(&c, pb::ListRequestsRequest { r#box: pb::RequestBox::Inbox as i32, overdue_only: false }))
         .await
         .map(|r| r.into_inner().requests.into_iter().filter(open).collect())
         .unwrap_or_default();
-    let requests = due_requests(&c, inbox);
+    by_due(&mut inbox);
+    let requests = inbox.iter().map(|r| due(&c, r)).collect();
     let cases = api::CaseApi::new(Arc::clone(&node))
         .list_cases(req(&c, pb::ListCasesRequest {}))
         .await

@@ -69,13 +69,13 @@ async fn get(c: &Ctx, key: &str, reveal: Option<String>) -> Result<pb::GetRecord
     Ok(api::RecordApi::new(Arc::clone(&c.node)).get_record(req(c, msg)).await?.into_inner())
 }
 
-async fn render(c: Ctx, key: String, revealed: bool, preview: Option<Preview>, reason_error: String) -> Response {
-    let reveal = revealed.then(String::new);
-    let got = match get(&c, &key, reveal).await {
+/// The record with its identity masked (nothing audited).
+async fn render(c: Ctx, key: String, preview: Option<Preview>, reason_error: String) -> Response {
+    let got = match get(&c, &key, None).await {
         Ok(g) => g,
         Err(s) => return back(&c, "/search", &s),
     };
-    show_got(c, key, got, revealed, preview, reason_error)
+    show_got(c, key, got, false, preview, reason_error)
 }
 
 fn show_got(
@@ -112,17 +112,7 @@ fn show_got(
         .iter()
         .map(|v| ViewRow { actor: v.actor.clone(), when: c.when(&v.time), reason: v.reason.clone() })
         .collect();
-    let receipts = liaison_node::exchange::outbox::checked_receipts(&c.node, &key)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(rc, ok)| super::requests::ReceiptView {
-            receiver: rc.receiver.clone(),
-            when: c.when(&rc.time),
-            delivered: rc.delivered,
-            verified: ok,
-            reason: rc.reason.clone(),
-        })
-        .collect();
+    let receipts = super::requests::receipts(&c, &key);
     let chosen = preview.as_ref().map(|p| p.peer.clone()).unwrap_or_default();
     let peers = liaison_node::exchange::peer_ids(&c.node)
         .unwrap_or_default()
@@ -159,7 +149,7 @@ fn show_got(
 }
 
 pub(crate) async fn show(c: Ctx, Path((origin, id)): Path<(String, String)>) -> Response {
-    render(c, key(&origin, &id), false, None, String::new()).await
+    render(c, key(&origin, &id), None, String::new()).await
 }
 
 #[derive(Deserialize)]
@@ -173,13 +163,13 @@ pub(crate) async fn reveal(c: Ctx, Path((origin, id)): Path<(String, String)>, F
     let reason = f.reason.trim().to_string();
     if reason.is_empty() {
         let e = c.t("reveal-reason-required");
-        return render(c, k, false, None, e).await;
+        return render(c, k, None, e).await;
     }
     match get(&c, &k, Some(reason)).await {
         Ok(got) => show_got(c, k, got, true, None, String::new()),
         Err(s) => {
             let e = Problem::of(&c.tr, &s).message;
-            render(c, k, false, None, e).await
+            render(c, k, None, e).await
         }
     }
 }
@@ -227,7 +217,7 @@ pub(crate) async fn preview(c: Ctx, Path((origin, id)): Path<(String, String)>, 
             reason: Problem::of(&c.tr, &s).message,
         },
     };
-    render(c, k, false, Some(p), String::new()).await
+    render(c, k, Some(p), String::new()).await
 }
 
 pub(crate) async fn share(c: Ctx, Path((origin, id)): Path<(String, String)>, Form(f): Form<ShareForm>) -> Response {

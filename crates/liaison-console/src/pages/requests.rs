@@ -79,24 +79,27 @@ pub(crate) async fn list(c: Ctx, Query(f): Query<Filters>) -> Response {
     types.sort();
     types.dedup();
     // The filters combine: each one given narrows the list.
-    let shown: Vec<pb::Request> = all
+    let mut shown: Vec<pb::Request> = all
         .into_iter()
         .filter(|r| f.state.is_empty() || pb::RequestState::word_of(r.state) == f.state)
         .filter(|r| f.peer.is_empty() || peer_of(r) == f.peer)
         .filter(|r| f.r#type.is_empty() || r.header.as_ref().is_some_and(|h| h.request_type == f.r#type))
         .collect();
-    let rows = super::home::due_requests(&c, shown.clone())
-        .into_iter()
-        .zip(sorted_like(&shown))
-        .map(|(d, r)| Row {
-            href: d.href,
-            subject: d.subject,
-            peer: peer_of(&r),
-            kind: r.header.clone().unwrap_or_default().request_type,
-            state: d.state,
-            due: d.due,
-            overdue: d.overdue,
-            urgent: d.urgent,
+    super::home::by_due(&mut shown);
+    let rows = shown
+        .iter()
+        .map(|r| {
+            let d = super::home::due(&c, r);
+            Row {
+                href: d.href,
+                subject: d.subject,
+                peer: peer_of(r),
+                kind: r.header.as_ref().map(|h| h.request_type.clone()).unwrap_or_default(),
+                state: d.state,
+                due: d.due,
+                overdue: d.overdue,
+                urgent: d.urgent,
+            }
         })
         .collect();
     let states = (1..=5)
@@ -118,17 +121,6 @@ pub(crate) async fn list(c: Ctx, Query(f): Query<Filters>) -> Response {
     })
 }
 
-/// The requests in the order [`super::home::due_requests`] shows them.
-fn sorted_like(rs: &[pb::Request]) -> Vec<pb::Request> {
-    let mut v = rs.to_vec();
-    let due = |r: &pb::Request| {
-        let ts = if r.state == pb::RequestState::Submitted as i32 { &r.ack_due } else { &r.answer_due };
-        ts.as_ref().map_or(i64::MAX, |t| t.seconds)
-    };
-    v.sort_by_key(|r| (!r.overdue, due(r)));
-    v
-}
-
 pub(crate) struct Step {
     pub what: String,
     pub actor: String,
@@ -143,6 +135,21 @@ pub(crate) struct ReceiptView {
     pub delivered: bool,
     pub verified: bool,
     pub reason: String,
+}
+
+/// The signed receipts kept for `key`, each shown verified or not.
+pub(crate) fn receipts(c: &Ctx, key: &str) -> Vec<ReceiptView> {
+    liaison_node::exchange::outbox::checked_receipts(&c.node, key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(rc, ok)| ReceiptView {
+            when: c.when(&rc.time),
+            receiver: rc.receiver,
+            delivered: rc.delivered,
+            verified: ok,
+            reason: rc.reason,
+        })
+        .collect()
 }
 
 #[derive(askama::Template)]
@@ -183,17 +190,7 @@ pub(crate) async fn show(c: Ctx, Path(id): Path<String>) -> Response {
             attached: e.attached_record_ids.clone(),
         })
         .collect();
-    let receipts = liaison_node::exchange::outbox::checked_receipts(&c.node, &r.id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(rc, ok)| ReceiptView {
-            receiver: rc.receiver.clone(),
-            when: c.when(&rc.time),
-            delivered: rc.delivered,
-            verified: ok,
-            reason: rc.reason.clone(),
-        })
-        .collect();
+    let receipts = receipts(&c, &r.id);
     let escalations = r
         .escalations
         .iter()

@@ -47,6 +47,20 @@ pub(crate) struct PeerOutcome {
     pub checks: Vec<(String, bool, String, String)>,
 }
 
+impl PeerOutcome {
+    /// The call was refused or failed before any peer answered.
+    fn refused(c: &Ctx, peer: &str, s: &tonic::Status) -> PeerOutcome {
+        PeerOutcome {
+            peer: peer.to_string(),
+            outcome: Problem::of(&c.tr, s).message,
+            answered: false,
+            error: String::new(),
+            records: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+}
+
 #[derive(askama::Template)]
 #[template(path = "search.html")]
 struct SearchPage {
@@ -182,14 +196,7 @@ pub(crate) async fn query(c: Ctx, Form(q): Form<QueryForm>) -> Response {
                 checks: Vec::new(),
             })
             .collect(),
-        Err(s) => vec![PeerOutcome {
-            peer: q.peer.clone(),
-            outcome: Problem::of(&c.tr, &s).message,
-            answered: false,
-            error: String::new(),
-            records: Vec::new(),
-            checks: Vec::new(),
-        }],
+        Err(s) => vec![PeerOutcome::refused(&c, &q.peer, &s)],
     };
     let title = c.t("search-query-results");
     render(c, Filters::default(), outcomes, title).await
@@ -235,14 +242,7 @@ pub(crate) async fn check(c: Ctx, Form(q): Form<CheckForm>) -> Response {
                     .collect(),
             })
             .collect(),
-        Err(s) => vec![PeerOutcome {
-            peer: q.peer.clone(),
-            outcome: Problem::of(&c.tr, &s).message,
-            answered: false,
-            error: String::new(),
-            records: Vec::new(),
-            checks: Vec::new(),
-        }],
+        Err(s) => vec![PeerOutcome::refused(&c, &q.peer, &s)],
     };
     let title = c.t("search-check-results");
     render(c, Filters::default(), outcomes, title).await
