@@ -100,6 +100,35 @@ async fn the_console_in_a_browser() {
     let Some(pb::record::Body::VictimReferral(v)) = &rec.body else { panic!("referral") };
     let full_name = v.identity.as_ref().unwrap().full_name.clone();
 
+    // A regional hub both belong to (joined last: its membership MOU must not
+    // be the agreement the requests above were sent under), with two countries' statistics (one
+    // small enough to be suppressed) and one request for its indicators.
+    let mut hub = TestNode::init_role(root.path(), "commit-hub", "COMMIT-Mekong", "hub");
+    hub.start();
+    for m in [&kh, &vn] {
+        hub.cli_ok(&["hub", "admit", &m.card_file().display().to_string()]);
+    }
+    for m in [&kh, &vn] {
+        m.cli_ok(&["hub", "join", &hub.card_file().display().to_string()]);
+    }
+    activate(&[&hub, &kh, &vn], &hub_membership("commit-hub", &["kh-antht", "vn-c02"]), "commit-membership");
+    for (n, country, count) in [(&kh, "KH", 41u32), (&vn, "VN", 3)] {
+        let mut r = examples::statistics_report();
+        r.id = format!("sr-{}", country.to_lowercase());
+        if let Some(pb::record::Body::StatisticsReport(s)) = r.body.as_mut() {
+            s.country = country.into();
+            s.victims.truncate(1);
+            s.victims[0].count = count;
+        }
+        create(n, r.clone()).await;
+        n.cli_ok(&["record", "share", &r.id, "--to", "commit-hub", "--purpose", "statistics_and_reporting"]);
+    }
+    wait_for(30, "both reports at the hub", || {
+        let md = hub.cli_ok(&["hub", "report", "--period", "2025"]);
+        md.contains("| KH | 41 |") && md.contains("| VN | x |")
+    });
+    passwd(&hub, "admin");
+
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/browser.cjs");
     let out = Command::new("node")
         .arg(script)
@@ -112,6 +141,7 @@ async fn the_console_in_a_browser() {
         .env("FULL_NAME", &full_name)
         .env("CASE", format!("/cases/{case}"))
         .env("AGREEMENT", "/agreements/kh-vn-mou")
+        .env("HUB_CONSOLE", console_of(&hub))
         .output()
         .expect("run node");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -134,4 +164,5 @@ async fn the_console_in_a_browser() {
     let refused = audit_entries(&kh, "console.refused.sign_in");
     assert!(!refused.is_empty(), "the wrong password is audited");
     drop(vn);
+    drop(hub);
 }

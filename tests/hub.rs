@@ -4,69 +4,9 @@
 
 mod common;
 
-use common::{activate, create, wait_for, TestNode};
+use common::{activate, create, hub_membership, wait_for, TestNode};
 use liaison::envelope::{self, payload};
 use liaison::pb;
-
-fn membership(hub: &str, members: &[&str]) -> String {
-    let parties: Vec<String> =
-        std::iter::once(hub).chain(members.iter().copied()).map(|p| format!("\"{p}\"")).collect();
-    format!(
-        r#"
-id = "commit-membership"
-version = 1
-title = "COMMIT-Mekong membership and information-sharing MOU"
-legal_basis = "COMMIT MOU (2004)"
-parties = [{}]
-valid_from = "2026-01-01"
-valid_until = "2036-01-01"
-hub = "{hub}"
-
-[retention]
-days = 365
-purge_on_revoke = true
-
-[sop]
-name = "COMMIT SOP on information and intelligence sharing"
-
-[[sop.request_types]]
-name = "information_request"
-ack_within = "24h"
-answer_within = "7d"
-urgent_ack_within = "8h"
-urgent_answer_within = "3d"
-escalation_role = "unit_head"
-
-[[grants]]
-from = "*"
-to = "*"
-record_kinds = ["contact_point"]
-purposes = ["coordination"]
-operations = ["query", "sync", "push"]
-max_handling = "green"
-onward_sharing = "allowed"
-
-[[grants]]
-from = "*"
-to = "{hub}"
-record_kinds = ["statistics_report"]
-purposes = ["statistics_and_reporting"]
-operations = ["push"]
-max_handling = "green"
-onward_sharing = "forbidden"
-
-[[grants]]
-from = "*"
-to = "*"
-record_kinds = ["intelligence_report"]
-purposes = ["investigation"]
-operations = ["query", "push"]
-max_handling = "amber"
-onward_sharing = "forbidden"
-"#,
-        parties.join(", ")
-    )
-}
 
 fn peer_sources(n: &TestNode) -> Vec<(String, String)> {
     n.cli_json(&["peer", "list"])["peers"].as_array().map_or(vec![], |a| {
@@ -102,7 +42,7 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
 
     activate(
         &[&hub, &th, &kh, &la],
-        &membership("commit-hub", &["th-atpd", "kh-antht", "la-dcta"]),
+        &hub_membership("commit-hub", &["th-atpd", "kh-antht", "la-dcta"]),
         "commit-membership",
     );
     create(&th, liaison::record::examples::intelligence_report()).await;
@@ -216,7 +156,7 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     for m in [&th, &kh] {
         m.cli_ok(&["hub", "join", &hub_card.display().to_string()]);
     }
-    activate(&[&hub, &th, &kh], &membership("commit-hub", &["th-atpd", "kh-antht"]), "commit-membership");
+    activate(&[&hub, &th, &kh], &hub_membership("commit-hub", &["th-atpd", "kh-antht"]), "commit-membership");
 
     const CANARY: &str = "SECRET-7f3a-CANARY";
     let mut r = liaison::record::examples::intelligence_report();

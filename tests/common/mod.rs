@@ -581,3 +581,65 @@ pub(crate) fn configure(n: &TestNode, f: impl FnOnce(&mut liaison::config::NodeC
     f(&mut cfg);
     std::fs::write(layout.config(), toml::to_string(&cfg).unwrap()).unwrap();
 }
+
+/// The COMMIT-Mekong membership MOU between a hub and its members: contact
+/// points everywhere, statistics to the hub, intelligence among members.
+pub(crate) fn hub_membership(hub: &str, members: &[&str]) -> String {
+    let parties: Vec<String> =
+        std::iter::once(hub).chain(members.iter().copied()).map(|p| format!("\"{p}\"")).collect();
+    format!(
+        r#"
+id = "commit-membership"
+version = 1
+title = "COMMIT-Mekong membership and information-sharing MOU"
+legal_basis = "COMMIT MOU (2004)"
+parties = [{}]
+valid_from = "2026-01-01"
+valid_until = "2036-01-01"
+hub = "{hub}"
+
+[retention]
+days = 365
+purge_on_revoke = true
+
+[sop]
+name = "COMMIT SOP on information and intelligence sharing"
+
+[[sop.request_types]]
+name = "information_request"
+ack_within = "24h"
+answer_within = "7d"
+urgent_ack_within = "8h"
+urgent_answer_within = "3d"
+escalation_role = "unit_head"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["contact_point"]
+purposes = ["coordination"]
+operations = ["query", "sync", "push"]
+max_handling = "green"
+onward_sharing = "allowed"
+
+[[grants]]
+from = "*"
+to = "{hub}"
+record_kinds = ["statistics_report"]
+purposes = ["statistics_and_reporting"]
+operations = ["push"]
+max_handling = "green"
+onward_sharing = "forbidden"
+
+[[grants]]
+from = "*"
+to = "*"
+record_kinds = ["intelligence_report"]
+purposes = ["investigation"]
+operations = ["query", "push"]
+max_handling = "amber"
+onward_sharing = "forbidden"
+"#,
+        parties.join(", ")
+    )
+}

@@ -23,6 +23,7 @@ const RECORD = env('RECORD');           // e.g. /records/kh-antht/vr-child-1
 const FULL_NAME = env('FULL_NAME');
 const CASE = env('CASE');                // e.g. /cases/<id>
 const AGREEMENT = env('AGREEMENT');      // e.g. /agreements/<id>
+const HUB = env('HUB_CONSOLE').replace(/\/$/, '');  // the regional hub's console
 const SHOTS = process.env.SCREENSHOTS || '';
 
 const failures = [];
@@ -31,10 +32,10 @@ const check = (ok, what) => {
   if (!ok) failures.push(what);
 };
 
-async function signIn(browser, name) {
+async function signIn(browser, name, base = BASE) {
   const context = await browser.newContext({ locale: 'en-GB', bypassCSP: true });
   const page = await context.newPage();
-  await page.goto(`${BASE}/signin`);
+  await page.goto(`${base}/signin`);
   await page.fill('#name', name);
   await page.fill('#password', PASSWORD);
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
@@ -43,6 +44,12 @@ async function signIn(browser, name) {
 
 async function csrfOf(page) {
   return page.locator('input[name=csrf]').first().getAttribute('value');
+}
+
+async function setLanguage(context, page, base, lang) {
+  await page.goto(`${base}/account`);
+  const t = await csrfOf(page);
+  await context.request.post(`${base}/account`, { form: { csrf: t, language: lang, time_zone: 'Asia/Phnom_Penh' } });
 }
 
 async function axe(page, label) {
@@ -181,9 +188,7 @@ async function shot(page, name) {
     const pages = ['/', '/requests', '/requests?box=sent', '/requests/new', '/search', RECORD, `${RECORD}/edit`,
       '/records/new?kind=4', '/records/import', '/cases', CASE, '/agreements', AGREEMENT, '/contacts', '/account'];
     for (const lang of ['en', 'ar']) {
-      await page.goto(`${BASE}/account`);
-      const t = await csrfOf(page);
-      await context.request.post(`${BASE}/account`, { form: { csrf: t, language: lang, time_zone: 'Asia/Phnom_Penh' } });
+      await setLanguage(context, page, BASE, lang);
       for (const p of pages) {
         await page.goto(`${BASE}${p}`);
         if (lang === 'ar') check(await page.getAttribute('html', 'dir') === 'rtl', `${p} is right to left in Arabic`);
@@ -199,6 +204,33 @@ async function shot(page, name) {
       }
       await shot(adm.page, 'admin');
       await adm.context.close();
+    }
+
+    // Hub: members and directory version, the regional report with the
+    // small figure suppressed (and marked in words), the indicators.
+    {
+      const h = await signIn(browser, 'admin', HUB);
+      for (const lang of ['en', 'ar']) {
+        await setLanguage(h.context, h.page, HUB, lang);
+        await h.page.goto(`${HUB}/hub?period=2025`);
+        if (lang === 'en') {
+          const members = await h.page.locator('section[aria-labelledby=h-members]').innerText();
+          check(members.includes('kh-antht') && members.includes('vn-c02'), 'the hub lists its members');
+          const countries = await h.page.locator('section[aria-labelledby=h-report] table').first().innerText();
+          check(countries.includes('KH') && countries.includes('41'), 'the regional report shows a country above the threshold');
+          const vn = h.page.locator('section[aria-labelledby=h-report] tr', { hasText: 'VN' }).first();
+          check(await vn.locator('abbr').count() === 1 && !(await vn.innerText()).includes('3'),
+            'the country below the threshold is suppressed and marked so in words');
+          check(await h.page.locator('section[aria-labelledby=h-compliance]').count() === 1, 'the compliance indicators are shown');
+          await shot(h.page, 'hub');
+        } else {
+          check(await h.page.getAttribute('html', 'dir') === 'rtl', '/hub is right to left in Arabic');
+        }
+        await axe(h.page, `/hub (${lang})`);
+        await h.page.goto(`${HUB}/contacts`);
+        await axe(h.page, `hub /contacts (${lang})`);
+      }
+      await h.context.close();
     }
   } catch (e) {
     failures.push(`error: ${e && e.stack || e}`);

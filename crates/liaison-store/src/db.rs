@@ -27,6 +27,8 @@ pub struct Tx {
     audit: Vec<Event>,
     /// The time this transaction runs at (from the node's clock).
     pub now: time::OffsetDateTime,
+    /// Search-catalogue edits, applied once the batch is durable.
+    catalogue: Vec<super::catalogue::Edit>,
 }
 
 impl Tx {
@@ -37,6 +39,11 @@ impl Tx {
         self.next_change += 1;
         self.batch.put(Tree::Changes, seq.to_be_bytes().to_vec(), change.encode_to_vec());
         seq
+    }
+
+    /// Updates the search catalogue once this write is durable.
+    pub fn catalogue(&mut self, key: &str, entry: Option<super::catalogue::Entry>) {
+        self.catalogue.push((key.to_string(), entry));
     }
 
     /// Appends an audit entry in the same atomic write.
@@ -73,6 +80,8 @@ pub struct Db {
     failed: Arc<std::sync::OnceLock<String>>,
     /// Notified when `failed` is set (the node stops).
     pub failure: Arc<tokio::sync::Notify>,
+    /// What record listings search (see [`super::catalogue`]).
+    catalogue: Arc<super::catalogue::Catalogue>,
 }
 
 /// Whether the store can take writes.
@@ -110,6 +119,7 @@ impl Db {
             head_file: None,
             failed: Arc::new(std::sync::OnceLock::new()),
             failure: Arc::new(tokio::sync::Notify::new()),
+            catalogue: Arc::default(),
         })
     }
 
@@ -164,6 +174,10 @@ impl Db {
         self.clock.as_ref()
     }
 
+    pub fn catalogue(&self) -> &super::catalogue::Catalogue {
+        &self.catalogue
+    }
+
     /// Runs `f` with exclusive write access, then applies its batch (with
     /// change-log and audit entries) durably. Reads inside `f` see every
     /// previously acknowledged write, so check-then-write is race-free.
@@ -179,7 +193,13 @@ impl Db {
     {
         let mut state = Arc::clone(&self.write).lock_owned().await;
         let now = self.clock.now();
-        let mut tx = Tx { batch: Batch::default(), next_change: state.next_change, audit: Vec::new(), now };
+        let mut tx = Tx {
+            batch: Batch::default(),
+            next_change: state.next_change,
+            audit: Vec::new(),
+            now,
+            catalogue: Vec::new(),
+        };
         let out = f(self.store.as_ref(), &mut tx)?;
         let mut chain = state.chain.clone();
         let crash = self.crash_after.as_ref().is_some_and(|a| tx.audit.iter().any(|e| e.action == *a));
@@ -210,6 +230,7 @@ impl Db {
         let (failed, failure) = (Arc::clone(&self.failed), Arc::clone(&self.failure));
         let head = self.head_file.clone().zip(checkpointed);
         let batch = tx.batch;
+        let (catalogue, edits) = (Arc::clone(&self.catalogue), tx.catalogue);
         // Runs to the end even if nobody awaits it any more.
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.apply(&batch) {
@@ -220,6 +241,7 @@ impl Db {
                 return Err(e);
             }
             state.chain = chain;
+            catalogue.apply(edits);
             if moved {
                 state.next_change = next_change;
                 let _ = changes.send(next_change - 1);

@@ -15,6 +15,7 @@ use liaison_proto as pb;
 
 pub mod agreements;
 pub mod audit;
+pub mod catalogue;
 pub mod changes;
 #[cfg(test)]
 mod conformance;

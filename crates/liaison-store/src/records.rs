@@ -7,6 +7,7 @@ use prost::Message;
 use time::OffsetDateTime;
 
 use super::{scan_prefix, Db, Store, StoreError, Tree, Tx};
+use crate::catalogue::{Edit, Entry};
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
 use crate::pb;
@@ -120,6 +121,7 @@ pub fn put(
         tx.batch.put(Tree::Identifiers, entry, Vec::new());
     }
     tx.batch.put(Tree::Records, key.as_bytes().to_vec(), stored.encode_to_vec());
+    tx.catalogue(key, Some(Entry::of(rec)));
     tx.change(pb::Change {
         seq: 0,
         time: Some(timestamp(now)),
@@ -138,6 +140,7 @@ pub fn delete(store: &dyn Store, tx: &mut Tx, key: &str, rec: &pb::Record, now: 
         tx.batch.delete(Tree::Identifiers, identifier_entry(store, &ident, key));
     }
     tx.batch.delete(Tree::Records, key.as_bytes().to_vec());
+    tx.catalogue(key, None);
     tx.change(pb::Change {
         seq: 0,
         time: Some(timestamp(now)),
@@ -371,26 +374,31 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether a listing shows `r` (judged on the pseudonymised record).
     pub fn matches(&self, r: &pb::Record) -> bool {
-        if self.kind.is_some() && record::kind(r) != self.kind {
+        self.admits(&Entry::of(r))
+    }
+
+    /// Whether a record with this catalogue entry passes the filter.
+    pub fn admits(&self, e: &Entry) -> bool {
+        if self.kind.is_some() && e.kind != self.kind {
             return false;
         }
-        if r.withdrawn && !self.include_withdrawn {
+        if e.withdrawn && !self.include_withdrawn {
             return false;
         }
         if let Some(c) = &self.country {
-            if !record::countries(r).iter().any(|x| x == c) {
+            if !e.countries.iter().any(|x| x == c) {
                 return false;
             }
         }
         if let Some(since) = self.updated_since {
-            let updated = r.update_time.as_ref().and_then(crate::convert::from_timestamp);
-            if updated.is_none_or(|u| u < since) {
+            if e.updated.is_none_or(|u| u < since) {
                 return false;
             }
         }
         if let Some(t) = &self.text {
-            if !record::matches_text(r, t) {
+            if !record::text_contains(&e.text, t) {
                 return false;
             }
         }
@@ -403,17 +411,40 @@ pub type Page = (Vec<(pb::Record, Option<pb::Provenance>)>, Option<String>);
 
 /// One page of matching records in key order, and the key to continue after.
 /// The filter is applied to what a listing shows (the pseudonymised record),
-/// so text search never matches a word only a protected field holds.
-pub fn list(store: &dyn Store, filter: &Filter, after: Option<&str>, page_size: usize) -> Result<Page, StoreError> {
+/// so text search never matches a word only a protected field holds. It
+/// reads the search catalogue, then only the records on the page.
+pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> Result<Page, StoreError> {
+    let store = db.store();
+    db.catalogue().ensure(|| catalogue_entries(store))?;
     let prefix = filter.originator.as_ref().map(|o| format!("{o}/")).unwrap_or_default();
-    scan(store, &prefix, after, page_size, |rec, prov| {
-        let shown = if crate::redact::holds_protected(rec) {
-            std::borrow::Cow::Owned(crate::redact::pseudonymise(rec))
-        } else {
-            std::borrow::Cow::Borrowed(rec)
-        };
-        filter.matches(&shown).then(|| (rec.clone(), prov.cloned()))
-    })
+    let (keys, next) = db.catalogue().page(&prefix, after, page_size, |e| filter.admits(e));
+    let mut rows = Vec::with_capacity(keys.len());
+    for key in keys {
+        // Gone since the catalogue was read (a purge): not listed.
+        if let Some(stored) = get(store, &key)? {
+            let rec = stored.record()?;
+            rows.push((rec, stored.provenance));
+        }
+    }
+    Ok((rows, next))
+}
+
+/// The catalogue entry of every stored record (its first load).
+pub fn catalogue_entries(store: &dyn Store) -> Result<Vec<Edit>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let chunk = scan_prefix(store, Tree::Records, b"", cursor.as_deref(), 256)?;
+        let done = chunk.len() < 256;
+        for (k, v) in chunk {
+            let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), Some(Entry::of(&stored.record()?))));
+            cursor = Some(k);
+        }
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 /// Walks records under `prefix` in key order after `after`, keeping what

@@ -181,6 +181,7 @@ hub-suppressed = محجوب
 hub-suppressed-note = تُحجب الخلايا التي تقل قيمتها عن 5 (وخلية إضافية عند الاقتضاء) حتى لا يمكن تمييز أي مجموعة صغيرة.
 hub-title = المركز الإقليمي
 hub-victims = الضحايا
+hub-no-indicators = لم يُبلَّغ المركز بعد عن أي طلب بين الأعضاء.
 import-bad-line = السطر { $line } ليس سجلًا: { $reason }
 import-done = تم تخزين { $stored } من أصل { $total } من السجلات ({ $held } منها محفوظة مسبقًا).
 import-field = الحقل

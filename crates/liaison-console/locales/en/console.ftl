@@ -181,6 +181,7 @@ hub-suppressed = suppressed
 hub-suppressed-note = Cells under 5 are suppressed (and one more where needed) so no small group can be singled out.
 hub-title = Hub
 hub-victims = Victims
+hub-no-indicators = No request between members has been reported to the hub yet.
 import-bad-line = Line { $line } is not a record: { $reason }
 import-done = { $stored } of { $total } records stored ({ $held } already held).
 import-field = Field

@@ -181,6 +181,7 @@ hub-suppressed = masqué
 hub-suppressed-note = Les cellules inférieures à 5 sont masquées (ainsi qu'une cellule supplémentaire si nécessaire) afin qu'aucun petit groupe ne puisse être identifié.
 hub-title = Pôle régional
 hub-victims = Victimes
+hub-no-indicators = Aucune demande entre membres n'a encore été signalée au hub.
 import-bad-line = La ligne { $line } n'est pas une fiche : { $reason }
 import-done = { $stored } fiches enregistrées sur { $total } ({ $held } déjà détenues).
 import-field = Champ

@@ -536,23 +536,47 @@ pub fn countries(record: &pb::Record) -> Vec<String> {
 /// identity fields are protected and never searched: a search must not become
 /// a way to probe them.
 pub fn matches_text(record: &pb::Record, needle: &str) -> bool {
-    let needle = needle.to_lowercase();
-    if needle.is_empty() {
-        return true;
+    text_contains(&search_text(record), &needle.to_lowercase())
+}
+
+/// Separates fields in [`search_text`], so no needle matches across two.
+const FIELD_BREAK: char = '\0';
+
+/// The record's searchable fields, each lowercased, in one string (what a
+/// search catalogue keeps instead of the record). Protected fields are not
+/// among them.
+pub fn search_text(record: &pb::Record) -> String {
+    let fields: Vec<&str> = match &record.body {
+        Some(Body::ContactPoint(c)) => [c.name.as_str(), c.agency.as_str()]
+            .into_iter()
+            .chain(c.channels.iter().map(|ch| ch.value.as_str()))
+            .collect(),
+        Some(Body::IntelligenceReport(i)) => vec![&i.title, &i.summary, &i.modus_operandi],
+        Some(Body::Entity(e)) => e
+            .names
+            .iter()
+            .chain(&e.aliases)
+            .map(String::as_str)
+            .chain(e.identifiers.iter().map(|i| i.value.as_str()))
+            .chain([e.evidence_basis.as_str()])
+            .collect(),
+        Some(Body::VictimReferral(v)) => vec![&v.pseudonym, &v.notes],
+        Some(Body::StatisticsReport(s)) => s.framework.iter().map(|f| f.narrative.as_str()).collect(),
+        None => Vec::new(),
+    };
+    let mut out = String::new();
+    for f in fields {
+        out.push_str(&f.to_lowercase());
+        out.push(FIELD_BREAK);
     }
-    let hit = |s: &str| s.to_lowercase().contains(&needle);
-    match &record.body {
-        Some(Body::ContactPoint(c)) => hit(&c.name) || hit(&c.agency) || c.channels.iter().any(|ch| hit(&ch.value)),
-        Some(Body::IntelligenceReport(i)) => hit(&i.title) || hit(&i.summary) || hit(&i.modus_operandi),
-        Some(Body::Entity(e)) => {
-            e.names.iter().chain(&e.aliases).any(|n| hit(n))
-                || e.identifiers.iter().any(|i| hit(&i.value))
-                || hit(&e.evidence_basis)
-        }
-        Some(Body::VictimReferral(v)) => hit(&v.pseudonym) || hit(&v.notes),
-        Some(Body::StatisticsReport(s)) => s.framework.iter().any(|f| hit(&f.narrative)),
-        None => false,
-    }
+    out
+}
+
+/// Whether `text` (from [`search_text`]) holds `lowered`, a needle already
+/// lowercased (once per search, not once per record). An empty needle
+/// matches every record.
+pub fn text_contains(text: &str, lowered: &str) -> bool {
+    lowered.is_empty() || (!lowered.contains(FIELD_BREAK) && text.contains(lowered))
 }
 
 /// Normalised identifier keys (`type:value`) of an entity record.

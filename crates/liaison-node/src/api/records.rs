@@ -161,7 +161,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         };
         // A text search reads every record: off the runtime's threads.
         let (rows, next) = crate::node::off_runtime(&self.node, move |node| {
-            records::list(node.db.store(), &filter, after.as_deref(), page_size as usize)
+            records::list(&node.db, &filter, after.as_deref(), page_size as usize)
         })
         .await
         .or_status()?;

@@ -234,7 +234,7 @@ pub fn statistics(node: &Node) -> Result<Vec<pb::StatisticsReport>, StoreError> 
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let (rows, next) = records::list(node.db.store(), &filter, after.as_deref(), 1000)?;
+        let (rows, next) = records::list(&node.db, &filter, after.as_deref(), 1000)?;
         out.extend(rows.into_iter().filter_map(|(r, _)| match r.body {
             Some(pb::record::Body::StatisticsReport(s)) => Some(s),
             _ => None,

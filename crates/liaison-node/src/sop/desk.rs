@@ -423,9 +423,9 @@ pub async fn receive(
 }
 
 /// A contact point of `role`, preferring ones from `of` (the node that is late).
-fn contact_for(st: &dyn Store, role: i32, of: &str) -> Result<Option<(String, String)>, StoreError> {
+fn contact_for(db: &crate::store::Db, role: i32, of: &str) -> Result<Option<(String, String)>, StoreError> {
     let filter = Filter { kind: Some(pb::RecordKind::ContactPoint), ..Default::default() };
-    let (rows, _) = records::list(st, &filter, None, 1000)?;
+    let (rows, _) = records::list(db, &filter, None, 1000)?;
     let matching: Vec<&pb::Record> = rows
         .iter()
         .map(|(r, _)| r)
@@ -460,7 +460,7 @@ pub async fn check_deadlines(node: &Node) -> Result<usize, DeskError> {
             .and_then(|s| s.request_types.iter().find(|t| t.name == h.request_type).cloned());
         let Some(terms) = terms else { continue };
         if let Some(mut esc) = sm::newly_overdue(&req, &terms, now) {
-            if let Some((id, name)) = contact_for(node.db.store(), esc.role, &h.to_node)? {
+            if let Some((id, name)) = contact_for(&node.db, esc.role, &h.to_node)? {
                 esc.contact_record_id = id;
                 esc.contact_name = name;
             }
