@@ -129,6 +129,22 @@ async fn the_console_in_a_browser() {
     });
     passwd(&hub, "admin");
 
+    // A bulk import larger than one call to the node takes (1,000): 1,200
+    // contact points and, last, one the node refuses.
+    let import = root.path().join("import.jsonl");
+    let mut lines = String::new();
+    for i in 0..1201 {
+        let mut cp = contact_point(&format!("cp-import-{i:04}"), &format!("Imported desk {i}"));
+        if i == 1200 {
+            if let Some(pb::record::Body::ContactPoint(c)) = cp.body.as_mut() {
+                c.country = "Atlantis".into();
+            }
+        }
+        lines.push_str(&serde_json::to_string(&cp).unwrap());
+        lines.push('\n');
+    }
+    std::fs::write(&import, lines).unwrap();
+
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/browser.cjs");
     let out = Command::new("node")
         .arg(script)
@@ -142,6 +158,7 @@ async fn the_console_in_a_browser() {
         .env("CASE", format!("/cases/{case}"))
         .env("AGREEMENT", "/agreements/kh-vn-mou")
         .env("HUB_CONSOLE", console_of(&hub))
+        .env("IMPORT_FILE", &import)
         .output()
         .expect("run node");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -158,6 +175,12 @@ async fn the_console_in_a_browser() {
         "{views:?}"
     );
     assert_eq!(request_state(&kh, &id), "REQUEST_STATE_ACKNOWLEDGED");
+    // The import stored what it said, as the officer who uploaded it.
+    let listed =
+        kh.cli_json(&["record", "list", "--kind", "contact_point", "--text", "imported desk", "--limit", "1000"]);
+    let n = listed["records"].as_array().map_or(0, Vec::len);
+    assert_eq!(n, 1000, "a full page of imported records");
+    assert!(listed["nextPageToken"].as_str().is_some_and(|t| !t.is_empty()), "and more after it");
     // Failed sign-ins are counted on the audit log once their window ends.
     let _ = kh.stop();
     kh.start();

@@ -23,6 +23,7 @@ const RECORD = env('RECORD');           // e.g. /records/kh-antht/vr-child-1
 const FULL_NAME = env('FULL_NAME');
 const CASE = env('CASE');                // e.g. /cases/<id>
 const AGREEMENT = env('AGREEMENT');      // e.g. /agreements/<id>
+const IMPORT_FILE = env('IMPORT_FILE');   // 1,200 contact points and one refused
 const HUB = env('HUB_CONSOLE').replace(/\/$/, '');  // the regional hub's console
 const SHOTS = process.env.SCREENSHOTS || '';
 
@@ -160,6 +161,27 @@ async function shot(page, name) {
     const wrongToken = await context.request.post(`${BASE}/account`, { form: { language: 'fr', csrf: 'x'.repeat(43) }, maxRedirects: 0 });
     check(wrongToken.status() === 403, 'a form with another token is refused');
 
+    // A bulk import larger than one call runs in the background and its page
+    // shows progress until the end: 1,200 stored, the refused one listed.
+    await page.goto(`${BASE}/records/import`);
+    await page.setInputFiles('#file', IMPORT_FILE);
+    await Promise.all([page.waitForNavigation(), page.click('form[action="/records/import"] button')]);
+    check(/\/records\/import\/[\w-]+$/.test(new URL(page.url()).pathname), 'the import goes to its progress page');
+    const jobUrl = page.url();
+    let status = '';
+    for (const deadline = Date.now() + 120000; Date.now() < deadline;) {
+      status = await page.locator('p[role=status]').innerText().catch(() => '');
+      if (status.startsWith('1200 of 1201')) break;
+      // The page refreshes itself every second while the import runs.
+      await page.waitForEvent('load', { timeout: 5000 }).catch(() => {});
+    }
+    check(status.startsWith('1200 of 1201'), `the import ends with 1200 of 1201 stored (${status})`);
+    check(await page.locator('meta[http-equiv=refresh]').count() === 0, 'a finished import stops refreshing');
+    const refused = await page.locator('table tbody tr').allInnerTexts();
+    check(refused.length === 1 && refused[0].startsWith('1201') && refused[0].includes('country'),
+      `the refused record is listed with its number and field (${refused})`);
+    await axe(page, 'import progress (en)');
+
     // An officer cannot sign agreements: the node refuses it.
     await page.goto(`${BASE}${AGREEMENT}`);
     check(await page.locator('button[value=sign]').count() === 0, 'an officer is not offered to sign');
@@ -178,6 +200,8 @@ async function shot(page, name) {
       await a.context.request.post(`${BASE}${RECORD}/share`, { form: { csrf: t, peer: HIT_PEER, purpose: '4' }, maxRedirects: 0 });
       await a.page.goto(`${BASE}${RECORD}`);
       check((await a.page.locator('.flash').innerText()).includes('Not allowed'), 'sharing as an auditor is refused by the node');
+      const other = await a.context.request.get(jobUrl, { maxRedirects: 0 });
+      check(other.status() === 404, `another user's import is not found (${other.status()})`);
       await a.page.goto(`${BASE}/admin/audit`);
       check((await a.page.content()).includes('protected.view'), 'the auditor sees the identity view on the audit log');
       await shot(a.page, 'audit');

@@ -13,6 +13,7 @@ pub mod csrf;
 pub mod ctx;
 pub mod forms;
 pub mod i18n;
+pub mod imports;
 pub mod listener;
 pub mod pages;
 pub mod session;
@@ -32,6 +33,8 @@ pub struct App {
     pub sessions: Arc<session::Sessions>,
     /// Cookies carry `Secure`.
     pub secure: bool,
+    /// Bulk imports running or finished, per user.
+    pub imports: Arc<imports::Imports>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +49,7 @@ impl App {
     pub fn new(node: Arc<Node>) -> App {
         let cfg = &node.config().console;
         let idle = Duration::from_secs(cfg.idle_minutes.saturating_mul(60));
-        App { secure: cfg.secure(), sessions: Arc::new(session::Sessions::new(idle)), node }
+        App { secure: cfg.secure(), sessions: Arc::new(session::Sessions::new(idle)), imports: Arc::default(), node }
     }
 }
 

@@ -12,6 +12,7 @@ mod records;
 mod requests;
 mod search;
 
+use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
@@ -37,7 +38,13 @@ pub fn routes() -> Router<App> {
         .route("/search/query", post(search::query))
         .route("/search/check", post(search::check))
         .route("/records/new", get(records::new_form).post(records::create))
-        .route("/records/import", get(records::import_form).post(records::import))
+        // A bulk import may be as large as the CSRF check reads (16 MB);
+        // other forms keep axum's 2 MB.
+        .route(
+            "/records/import",
+            get(records::import_form).post(records::import).layer(DefaultBodyLimit::max(crate::csrf::MAX_BODY)),
+        )
+        .route("/records/import/{job}", get(records::import_status))
         .route("/records/{origin}/{id}", get(records::show))
         .route("/records/{origin}/{id}/reveal", post(records::reveal))
         .route("/records/{origin}/{id}/edit", get(records::edit_form).post(records::update))
@@ -68,7 +75,7 @@ async fn style() -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> impl IntoResponse {
+pub(crate) async fn not_found() -> impl IntoResponse {
     (http::StatusCode::NOT_FOUND, "not found")
 }
 

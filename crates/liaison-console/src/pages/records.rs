@@ -407,27 +407,26 @@ struct Import {
     c: Ctx,
     title: String,
     nav: &'static str,
-    done: bool,
+    job: Option<crate::imports::Job>,
     summary: String,
-    total: usize,
-    stored: u32,
-    problems: Vec<(u32, String, String)>,
     error: String,
 }
 
-pub(crate) async fn import_form(c: Ctx) -> Response {
+fn import_page(c: Ctx, job: Option<crate::imports::Job>, error: String) -> Response {
     let title = c.t("import-title");
-    page(Import {
-        c,
-        title,
-        nav: "search",
-        done: false,
-        summary: String::new(),
-        total: 0,
-        stored: 0,
-        problems: Vec::new(),
-        error: String::new(),
-    })
+    let summary = match &job {
+        Some(j) if j.finished => c.tr.ta(
+            "import-done",
+            &[("stored", j.stored.to_string()), ("total", j.total.to_string()), ("held", j.held.to_string())],
+        ),
+        Some(j) => c.tr.ta("import-running", &[("sent", j.sent.to_string()), ("total", j.total.to_string())]),
+        None => String::new(),
+    };
+    page(Import { c, title, nav: "search", job, summary, error })
+}
+
+pub(crate) async fn import_form(c: Ctx) -> Response {
+    import_page(c, None, String::new())
 }
 
 /// The records of a JSON-lines upload: one proto-JSON record per line.
@@ -439,6 +438,8 @@ fn parse_lines(text: &str) -> Result<Vec<pb::Record>, (usize, String)> {
         .collect()
 }
 
+/// Starts a background import of the uploaded lines and sends the user to
+/// its progress page. Nothing is stored when a line is not a record.
 pub(crate) async fn import(c: Ctx, mut mp: Multipart) -> Response {
     let mut text = String::new();
     while let Ok(Some(field)) = mp.next_field().await {
@@ -449,61 +450,56 @@ pub(crate) async fn import(c: Ctx, mut mp: Multipart) -> Response {
             }
         }
     }
-    let title = c.t("import-title");
     let records = match parse_lines(&text) {
+        Ok(r) if r.is_empty() => {
+            let error = c.t("import-empty");
+            return import_page(c, None, error);
+        }
         Ok(r) => r,
         Err((line, e)) => {
             let error = c.ta_line(line, &e);
-            return page(Import {
-                c,
-                title,
-                nav: "search",
-                done: false,
-                summary: String::new(),
-                total: 0,
-                stored: 0,
-                problems: Vec::new(),
-                error,
-            });
+            return import_page(c, None, error);
         }
     };
-    let total = records.len();
-    let msg = pb::ImportRecordsRequest { records, received: Vec::new() };
-    match api::RecordApi::new(Arc::clone(&c.node)).import_records(req(&c, msg)).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            let summary = c.tr.ta(
-                "import-done",
-                &[("stored", r.stored.to_string()), ("total", total.to_string()), ("held", r.already_held.to_string())],
-            );
-            let problems =
-                r.problems.iter().map(|p| (p.index.saturating_add(1), p.field.clone(), p.reason.clone())).collect();
-            page(Import {
-                c,
-                title,
-                nav: "search",
-                done: true,
-                summary,
-                total,
-                stored: r.stored,
-                problems,
-                error: String::new(),
-            })
+    let Some(id) = c.app.imports.start(&c.user, records.len()) else {
+        let error = c.t("import-busy");
+        return import_page(c, None, error);
+    };
+    let (node, caller, tr, imports, job) =
+        (Arc::clone(&c.node), c.caller(), c.tr.clone(), Arc::clone(&c.app.imports), id.clone());
+    tokio::spawn(async move {
+        let api = api::RecordApi::new(node);
+        let mut first = 0usize;
+        let mut rest = records;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(crate::imports::CHUNK));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let len = chunk.len();
+            let msg = pb::ImportRecordsRequest { records: chunk, received: Vec::new() };
+            match api.import_records(api::as_caller(msg, caller.clone())).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let problems = r.problems.into_iter().map(|p| (p.index as usize, p.field, p.reason)).collect();
+                    imports.update(&job, |j| j.chunk_done(first, len, r.stored, r.already_held, problems));
+                }
+                Err(s) => {
+                    let why = Problem::of(&tr, &s).message;
+                    imports.update(&job, |j| j.error = Some(why));
+                    break;
+                }
+            }
+            first = first.saturating_add(len);
         }
-        Err(s) => {
-            let error = Problem::of(&c.tr, &s).message;
-            page(Import {
-                c,
-                title,
-                nav: "search",
-                done: false,
-                summary: String::new(),
-                total,
-                stored: 0,
-                problems: Vec::new(),
-                error,
-            })
-        }
+        imports.update(&job, |j| j.finished = true);
+    });
+    Redirect::to(&format!("/records/import/{id}")).into_response()
+}
+
+/// How far an import got; refreshes itself until it ends.
+pub(crate) async fn import_status(c: Ctx, Path(id): Path<String>) -> Response {
+    match c.app.imports.get(&id, &c.user) {
+        Some(job) => import_page(c, Some(job), String::new()),
+        None => super::not_found().await.into_response(),
     }
 }
 
