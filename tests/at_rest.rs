@@ -111,7 +111,7 @@ fn start_refused(n: &TestNode) -> String {
 async fn get(n: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Status> {
     n.records()
         .await
-        .get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() })
+        .get_record(pb::GetRecordRequest { id: id.into(), reason: "integration test".into(), ..Default::default() })
         .await
         .map(|r| r.into_inner())
 }

@@ -92,7 +92,21 @@ async fn a_preview_queues_and_audits_nothing_and_a_masked_read_shows_nothing() {
     let views = audit_entries(&th, "protected.view");
     assert_eq!(views.len(), 1);
     assert_eq!(views[0]["reason"], "return interview");
-    // An over-long reason is refused, naming the field.
+    // An over-long reason is refused, naming the field; so is none at all
+    // (or only spaces), from the API as from the CLI: the rule is the node's.
     let long = records.get_record(get(false, &"x".repeat(501))).await.unwrap_err();
     assert_eq!(bad_field(&long).as_deref(), Some("reason"));
+    for blank in ["", "   "] {
+        let none = records.get_record(get(false, blank)).await.unwrap_err();
+        assert_eq!((none.code(), bad_field(&none).as_deref()), (Code::InvalidArgument, Some("reason")), "{none:?}");
+    }
+    let cli = th.cli(&["record", "show", &rec.id]);
+    assert!(!cli.status.success() && String::from_utf8_lossy(&cli.stderr).contains("reason"), "{cli:?}");
+    let masked_cli = th.cli_json(&["record", "show", &rec.id, "--masked"]);
+    assert!(masked_cli["record"]["victimReferral"]["identity"].is_null(), "{masked_cli}");
+    th.cli_ok(&["record", "show", &rec.id, "--reason", "court order 12/2026"]);
+    assert_eq!(audit_entries(&th, "protected.view").len(), 2, "only the reads with a reason were views");
+    // A record without protected fields needs no reason.
+    let cp = create(&th, contact_point("cp-plain", "Plain desk")).await;
+    records.get_record(pb::GetRecordRequest { id: cp.id, ..Default::default() }).await.expect("no reason needed");
 }

@@ -108,7 +108,7 @@ async fn a_storm_of_one_millisecond_calls_leaves_the_chain_and_the_feed_whole() 
 
 async fn held_version(node: &TestNode, key: &str) -> Option<u64> {
     let mut c = node.records().await;
-    c.get_record(pb::GetRecordRequest { id: key.into(), ..Default::default() })
+    c.get_record(pb::GetRecordRequest { id: key.into(), reason: "integration test".into(), ..Default::default() })
         .await
         .ok()?
         .into_inner()
@@ -211,7 +211,7 @@ async fn a_crash_right_after_a_withdrawal_still_purges_it_at_the_partner() {
     let held = th
         .records()
         .await
-        .get_record(pb::GetRecordRequest { id: key.clone(), ..Default::default() })
+        .get_record(pb::GetRecordRequest { id: key.clone(), reason: "integration test".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();

@@ -473,7 +473,7 @@ fn export(node: &TestNode) -> (std::path::PathBuf, Vec<serde_json::Value>) {
 async fn get(node: &TestNode, id: &str) -> Result<pb::GetRecordResponse, tonic::Status> {
     node.records()
         .await
-        .get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() })
+        .get_record(pb::GetRecordRequest { id: id.into(), reason: "integration test".into(), ..Default::default() })
         .await
         .map(|r| r.into_inner())
 }

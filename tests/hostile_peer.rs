@@ -78,7 +78,7 @@ async fn push(h: &mut Hostile, rec: &pb::Record, purpose: pb::Purpose) -> Result
 
 async fn held(node: &TestNode, key: &str) -> Option<pb::Record> {
     let mut c = node.records().await;
-    c.get_record(pb::GetRecordRequest { id: key.into(), ..Default::default() })
+    c.get_record(pb::GetRecordRequest { id: key.into(), reason: "integration test".into(), ..Default::default() })
         .await
         .ok()
         .and_then(|r| r.into_inner().record)

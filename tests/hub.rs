@@ -172,7 +172,11 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         futures::executor::block_on(async {
             kh.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
+                .get_record(pb::GetRecordRequest {
+                    id: "th-atpd/ir-relayed".into(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
                 .await
                 .is_ok()
         })
@@ -180,7 +184,11 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     let got = kh
         .records()
         .await
-        .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
+        .get_record(pb::GetRecordRequest {
+            id: "th-atpd/ir-relayed".into(),
+            reason: "integration test".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -201,7 +209,11 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         futures::executor::block_on(async {
             kh.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
+                .get_record(pb::GetRecordRequest {
+                    id: "th-atpd/ir-relayed".into(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
                 .await
                 .err()
                 .map(|e| e.code())

@@ -40,7 +40,13 @@ async fn acknowledged_writes_survive_sigkill() {
         a.start();
         let mut client = a.records().await;
         for want in &acked {
-            let got = client.get_record(pb::GetRecordRequest { id: want.id.clone(), ..Default::default() }).await;
+            let got = client
+                .get_record(pb::GetRecordRequest {
+                    id: want.id.clone(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
+                .await;
             let got = got.unwrap_or_else(|e| panic!("round {round}: acknowledged {} lost: {e}", want.id)).into_inner();
             assert_eq!(got.record.as_ref(), Some(want), "round {round}: {} changed", want.id);
         }

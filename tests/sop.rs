@@ -139,7 +139,11 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
         futures::executor::block_on(async {
             th.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "kh-antht/en-kh-answer".into(), ..Default::default() })
+                .get_record(pb::GetRecordRequest {
+                    id: "kh-antht/en-kh-answer".into(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
                 .await
                 .is_ok()
         })
@@ -223,7 +227,11 @@ async fn a_childs_return_waits_for_every_safeguard() {
         futures::executor::block_on(async {
             vn.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into(), ..Default::default() })
+                .get_record(pb::GetRecordRequest {
+                    id: "kh-antht/vr-child-1".into(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
                 .await
                 .is_ok()
         })
@@ -328,7 +336,11 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
         futures::executor::block_on(async {
             vn.records()
                 .await
-                .get_record(pb::GetRecordRequest { id: "kh-antht/vr-child-1".into(), ..Default::default() })
+                .get_record(pb::GetRecordRequest {
+                    id: "kh-antht/vr-child-1".into(),
+                    reason: "integration test".into(),
+                    ..Default::default()
+                })
                 .await
                 .is_ok()
         })

@@ -348,8 +348,9 @@ async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> 
             let r = c.withdraw_record(pb::WithdrawRecordRequest { id, expected_version }).await?.into_inner();
             output::record_written(g, "withdrawn", r.record)?;
         }
-        RecordCmd::Show { id } => {
-            let r = c.get_record(pb::GetRecordRequest { id, ..Default::default() }).await?.into_inner();
+        RecordCmd::Show { id, reason, masked } => {
+            let req = pb::GetRecordRequest { id, masked, reason: reason.unwrap_or_default() };
+            let r = c.get_record(req).await?.into_inner();
             if g.json {
                 print_json(&r)?;
             } else {

@@ -309,8 +309,16 @@ pub enum RecordCmd {
         #[arg(long)]
         expected_version: u64,
     },
+    /// Show a record. A victim's identity is shown only with --reason
+    /// (audited and listed on the record); --masked shows the record without it.
     Show {
         id: String,
+        /// Why you need the victim's identity (kept on the audit log).
+        #[arg(long, conflicts_with = "masked")]
+        reason: Option<String>,
+        /// Leave the victim's identity out (nothing is audited).
+        #[arg(long)]
+        masked: bool,
     },
     List(ListArgs),
     Withdraw {

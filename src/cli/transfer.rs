@@ -210,7 +210,12 @@ pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -
                 serde_json::to_string(r)
             } else {
                 let got = client
-                    .get_record(pb::GetRecordRequest { id: format!("{}/{}", r.originator, r.id), ..Default::default() })
+                    .get_record(pb::GetRecordRequest {
+                        id: format!("{}/{}", r.originator, r.id),
+                        masked: false,
+                        // The envelope carries the whole record: an audited view.
+                        reason: "liaison export".into(),
+                    })
                     .await?
                     .into_inner();
                 serde_json::to_string(&pb::ExportedRecord {

@@ -389,7 +389,8 @@ async fn relayed_share(
     let dest = fed.member(to)?;
     let key = format!("{by}/{record}");
     let got = until(&format!("{key} at {to}"), WAIT, || async {
-        let r = dest.records().get_record(pb::GetRecordRequest { id: key.clone(), ..Default::default() }).await.ok()?;
+        let req = pb::GetRecordRequest { id: key.clone(), masked: true, ..Default::default() };
+        let r = dest.records().get_record(req).await.ok()?;
         r.into_inner().record
     })
     .await?;
@@ -506,7 +507,12 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
 async fn record_safeguard(m: &Member, referral: &str, g: &SafeguardSpec) -> Result<(), DemoError> {
     let got = m
         .records()
-        .get_record(pb::GetRecordRequest { id: referral.into(), ..Default::default() })
+        .get_record(pb::GetRecordRequest {
+            id: referral.into(),
+            masked: false,
+            // The new version keeps the identity: read it, audited.
+            reason: "recording a safeguard on the referral".into(),
+        })
         .await
         .map_err(rpc(format!("{}: get {referral}", m.spec.id)))?
         .into_inner()

@@ -93,10 +93,13 @@ impl pb::record_service_server::RecordService for RecordApi {
         if r.masked {
             rec = crate::redact::pseudonymise(&rec);
         } else if crate::redact::holds_protected(&rec) {
-            // Every view of protected fields is on the audit log, and listed
-            // on the record, before it is shown.
-            let actor = format!("user:{}", caller.name);
+            // Every view of protected fields has a reason, is on the audit
+            // log and listed on the record, before it is shown.
             let reason = r.reason.trim().to_string();
+            if reason.is_empty() {
+                return Err(invalid("reason", "required to see a victim's identity (or ask for the record masked)"));
+            }
+            let actor = format!("user:{}", caller.name);
             self.node
                 .db
                 .write(|_, tx| {
