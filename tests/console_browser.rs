@@ -95,7 +95,7 @@ async fn the_console_in_a_browser() {
     });
     let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
     let case = opened["case"]["id"].as_str().unwrap().to_string();
-    kh.cli_ok(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    confirm_identification(&vn, &kh, &case);
     kh.cli_ok(&["case", "advance", &case, "--to", "assistance", "--note", "shelter and counselling"]);
     let Some(pb::record::Body::VictimReferral(v)) = &rec.body else { panic!("referral") };
     let full_name = v.identity.as_ref().unwrap().full_name.clone();

@@ -431,14 +431,13 @@ async fn case_updates_stop_while_suspended_and_after_revocation() {
     assert!(!vn.cli(&["case", "show", "case-suspended"]).status.success(), "a refused case was stored");
 
     vn.cli_ok(&["agreement", "resume", SOP, "--reason", "done"]);
-    let r = deliver_case(&mut h, &kh_case("case-active", "vn-c02")).await;
+    let active = kh_case("case-active", "vn-c02");
+    let r = deliver_case(&mut h, &active).await;
     assert!(r.delivered, "{r:?}");
 
-    // Revoked: no new case and no step on the open one.
-    vn.cli_ok(&["agreement", "revoke", SOP, "--reason", "ended"]);
-    let r = deliver_case(&mut h, &kh_case("case-revoked", "vn-c02")).await;
-    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
-    let mut next = kh_case("case-active", "vn-c02");
+    // KH cannot confirm the identification for VN: that step is the
+    // receiving side's, whatever KH's own node would have allowed.
+    let mut next = active.clone();
     next.history.push(pb::CaseEvent {
         from: pb::CaseStage::Referral as i32,
         to: pb::CaseStage::IdentificationConfirmed as i32,
@@ -447,6 +446,13 @@ async fn case_updates_stop_while_suspended_and_after_revocation() {
         ..Default::default()
     });
     next.stage = pb::CaseStage::IdentificationConfirmed as i32;
+    let r = deliver_case(&mut h, &next).await;
+    assert!(!r.delivered && r.reason.contains("other_side"), "{r:?}");
+
+    // Revoked: no new case and no step on the open one.
+    vn.cli_ok(&["agreement", "revoke", SOP, "--reason", "ended"]);
+    let r = deliver_case(&mut h, &kh_case("case-revoked", "vn-c02")).await;
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
     let r = deliver_case(&mut h, &next).await;
     assert!(!r.delivered, "{r:?}");
     let held = vn.cli_json(&["case", "show", "case-active"]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activate, child_referral, create, pin_all, wait_for, TestNode};
+use common::{activate, child_referral, confirm_identification, create, pin_all, wait_for, TestNode};
 use liaison::pb;
 use liaison::record::examples;
 
@@ -238,7 +238,10 @@ async fn a_childs_return_waits_for_every_safeguard() {
     });
     let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
     let case = opened["case"]["id"].as_str().unwrap().to_string();
-    kh.cli_ok(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    // Viet Nam, where she comes from, confirms her identification; Cambodia cannot do it for it.
+    let out = kh.cli(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("receiving side"), "{out:?}");
+    confirm_identification(&vn, &kh, &case);
     kh.cli_ok(&["case", "advance", &case, "--to", "assistance", "--note", "shelter and counselling"]);
 
     // Return planning is refused while a safeguard is missing, naming it.
@@ -346,7 +349,7 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
         })
     });
     let case = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"])["case"]["id"].as_str().unwrap().to_string();
-    kh.cli_ok(&["case", "advance", &case, "--to", "identification_confirmed"]);
+    confirm_identification(&vn, &kh, &case);
     kh.cli_ok(&["case", "advance", &case, "--to", "assistance"]);
     wait_for(30, "the case at VN", || {
         vn.cli_json(&["case", "show", &case])["case"]["stage"] == "CASE_STAGE_ASSISTANCE"
@@ -402,4 +405,102 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
         "--return-step",
     ]);
     assert_eq!(p["denialCode"], "child_return_without_best_interest");
+}
+
+/// An SOP's own request type, answered only by the party it names: sent and
+/// answered between honest nodes; refused to the wrong addressee by the
+/// sender's node, and by the receiver when a hostile peer skips its own
+/// policy; and refused by both once the agreement is revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agreement_defines_its_own_request_types_and_who_answers_them() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    th.start();
+    kh.start();
+    pin_all(&[&th, &kh]);
+    let own_type = r#"
+[[sop.request_types]]
+name = "asset_freezing"
+title = "Freezing a trafficker's assets held by the other country"
+ack_within = "24h"
+answer_within = "30d"
+urgent_ack_within = "8h"
+urgent_answer_within = "7d"
+escalation_role = "central_authority"
+purposes = ["prosecution"]
+answered_by = ["kh-antht"]
+"#;
+    let mou = common::bilateral("th-kh", "th-atpd", "kh-antht", 365, &format!("{own_type}\n{}", common::MOU_GRANTS))
+        .replace("purposes = [\"investigation\"]", "purposes = [\"investigation\", \"prosecution\"]");
+    activate(&[&th, &kh], &mou, "th-kh");
+    let shown = th.cli_ok(&["agreement", "show", "th-kh"]);
+    assert!(shown.contains("asset_freezing") && shown.contains("Freezing a trafficker") && shown.contains("kh-antht"));
+
+    let send = |from: &TestNode, to: &str| {
+        from.cli(&[
+            "--json",
+            "request",
+            "send",
+            "--to",
+            to,
+            "--type",
+            "asset_freezing",
+            "--purpose",
+            "prosecution",
+            "--subject",
+            "Accounts of the Poipet broker",
+        ])
+    };
+    // TH asks KH, which answers this type.
+    let out = send(&th, "kh-antht");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["id"].as_str().unwrap().to_string();
+    wait_for(30, "the request at KH", || inbox_ids(&kh).contains(&id));
+    kh.cli_ok(&["request", "ack", &id]);
+    wait_for(30, "the acknowledgement at TH", || request_json(&th, &id)["state"] == "REQUEST_STATE_ACKNOWLEDGED");
+    // KH asking TH is refused by KH's own node, naming the rule.
+    let out = send(&kh, "th-atpd");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("th-atpd does not answer asset_freezing"), "{out:?}");
+
+    // A hostile KH skips its own policy and delivers the submit to TH itself.
+    let mut h = common::Hostile::new(&kh, &th);
+    let submit = |subject: &str| pb::RequestEvent {
+        request_id: liaison::exchange::random_id("req"),
+        actor: "kh-antht".into(),
+        seq: 1,
+        transition: pb::Transition::Submit as i32,
+        time: Some(liaison::convert::timestamp(time::OffsetDateTime::now_utc())),
+        header: Some(pb::RequestHeader {
+            agreement_id: "th-kh".into(),
+            agreement_version: 1,
+            request_type: "asset_freezing".into(),
+            from_node: "kh-antht".into(),
+            to_node: "th-atpd".into(),
+            purpose: pb::Purpose::Prosecution as i32,
+            subject: subject.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = h.deliver_step(&submit("freeze what you hold")).await.unwrap();
+    assert!(!r.delivered && r.reason.contains("request_not_for_addressee"), "{r:?}");
+    assert!(inbox_ids(&th).is_empty(), "nothing reached TH's inbox");
+
+    // Revoked: neither side sends nor takes one.
+    th.cli_ok(&["agreement", "revoke", "th-kh", "--reason", "test"]);
+    wait_for(30, "the revocation at KH", || {
+        kh.cli_json(&["agreement", "show", "th-kh"])["agreement"]["state"] == "AGREEMENT_STATE_REVOKED"
+    });
+    let out = send(&th, "kh-antht");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("agreement_not_active"), "{out:?}");
+    let mut h = common::Hostile::new(&th, &kh);
+    let mut late = submit("after the end");
+    if let Some(hd) = late.header.as_mut() {
+        (hd.from_node, hd.to_node) = ("th-atpd".into(), "kh-antht".into());
+    }
+    late.actor = "th-atpd".into();
+    let r = h.deliver_step(&late).await.unwrap();
+    assert!(!r.delivered && r.reason.contains("agreement_not_active"), "{r:?}");
 }

@@ -175,7 +175,17 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
     println!("{t}");
     if let Some(sop) = &a.sop {
         println!("SOP: {}", sop.name);
-        let mut t = table(&["request type", "ack", "answer", "urgent ack", "urgent answer", "escalates to", "source"]);
+        let mut t = table(&[
+            "request type",
+            "what",
+            "answered by",
+            "ack",
+            "answer",
+            "urgent ack",
+            "urgent answer",
+            "escalates to",
+            "source",
+        ]);
         let d = |s: u64| {
             if s % 86_400 == 0 {
                 format!("{}d", s / 86_400)
@@ -188,6 +198,8 @@ pub(super) fn print_agreement(r: &pb::AgreementRecord) {
         for r in &sop.request_types {
             t.add_row(vec![
                 r.name.clone(),
+                crate::agreement::request_type_title(r),
+                if r.answered_by.is_empty() { "any party".into() } else { r.answered_by.join(", ") },
                 d(r.ack_within_seconds),
                 d(r.answer_within_seconds),
                 d(r.urgent_ack_within_seconds),

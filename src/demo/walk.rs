@@ -553,9 +553,31 @@ async fn victim_return(
         .case
         .unwrap_or_default();
     n.info(&format!("{by} opened case {} with {with}", case.id));
+    // The receiving country, where the person comes from, confirms the
+    // identification (identity and nationality verified there); the
+    // sending country goes on once it holds that step.
+    let other = fed.member(with)?;
+    until(&format!("case {} at {with}", case.id), WAIT, || async {
+        other.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()
+    })
+    .await?;
+    other
+        .cases()
+        .advance_case(pb::AdvanceCaseRequest {
+            id: case.id.clone(),
+            to: C::IdentificationConfirmed as i32,
+            note: "identity and nationality verified with the family".into(),
+        })
+        .await
+        .map_err(rpc(format!("{with}: confirm identification")))?;
+    n.exchanged(format!("{}: {with} confirms the identification (identity and nationality verified)", case.id));
+    until(&format!("the confirmation at {by}"), WAIT, || async {
+        let r = m.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()?;
+        r.into_inner().case.filter(|c| c.stage == C::IdentificationConfirmed as i32)
+    })
+    .await?;
     let mut pending = safeguards.iter();
     for (to, note) in [
-        (C::IdentificationConfirmed, "identified by a trained officer"),
         (C::Assistance, "shelter, medical care and counselling"),
         (C::ReturnPlanned, "travel documents and escort arranged"),
         (C::Returned, "handed over to the receiving social workers"),
@@ -586,7 +608,6 @@ async fn victim_return(
     for g in pending {
         n.info(&format!("(not needed this time: {})", g.say));
     }
-    let other = fed.member(with)?;
     until(&format!("case {} returned at {with}", case.id), WAIT, || async {
         let r = other.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()?;
         r.into_inner().case.filter(|c| c.stage == C::Returned as i32)

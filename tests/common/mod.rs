@@ -643,3 +643,13 @@ onward_sharing = "forbidden"
         parties.join(", ")
     )
 }
+
+/// The receiving side confirms the identification once the case reached it,
+/// and the sending side sees the step.
+pub(crate) fn confirm_identification(receiving: &TestNode, sending: &TestNode, case: &str) {
+    wait_for(30, "the case at the receiving node", || receiving.cli(&["case", "show", case]).status.success());
+    receiving.cli_ok(&["case", "advance", case, "--to", "identification_confirmed", "--note", "nationality verified"]);
+    wait_for(30, "the confirmation at the sending node", || {
+        sending.cli_json(&["case", "show", case])["case"]["stage"] == "CASE_STAGE_IDENTIFICATION_CONFIRMED"
+    });
+}

@@ -508,6 +508,7 @@ fn terms() -> pb::RequestTypeTerms {
         escalation_role: pb::ContactRole::NationalPointOfContact as i32,
         purposes: Vec::new(),
         source: String::new(),
+        ..Default::default()
     }
 }
 

@@ -28,15 +28,46 @@ fn fail<T>(field: impl Into<String>, reason: impl Into<String>) -> Result<T, Agr
 pub const VICTIM_PURPOSES: [pb::Purpose; 3] =
     [pb::Purpose::VictimIdentification, pb::Purpose::VictimAssistance, pb::Purpose::ReturnAndReintegration];
 
-/// The request types an SOP may define.
-pub const REQUEST_TYPES: [&str; 6] = [
-    "information_request",
-    "intelligence_request",
-    "contact_verification",
-    "mutual_legal_assistance",
-    "victim_identification",
-    "victim_return",
+/// Request types with a meaning every node knows, and what each is. An SOP
+/// may define others, with a title saying what they are.
+/// `victim_identification` and `victim_return` also govern victim-case steps.
+pub const WELL_KNOWN_REQUEST_TYPES: [(&str, &str); 12] = [
+    ("information_request", "a request for information held by the other unit"),
+    ("intelligence_request", "a request for criminal intelligence on a case"),
+    ("contact_verification", "confirming that a contact point is current"),
+    ("mutual_legal_assistance", "formal mutual legal assistance in a criminal matter"),
+    ("extradition", "a request to surrender a person for prosecution or punishment"),
+    ("joint_investigation_team", "setting up or running a joint investigation team"),
+    ("consular_notification", "notifying a victim's or suspect's consulate"),
+    ("victim_identification", "identifying a presumed victim and their nationality"),
+    ("victim_return", "the safe return of an identified victim"),
+    ("reception_of_returnee", "receiving a returning victim: escort, shelter, services"),
+    ("referral_to_services", "referring a victim to a service provider"),
+    ("training_information", "information on training offered or requested"),
 ];
+
+/// What a well-known request type is (None for an SOP's own type).
+pub fn well_known_request_type(name: &str) -> Option<&'static str> {
+    WELL_KNOWN_REQUEST_TYPES.iter().find(|(n, _)| *n == name).map(|(_, what)| *what)
+}
+
+/// What a request type is, for people: its SOP's title, else the
+/// well-known meaning, else its name.
+pub fn request_type_title(t: &pb::RequestTypeTerms) -> String {
+    if !t.title.is_empty() {
+        return t.title.clone();
+    }
+    well_known_request_type(&t.name).map_or_else(|| t.name.replace('_', " "), str::to_string)
+}
+
+/// A request type's name: snake_case, 3–48 characters, starting with a letter.
+pub fn is_request_type_name(name: &str) -> bool {
+    (3..=48).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !name.ends_with('_')
+        && !name.contains("__")
+}
 
 // ---- TOML form ---------------------------------------------------------
 
@@ -105,6 +136,10 @@ struct RequestTypeToml {
     purposes: Vec<String>,
     #[serde(default)]
     source: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    answered_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -240,6 +275,8 @@ pub fn parse_toml(text: &str) -> Result<pb::Agreement, AgreementError> {
                     )?,
                     purposes: words(&format!("{f}.purposes"), &r.purposes, convert::purpose_from_word, "purpose")?,
                     source: r.source.clone(),
+                    title: r.title.clone(),
+                    answered_by: r.answered_by.clone(),
                 });
             }
             Some(pb::SopTerms { name: s.name.clone(), request_types: types })
@@ -335,8 +372,25 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
         let mut names = BTreeSet::new();
         for (i, r) in sop.request_types.iter().enumerate() {
             let f = format!("sop.request_types[{i}]");
-            if !REQUEST_TYPES.contains(&r.name.as_str()) {
-                return fail(format!("{f}.name"), format!("{:?} is not one of {}", r.name, REQUEST_TYPES.join(", ")));
+            if !is_request_type_name(&r.name) {
+                return fail(format!("{f}.name"), format!("{:?} is not a snake_case name of 3-48 characters", r.name));
+            }
+            if !r.title.is_empty() {
+                text(&format!("{f}.title"), &r.title, 200)?;
+            } else if well_known_request_type(&r.name).is_none() {
+                return fail(
+                    format!("{f}.title"),
+                    format!("{} is not a well-known request type: say what it is in a title", r.name),
+                );
+            }
+            let mut answerers = BTreeSet::new();
+            for (j, p) in r.answered_by.iter().enumerate() {
+                if !a.parties.contains(p) {
+                    return fail(format!("{f}.answered_by[{j}]"), format!("{p:?} is not a party"));
+                }
+                if !answerers.insert(p.as_str()) {
+                    return fail(format!("{f}.answered_by[{j}]"), format!("{p} is listed twice"));
+                }
             }
             if !names.insert(r.name.as_str()) {
                 return fail(format!("{f}.name"), format!("duplicate request type {}", r.name));

@@ -180,6 +180,12 @@ pub enum Denial {
         agreement: String,
         request_type: String,
     },
+    /// The SOP names who answers this type, and the addressee is not among them.
+    RequestNotForAddressee {
+        agreement: String,
+        request_type: String,
+        addressee: String,
+    },
     VictimDataIntoEntity,
     VictimIdentityPurpose,
     VictimConsentMissing,
@@ -214,6 +220,7 @@ impl Denial {
             Denial::HandlingAboveGrant { .. } => "handling_above_grant",
             Denial::RequestTypeNotDefined { .. } => "request_type_not_defined",
             Denial::RequestPurposeNotAllowed { .. } => "request_purpose_not_allowed",
+            Denial::RequestNotForAddressee { .. } => "request_not_for_addressee",
             Denial::VictimDataIntoEntity => "victim_data_into_entity",
             Denial::VictimIdentityPurpose => "victim_identity_purpose",
             Denial::VictimConsentMissing => "victim_consent_missing",
@@ -262,6 +269,9 @@ impl std::fmt::Display for Denial {
             }
             Denial::RequestPurposeNotAllowed { agreement, request_type } => {
                 write!(f, "agreement {agreement} does not allow {request_type} requests for this purpose")
+            }
+            Denial::RequestNotForAddressee { agreement, request_type, addressee } => {
+                write!(f, "under agreement {agreement}, {addressee} does not answer {request_type} requests")
             }
             Denial::VictimDataIntoEntity => {
                 write!(f, "victim data never flows into entity (suspect) records")
@@ -558,7 +568,8 @@ pub fn decide_request_step(
     at: time::OffsetDateTime,
 ) -> Result<(), Denial> {
     let purpose = header.purpose();
-    decide_request(agreements, local, peer, &header.request_type, purpose, at, Some(&header.agreement_id)).map(|_| ())
+    let only = Some(header.agreement_id.as_str());
+    decide_request(agreements, local, peer, &header.request_type, purpose, Some(&header.to_node), at, only).map(|_| ())
 }
 
 /// The SOP request type and purpose that govern a victim-case step:
@@ -583,18 +594,23 @@ pub fn decide_case_step(
     at: time::OffsetDateTime,
 ) -> Result<(), Denial> {
     let (request_type, purpose) = case_step_terms(to);
-    decide_request(agreements, local, peer, request_type, purpose, at, None).map(|_| ())
+    // A case step is not addressed to one side: both act on the case.
+    decide_request(agreements, local, peer, request_type, purpose, None, at, None).map(|_| ())
 }
 
 /// A formal request under an agreement's SOP: the agreement must be active
-/// for both parties and define the request type for the purpose. Returns the
-/// agreement and the terms that set the request's deadlines.
+/// for both parties and define the request type for the purpose, and, when
+/// the SOP says who answers that type, `addressee` (the node the request is
+/// to) must be one of them. Returns the agreement and the terms that set the
+/// request's deadlines.
+#[allow(clippy::too_many_arguments)]
 pub fn decide_request(
     agreements: &[(pb::Agreement, AgreementState)],
     local: &str,
     peer: &str,
     request_type: &str,
     purpose: Purpose,
+    addressee: Option<&str>,
     at: time::OffsetDateTime,
     only: Option<&str>,
 ) -> Result<(pb::Agreement, pb::RequestTypeTerms), Denial> {
@@ -615,6 +631,16 @@ pub fn decide_request(
                 None => Denial::RequestTypeNotDefined { agreement: label(a), request_type: request_type.into() },
                 Some(t) if !t.purposes.is_empty() && !t.purposes.contains(&(purpose as i32)) => {
                     Denial::RequestPurposeNotAllowed { agreement: label(a), request_type: request_type.into() }
+                }
+                Some(t)
+                    if addressee
+                        .is_some_and(|to| !t.answered_by.is_empty() && !t.answered_by.iter().any(|p| p == to)) =>
+                {
+                    Denial::RequestNotForAddressee {
+                        agreement: label(a),
+                        request_type: request_type.into(),
+                        addressee: addressee.unwrap_or_default().into(),
+                    }
                 }
                 Some(t) => return Ok((a.clone(), t.clone())),
             },

@@ -43,7 +43,11 @@ fn check_step(node: &Node, peer: &str, terms: Option<&StepTerms>) -> Result<Step
     let agreements = crate::agreement::book::for_policy(node)?;
     let purpose = t.purpose();
     let only = (!t.agreement_id.is_empty()).then_some(t.agreement_id.as_str());
-    Ok(match crate::policy::decide_request(&agreements, node.id(), peer, &t.request_type, purpose, node.now(), only) {
+    // The addressee was checked when the request was made and is checked by
+    // the receiver; what may change since is the agreement's state.
+    let decided =
+        crate::policy::decide_request(&agreements, node.id(), peer, &t.request_type, purpose, None, node.now(), only);
+    Ok(match decided {
         Ok(_) => StepCheck::Go,
         Err(
             d @ crate::policy::Denial::AgreementNotActive {

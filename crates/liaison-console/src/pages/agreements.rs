@@ -78,6 +78,9 @@ pub(crate) struct GrantRow {
 
 pub(crate) struct SopRow {
     pub name: String,
+    pub what: String,
+    /// Parties that answer this type; empty: any party.
+    pub answered_by: String,
     pub ack: String,
     pub answer: String,
     pub urgent: String,
@@ -213,6 +216,8 @@ pub(crate) async fn show(c: Ctx, Path(id): Path<String>, Query(w): Query<Which>)
                 .iter()
                 .map(|t| SopRow {
                     name: t.name.clone(),
+                    what: liaison_node::agreement::request_type_title(t),
+                    answered_by: if t.answered_by.is_empty() { c.t("sop-any-party") } else { t.answered_by.join(", ") },
                     ack: duration(&c, t.ack_within_seconds),
                     answer: duration(&c, t.answer_within_seconds),
                     urgent: format!(

@@ -59,7 +59,12 @@ fn validation_errors_name_the_field() {
             "grants[2].released_protected_fields",
         ),
         (with("name = \"contact_verification\"", "name = \"information_request\""), "sop.request_types[2].name"),
-        (with("name = \"contact_verification\"", "name = \"gossip\""), "sop.request_types[2].name"),
+        // An SOP's own type must say what it is; names are snake_case.
+        (with("name = \"contact_verification\"", "name = \"gossip\""), "sop.request_types[2].title"),
+        (with("name = \"contact_verification\"", "name = \"Gossip!\""), "sop.request_types[2].name"),
+        (with("name = \"contact_verification\"", "name = \"x_\""), "sop.request_types[2].name"),
+        (with("name = \"contact_verification\"", "name = \"contact_verification\"\nanswered_by = [\"la-dcta\"]"), "sop.request_types[2].answered_by[0]"),
+        (with("name = \"contact_verification\"", "name = \"contact_verification\"\nanswered_by = [\"th-atpd\", \"th-atpd\"]"), "sop.request_types[2].answered_by[1]"),
         (with("answer_within = \"7d\"\nurgent_ack_within = \"8h\"", "answer_within = \"0h\"\nurgent_ack_within = \"8h\""), "sop.request_types[0].answer_within"),
         (with("urgent_answer_within = \"3d\"", "urgent_answer_within = \"9d\""), "sop.request_types[0].urgent_answer_within"),
         (with("escalation_role = \"central_authority\"", "escalation_role = \"the boss\""), "sop.request_types[3].escalation_role"),
@@ -162,4 +167,20 @@ fn an_urgent_acknowledgement_is_never_due_after_the_urgent_answer() {
     let r = &mut a.sop.as_mut().unwrap().request_types[0];
     r.urgent_answer_within_seconds = r.urgent_ack_within_seconds - 1;
     assert_eq!(validate(&a).unwrap_err().field, "sop.request_types[0].urgent_ack_within");
+}
+
+#[test]
+fn an_sop_defines_its_own_request_types_with_who_answers_them() {
+    let own = "[[sop.request_types]]\nname = \"asset_freezing\"\ntitle = \"Freezing a trafficker's assets\"\n\
+               ack_within = \"1d\"\nanswer_within = \"30d\"\nurgent_ack_within = \"8h\"\nurgent_answer_within = \"7d\"\n\
+               escalation_role = \"central_authority\"\nanswered_by = [\"kh-antht\"]\n\n[[grants]]";
+    let text = MOU.replacen("[[grants]]", own, 1);
+    let a = parse_toml(&text).unwrap();
+    let t = a.sop.as_ref().unwrap().request_types.iter().find(|t| t.name == "asset_freezing").unwrap();
+    assert_eq!(t.answered_by, vec!["kh-antht".to_string()]);
+    assert_eq!(request_type_title(t), "Freezing a trafficker's assets");
+    // A well-known type needs no title; its meaning is known.
+    let info = a.sop.as_ref().unwrap().request_types.iter().find(|t| t.name == "information_request").unwrap();
+    assert!(request_type_title(info).contains("information"));
+    assert!(WELL_KNOWN_REQUEST_TYPES.iter().all(|(n, _)| is_request_type_name(n)));
 }

@@ -344,16 +344,17 @@ fn requests_need_an_active_agreement_that_defines_the_type() {
     let a = mou();
     let at = t("2027-03-01T00:00:00Z");
     let (doc, terms) =
-        decide_request(&a, "th-atpd", "kh-antht", "information_request", Purpose::Investigation, at, None).unwrap();
+        decide_request(&a, "th-atpd", "kh-antht", "information_request", Purpose::Investigation, None, at, None)
+            .unwrap();
     assert_eq!(doc.id, "th-kh-mou");
     assert_eq!(terms.answer_within_seconds, 7 * 86_400);
     let code = |r: Result<(pb::Agreement, pb::RequestTypeTerms), Denial>| r.unwrap_err().code();
     assert_eq!(
-        code(decide_request(&a, "th-atpd", "kh-antht", "asset_tracing", Purpose::Investigation, at, None)),
+        code(decide_request(&a, "th-atpd", "kh-antht", "asset_tracing", Purpose::Investigation, None, at, None)),
         "request_type_not_defined"
     );
     assert_eq!(
-        code(decide_request(&a, "th-atpd", "la-dcta", "information_request", Purpose::Investigation, at, None)),
+        code(decide_request(&a, "th-atpd", "la-dcta", "information_request", Purpose::Investigation, None, at, None)),
         "no_agreement"
     );
     assert_eq!(
@@ -363,6 +364,7 @@ fn requests_need_an_active_agreement_that_defines_the_type() {
             "kh-antht",
             "information_request",
             Purpose::Investigation,
+            None,
             at,
             None
         )),
@@ -377,10 +379,36 @@ fn requests_need_an_active_agreement_that_defines_the_type() {
             "kh-antht",
             "information_request",
             Purpose::Investigation,
+            None,
             at,
             None
         )),
         "request_purpose_not_allowed"
+    );
+    // An SOP that says who answers a type: a request to anyone else is
+    // refused, whoever checks it (the sender or the addressee).
+    let mut mla = a[0].0.clone();
+    let sop = mla.sop.as_mut().unwrap();
+    sop.request_types.push(pb::RequestTypeTerms {
+        name: "extradition".into(),
+        answered_by: vec!["kh-antht".into()],
+        ..sop.request_types[0].clone()
+    });
+    let only_kh = [(mla, AgreementState::Active)];
+    let ask = |local: &str, peer: &str, to: &str| {
+        decide_request(&only_kh, local, peer, "extradition", Purpose::Prosecution, Some(to), at, None)
+    };
+    assert!(ask("th-atpd", "kh-antht", "kh-antht").is_ok(), "TH asks KH, which answers");
+    assert!(ask("kh-antht", "th-atpd", "kh-antht").is_ok(), "KH, receiving it, agrees");
+    assert_eq!(code(ask("kh-antht", "th-atpd", "th-atpd")), "request_not_for_addressee", "KH asks TH, which does not");
+    assert_eq!(
+        code(ask("th-atpd", "kh-antht", "th-atpd")),
+        "request_not_for_addressee",
+        "and TH, receiving it, refuses"
+    );
+    assert!(
+        ask("th-atpd", "kh-antht", "th-atpd").unwrap_err().to_string().contains("th-atpd does not answer extradition"),
+        "the reason names who and what"
     );
 }
 

@@ -332,6 +332,7 @@ mod tests {
             escalation_role: pb::ContactRole::UnitHead as i32,
             purposes: vec![pb::Purpose::Investigation as i32],
             source: String::new(),
+            ..Default::default()
         }
     }
 

@@ -23,6 +23,8 @@ pub enum GateError {
     InvalidStep { from: String, to: String },
     #[error("safeguard missing: {}", .0.iter().map(|g| format!("{} ({})", g.safeguard, g.detail)).collect::<Vec<_>>().join("; "))]
     Missing(Vec<pb::GateStatus>),
+    #[error("{step} is recorded by {by}, the {side} side of the case")]
+    OtherSide { step: String, by: String, side: &'static str },
 }
 
 impl GateError {
@@ -30,6 +32,7 @@ impl GateError {
     pub fn code(&self) -> &str {
         match self {
             GateError::InvalidStep { .. } => "invalid_step",
+            GateError::OtherSide { .. } => "other_side",
             GateError::Missing(g) => g.first().map_or("", |g| g.safeguard.as_str()),
         }
     }
@@ -138,6 +141,19 @@ fn is_step(from: C, to: C) -> bool {
     )
 }
 
+/// Which side of the case records a step. Identification is confirmed by
+/// the receiving country, where the person comes from and where identity
+/// and nationality can be verified (as the KH–VN joint SOP on identification
+/// and repatriation has it), and that side follows up the reintegration;
+/// the sending country, where the person is, records the referral, the
+/// assistance, the return plan and the return.
+pub fn recorded_by(case: &pb::VictimCase, to: C) -> (&str, &'static str) {
+    match to {
+        C::IdentificationConfirmed | C::ReintegrationFollowUp => (&case.receiving_node, "receiving"),
+        _ => (&case.sending_node, "sending"),
+    }
+}
+
 /// A new case at the referral stage.
 pub fn open(
     id: &str,
@@ -176,6 +192,10 @@ pub fn advance(
     let from = case.stage();
     if !is_step(from, to) {
         return Err(GateError::InvalidStep { from: stage_word(from), to: stage_word(to) });
+    }
+    let (by, side) = recorded_by(case, to);
+    if actor != by {
+        return Err(GateError::OtherSide { step: stage_word(to), by: by.to_string(), side });
     }
     let missing: Vec<pb::GateStatus> = gates(v, to, now).into_iter().filter(|g| !g.met).collect();
     if !missing.is_empty() {
@@ -226,7 +246,7 @@ pub enum Update {
 pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Update {
     let Some(h) = held else {
         return if incoming.history.len() == 1 {
-            Update::Extends
+            side_of_last_step(incoming)
         } else {
             Update::Refused("a case starts at its referral")
         };
@@ -238,7 +258,16 @@ pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Updat
     if incoming.history.get(..n) != Some(&h.history[..]) || incoming.history.len() != n.saturating_add(1) {
         return Update::Refused("the update does not extend the case as held here");
     }
-    Update::Extends
+    side_of_last_step(incoming)
+}
+
+/// The new step must be recorded by its own side ([`recorded_by`]), whether
+/// or not this node holds the referral to check the step's safeguards.
+fn side_of_last_step(case: &pb::VictimCase) -> Update {
+    match case.history.last() {
+        Some(e) if C::of(e.to).is_some_and(|to| recorded_by(case, to).0 == e.actor) => Update::Extends,
+        _ => Update::Refused("other_side: the step is not recorded by the side it belongs to"),
+    }
 }
 
 #[cfg(test)]
@@ -270,6 +299,29 @@ mod tests {
         v
     }
 
+    /// The side that records `to` on `c`.
+    fn who(c: &pb::VictimCase, to: C) -> String {
+        recorded_by(c, to).0.to_string()
+    }
+
+    #[test]
+    fn each_step_is_recorded_by_its_side() {
+        let v = ready_adult();
+        let c = open("case-1", "th-atpd/vr-1", "th-atpd", "kh-antht", "th-atpd", now());
+        // The sending side cannot confirm the identification for the receiving side.
+        let err = advance(&c, &v, C::IdentificationConfirmed, "th-atpd", "", now()).unwrap_err();
+        assert_eq!(err.code(), "other_side");
+        assert!(err.to_string().contains("kh-antht, the receiving side"), "{err}");
+        let c = advance(&c, &v, C::IdentificationConfirmed, "kh-antht", "", now()).unwrap();
+        assert_eq!(advance(&c, &v, C::Assistance, "kh-antht", "", now()).unwrap_err().code(), "other_side");
+        assert_eq!(advance(&c, &v, C::Assistance, "la-dcta", "", now()).unwrap_err().code(), "other_side");
+        let c = advance(&c, &v, C::Assistance, "th-atpd", "", now()).unwrap();
+        let c = advance(&c, &v, C::ReturnPlanned, "th-atpd", "", now()).unwrap();
+        let c = advance(&c, &v, C::Returned, "th-atpd", "", now()).unwrap();
+        assert_eq!(advance(&c, &v, C::ReintegrationFollowUp, "th-atpd", "", now()).unwrap_err().code(), "other_side");
+        assert!(advance(&c, &v, C::ReintegrationFollowUp, "kh-antht", "", now()).is_ok());
+    }
+
     fn to_assistance(v: &pb::VictimReferral) -> pb::VictimCase {
         let c = open("case-1", "th-atpd/vr-1", "th-atpd", "kh-antht", "th-atpd", now());
         let c = advance(&c, v, C::IdentificationConfirmed, "kh-antht", "", now()).unwrap();
@@ -280,12 +332,17 @@ mod tests {
     fn the_whole_path_when_every_safeguard_is_met() {
         let v = ready_adult();
         let c = to_assistance(&v);
-        let c = advance(&c, &v, C::ReturnPlanned, "kh-antht", "", now()).unwrap();
-        let c = advance(&c, &v, C::Returned, "th-atpd", "", now()).unwrap();
-        let c = advance(&c, &v, C::ReintegrationFollowUp, "kh-antht", "3 months", now()).unwrap();
-        let c = advance(&c, &v, C::ReintegrationFollowUp, "kh-antht", "6 months", now()).unwrap();
+        let c = advance(&c, &v, C::ReturnPlanned, &who(&c, C::ReturnPlanned), "", now()).unwrap();
+        let c = advance(&c, &v, C::Returned, &who(&c, C::Returned), "", now()).unwrap();
+        let c =
+            advance(&c, &v, C::ReintegrationFollowUp, &who(&c, C::ReintegrationFollowUp), "3 months", now()).unwrap();
+        let c =
+            advance(&c, &v, C::ReintegrationFollowUp, &who(&c, C::ReintegrationFollowUp), "6 months", now()).unwrap();
         assert_eq!(c.history.len(), 7);
-        assert!(matches!(advance(&c, &v, C::Returned, "x", "", now()), Err(GateError::InvalidStep { .. })));
+        assert!(matches!(
+            advance(&c, &v, C::Returned, &who(&c, C::Returned), "", now()),
+            Err(GateError::InvalidStep { .. })
+        ));
     }
 
     #[test]
@@ -296,11 +353,11 @@ mod tests {
             mutate(&mut v);
             let mut c = to_assistance(&base);
             if to == C::Returned {
-                c = advance(&c, &base, C::ReturnPlanned, "kh-antht", "", now()).unwrap();
+                c = advance(&c, &base, C::ReturnPlanned, &who(&c, C::ReturnPlanned), "", now()).unwrap();
             }
-            let err = advance(&c, &v, to, "x", "", now()).unwrap_err();
+            let err = advance(&c, &v, to, &who(&c, to), "", now()).unwrap_err();
             assert_eq!(err.code(), code, "{err}");
-            assert!(advance(&c, &base, to, "x", "", now()).is_ok(), "allowed once {code} is met");
+            assert!(advance(&c, &base, to, &who(&c, to), "", now()).is_ok(), "allowed once {code} is met");
         };
         check(&|v| v.consent = None, C::ReturnPlanned, "consent");
         check(&|v| v.consent.as_mut().unwrap().status = pb::ConsentStatus::Refused as i32, C::ReturnPlanned, "consent");
@@ -318,8 +375,8 @@ mod tests {
         let mut early = base.clone();
         early.reflection_period_start = "2026-10-20".into();
         early.early_return_requested = true;
-        let c = advance(&to_assistance(&base), &early, C::ReturnPlanned, "x", "", now()).unwrap();
-        assert!(advance(&c, &early, C::Returned, "x", "", now()).is_ok());
+        let c = advance(&to_assistance(&base), &early, C::ReturnPlanned, "th-atpd", "", now()).unwrap();
+        assert!(advance(&c, &early, C::Returned, &who(&c, C::Returned), "", now()).is_ok());
         // Consent not possible: the guardian's decision is needed.
         let mut g = base.clone();
         g.consent = Some(pb::Consent {
@@ -329,9 +386,14 @@ mod tests {
             guardian_decision: String::new(),
         });
         let c = open("c", "r", "a", "b", "a", now());
-        assert_eq!(advance(&c, &g, C::IdentificationConfirmed, "x", "", now()).unwrap_err().code(), "consent");
+        assert_eq!(
+            advance(&c, &g, C::IdentificationConfirmed, &who(&c, C::IdentificationConfirmed), "", now())
+                .unwrap_err()
+                .code(),
+            "consent"
+        );
         g.consent.as_mut().unwrap().guardian_decision = "agrees to identification and assistance".into();
-        assert!(advance(&c, &g, C::IdentificationConfirmed, "x", "", now()).is_ok());
+        assert!(advance(&c, &g, C::IdentificationConfirmed, &who(&c, C::IdentificationConfirmed), "", now()).is_ok());
     }
 
     #[test]
@@ -341,7 +403,7 @@ mod tests {
         child.age_group = pb::AgeGroup::AgeGroup1217 as i32;
         let c = to_assistance(&child);
         assert_eq!(
-            advance(&c, &child, C::ReturnPlanned, "x", "", now()).unwrap_err().code(),
+            advance(&c, &child, C::ReturnPlanned, &who(&c, C::ReturnPlanned), "", now()).unwrap_err().code(),
             "best_interest_determination"
         );
         child.best_interest_determination = Some(pb::BestInterestDetermination {
@@ -350,11 +412,11 @@ mod tests {
             by: "BID panel".into(),
         });
         assert_eq!(
-            advance(&c, &child, C::ReturnPlanned, "x", "", now()).unwrap_err().code(),
+            advance(&c, &child, C::ReturnPlanned, &who(&c, C::ReturnPlanned), "", now()).unwrap_err().code(),
             "best_interest_determination"
         );
         child.best_interest_determination.as_mut().unwrap().outcome = pb::BestInterestOutcome::Return as i32;
-        assert!(advance(&c, &child, C::ReturnPlanned, "x", "", now()).is_ok());
+        assert!(advance(&c, &child, C::ReturnPlanned, &who(&c, C::ReturnPlanned), "", now()).is_ok());
     }
 
     proptest! {
@@ -370,7 +432,7 @@ mod tests {
             child.best_interest_determination = bid.map(|o| pb::BestInterestDetermination { outcome: o as i32, date: "2026-10-01".into(), by: String::new() });
             let mut c = open("c", "r", "a", "b", "a", now());
             for s in steps {
-                if let Ok(next) = advance(&c, &child, C::try_from(s).unwrap(), "x", "", now()) {
+                if let Ok(next) = advance(&c, &child, C::try_from(s).unwrap(), &who(&c, C::try_from(s).unwrap()), "", now()) {
                     c = next;
                 }
                 prop_assert!(!matches!(C::try_from(c.stage), Ok(C::ReturnPlanned | C::Returned | C::ReintegrationFollowUp)));
@@ -405,10 +467,36 @@ mod tests {
             sending_node: "th-atpd".into(),
             receiving_node: "kh-antht".into(),
             history: (0..steps)
-                .map(|i| pb::CaseEvent { actor: "th-atpd".into(), note: format!("step {i}"), ..Default::default() })
+                .map(|i| {
+                    let path = [C::Referral, C::IdentificationConfirmed, C::Assistance, C::ReturnPlanned, C::Returned];
+                    let to = path.get(i).copied().unwrap_or(C::ReintegrationFollowUp);
+                    let actor = if matches!(to, C::IdentificationConfirmed | C::ReintegrationFollowUp) {
+                        "kh-antht"
+                    } else {
+                        "th-atpd"
+                    };
+                    pb::CaseEvent {
+                        actor: actor.into(),
+                        to: to as i32,
+                        note: format!("step {i}"),
+                        ..Default::default()
+                    }
+                })
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_received_step_from_the_wrong_side_is_refused_without_the_referral() {
+        let held = case_with(1);
+        let mut forged = case_with(2);
+        assert_eq!(update(Some(&held), &forged), Update::Extends);
+        forged.history[1].actor = "th-atpd".into();
+        assert!(matches!(update(Some(&held), &forged), Update::Refused(r) if r.starts_with("other_side")));
+        let mut opened_by_receiver = case_with(1);
+        opened_by_receiver.history[0].actor = "kh-antht".into();
+        assert!(matches!(update(None, &opened_by_receiver), Update::Refused(_)));
     }
 
     #[test]

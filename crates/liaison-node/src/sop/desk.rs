@@ -134,7 +134,7 @@ pub async fn send(node: &Node, actor: &str, r: &pb::SendRequestRequest) -> Resul
     let agreements = book::for_policy(node).map_err(ExchangeError::from)?;
     let only = (!r.agreement_id.is_empty()).then_some(r.agreement_id.as_str());
     let (agreement, terms) =
-        policy::decide_request(&agreements, node.id(), &r.to, &r.request_type, purpose, node.now(), only)
+        policy::decide_request(&agreements, node.id(), &r.to, &r.request_type, purpose, Some(&r.to), node.now(), only)
             .map_err(DeskError::Denied)?;
     let id = exchange::random_id("req");
     let h = pb::RequestHeader {
@@ -333,6 +333,7 @@ pub async fn receive(
             caller,
             &h.request_type,
             purpose,
+            Some(&h.to_node),
             node.now(),
             Some(&h.agreement_id),
         );
