@@ -113,15 +113,7 @@ async fn the_console_in_a_browser() {
     }
     activate(&[&hub, &kh, &vn], &hub_membership("commit-hub", &["kh-antht", "vn-c02"]), "commit-membership");
     for (n, country, count) in [(&kh, "KH", 41u32), (&vn, "VN", 3)] {
-        let mut r = examples::statistics_report();
-        r.id = format!("sr-{}", country.to_lowercase());
-        if let Some(pb::record::Body::StatisticsReport(s)) = r.body.as_mut() {
-            s.country = country.into();
-            s.victims.truncate(1);
-            s.victims[0].count = count;
-        }
-        create(n, r.clone()).await;
-        n.cli_ok(&["record", "share", &r.id, "--to", "commit-hub", "--purpose", "statistics_and_reporting"]);
+        report_statistics(n, "commit-hub", country, count).await;
     }
     wait_for(30, "both reports at the hub", || {
         let md = hub.cli_ok(&["hub", "report", "--period", "2025"]);

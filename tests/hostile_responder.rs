@@ -86,22 +86,8 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
     assert_eq!(r.peers[0].received, 1, "{:?}", r.peers);
     let mut rc = th.records().await;
-    assert!(rc
-        .get_record(pb::GetRecordRequest {
-            id: "kh-antht/cp-bad".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
-        .await
-        .is_err());
-    assert!(rc
-        .get_record(pb::GetRecordRequest {
-            id: "kh-antht/cp-good".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
-        .await
-        .is_ok());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-bad".into(), ..Default::default() }).await.is_err());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-good".into(), ..Default::default() }).await.is_ok());
     let refusals = audit_entries(&th, "policy.decision");
     assert!(
         refusals.iter().any(|e| e.to_string().contains("withheld_field_carried")),
@@ -145,22 +131,8 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     }
     let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
     assert_eq!(r.peers[0].purged, 1, "{:?}", r.peers);
-    assert!(rc
-        .get_record(pb::GetRecordRequest {
-            id: "kh-antht/cp-good".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
-        .await
-        .is_err());
-    assert!(rc
-        .get_record(pb::GetRecordRequest {
-            id: "vn-police/cp-vn".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
-        .await
-        .is_ok());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-good".into(), ..Default::default() }).await.is_err());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "vn-police/cp-vn".into(), ..Default::default() }).await.is_ok());
 
     // After revocation TH neither asks nor takes anything.
     th.cli_ok(&["agreement", "revoke", "th-kh", "--reason", "ended"]);
@@ -188,13 +160,6 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
         .unwrap()
         .into_inner();
     assert!(q.peers[0].records.is_empty(), "{:?}", q.peers);
-    assert!(rc
-        .get_record(pb::GetRecordRequest {
-            id: "kh-antht/cp-late".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
-        .await
-        .is_err());
+    assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-late".into(), ..Default::default() }).await.is_err());
     server.abort();
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{activate, create, hub_membership, wait_for, TestNode};
+use common::{activate, create, hub_membership, report_statistics, wait_for, TestNode};
 use liaison::envelope::{self, payload};
 use liaison::pb;
 
@@ -88,15 +88,7 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
 
     // Statistics reports pushed to the hub make the regional report.
     for (n, country, count) in [(&th, "TH", 41u32), (&kh, "KH", 3)] {
-        let mut r = liaison::record::examples::statistics_report();
-        r.id = format!("sr-{}", country.to_lowercase());
-        if let Some(pb::record::Body::StatisticsReport(s)) = r.body.as_mut() {
-            s.country = country.into();
-            s.victims.truncate(1);
-            s.victims[0].count = count;
-        }
-        create(n, r.clone()).await;
-        n.cli_ok(&["record", "share", &r.id, "--to", "commit-hub", "--purpose", "statistics_and_reporting"]);
+        report_statistics(n, "commit-hub", country, count).await;
     }
     wait_for(30, "both reports at the hub", || {
         let md = hub.cli_ok(&["hub", "report", "--period", "2025"]);
@@ -172,11 +164,7 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         futures::executor::block_on(async {
             kh.records()
                 .await
-                .get_record(pb::GetRecordRequest {
-                    id: "th-atpd/ir-relayed".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
+                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
                 .await
                 .is_ok()
         })
@@ -184,11 +172,7 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     let got = kh
         .records()
         .await
-        .get_record(pb::GetRecordRequest {
-            id: "th-atpd/ir-relayed".into(),
-            reason: "integration test".into(),
-            ..Default::default()
-        })
+        .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
@@ -209,11 +193,7 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         futures::executor::block_on(async {
             kh.records()
                 .await
-                .get_record(pb::GetRecordRequest {
-                    id: "th-atpd/ir-relayed".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
+                .get_record(pb::GetRecordRequest { id: "th-atpd/ir-relayed".into(), ..Default::default() })
                 .await
                 .err()
                 .map(|e| e.code())

@@ -185,11 +185,8 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Aborted, "{err:?}");
-    let shown = c
-        .get_record(pb::GetRecordRequest { id: "cp-1".into(), reason: "integration test".into(), ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner();
+    let shown =
+        c.get_record(pb::GetRecordRequest { id: "cp-1".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(shown.record.as_ref().unwrap().version, 2);
     // The stored record carries the originator's signature over its exact bytes.
     let env = shown.envelope.unwrap();

@@ -139,11 +139,7 @@ async fn a_request_round_trip_leaves_identical_timelines_on_both_nodes() {
         futures::executor::block_on(async {
             th.records()
                 .await
-                .get_record(pb::GetRecordRequest {
-                    id: "kh-antht/en-kh-answer".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
+                .get_record(pb::GetRecordRequest { id: "kh-antht/en-kh-answer".into(), ..Default::default() })
                 .await
                 .is_ok()
         })

@@ -132,11 +132,7 @@ async fn a_peer_that_never_answers_a_sync_does_not_hold_up_the_others() {
         futures::executor::block_on(async {
             th.records()
                 .await
-                .get_record(liaison::pb::GetRecordRequest {
-                    id: "la-dcta/cp-la".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
+                .get_record(liaison::pb::GetRecordRequest { id: "la-dcta/cp-la".into(), ..Default::default() })
                 .await
                 .is_ok()
         })

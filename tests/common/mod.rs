@@ -653,3 +653,17 @@ pub(crate) fn confirm_identification(receiving: &TestNode, sending: &TestNode, c
         sending.cli_json(&["case", "show", case])["case"]["stage"] == "CASE_STAGE_IDENTIFICATION_CONFIRMED"
     });
 }
+
+/// A one-line statistics report for `country` (`count` victims), created
+/// at `n` and shared with `hub` for its regional report.
+pub(crate) async fn report_statistics(n: &TestNode, hub: &str, country: &str, count: u32) {
+    let mut r = liaison::record::examples::statistics_report();
+    r.id = format!("sr-{}", country.to_lowercase());
+    if let Some(pb::record::Body::StatisticsReport(s)) = r.body.as_mut() {
+        s.country = country.into();
+        s.victims.truncate(1);
+        s.victims[0].count = count;
+    }
+    create(n, r.clone()).await;
+    n.cli_ok(&["record", "share", &r.id, "--to", hub, "--purpose", "statistics_and_reporting"]);
+}
