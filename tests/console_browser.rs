@@ -80,19 +80,7 @@ async fn the_console_in_a_browser() {
     // A child's referral, shared and in a case that stops before return planning.
     let rec = create(&kh, child_referral()).await;
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
-    wait_for(30, "the referral at VN", || {
-        futures::executor::block_on(async {
-            vn.records()
-                .await
-                .get_record(pb::GetRecordRequest {
-                    id: "kh-antht/vr-child-1".into(),
-                    masked: true,
-                    ..Default::default()
-                })
-                .await
-                .is_ok()
-        })
-    });
+    wait_for_record(&vn, "kh-antht/vr-child-1");
     let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
     let case = opened["case"]["id"].as_str().unwrap().to_string();
     confirm_identification(&vn, &kh, &case);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{activate, child_referral, confirm_identification, create, pin_all, wait_for, TestNode};
+use common::{activate, child_referral, confirm_identification, create, pin_all, wait_for, wait_for_record, TestNode};
 use liaison::pb;
 use liaison::record::examples;
 
@@ -219,19 +219,7 @@ async fn a_childs_return_waits_for_every_safeguard() {
 
     let rec = create(&kh, child_referral()).await;
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
-    wait_for(30, "the referral at VN", || {
-        futures::executor::block_on(async {
-            vn.records()
-                .await
-                .get_record(pb::GetRecordRequest {
-                    id: "kh-antht/vr-child-1".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
-                .await
-                .is_ok()
-        })
-    });
+    wait_for_record(&vn, "kh-antht/vr-child-1");
     let opened = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"]);
     let case = opened["case"]["id"].as_str().unwrap().to_string();
     // Viet Nam, where she comes from, confirms her identification; Cambodia cannot do it for it.
@@ -331,19 +319,7 @@ async fn no_path_returns_a_child_without_a_best_interest_determination() {
     }
     let rec = create(&kh, r).await;
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
-    wait_for(30, "the referral at VN", || {
-        futures::executor::block_on(async {
-            vn.records()
-                .await
-                .get_record(pb::GetRecordRequest {
-                    id: "kh-antht/vr-child-1".into(),
-                    reason: "integration test".into(),
-                    ..Default::default()
-                })
-                .await
-                .is_ok()
-        })
-    });
+    wait_for_record(&vn, "kh-antht/vr-child-1");
     let case = kh.cli_json(&["case", "open", &rec.id, "--with", "vn-c02"])["case"]["id"].as_str().unwrap().to_string();
     confirm_identification(&vn, &kh, &case);
     kh.cli_ok(&["case", "advance", &case, "--to", "assistance"]);

@@ -667,3 +667,13 @@ pub(crate) async fn report_statistics(n: &TestNode, hub: &str, country: &str, co
     create(n, r.clone()).await;
     n.cli_ok(&["record", "share", &r.id, "--to", hub, "--purpose", "statistics_and_reporting"]);
 }
+
+/// Waits until `node` holds the record `key` (read masked: no view audited).
+pub(crate) fn wait_for_record(node: &TestNode, key: &str) {
+    wait_for(30, &format!("{key} at {}", node.id), || {
+        futures::executor::block_on(async {
+            let req = pb::GetRecordRequest { id: key.into(), masked: true, ..Default::default() };
+            node.records().await.get_record(req).await.is_ok()
+        })
+    });
+}

@@ -431,32 +431,19 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
 
 /// The catalogue entry of every stored record (its first load).
 pub fn catalogue_entries(store: &dyn Store) -> Result<Vec<Edit>, StoreError> {
-    let mut out = Vec::new();
-    let mut cursor: Option<Vec<u8>> = None;
-    loop {
-        let chunk = scan_prefix(store, Tree::Records, b"", cursor.as_deref(), 256)?;
-        let done = chunk.len() < 256;
-        for (k, v) in chunk {
-            let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push((String::from_utf8_lossy(&k).into_owned(), Some(Entry::of(&stored.record()?))));
-            cursor = Some(k);
-        }
-        if done {
-            return Ok(out);
-        }
-    }
+    scan(store, "", None, usize::MAX, |key, rec, _| Some((key.to_string(), Some(Entry::of(rec))))).map(|(all, _)| all)
 }
 
 /// Walks records under `prefix` in key order after `after`, keeping what
 /// `pick` returns, until `page_size` are kept; returns them and the key to
-/// continue after (None at the end). `pick` sees the stored record and
-/// decides on the view its caller would receive.
+/// continue after (None at the end). `pick` sees the key and the stored
+/// record and decides on the view its caller would receive.
 pub fn scan<T>(
     store: &dyn Store,
     prefix: &str,
     after: Option<&str>,
     page_size: usize,
-    mut pick: impl FnMut(&pb::Record, Option<&pb::Provenance>) -> Option<T>,
+    mut pick: impl FnMut(&str, &pb::Record, Option<&pb::Provenance>) -> Option<T>,
 ) -> Result<(Vec<T>, Option<String>), StoreError> {
     let mut out = Vec::new();
     let mut cursor = after.map(|a| a.as_bytes().to_vec());
@@ -468,7 +455,7 @@ pub fn scan<T>(
             cursor = Some(k.clone());
             let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let rec = stored.record()?;
-            if let Some(t) = pick(&rec, stored.provenance.as_ref()) {
+            if let Some(t) = pick(&String::from_utf8_lossy(&k), &rec, stored.provenance.as_ref()) {
                 out.push(t);
                 if out.len() == page_size {
                     let next = String::from_utf8_lossy(&k).into_owned();

@@ -470,10 +470,9 @@ pub(crate) async fn import(c: Ctx, mut mp: Multipart) -> Response {
     tokio::spawn(async move {
         let api = api::RecordApi::new(node);
         let mut first = 0usize;
-        let mut rest = records;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(crate::imports::CHUNK));
-            let chunk = std::mem::replace(&mut rest, tail);
+        let mut rest = records.into_iter().peekable();
+        while rest.peek().is_some() {
+            let chunk: Vec<pb::Record> = rest.by_ref().take(crate::imports::CHUNK).collect();
             let len = chunk.len();
             let msg = pb::ImportRecordsRequest { records: chunk, received: Vec::new() };
             match api.import_records(api::as_caller(msg, caller.clone())).await {

@@ -48,6 +48,18 @@ pub(crate) struct PeerOutcome {
 }
 
 impl PeerOutcome {
+    /// One peer's outcome, before its records or checks are added.
+    fn of(c: &Ctx, peer: &str, outcome: i32, error: &str) -> PeerOutcome {
+        PeerOutcome {
+            peer: peer.to_string(),
+            outcome: outcome_word(c, outcome),
+            answered: outcome == pb::PeerOutcome::Answered as i32,
+            error: error.to_string(),
+            records: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
     /// The call was refused or failed before any peer answered.
     fn refused(c: &Ctx, peer: &str, s: &tonic::Status) -> PeerOutcome {
         PeerOutcome {
@@ -188,12 +200,8 @@ pub(crate) async fn query(c: Ctx, Form(q): Form<QueryForm>) -> Response {
             .peers
             .iter()
             .map(|p| PeerOutcome {
-                peer: p.peer.clone(),
-                outcome: outcome_word(&c, p.outcome),
-                answered: p.outcome == pb::PeerOutcome::Answered as i32,
-                error: p.error.clone(),
                 records: p.records.iter().map(|r| hit(&c, r)).collect(),
-                checks: Vec::new(),
+                ..PeerOutcome::of(&c, &p.peer, p.outcome, &p.error)
             })
             .collect(),
         Err(s) => vec![PeerOutcome::refused(&c, &q.peer, &s)],
@@ -227,11 +235,6 @@ pub(crate) async fn check(c: Ctx, Form(q): Form<CheckForm>) -> Response {
             .peers
             .iter()
             .map(|p| PeerOutcome {
-                peer: p.peer.clone(),
-                outcome: outcome_word(&c, p.outcome),
-                answered: p.outcome == pb::PeerOutcome::Answered as i32,
-                error: p.error.clone(),
-                records: Vec::new(),
                 checks: p
                     .results
                     .iter()
@@ -240,6 +243,7 @@ pub(crate) async fn check(c: Ctx, Form(q): Form<CheckForm>) -> Response {
                         (h.identifier.clone(), h.hit, h.reference.clone(), link)
                     })
                     .collect(),
+                ..PeerOutcome::of(&c, &p.peer, p.outcome, &p.error)
             })
             .collect(),
         Err(s) => vec![PeerOutcome::refused(&c, &q.peer, &s)],

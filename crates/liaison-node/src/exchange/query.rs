@@ -55,7 +55,7 @@ pub async fn answer(
     let who = caller.to_string();
     // The scan reads every own record: off the runtime's threads.
     let (hits, _) = crate::node::off_runtime(node, move |node| {
-        records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |r, _| {
+        records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |_, r, _| {
             if r.withdrawn || crate::record::kind(r) != Some(kind) {
                 return None;
             }
