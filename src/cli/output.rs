@@ -96,6 +96,7 @@ pub fn summary(r: &pb::Record) -> String {
         Some(Body::StatisticsReport(s)) => {
             format!("{} {}..{}", s.country, s.period_start, s.period_end)
         }
+        Some(Body::RegionalAggregate(a)) => format!("{} {}..{}", a.region, a.period_start, a.period_end),
         None => String::new(),
     };
     let mut out: String = s.chars().take(60).collect();

@@ -72,8 +72,13 @@ pub enum CaseCmd {
         referral: String,
         #[arg(long)]
         with: String,
+        /// Transit countries' nodes on the way back, in order (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        transit: Vec<String>,
     },
-    /// Move to the next stage: identification_confirmed, assistance, return_planned, returned, reintegration_follow_up
+    /// Move to the next stage: identification_confirmed, assistance, then return_planned
+    /// (→ in_transit per transit node → returned → reintegration_follow_up), residence_permit,
+    /// asylum_referral or service_referral
     Advance {
         id: String,
         #[arg(long)]
@@ -288,11 +293,15 @@ fn print_case(c: &pb::VictimCase, gates: &[pb::GateStatus]) {
 pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), CliError> {
     let mut c = pb::victim_case_service_client::VictimCaseServiceClient::new(ch);
     let (case, gates) = match cmd {
-        CaseCmd::Open { referral, with } => (
-            c.open_case(pb::OpenCaseRequest { referral_record_id: referral, receiving_node: with })
-                .await?
-                .into_inner()
-                .case,
+        CaseCmd::Open { referral, with, transit } => (
+            c.open_case(pb::OpenCaseRequest {
+                referral_record_id: referral,
+                receiving_node: with,
+                transit_nodes: transit,
+            })
+            .await?
+            .into_inner()
+            .case,
             vec![],
         ),
         CaseCmd::Advance { id, to, note } => (

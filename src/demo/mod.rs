@@ -296,6 +296,10 @@ pub async fn run(opts: Options) -> Result<(), DemoError> {
     }
 
     let clock = ShiftedClock::default();
+    // A scenario that sets its clock runs at that instant, whenever it runs.
+    if let Some(start) = s.start_time().map_err(|e| DemoError::Setup(e.to_string()))? {
+        clock.advance(start - time::OffsetDateTime::now_utc());
+    }
     let started = init_nodes(&s, &root, None, &demo_intervals(true)).and_then(|()| InProcess::start(&s, &root, &clock));
     let servers = match started {
         Ok(servers) => servers,

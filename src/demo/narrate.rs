@@ -135,6 +135,12 @@ pub fn describe(r: &pb::Record) -> String {
         Some(Body::StatisticsReport(s)) => {
             format!("statistics report {} {}..{}", s.country, s.period_start, s.period_end)
         }
+        Some(Body::RegionalAggregate(a)) => {
+            format!(
+                "regional aggregate {} {}..{} (as published, small figures hidden)",
+                a.region, a.period_start, a.period_end
+            )
+        }
         None => "record".into(),
     };
     let redacted = if r.redacted_fields.is_empty() {

@@ -53,6 +53,10 @@ pub struct Scenario {
     pub records: Vec<RecordSpec>,
     #[serde(default)]
     pub steps: Vec<Step>,
+    /// Where the demo's shared clock starts (RFC 3339), so the scenario's
+    /// dates and deadlines fall the same way whenever it runs.
+    #[serde(default)]
+    pub clock: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,13 +71,37 @@ pub struct NodeSpec {
     pub region: String,
     #[serde(default = "national")]
     pub role: String,
-    /// Hubs this member joins (it learns the other members from their directories).
+    /// Hubs this member joins (it learns the other members from their
+    /// directories); a hub may join a higher hub.
     #[serde(default)]
     pub hubs: Vec<String>,
+    /// What kind of body the node is (`actor::receivable`): law_enforcement
+    /// (default; secretariat for hubs), ngo, service_provider,
+    /// international_org, nhri or embassy. Written into every agreement's roles.
+    #[serde(default)]
+    pub actor: String,
+    /// For an embassy: the host country.
+    #[serde(default)]
+    pub posted_in: String,
 }
 
 fn national() -> String {
     "national".into()
+}
+
+fn collect() -> bool {
+    true
+}
+
+impl NodeSpec {
+    /// The node's role word in agreements.
+    pub fn actor_word(&self) -> &str {
+        match (self.actor.as_str(), self.role.as_str()) {
+            ("", "hub") => "secretariat",
+            ("", _) => "law_enforcement",
+            (a, _) => a,
+        }
+    }
 }
 
 /// An agreement: a template from `deploy/agreements/` with the fields a
@@ -162,12 +190,49 @@ pub enum Step {
         advance: String,
         say: String,
     },
-    /// A victim case from referral to return, blocked until each safeguard is met.
-    VictimReturn { by: String, with: String, referral: String, say: String, safeguards: Vec<SafeguardSpec> },
-    /// Members share their statistics with the hub; the hub prints the report.
-    Report { hub: String, period: String, say: String },
+    /// A victim case from referral to its outcome (return by default, through
+    /// `transit` countries; or residence_permit, asylum, service_provider),
+    /// blocked until each safeguard is met.
+    #[serde(alias = "victim_return")]
+    VictimCase {
+        by: String,
+        with: String,
+        referral: String,
+        say: String,
+        safeguards: Vec<SafeguardSpec>,
+        #[serde(default)]
+        transit: Vec<String>,
+        #[serde(default)]
+        outcome: Outcome,
+    },
+    /// The hub prints its report; with `collect` (default) members first
+    /// share their statistics with it.
+    Report {
+        hub: String,
+        period: String,
+        say: String,
+        #[serde(default = "collect")]
+        collect: bool,
+    },
+    /// The demo's clock moves on.
+    Wait { advance: String, say: String },
+    /// A regional hub forwards its directory to a hub it joined.
+    ForwardContacts { hub: String, to: String, say: String },
+    /// A regional hub sends its published aggregate to a hub it joined.
+    Aggregate { hub: String, to: String, period: String, say: String },
     /// The hub's SOP-compliance indicators.
     Indicators { hub: String, say: String },
+}
+
+/// Where a victim case ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    #[default]
+    Return,
+    ResidencePermit,
+    Asylum,
+    ServiceProvider,
 }
 
 impl Step {
@@ -179,8 +244,11 @@ impl Step {
             | Step::Share { say, .. }
             | Step::Contacts { say, .. }
             | Step::Request { say, .. }
-            | Step::VictimReturn { say, .. }
+            | Step::VictimCase { say, .. }
             | Step::Report { say, .. }
+            | Step::Wait { say, .. }
+            | Step::ForwardContacts { say, .. }
+            | Step::Aggregate { say, .. }
             | Step::Indicators { say, .. } => say,
         }
     }
@@ -197,8 +265,14 @@ impl Step {
                 v
             }
             Step::Share { by, to, .. } | Step::Request { by, to, .. } => vec![("by", by), ("to", to)],
-            Step::VictimReturn { by, with, .. } => vec![("by", by), ("with", with)],
+            Step::VictimCase { by, with, transit, .. } => {
+                let mut v = vec![("by", by.as_str()), ("with", with.as_str())];
+                v.extend(transit.iter().map(|t| ("transit", t.as_str())));
+                v
+            }
             Step::Report { hub, .. } | Step::Indicators { hub, .. } => vec![("hub", hub)],
+            Step::ForwardContacts { hub, to, .. } | Step::Aggregate { hub, to, .. } => vec![("hub", hub), ("to", to)],
+            Step::Wait { .. } => vec![],
         }
     }
 }
@@ -258,11 +332,21 @@ impl Scenario {
                 return Err(self.err(f("role"), "national, hub or partner"));
             }
             for h in &n.hubs {
-                if self.node(h).is_none_or(|x| x.role != "hub") {
-                    return Err(self.err(f("hubs"), format!("{h:?} is not a hub of this scenario")));
+                if self.node(h).is_none_or(|x| x.role != "hub") || *h == n.id {
+                    return Err(self.err(f("hubs"), format!("{h:?} is not another hub of this scenario")));
                 }
             }
+            if <crate::pb::ActorRole as crate::convert::ProtoEnum>::from_word(n.actor_word()).is_none() {
+                return Err(self.err(
+                    f("actor"),
+                    "law_enforcement, secretariat, ngo, service_provider, international_org, nhri or embassy",
+                ));
+            }
+            if !n.posted_in.is_empty() && (n.actor != "embassy" || !crate::record::is_country(&n.posted_in)) {
+                return Err(self.err(f("posted_in"), "the host country (ISO 3166-1 alpha-2) of an embassy"));
+            }
         }
+        self.start_time()?;
         let mut agreement_ids = BTreeSet::new();
         for (i, _) in self.agreements.iter().enumerate() {
             let a = self.agreement(i)?;
@@ -325,7 +409,7 @@ impl Scenario {
                 crate::agreement::parse_duration(&f("advance"), advance)
                     .map_err(|e| self.err(f("advance"), e.to_string()))?;
             }
-            Step::VictimReturn { by, referral, safeguards, .. } => {
+            Step::VictimCase { by, referral, safeguards, .. } => {
                 self.require_record(by, referral, &f("referral"))?;
                 let held = (0..self.records.len())
                     .filter(|i| self.records[*i].node == *by)
@@ -344,9 +428,32 @@ impl Scenario {
                     return Err(self.err(f("hub"), format!("{hub:?} is not a hub")));
                 }
             }
+            Step::Wait { advance, .. } => {
+                crate::agreement::parse_duration(&f("advance"), advance)
+                    .map_err(|e| self.err(f("advance"), e.to_string()))?;
+            }
+            Step::ForwardContacts { hub, to, .. } | Step::Aggregate { hub, to, .. } => {
+                if self.node(hub).is_none_or(|n| n.role != "hub" || !n.hubs.contains(to)) {
+                    return Err(self.err(f("to"), format!("{hub:?} is not a hub that joined {to:?}")));
+                }
+                if let Step::Aggregate { period, .. } = s {
+                    crate::hub::report::parse_period(period).map_err(|e| self.err(f("period"), e.to_string()))?;
+                }
+            }
             Step::Sync { .. } | Step::Contacts { .. } | Step::Indicators { .. } => {}
         }
         Ok(())
+    }
+
+    /// The instant the demo's clock starts at, if the scenario sets one.
+    pub fn start_time(&self) -> Result<Option<time::OffsetDateTime>, ScenarioError> {
+        self.clock
+            .as_deref()
+            .map(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| self.err("clock", format!("{c:?} is not an RFC 3339 time: {e}")))
+            })
+            .transpose()
     }
 
     fn require_record(&self, node: &str, id: &str, field: &str) -> Result<(), ScenarioError> {
@@ -393,6 +500,24 @@ impl Scenario {
         if let Some(x) = &spec.hub {
             set("hub", x.clone().into());
         }
+        // Each party's role, from what kind of body its node is.
+        let parties: Vec<String> = doc
+            .get("parties")
+            .and_then(|p| p.as_array())
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let mut roles = toml::Table::new();
+        for p in &parties {
+            if let Some(n) = self.node(p) {
+                let mut r = toml::Table::new();
+                r.insert("role".into(), n.actor_word().into());
+                if !n.posted_in.is_empty() {
+                    r.insert("posted_in".into(), n.posted_in.clone().into());
+                }
+                roles.insert(p.clone(), r.into());
+            }
+        }
+        doc.insert("roles".into(), roles.into());
         toml::to_string(&doc).map_err(|e| self.err(field("base"), e.to_string()))
     }
 

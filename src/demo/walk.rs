@@ -5,7 +5,7 @@ use crate::convert::ProtoEnum;
 use std::collections::BTreeMap;
 
 use super::narrate::{describe, spoken, Narrator};
-use super::scenario::{self, SafeguardSpec, Step};
+use super::scenario::{self, Outcome, SafeguardSpec, Step};
 use super::{rpc, until, DemoError, Federation, Member};
 use crate::pb;
 
@@ -165,10 +165,13 @@ pub(super) async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoE
             }
             Step::Contacts { by, text, say } => contacts(fed, n, by, text, say).await?,
             Step::Request { .. } => request(fed, n, step).await?,
-            Step::VictimReturn { by, with, referral, say, safeguards } => {
-                victim_return(fed, n, by, with, referral, say, safeguards).await?
+            Step::VictimCase { by, with, referral, say, safeguards, transit, outcome } => {
+                victim_case(fed, n, by, with, transit, referral, *outcome, say, safeguards).await?
             }
-            Step::Report { hub, period, say } => report(fed, n, hub, period, say).await?,
+            Step::Report { hub, period, say, collect } => report(fed, n, hub, period, say, *collect).await?,
+            Step::Wait { advance, say } => wait(fed, n, advance, say).await?,
+            Step::ForwardContacts { hub, to, say } => forward_contacts(fed, n, hub, to, say).await?,
+            Step::Aggregate { hub, to, period, say } => aggregate(fed, n, hub, to, period, say).await?,
             Step::Indicators { hub, say } => indicators(fed, n, hub, say).await?,
         }
     }
@@ -528,39 +531,76 @@ async fn record_safeguard(m: &Member, referral: &str, g: &SafeguardSpec) -> Resu
     Ok(())
 }
 
+/// The version of `id` a node holds (0: none).
+async fn held_version(m: &Member, id: &str) -> u64 {
+    let got = m.records().get_record(pb::GetRecordRequest { id: id.into(), masked: true, reason: String::new() }).await;
+    got.ok().and_then(|r| r.into_inner().record).map_or(0, |r| r.version)
+}
+
+/// One victim case from referral to its outcome: the referral is shared
+/// with the country of origin (and any transit country), the case opened,
+/// identification confirmed by the country of origin, then each step of the
+/// outcome's path tried; a refused step records the next safeguard and is
+/// tried again. Transit countries record their own in-transit steps.
 #[allow(clippy::too_many_arguments)]
-async fn victim_return(
+async fn victim_case(
     fed: &Federation,
     n: &mut Narrator,
     by: &str,
     with: &str,
+    transit: &[String],
     referral: &str,
+    outcome: Outcome,
     say: &str,
     safeguards: &[SafeguardSpec],
 ) -> Result<(), DemoError> {
     use pb::CaseStage as C;
-    n.section(&format!("A victim's return from {by} to {with}, one safeguard at a time"), say);
+    let title = match outcome {
+        Outcome::Return if transit.is_empty() => {
+            format!("A victim's return from {by} to {with}, one safeguard at a time")
+        }
+        Outcome::Return => {
+            format!("A victim's return from {by} to {with} through {}, one safeguard at a time", transit.join(", "))
+        }
+        Outcome::ResidencePermit => format!("A victim referred by {by} to {with} stays in {by}'s country"),
+        Outcome::Asylum => format!("A victim referred by {by} to {with} is referred to asylum instead"),
+        Outcome::ServiceProvider => format!("A victim referred by {by} to {with} goes to a service provider"),
+    };
+    n.section(&title, say);
     let m = fed.member(by)?;
     if !share(fed, n, by, referral, with, "victim_identification").await? {
         return Err(DemoError::Setup(format!("the referral {referral} did not reach {with}")));
     }
+    for t in transit {
+        if !share(fed, n, by, referral, t, "return_and_reintegration").await? {
+            return Err(DemoError::Setup(format!("the referral {referral} did not reach {t}")));
+        }
+    }
     let case = m
         .cases()
-        .open_case(pb::OpenCaseRequest { referral_record_id: referral.into(), receiving_node: with.into() })
+        .open_case(pb::OpenCaseRequest {
+            referral_record_id: referral.into(),
+            receiving_node: with.into(),
+            transit_nodes: transit.to_vec(),
+        })
         .await
         .map_err(rpc(format!("{by}: open case")))?
         .into_inner()
         .case
         .unwrap_or_default();
-    n.info(&format!("{by} opened case {} with {with}", case.id));
+    let via = if transit.is_empty() { String::new() } else { format!(" (transit: {})", transit.join(", ")) };
+    n.info(&format!("{by} opened case {} with {with}{via}", case.id));
+    let stage_at = |m: &Member, id: String, want: C| {
+        let mut c = m.cases();
+        async move {
+            let r = c.get_case(pb::GetCaseRequest { id }).await.ok()?;
+            r.into_inner().case.filter(|c| c.stage == want as i32)
+        }
+    };
     // The receiving country, where the person comes from, confirms the
-    // identification (identity and nationality verified there); the
-    // sending country goes on once it holds that step.
+    // identification (identity and nationality verified there).
     let other = fed.member(with)?;
-    until(&format!("case {} at {with}", case.id), WAIT, || async {
-        other.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()
-    })
-    .await?;
+    until(&format!("case {} at {with}", case.id), WAIT, || stage_at(other, case.id.clone(), C::Referral)).await?;
     other
         .cases()
         .advance_case(pb::AdvanceCaseRequest {
@@ -571,66 +611,205 @@ async fn victim_return(
         .await
         .map_err(rpc(format!("{with}: confirm identification")))?;
     n.exchanged(format!("{}: {with} confirms the identification (identity and nationality verified)", case.id));
-    until(&format!("the confirmation at {by}"), WAIT, || async {
-        let r = m.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()?;
-        r.into_inner().case.filter(|c| c.stage == C::IdentificationConfirmed as i32)
-    })
-    .await?;
+    until(&format!("the confirmation at {by}"), WAIT, || stage_at(m, case.id.clone(), C::IdentificationConfirmed))
+        .await?;
+    let path: Vec<(C, &str)> = match outcome {
+        Outcome::Return => vec![
+            (C::Assistance, "shelter, medical care and counselling"),
+            (C::ReturnPlanned, "travel documents and escort arranged"),
+        ],
+        Outcome::ResidencePermit => vec![
+            (C::Assistance, "shelter, medical care and counselling"),
+            (C::ResidencePermit, "she stays, with a residence permit"),
+        ],
+        Outcome::Asylum => vec![
+            (C::Assistance, "shelter, medical care and counselling"),
+            (C::AsylumReferral, "referred to the asylum authority; no return while the claim is pending"),
+        ],
+        Outcome::ServiceProvider => vec![
+            (C::Assistance, "shelter, medical care and counselling"),
+            (C::ServiceReferral, "referred to a service provider for long-term support"),
+        ],
+    };
     let mut pending = safeguards.iter();
-    for (to, note) in [
-        (C::Assistance, "shelter, medical care and counselling"),
-        (C::ReturnPlanned, "travel documents and escort arranged"),
-        (C::Returned, "handed over to the receiving social workers"),
-    ] {
-        let stage = spoken(to.as_str_name(), "CASE_STAGE_");
-        loop {
-            let r = m
-                .cases()
-                .advance_case(pb::AdvanceCaseRequest { id: case.id.clone(), to: to as i32, note: note.into() })
-                .await;
-            match r {
-                Ok(_) => {
-                    n.exchanged(format!("{}: {stage} ({note}); {with} receives the signed step", case.id));
-                    break;
+    let mut steps = Vec::new();
+    for (to, note) in path {
+        advance_with_safeguards(fed, n, by, referral, &case.id, to, note, &mut pending).await?;
+        steps.push(to);
+    }
+    if outcome == Outcome::Return {
+        for t in transit {
+            let tm = fed.member(t)?;
+            // The transit node checks the return's safeguards against its own
+            // copy of the referral: wait until it holds the latest version.
+            let latest = held_version(m, referral).await;
+            let key = format!("{by}/{referral}");
+            until(&format!("{referral} v{latest} at {t}"), WAIT, || async {
+                (held_version(tm, &key).await >= latest).then_some(())
+            })
+            .await?;
+            let before = steps.last().copied().unwrap_or(C::ReturnPlanned);
+            until(&format!("case {} at {t}", case.id), WAIT, || stage_at(tm, case.id.clone(), before)).await?;
+            tm.cases()
+                .advance_case(pb::AdvanceCaseRequest {
+                    id: case.id.clone(),
+                    to: C::InTransit as i32,
+                    note: "escorted through the country to the next border".into(),
+                })
+                .await
+                .map_err(rpc(format!("{t}: in transit")))?;
+            n.exchanged(format!("{}: {t} escorts her through its territory and records the in-transit step", case.id));
+            until(&format!("the transit step at {by}"), WAIT, || {
+                let mut c = m.cases();
+                let id = case.id.clone();
+                let done = steps.iter().filter(|s| **s == C::InTransit).count();
+                async move {
+                    let r = c.get_case(pb::GetCaseRequest { id }).await.ok()?.into_inner().case?;
+                    (r.history.iter().filter(|e| e.to == C::InTransit as i32).count() > done).then_some(())
                 }
-                Err(s) if s.code() == tonic::Code::FailedPrecondition => {
-                    n.refused(format!("{}: {stage} blocked — {}", case.id, s.message()));
-                    let Some(g) = pending.next() else {
-                        return Err(DemoError::Setup(format!("no safeguard left to record for {stage}")));
-                    };
-                    n.info(&g.say);
-                    record_safeguard(m, referral, g).await?;
-                }
-                Err(s) => return Err(rpc(format!("{by}: advance case"))(s)),
-            }
+            })
+            .await?;
+            steps.push(C::InTransit);
         }
+        let note = "handed over to the receiving social workers";
+        advance_with_safeguards(fed, n, by, referral, &case.id, C::Returned, note, &mut pending).await?;
+        until(&format!("case {} returned at {with}", case.id), WAIT, || stage_at(other, case.id.clone(), C::Returned))
+            .await?;
+        other
+            .cases()
+            .advance_case(pb::AdvanceCaseRequest {
+                id: case.id.clone(),
+                to: C::ReintegrationFollowUp as i32,
+                note: "reintegration plan agreed with the family".into(),
+            })
+            .await
+            .map_err(rpc(format!("{with}: follow-up")))?;
+        n.exchanged(format!("{}: {with} records reintegration follow-up; every party holds the same history", case.id));
+    } else {
+        let last = steps.last().copied().unwrap_or(C::Assistance);
+        until(&format!("case {} at {with}", case.id), WAIT, || stage_at(other, case.id.clone(), last)).await?;
+        n.ok(&format!("{}: {with} holds the same history; no return will be planned", case.id));
     }
     for g in pending {
         n.info(&format!("(not needed this time: {})", g.say));
     }
-    until(&format!("case {} returned at {with}", case.id), WAIT, || async {
-        let r = other.cases().get_case(pb::GetCaseRequest { id: case.id.clone() }).await.ok()?;
-        r.into_inner().case.filter(|c| c.stage == C::Returned as i32)
-    })
-    .await?;
-    other
-        .cases()
-        .advance_case(pb::AdvanceCaseRequest {
-            id: case.id.clone(),
-            to: C::ReintegrationFollowUp as i32,
-            note: "reintegration plan agreed with the family".into(),
-        })
-        .await
-        .map_err(rpc(format!("{with}: follow-up")))?;
-    n.exchanged(format!("{}: {with} records reintegration follow-up; both nodes hold the same history", case.id));
     Ok(())
 }
 
-async fn report(fed: &Federation, n: &mut Narrator, hub: &str, period: &str, say: &str) -> Result<(), DemoError> {
+/// Moves the case at `by` to `to`, recording the scenario's next safeguard
+/// each time the step is refused for a missing one.
+#[allow(clippy::too_many_arguments)]
+async fn advance_with_safeguards(
+    fed: &Federation,
+    n: &mut Narrator,
+    by: &str,
+    referral: &str,
+    case: &str,
+    to: pb::CaseStage,
+    note: &str,
+    pending: &mut std::slice::Iter<'_, SafeguardSpec>,
+) -> Result<(), DemoError> {
+    let m = fed.member(by)?;
+    let stage = spoken(to.as_str_name(), "CASE_STAGE_");
+    loop {
+        let r =
+            m.cases().advance_case(pb::AdvanceCaseRequest { id: case.into(), to: to as i32, note: note.into() }).await;
+        match r {
+            Ok(_) => {
+                n.exchanged(format!("{case}: {stage} ({note}); every party receives the signed step"));
+                return Ok(());
+            }
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                n.refused(format!("{case}: {stage} blocked — {}", s.message()));
+                let Some(g) = pending.next() else {
+                    return Err(DemoError::Setup(format!("no safeguard left to record for {stage}")));
+                };
+                n.info(&g.say);
+                record_safeguard(m, referral, g).await?;
+            }
+            Err(s) => return Err(rpc(format!("{by}: advance case"))(s)),
+        }
+    }
+}
+
+async fn wait(fed: &Federation, n: &mut Narrator, advance: &str, say: &str) -> Result<(), DemoError> {
+    n.section(&format!("{advance} pass"), say);
+    let Some(clock) = &fed.clock else {
+        n.info("(moving the clock needs the demo's shared clock; skipped when attached to separate processes)");
+        return Ok(());
+    };
+    let secs = crate::agreement::parse_duration("advance", advance).map_err(|e| DemoError::Setup(e.to_string()))?;
+    clock.advance(time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
+    n.info(&format!("the demo moves every node's clock forward {advance}"));
+    Ok(())
+}
+
+async fn forward_contacts(fed: &Federation, n: &mut Narrator, hub: &str, to: &str, say: &str) -> Result<(), DemoError> {
+    n.section(&format!("{hub} sends its regional directory up to {to}"), say);
+    let r = fed
+        .member(hub)?
+        .hub()
+        .forward_contacts(pb::ForwardContactsRequest { to: to.into() })
+        .await
+        .map_err(rpc(format!("{hub}: forward contacts")))?
+        .into_inner();
+    n.exchanged(format!("{} contact point(s) queued for {to}, each as its originator signed it", r.queued));
+    for (code, count) in &r.refused {
+        n.refused(format!("{count} not forwarded: {code} (the originator's onward-sharing rule or the agreement)"));
+    }
+    let up = fed.member(to)?;
+    let filter = pb::ListRecordsRequest { kind: pb::RecordKind::ContactPoint as i32, ..Default::default() };
+    until(&format!("{} contact points at {to}", r.queued), WAIT, || {
+        let mut c = up.records();
+        let f = filter.clone();
+        async move {
+            let got = c.list_records(f).await.ok()?.into_inner().records;
+            (got.iter().filter(|x| x.originator != to).count() >= r.queued as usize).then_some(())
+        }
+    })
+    .await?;
+    n.ok(&format!("{to} holds them in its directory, verified against each originator's key"));
+    Ok(())
+}
+
+async fn aggregate(
+    fed: &Federation,
+    n: &mut Narrator,
+    hub: &str,
+    to: &str,
+    period: &str,
+    say: &str,
+) -> Result<(), DemoError> {
+    n.section(&format!("{hub} sends its published {period} figures up to {to}"), say);
+    let r = fed
+        .member(hub)?
+        .hub()
+        .send_aggregate(pb::SendAggregateRequest { to: to.into(), period: period.into() })
+        .await
+        .map_err(rpc(format!("{hub}: send aggregate")))?
+        .into_inner();
+    let key = format!("{hub}/{}", r.record_id);
+    let up = fed.member(to)?;
+    until(&format!("{key} at {to}"), WAIT, || async { (held_version(up, &key).await > 0).then_some(()) }).await?;
+    n.exchanged(format!(
+        "{} reached {to}: the region's rows as published, every figure under 5 already hidden",
+        r.record_id
+    ));
+    Ok(())
+}
+
+async fn report(
+    fed: &Federation,
+    n: &mut Narrator,
+    hub: &str,
+    period: &str,
+    say: &str,
+    collect: bool,
+) -> Result<(), DemoError> {
     n.section(&format!("{hub} compiles the regional report for {period}"), say);
     let s = &fed.scenario;
     let members = s.members().get(hub).cloned().unwrap_or_default();
-    for (i, r) in s.records.iter().enumerate() {
+    for (i, r) in s.records.iter().enumerate().filter(|_| collect) {
         let rec = s.record(i)?;
         let is_stats = matches!(rec.body, Some(pb::record::Body::StatisticsReport(_)));
         if is_stats && members.contains(&r.node) {
@@ -645,6 +824,22 @@ async fn report(fed: &Federation, n: &mut Narrator, hub: &str, period: &str, say
         .map_err(rpc(format!("{hub}: report")))?
         .into_inner();
     n.detail(&r.content);
+    let duties = fed
+        .member(hub)?
+        .hub()
+        .reporting_statuses(pb::ReportingStatusesRequest { period: period.into() })
+        .await
+        .map_err(rpc(format!("{hub}: reporting statuses")))?
+        .into_inner()
+        .statuses;
+    for d in &duties {
+        let line = format!("{} {}: {} {}", d.member, d.duty, d.period, d.state.replace('_', " "));
+        match d.state.as_str() {
+            "on_time" => n.ok(&line),
+            "late" | "missing" => n.refused(line),
+            _ => n.info(&line),
+        }
+    }
     n.info(&format!(
         "the same report as CSV, JSON or HTML with charts: liaison hub report --period {period} --format html"
     ));

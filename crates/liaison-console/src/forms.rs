@@ -141,6 +141,15 @@ pub fn schema(kind: pb::RecordKind) -> Option<(&'static str, &'static [F])> {
                 F("non_refoulement_check.by", Text),
                 F("identified_in", Text),
                 F("notes", Area),
+                F("residence_permit.decision", Enum(options::<pb::ResidencePermitDecision>)),
+                F("residence_permit.date", Date),
+                F("residence_permit.by", Text),
+                F("residence_permit.valid_until", Date),
+                F("asylum_referral.authority", Text),
+                F("asylum_referral.date", Date),
+                F("service_referral.provider", Text),
+                F("service_referral.service", Text),
+                F("service_referral.date", Date),
             ],
         ),
         pb::RecordKind::StatisticsReport => (
@@ -156,7 +165,8 @@ pub fn schema(kind: pb::RecordKind) -> Option<(&'static str, &'static [F])> {
                 F("framework", Rows(3, FRAMEWORK)),
             ],
         ),
-        pb::RecordKind::Unspecified => return None,
+        // A regional aggregate is published by the hub, never typed in.
+        pb::RecordKind::Unspecified | pb::RecordKind::RegionalAggregate => return None,
     })
 }
 

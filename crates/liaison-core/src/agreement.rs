@@ -89,6 +89,37 @@ struct AgreementToml {
     sop: Option<SopToml>,
     #[serde(default)]
     retention: Option<RetentionToml>,
+    /// Party → role ("ngo"), or a table with the role and, for an
+    /// embassy, the host country.
+    #[serde(default)]
+    roles: BTreeMap<String, RoleToml>,
+    #[serde(default)]
+    reporting: Vec<ReportingToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RoleToml {
+    Word(String),
+    Table {
+        role: String,
+        #[serde(default)]
+        posted_in: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportingToml {
+    name: String,
+    title: String,
+    every: String,
+    due_after: String,
+    remind_before: String,
+    #[serde(default)]
+    members: Vec<String>,
+    #[serde(default)]
+    source: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,9 +326,130 @@ pub fn parse_toml(text: &str) -> Result<pb::Agreement, AgreementError> {
         sop,
         retention: t.retention.map(|r| pb::Retention { days: r.days, purge_on_revoke: r.purge_on_revoke }),
         hub: t.hub,
+        roles: roles_from_toml(&t.roles)?,
+        reporting: reporting_from_toml(&t.reporting)?,
     };
     validate(&doc)?;
     Ok(doc)
+}
+
+fn roles_from_toml(roles: &BTreeMap<String, RoleToml>) -> Result<Vec<pb::PartyRole>, AgreementError> {
+    roles
+        .iter()
+        .map(|(party, r)| {
+            let (word, posted_in) = match r {
+                RoleToml::Word(w) => (w, String::new()),
+                RoleToml::Table { role, posted_in } => (role, posted_in.clone()),
+            };
+            let role = pb::ActorRole::from_word(word).ok_or_else(|| AgreementError {
+                field: format!("roles.{party}"),
+                reason: format!(
+                    "{word:?} is not a role (law_enforcement, secretariat, ngo, service_provider, international_org, nhri, embassy)"
+                ),
+            })?;
+            Ok(pb::PartyRole { party: party.clone(), role: role as i32, posted_in })
+        })
+        .collect()
+}
+
+fn reporting_from_toml(duties: &[ReportingToml]) -> Result<Vec<pb::ReportingDuty>, AgreementError> {
+    duties
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let f = format!("reporting[{i}]");
+            let every = pb::ReportingPeriod::from_word(&d.every).ok_or_else(|| AgreementError {
+                field: format!("{f}.every"),
+                reason: format!("{:?} is not year, half_year or quarter", d.every),
+            })?;
+            Ok(pb::ReportingDuty {
+                name: d.name.clone(),
+                title: d.title.clone(),
+                every: every as i32,
+                due_after_seconds: parse_duration(&format!("{f}.due_after"), &d.due_after)?,
+                remind_before_seconds: parse_duration(&format!("{f}.remind_before"), &d.remind_before)?,
+                members: d.members.clone(),
+                source: d.source.clone(),
+            })
+        })
+        .collect()
+}
+
+fn validate_roles(a: &pb::Agreement) -> Result<(), AgreementError> {
+    let mut seen = BTreeSet::new();
+    for (i, r) in a.roles.iter().enumerate() {
+        let f = format!("roles[{i}]");
+        if !a.parties.contains(&r.party) {
+            return fail(format!("{f}.party"), format!("{:?} is not a party", r.party));
+        }
+        if !seen.insert(r.party.as_str()) {
+            return fail(format!("{f}.party"), format!("{} has two roles", r.party));
+        }
+        let role = pb::ActorRole::known(&format!("{f}.role"), r.role)
+            .map_err(|e| AgreementError { field: e.field, reason: e.reason })?;
+        match (role, r.posted_in.is_empty()) {
+            (pb::ActorRole::Embassy, false) if !crate::record::is_country(&r.posted_in) => {
+                return fail(format!("{f}.posted_in"), format!("{:?} is not an ISO 3166-1 alpha-2 code", r.posted_in))
+            }
+            (pb::ActorRole::Embassy, _) | (_, true) => {}
+            (_, false) => return fail(format!("{f}.posted_in"), "only an embassy is posted in another country"),
+        }
+    }
+    // A grant naming a party cannot give it a kind its role may never receive.
+    for (i, g) in a.grants.iter().enumerate() {
+        if g.to == "*" {
+            continue;
+        }
+        let role = crate::actor::role_of(a, &g.to);
+        for (j, k) in g.record_kinds.iter().enumerate() {
+            if let Some(kind) = pb::RecordKind::of(*k).filter(|k| !crate::actor::may_receive(role, *k)) {
+                return fail(
+                    format!("grants[{i}].record_kinds[{j}]"),
+                    format!(
+                        "{} is a {} and may receive only {}, not {}",
+                        g.to,
+                        crate::actor::title(role),
+                        crate::actor::receivable_words(role),
+                        redact::kind_prefix(kind)
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_reporting(a: &pb::Agreement) -> Result<(), AgreementError> {
+    if !a.reporting.is_empty() && a.hub.is_empty() {
+        return fail("reporting", "reports go to the agreement's hub: name one in `hub`");
+    }
+    let mut names = BTreeSet::new();
+    for (i, d) in a.reporting.iter().enumerate() {
+        let f = format!("reporting[{i}]");
+        if !is_request_type_name(&d.name) {
+            return fail(format!("{f}.name"), format!("{:?} is not a snake_case name of 3-48 characters", d.name));
+        }
+        if !names.insert(d.name.as_str()) {
+            return fail(format!("{f}.name"), format!("duplicate reporting duty {}", d.name));
+        }
+        text(&format!("{f}.title"), &d.title, 300)?;
+        if !d.source.is_empty() {
+            text(&format!("{f}.source"), &d.source, 2000)?;
+        }
+        pb::ReportingPeriod::known(&format!("{f}.every"), d.every)
+            .map_err(|e| AgreementError { field: e.field, reason: e.reason })?;
+        for (n, v) in [("due_after", d.due_after_seconds), ("remind_before", d.remind_before_seconds)] {
+            if v == 0 || v > MAX_DEADLINE_SECS {
+                return fail(format!("{f}.{n}"), "a positive duration of at most a year (366d)");
+            }
+        }
+        for (j, m) in d.members.iter().enumerate() {
+            if !a.parties.contains(m) || *m == a.hub {
+                return fail(format!("{f}.members[{j}]"), format!("{m:?} is not a party that reports to the hub"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn text(field: &str, v: &str, max: usize) -> Result<(), AgreementError> {
@@ -367,6 +519,8 @@ pub fn validate(a: &pb::Agreement) -> Result<(), AgreementError> {
     for (i, g) in a.grants.iter().enumerate() {
         validate_grant(&format!("grants[{i}]"), g, &seen)?;
     }
+    validate_roles(a)?;
+    validate_reporting(a)?;
     if let Some(sop) = &a.sop {
         text("sop.name", &sop.name, 300)?;
         let mut names = BTreeSet::new();

@@ -129,7 +129,7 @@ macro_rules! proto_enums {
     )*};
 }
 
-proto_enums!(NoticeAction AgreementState WitnessOutcome ChangeType HandlingCode Purpose RecordKind Operation OnwardSharing NodeRole ExploitationType Sex AgeGroup PeerOutcome OutboxState OutboxAction UserRole Direction ContactRole ChannelType SourceReliability InformationCredibility EntityType EntityRole IdentifierType ConsentStatus BestInterestOutcome RiskLevel Voluntariness NonRefoulementOutcome FrameworkArea RequestState Priority Transition RequestBox CaseStage);
+proto_enums!(NoticeAction AgreementState WitnessOutcome ChangeType HandlingCode Purpose RecordKind Operation OnwardSharing NodeRole ExploitationType Sex AgeGroup PeerOutcome OutboxState OutboxAction UserRole Direction ContactRole ChannelType SourceReliability InformationCredibility EntityType EntityRole IdentifierType ConsentStatus BestInterestOutcome RiskLevel Voluntariness NonRefoulementOutcome FrameworkArea RequestState Priority Transition RequestBox CaseStage ActorRole ReportingPeriod ResidencePermitDecision);
 
 fn from_word<T>(w: &str, prefix: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
     let upper = w.trim().to_uppercase().replace(['-', ' '], "_");

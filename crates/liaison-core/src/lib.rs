@@ -15,6 +15,7 @@
 
 pub use liaison_proto as pb;
 
+pub mod actor;
 pub mod agreement;
 pub mod audit;
 pub mod clock;

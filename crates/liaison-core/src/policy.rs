@@ -172,6 +172,12 @@ pub enum Denial {
         agreement: String,
         max: HandlingCode,
     },
+    /// The receiver's role under the agreement (`actor`) never receives this kind.
+    RoleMayNotReceive {
+        agreement: String,
+        party: String,
+        role: pb::ActorRole,
+    },
     RequestTypeNotDefined {
         agreement: String,
         request_type: String,
@@ -218,6 +224,7 @@ impl Denial {
             Denial::OperationNotGranted { .. } => "operation_not_granted",
             Denial::PurposeNotGranted { .. } => "purpose_not_granted",
             Denial::HandlingAboveGrant { .. } => "handling_above_grant",
+            Denial::RoleMayNotReceive { .. } => "role_may_not_receive",
             Denial::RequestTypeNotDefined { .. } => "request_type_not_defined",
             Denial::RequestPurposeNotAllowed { .. } => "request_purpose_not_allowed",
             Denial::RequestNotForAddressee { .. } => "request_not_for_addressee",
@@ -264,6 +271,12 @@ impl std::fmt::Display for Denial {
                     crate::convert::handling_word(*max)
                 )
             }
+            Denial::RoleMayNotReceive { agreement, party, role } => write!(
+                f,
+                "under agreement {agreement}, {party} is a {} and may receive only {}",
+                crate::actor::title(*role),
+                crate::actor::receivable_words(*role)
+            ),
             Denial::RequestTypeNotDefined { agreement, request_type } => {
                 write!(f, "agreement {agreement} defines no {request_type} requests")
             }
@@ -411,6 +424,11 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> 
             continue;
         }
         let label = label(a);
+        let role = crate::actor::role_of(a, receiver);
+        if !crate::actor::may_receive(role, ex.kind) {
+            consider(Denial::RoleMayNotReceive { agreement: label, party: receiver.into(), role }, &mut worst);
+            continue;
+        }
         for g in &a.grants {
             if !grant_covers(g, sender, receiver) {
                 consider(Denial::WrongDirection { agreement: label.clone() }, &mut worst);
@@ -577,9 +595,10 @@ pub fn decide_request_step(
 /// and what follows it under `victim_return`.
 pub fn case_step_terms(to: pb::CaseStage) -> (&'static str, Purpose) {
     match to {
-        pb::CaseStage::ReturnPlanned | pb::CaseStage::Returned | pb::CaseStage::ReintegrationFollowUp => {
-            ("victim_return", Purpose::ReturnAndReintegration)
-        }
+        pb::CaseStage::ReturnPlanned
+        | pb::CaseStage::InTransit
+        | pb::CaseStage::Returned
+        | pb::CaseStage::ReintegrationFollowUp => ("victim_return", Purpose::ReturnAndReintegration),
         _ => ("victim_identification", Purpose::VictimIdentification),
     }
 }
@@ -595,7 +614,16 @@ pub fn decide_case_step(
 ) -> Result<(), Denial> {
     let (request_type, purpose) = case_step_terms(to);
     // A case step is not addressed to one side: both act on the case.
-    decide_request(agreements, local, peer, request_type, purpose, None, at, None).map(|_| ())
+    let (a, _) = decide_request(agreements, local, peer, request_type, purpose, None, at, None)?;
+    // A case is about a person: only parties whose role may receive a
+    // victim referral take part in one (never an NHRI or a secretariat).
+    for party in [local, peer] {
+        let role = crate::actor::role_of(&a, party);
+        if !crate::actor::may_receive(role, RecordKind::VictimReferral) {
+            return Err(Denial::RoleMayNotReceive { agreement: label(&a), party: party.into(), role });
+        }
+    }
+    Ok(())
 }
 
 /// A formal request under an agreement's SOP: the agreement must be active

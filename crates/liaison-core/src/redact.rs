@@ -60,6 +60,7 @@ pub fn kind_prefix(kind: RecordKind) -> &'static str {
         RecordKind::Entity => "entity",
         RecordKind::VictimReferral => "victim_referral",
         RecordKind::StatisticsReport => "statistics_report",
+        RecordKind::RegionalAggregate => "regional_aggregate",
         RecordKind::Unspecified => "",
     }
 }
@@ -199,7 +200,7 @@ pub fn redact(record: &pb::Record, plan: &RedactionPlan) -> pb::Record {
         Some(Body::StatisticsReport(s)) if rm("statistics_report.framework") => {
             s.framework.clear();
         }
-        Some(Body::StatisticsReport(_)) => {}
+        Some(Body::StatisticsReport(_)) | Some(Body::RegionalAggregate(_)) => {}
         None => {}
     }
     let prefix = crate::record::kind(record).map(kind_prefix).unwrap_or_default();

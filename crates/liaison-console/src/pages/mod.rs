@@ -103,6 +103,7 @@ pub(crate) fn title_of(r: &pb::Record) -> String {
         Some(Body::Entity(e)) => e.names.first().cloned().unwrap_or_default(),
         Some(Body::VictimReferral(v)) => v.pseudonym.clone(),
         Some(Body::StatisticsReport(s)) => format!("{} {}–{}", s.country, s.period_start, s.period_end),
+        Some(Body::RegionalAggregate(a)) => format!("{} {}–{}", a.region, a.period_start, a.period_end),
         None => String::new(),
     }
 }

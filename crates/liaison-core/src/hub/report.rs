@@ -45,6 +45,54 @@ pub struct Report {
     pub countries: BTreeMap<String, Breakdown>,
     pub region: Breakdown,
     pub reports_used: usize,
+    /// At a hub above hubs: each region's row as its hub published it.
+    pub regions: BTreeMap<String, Breakdown>,
+    /// The joint row over `regions` (when there are any).
+    pub joint: Option<Breakdown>,
+    /// Where each member stands with its reporting duties.
+    pub duties: Vec<DutyRow>,
+}
+
+/// One member's standing with one reporting duty, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DutyRow {
+    pub member: String,
+    pub duty: String,
+    pub period: String,
+    pub due: String,
+    pub state: String,
+    pub received: String,
+}
+
+impl DutyRow {
+    pub fn of(s: &pb::ReportingStatus) -> Self {
+        let day = |t: &Option<pbjson_types::Timestamp>| {
+            t.as_ref().and_then(crate::convert::from_timestamp).map(|t| t.date().to_string()).unwrap_or_default()
+        };
+        DutyRow {
+            member: s.member.clone(),
+            duty: s.duty.clone(),
+            period: s.period.clone(),
+            due: day(&s.due),
+            state: s.state.replace('_', " "),
+            received: day(&s.received),
+        }
+    }
+}
+
+impl Report {
+    /// Adds the regions' published rows and the joint row (a hub above hubs).
+    pub fn with_regions(mut self, aggs: &[pb::RegionalAggregate]) -> Result<Self, PeriodError> {
+        let period = parse_period(&self.period)?;
+        self.regions = crate::hub::joint::regions(aggs, period);
+        self.joint = (!self.regions.is_empty()).then(|| crate::hub::joint::joint(&self.regions));
+        Ok(self)
+    }
+
+    pub fn with_duties(mut self, statuses: &[pb::ReportingStatus]) -> Self {
+        self.duties = statuses.iter().map(DutyRow::of).collect();
+        self
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,6 +121,14 @@ pub fn parse_period(p: &str) -> Result<(time::Date, time::Date), PeriodError> {
 pub fn suppress(raw: &BTreeMap<String, u64>) -> BTreeMap<String, Cell> {
     let out = raw.iter().map(|(k, v)| (k.clone(), cell(*v))).collect();
     secondary(raw, out)
+}
+
+/// Secondary suppression over published cells alone (a joint row whose
+/// hidden cells have no figure): where exactly one is hidden, hides the
+/// next smallest visible non-zero one.
+pub fn secondary_hidden(out: BTreeMap<String, Cell>) -> BTreeMap<String, Cell> {
+    let raw = out.iter().map(|(k, v)| (k.clone(), v.unwrap_or(0))).collect();
+    secondary(&raw, out)
 }
 
 /// Where exactly one cell is hidden, hides the next smallest non-zero one.
@@ -173,7 +229,7 @@ pub fn aggregate(reports: &[pb::StatisticsReport], period: &str) -> Result<Repor
     }
     let countries: BTreeMap<String, Breakdown> = by_country.iter().map(|(c, r)| (c.clone(), r.publish())).collect();
     let region = publish_region(&region, &countries);
-    Ok(Report { period: period.to_string(), countries, region, reports_used: used })
+    Ok(Report { period: period.to_string(), countries, region, reports_used: used, ..Default::default() })
 }
 
 /// Picks one breakdown out of a published row.
@@ -247,6 +303,40 @@ pub fn markdown(r: &Report) -> String {
             }
         }
     }
+    if let Some(j) = &r.joint {
+        s.push_str("\n## Regions, as their hubs published them\n\n| region | victims | investigations | prosecutions | convictions |\n|---|---|---|---|---|\n");
+        for (name, b) in r.regions.iter().map(|(n, b)| (n.as_str(), b)).chain([("JOINT", j)]) {
+            s.push_str(&format!(
+                "| {name} | {} | {} | {} | {} |\n",
+                show(&b.total),
+                b.investigations,
+                b.prosecutions,
+                b.convictions
+            ));
+        }
+        for (i, name) in DIMENSIONS.iter().enumerate() {
+            s.push_str(&format!("\n### Joint: victims by {name}\n\n| category | victims |\n|---|---|\n"));
+            for (k, v) in dims(j).get(i).copied().into_iter().flatten() {
+                s.push_str(&format!("| {k} | {} |\n", show(v)));
+            }
+        }
+    }
+    if !r.duties.is_empty() {
+        s.push_str(
+            "\n## Reporting duties\n\n| member | duty | period | due | state | received |\n|---|---|---|---|---|---|\n",
+        );
+        for d in &r.duties {
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                d.member,
+                d.duty,
+                d.period,
+                d.due,
+                d.state,
+                if d.received.is_empty() { "—" } else { &d.received }
+            ));
+        }
+    }
     s.push_str("\n## Country report framework (ECOWAS/ECCAS)\n");
     for (area, notes) in &r.region.framework {
         s.push_str(&format!("\n### {}\n\n", area.replace('_', " ")));
@@ -277,6 +367,13 @@ pub fn csv(r: &Report) -> String {
             "{c},cases,investigations,{}\n{c},cases,prosecutions,{}\n{c},cases,convictions,{}\n",
             b.investigations, b.prosecutions, b.convictions
         ));
+    }
+    let joint = r.joint.iter().map(|j| ("JOINT".to_string(), j));
+    for (region, b) in r.regions.iter().map(|(n, b)| (n.clone(), b)).chain(joint) {
+        s.push_str(&format!("{},victims,total,{}\n", q(&region), show(&b.total)));
+    }
+    for d in &r.duties {
+        s.push_str(&format!("{},reporting,{},{}\n", q(&d.member), q(&d.duty), q(&d.state)));
     }
     s
 }
@@ -332,6 +429,33 @@ pub fn html(r: &Report) -> String {
         let d: Vec<(String, Cell)> =
             dims(&r.region).get(i).copied().into_iter().flatten().map(|(k, v)| (k.clone(), *v)).collect();
         s.push_str(&bars(&format!("Region: victims by {name}"), &d));
+    }
+    if let Some(j) = &r.joint {
+        s.push_str("<h2>Regions, as their hubs published them</h2><table><tr><th>region</th><th>victims</th><th>investigations</th></tr>");
+        for (name, b) in r.regions.iter().map(|(n, b)| (n.as_str(), b)).chain([("JOINT", j)]) {
+            s.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                esc(&show(&b.total)),
+                b.investigations
+            ));
+        }
+        s.push_str("</table>");
+    }
+    if !r.duties.is_empty() {
+        s.push_str("<h2>Reporting duties</h2><table><tr><th>member</th><th>duty</th><th>period</th><th>due</th><th>state</th><th>received</th></tr>");
+        for d in &r.duties {
+            s.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.member),
+                esc(&d.duty),
+                esc(&d.period),
+                esc(&d.due),
+                esc(&d.state),
+                esc(&d.received)
+            ));
+        }
+        s.push_str("</table>");
     }
     s.push_str("<h2>Country report framework</h2>");
     for (area, notes) in &r.region.framework {

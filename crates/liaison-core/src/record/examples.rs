@@ -113,6 +113,9 @@ pub fn victim_referral() -> pb::Record {
             non_refoulement_check: None,
             identified_in: "TH".into(),
             notes: String::new(),
+            residence_permit: None,
+            asylum_referral: None,
+            service_referral: None,
         }),
     )
 }

@@ -139,6 +139,7 @@ pub fn kind(record: &pb::Record) -> Option<pb::RecordKind> {
         Body::Entity(_) => pb::RecordKind::Entity,
         Body::VictimReferral(_) => pb::RecordKind::VictimReferral,
         Body::StatisticsReport(_) => pb::RecordKind::StatisticsReport,
+        Body::RegionalAggregate(_) => pb::RecordKind::RegionalAggregate,
     })
 }
 
@@ -166,13 +167,14 @@ fn validate_with(record: &pb::Record, redacted: &Redacted<'_>) -> Check {
     match &record.body {
         None => fail(
             "record.body",
-            "one of contact_point, intelligence_report, entity, victim_referral, statistics_report is required",
+            "one of contact_point, intelligence_report, entity, victim_referral, statistics_report, regional_aggregate is required",
         ),
         Some(Body::ContactPoint(c)) => contact_point(c, redacted),
         Some(Body::IntelligenceReport(i)) => intelligence_report(i),
         Some(Body::Entity(e)) => entity(e, redacted),
         Some(Body::VictimReferral(v)) => victim_referral(v),
         Some(Body::StatisticsReport(s)) => statistics_report(s),
+        Some(Body::RegionalAggregate(a)) => crate::hub::joint::validate(a),
     }
 }
 
@@ -483,6 +485,24 @@ fn victim_referral(v: &pb::VictimReferral) -> Check {
     }
     country(&format!("{P}.identified_in"), &v.identified_in, false)?;
     free(&format!("{P}.notes"), &v.notes, false)?;
+    if let Some(r) = &v.residence_permit {
+        let f = format!("{P}.residence_permit");
+        enumeration::<pb::ResidencePermitDecision>(&format!("{f}.decision"), r.decision, true)?;
+        date(&format!("{f}.date"), &r.date, true)?;
+        name(&format!("{f}.by"), &r.by, false)?;
+        date(&format!("{f}.valid_until"), &r.valid_until, false)?;
+    }
+    if let Some(a) = &v.asylum_referral {
+        let f = format!("{P}.asylum_referral");
+        name(&format!("{f}.authority"), &a.authority, true)?;
+        date(&format!("{f}.date"), &a.date, true)?;
+    }
+    if let Some(r) = &v.service_referral {
+        let f = format!("{P}.service_referral");
+        name(&format!("{f}.provider"), &r.provider, true)?;
+        name(&format!("{f}.service"), &r.service, true)?;
+        date(&format!("{f}.date"), &r.date, true)?;
+    }
     Ok(())
 }
 
@@ -524,6 +544,7 @@ pub fn countries(record: &pb::Record) -> Vec<String> {
         }
         Some(Body::VictimReferral(v)) => vec![v.nationality.clone(), v.identified_in.clone()],
         Some(Body::StatisticsReport(s)) => vec![s.country.clone()],
+        Some(Body::RegionalAggregate(a)) => a.rows.iter().map(|r| r.area.clone()).filter(|a| a != "REGION").collect(),
         None => Vec::new(),
     };
     out.retain(|c| !c.is_empty());
@@ -562,6 +583,7 @@ pub fn search_text(record: &pb::Record) -> String {
             .collect(),
         Some(Body::VictimReferral(v)) => vec![&v.pseudonym, &v.notes],
         Some(Body::StatisticsReport(s)) => s.framework.iter().map(|f| f.narrative.as_str()).collect(),
+        Some(Body::RegionalAggregate(a)) => vec![&a.region],
         None => Vec::new(),
     };
     let mut out = String::new();

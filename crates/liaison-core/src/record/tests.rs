@@ -262,6 +262,7 @@ proptest! {
             Some(Body::Entity(x)) => { x.names = vec![a]; x.identifiers[0].value = b; x.review_by = c; x.entity_type = n; }
             Some(Body::VictimReferral(x)) => { x.pseudonym = a; x.nationality = b; x.reflection_period_start = c; x.age_group = n; }
             Some(Body::StatisticsReport(x)) => { x.country = a; x.period_end = b; x.period_start = c; x.victims[0].sex = n; }
+            Some(Body::RegionalAggregate(x)) => { x.region = a; x.period_end = b; x.period_start = c; }
             None => {}
         }
         let _ = validate(&r);
@@ -294,6 +295,7 @@ fn any_field_contains(r: &pb::Record, needle: &str) -> bool {
             }
             Some(Body::VictimReferral(v)) => hit(&v.pseudonym) || hit(&v.notes),
             Some(Body::StatisticsReport(s)) => s.framework.iter().any(|f| hit(&f.narrative)),
+            Some(Body::RegionalAggregate(a)) => hit(&a.region),
             None => false,
         }
 }
@@ -312,6 +314,7 @@ proptest! {
             Some(Body::Entity(x)) => { x.names = vec![a.clone()]; x.aliases = vec![b.clone()]; }
             Some(Body::VictimReferral(x)) => { x.pseudonym = a.clone(); x.notes = b.clone(); }
             Some(Body::StatisticsReport(x)) => { x.framework.truncate(1); if let Some(f) = x.framework.first_mut() { f.narrative = format!("{a}{b}"); } }
+            Some(Body::RegionalAggregate(x)) => { x.region = format!("{a}{b}"); }
             None => {}
         }
         // A needle from inside one field, or spanning the end of a and the start of b.

@@ -1,7 +1,13 @@
-//! The victim referral and return workflow (after the Cambodia–Viet Nam joint
-//! SOP on identification and repatriation):
-//! referral → identification confirmed → assistance → return planned →
-//! returned → reintegration follow-up (which may repeat).
+//! The victim referral workflow (after the Cambodia–Viet Nam joint SOP on
+//! identification and repatriation, and the transnational referral
+//! mechanisms the sources describe):
+//! referral → identification confirmed → assistance → then one outcome:
+//! - return planned → in transit (once per transit country, recorded by
+//!   that country's node) → returned → reintegration follow-up (repeats);
+//! - residence permit (the person stays);
+//! - asylum referral (from assistance, or when a return was planned);
+//! - service referral (to a service provider), after which any of the
+//!   others may still follow.
 //!
 //! Each step has safeguards taken from the VictimReferral record. Support
 //! steps depend only on consent; nothing here takes, or could take, the
@@ -113,46 +119,130 @@ fn reflection_gate(v: &pb::VictimReferral, now: OffsetDateTime) -> pb::GateStatu
     }
 }
 
+fn asylum_gate(v: &pb::VictimReferral) -> pb::GateStatus {
+    match &v.asylum_referral {
+        Some(a) => gate(
+            "no_asylum_pending",
+            false,
+            format!("referred to {} on {}: no return while the claim is pending", a.authority, a.date),
+        ),
+        None => gate("no_asylum_pending", true, "no asylum referral"),
+    }
+}
+
+fn residence_gates(v: &pb::VictimReferral) -> Vec<pb::GateStatus> {
+    let mut g = vec![consent_gate(v)];
+    if v.child {
+        let bid = v.best_interest_determination.as_ref().and_then(|b| pb::BestInterestOutcome::of(b.outcome));
+        g.push(match bid {
+            Some(pb::BestInterestOutcome::NoReturn) => {
+                gate("best_interest_determination", true, "staying is in the child's best interest")
+            }
+            _ => gate(
+                "best_interest_determination",
+                false,
+                "a child stays on a best-interest determination against return",
+            ),
+        });
+    }
+    let permit = v.residence_permit.as_ref();
+    g.push(match permit.and_then(|p| pb::ResidencePermitDecision::of(p.decision)) {
+        Some(pb::ResidencePermitDecision::Granted) => {
+            gate("residence_permit", true, format!("granted {}", permit.map(|p| p.date.as_str()).unwrap_or_default()))
+        }
+        Some(pb::ResidencePermitDecision::Refused) => gate("residence_permit", false, "the permit was refused"),
+        _ => gate("residence_permit", false, "no residence permit granted"),
+    });
+    g
+}
+
 /// The safeguards for moving the case to `to`, each with whether it is met.
 pub fn gates(v: &pb::VictimReferral, to: C, now: OffsetDateTime) -> Vec<pb::GateStatus> {
     match to {
         C::IdentificationConfirmed | C::Assistance => vec![consent_gate(v)],
-        C::ReturnPlanned => return_gates(v),
+        C::ReturnPlanned | C::InTransit => {
+            let mut g = return_gates(v);
+            g.push(asylum_gate(v));
+            g
+        }
         C::Returned => {
             let mut g = return_gates(v);
+            g.push(asylum_gate(v));
             g.push(reflection_gate(v, now));
             g
         }
         C::ReintegrationFollowUp => vec![consent_gate(v)],
+        C::ResidencePermit => residence_gates(v),
+        C::AsylumReferral => vec![
+            consent_gate(v),
+            match &v.asylum_referral {
+                Some(a) => gate("asylum_referral", true, format!("referred to {} on {}", a.authority, a.date)),
+                None => gate("asylum_referral", false, "no referral to the asylum authority recorded"),
+            },
+        ],
+        C::ServiceReferral => vec![
+            consent_gate(v),
+            match &v.service_referral {
+                Some(r) => gate("service_referral", true, format!("{} by {} from {}", r.service, r.provider, r.date)),
+                None => gate("service_referral", false, "no referral to a service provider recorded"),
+            },
+        ],
         C::Referral | C::Unspecified => Vec::new(),
     }
 }
 
-fn is_step(from: C, to: C) -> bool {
-    use C::*;
-    matches!(
-        (from, to),
-        (Referral, IdentificationConfirmed)
-            | (IdentificationConfirmed, Assistance)
-            | (Assistance, ReturnPlanned)
-            | (ReturnPlanned, Returned)
-            | (Returned, ReintegrationFollowUp)
-            | (ReintegrationFollowUp, ReintegrationFollowUp)
-    )
+/// In-transit steps already recorded (each by the next transit node).
+fn transits_done(history: &[pb::CaseEvent]) -> usize {
+    history.iter().filter(|e| e.to == C::InTransit as i32).count()
 }
 
-/// Which side of the case records a step. Identification is confirmed by
-/// the receiving country, where the person comes from and where identity
-/// and nationality can be verified (as the KH–VN joint SOP on identification
-/// and repatriation has it), and that side follows up the reintegration;
-/// the sending country, where the person is, records the referral, the
-/// assistance, the return plan and the return.
-pub fn recorded_by(case: &pb::VictimCase, to: C) -> (&str, &'static str) {
+/// Whether `from` → `to` is a step, given the history before it.
+fn is_step(case: &pb::VictimCase, history: &[pb::CaseEvent], from: C, to: C) -> bool {
+    use C::*;
+    let transit_left = transits_done(history) < case.transit_nodes.len();
+    match (from, to) {
+        (Referral, IdentificationConfirmed)
+        | (IdentificationConfirmed, Assistance)
+        | (Assistance | ServiceReferral, ReturnPlanned | ResidencePermit | AsylumReferral)
+        | (Assistance, ServiceReferral)
+        | (ReturnPlanned, AsylumReferral)
+        | (Returned, ReintegrationFollowUp)
+        | (ReintegrationFollowUp, ReintegrationFollowUp) => true,
+        (ReturnPlanned | InTransit, InTransit) => transit_left,
+        (ReturnPlanned | InTransit, Returned) => !transit_left,
+        _ => false,
+    }
+}
+
+/// Which party records a step, given the history before it. Identification
+/// is confirmed by the receiving country, where the person comes from and
+/// where identity and nationality can be verified (as the KH–VN joint SOP
+/// on identification and repatriation has it), and that side follows up the
+/// reintegration; each transit country records its own in-transit step, in
+/// order; the sending country, where the person is, records everything else
+/// (assistance, the outcome, the return).
+fn recorded_by_after<'a>(case: &'a pb::VictimCase, history: &[pb::CaseEvent], to: C) -> (&'a str, &'static str) {
     match to {
         C::IdentificationConfirmed | C::ReintegrationFollowUp => (&case.receiving_node, "receiving"),
+        C::InTransit => (case.transit_nodes.get(transits_done(history)).map_or("", String::as_str), "next transit"),
         _ => (&case.sending_node, "sending"),
     }
 }
+
+/// Which party records the step to `to` on the case as it stands.
+pub fn recorded_by(case: &pb::VictimCase, to: C) -> (&str, &'static str) {
+    recorded_by_after(case, &case.history, to)
+}
+
+/// Every party of the case: sending, receiving, then the transit nodes.
+pub fn parties(case: &pb::VictimCase) -> impl Iterator<Item = &str> {
+    [case.sending_node.as_str(), case.receiving_node.as_str()]
+        .into_iter()
+        .chain(case.transit_nodes.iter().map(String::as_str))
+}
+
+/// Most transit countries on one way back.
+pub const MAX_TRANSIT: usize = 4;
 
 /// A new case at the referral stage.
 pub fn open(
@@ -168,6 +258,7 @@ pub fn open(
         referral_record_id: referral_record_id.into(),
         sending_node: sending.into(),
         receiving_node: receiving.into(),
+        transit_nodes: Vec::new(),
         stage: C::Referral as i32,
         history: vec![pb::CaseEvent {
             referral_version: 0,
@@ -190,7 +281,7 @@ pub fn advance(
     now: OffsetDateTime,
 ) -> Result<pb::VictimCase, GateError> {
     let from = case.stage();
-    if !is_step(from, to) {
+    if !is_step(case, &case.history, from, to) {
         return Err(GateError::InvalidStep { from: stage_word(from), to: stage_word(to) });
     }
     let (by, side) = recorded_by(case, to);
@@ -219,8 +310,15 @@ pub fn check_update(case: &pb::VictimCase, me: &str, caller: &str) -> Result<(),
     if case.id.is_empty() || case.id.len() > 64 || case.history.len() > 1000 {
         return Err("malformed case");
     }
-    let parties = [case.sending_node.as_str(), case.receiving_node.as_str()];
-    if !parties.contains(&me) || !parties.contains(&caller) {
+    if case.transit_nodes.len() > MAX_TRANSIT {
+        return Err("too many transit nodes");
+    }
+    let all: Vec<&str> = parties(case).collect();
+    let distinct: std::collections::BTreeSet<&str> = all.iter().copied().collect();
+    if distinct.len() != all.len() {
+        return Err("a party appears twice in the case");
+    }
+    if !all.contains(&me) || !all.contains(&caller) {
         return Err("the case is not between the caller and this node");
     }
     if case.history.last().map(|e| e.actor.as_str()) != Some(caller) {
@@ -245,12 +343,18 @@ pub enum Update {
 /// skip one.
 pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Update {
     let Some(h) = held else {
-        return if incoming.history.len() == 1 {
+        return if incoming.history.len() == 1 && incoming.history.first().is_some_and(|e| e.to == C::Referral as i32) {
             side_of_last_step(incoming)
         } else {
             Update::Refused("a case starts at its referral")
         };
     };
+    // Who the case is between, and about whom, never changes.
+    if (&h.referral_record_id, &h.sending_node, &h.receiving_node, &h.transit_nodes)
+        != (&incoming.referral_record_id, &incoming.sending_node, &incoming.receiving_node, &incoming.transit_nodes)
+    {
+        return Update::Refused("the update changes whom the case is about or between");
+    }
     let n = h.history.len();
     if incoming.history.len() <= n {
         return Update::AlreadyHeld;
@@ -261,12 +365,22 @@ pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Updat
     side_of_last_step(incoming)
 }
 
-/// The new step must be recorded by its own side ([`recorded_by`]), whether
-/// or not this node holds the referral to check the step's safeguards.
+/// The new step must be a step from the stage before it, recorded by its
+/// own side ([`recorded_by`]), whether or not this node holds the referral
+/// to check the step's safeguards.
 fn side_of_last_step(case: &pb::VictimCase) -> Update {
-    match case.history.last() {
-        Some(e) if C::of(e.to).is_some_and(|to| recorded_by(case, to).0 == e.actor) => Update::Extends,
-        _ => Update::Refused("other_side: the step is not recorded by the side it belongs to"),
+    let Some((last, before)) = case.history.split_last() else { return Update::Refused("empty history") };
+    let Some(to) = C::of(last.to) else { return Update::Refused("unknown stage") };
+    if let Some(prev) = before.last() {
+        let from = C::of(prev.to).unwrap_or(C::Unspecified);
+        if !is_step(case, before, from, to) {
+            return Update::Refused("invalid_step: the update is not a step from the stage before it");
+        }
+    }
+    if recorded_by_after(case, before, to).0 == last.actor {
+        Update::Extends
+    } else {
+        Update::Refused("other_side: the step is not recorded by the side it belongs to")
     }
 }
 

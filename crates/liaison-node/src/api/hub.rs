@@ -93,8 +93,7 @@ impl pb::hub_service_server::HubService for HubApi {
     ) -> Result<Response<pb::RegionalReportResponse>, Status> {
         require(&req, &[UserRole::Officer, UserRole::Auditor])?;
         let r = req.get_ref();
-        let stats = hub::statistics(&self.node).or_status()?;
-        let agg = report::aggregate(&stats, &r.period).map_err(|e| invalid("period", &e.0))?;
+        let agg = hub::upward::regional_report(&self.node, &r.period)?;
         let (content, media) = report::render(&agg, &r.format).map_err(|e| invalid("format", &e.0))?;
         Ok(Response::new(pb::RegionalReportResponse { content, media_type: media.into() }))
     }
@@ -105,6 +104,35 @@ impl pb::hub_service_server::HubService for HubApi {
     ) -> Result<Response<pb::ComplianceIndicatorsResponse>, Status> {
         require(&req, &[UserRole::Officer, UserRole::Auditor])?;
         let (members, pairs) = indicators::compute(&hub::all_metadata(&self.node).or_status()?, self.node.now());
-        Ok(Response::new(pb::ComplianceIndicatorsResponse { members, pairs }))
+        let reporting = hub::upward::statuses(&self.node, "")?;
+        Ok(Response::new(pb::ComplianceIndicatorsResponse { members, pairs, reporting }))
+    }
+
+    async fn reporting_statuses(
+        &self,
+        req: Request<pb::ReportingStatusesRequest>,
+    ) -> Result<Response<pb::ReportingStatusesResponse>, Status> {
+        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let statuses = hub::upward::statuses(&self.node, &req.get_ref().period)?;
+        Ok(Response::new(pb::ReportingStatusesResponse { statuses }))
+    }
+
+    async fn forward_contacts(
+        &self,
+        req: Request<pb::ForwardContactsRequest>,
+    ) -> Result<Response<pb::ForwardContactsResponse>, Status> {
+        let c = require(&req, &[UserRole::Officer])?;
+        let (queued, refused) = hub::upward::forward_contacts(&self.node, &actor(&c), &req.get_ref().to).await?;
+        Ok(Response::new(pb::ForwardContactsResponse { queued, refused: refused.into_iter().collect() }))
+    }
+
+    async fn send_aggregate(
+        &self,
+        req: Request<pb::SendAggregateRequest>,
+    ) -> Result<Response<pb::SendAggregateResponse>, Status> {
+        let c = require(&req, &[UserRole::Officer])?;
+        let r = req.get_ref();
+        let record_id = hub::upward::send_aggregate(&self.node, &actor(&c), &r.to, &r.period).await?;
+        Ok(Response::new(pb::SendAggregateResponse { record_id }))
     }
 }

@@ -84,7 +84,8 @@ impl pb::victim_case_service_server::VictimCaseService for CaseApi {
     async fn open_case(&self, req: Request<pb::OpenCaseRequest>) -> Result<Response<pb::OpenCaseResponse>, Status> {
         let c = require(&req, &[UserRole::Officer])?;
         let r = req.get_ref();
-        let case = cases::open(&self.node, &actor(&c), &r.referral_record_id, &r.receiving_node).await?;
+        let case =
+            cases::open(&self.node, &actor(&c), &r.referral_record_id, &r.receiving_node, &r.transit_nodes).await?;
         Ok(Response::new(pb::OpenCaseResponse { case: Some(case) }))
     }
 

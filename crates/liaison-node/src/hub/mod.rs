@@ -2,10 +2,11 @@
 //! regional contact-point directory, the regional statistics report and
 //! SOP-compliance indicators. `report` and `indicators` are pure, in the core.
 
-pub use liaison_core::hub::{indicators, report};
+pub use liaison_core::hub::{indicators, joint, report, reporting};
 
 pub mod directory;
 pub mod relay;
+pub mod upward;
 
 use crate::convert::ProtoEnum;
 

@@ -72,8 +72,14 @@ fn check_agreement(node: &Node, peer: &str, to: C) -> Result<(), CaseError> {
     policy::decide_case_step(&agreements, node.id(), peer, to, node.now()).map_err(CaseError::Denied)
 }
 
+/// The case's other parties, seen from this node.
+fn others(node: &Node, case: &pb::VictimCase) -> Vec<String> {
+    victim::parties(case).filter(|p| *p != node.id()).map(str::to_string).collect()
+}
+
+/// Stores the case and queues it, in the same write, for every other party.
 async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action: &str) -> Result<(), CaseError> {
-    let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
+    let others = others(node, case);
     let env = envelope::seal(payload::VICTIM_CASE, case, node.id(), &node.identity.signing_key);
     let to = case.history.last().and_then(|e| C::of(e.to)).unwrap_or(C::Referral);
     let (request_type, purpose) = policy::case_step_terms(to);
@@ -87,7 +93,19 @@ async fn store_and_send(node: &Node, actor: &str, case: &pb::VictimCase, action:
             tx.audit(
                 Event::new(actor, action).record(&case.referral_record_id).reason(format!("{} → {stage}", case.id)),
             );
-            outbox::queue_payload(st, tx, actor, pb::OutboxAction::CaseUpdate, &other, &case.id, env, terms)
+            for other in &others {
+                outbox::queue_payload(
+                    st,
+                    tx,
+                    actor,
+                    pb::OutboxAction::CaseUpdate,
+                    other,
+                    &case.id,
+                    env.clone(),
+                    terms.clone(),
+                )?;
+            }
+            Ok::<_, StoreError>(())
         })
         .await?;
     node.outbox_wake.notify_one();
@@ -99,6 +117,7 @@ pub async fn open(
     actor: &str,
     referral_record_id: &str,
     receiving: &str,
+    transit: &[String],
 ) -> Result<pb::VictimCase, CaseError> {
     let rk = records::resolve_key(node.id(), referral_record_id);
     if referral(node.db.store(), &rk)?.is_none() {
@@ -111,8 +130,27 @@ pub async fn open(
         field: "receiving_node",
         reason: format!("{receiving} is not a pinned peer"),
     })?;
-    check_agreement(node, receiving, C::IdentificationConfirmed)?;
-    let case = victim::open(&exchange::random_id("case"), &rk, node.id(), receiving, node.id(), node.now());
+    if transit.len() > victim::MAX_TRANSIT {
+        return Err(CaseError::Invalid {
+            field: "transit_nodes",
+            reason: format!("at most {} transit countries", victim::MAX_TRANSIT),
+        });
+    }
+    let mut case = victim::open(&exchange::random_id("case"), &rk, node.id(), receiving, node.id(), node.now());
+    case.transit_nodes = transit.to_vec();
+    if let Err(why) = victim::check_update(&case, node.id(), node.id()) {
+        return Err(CaseError::Invalid { field: "transit_nodes", reason: why.into() });
+    }
+    for (i, t) in transit.iter().enumerate() {
+        crate::peer::get(node, t).map_err(|_| CaseError::Invalid {
+            field: "transit_nodes",
+            reason: format!("transit_nodes[{i}]: {t} is not a pinned peer"),
+        })?;
+    }
+    // Every party takes part under an agreement with this node.
+    for p in others(node, &case) {
+        check_agreement(node, &p, C::IdentificationConfirmed)?;
+    }
     store_and_send(node, actor, &case, "case.open").await?;
     Ok(case)
 }
@@ -120,11 +158,15 @@ pub async fn open(
 /// The gates for the next step, for display.
 pub fn next_gates(node: &Node, case: &pb::VictimCase) -> Result<Vec<pb::GateStatus>, CaseError> {
     let Some((_, v)) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
+    let transit_left = case.history.iter().filter(|e| e.to == C::InTransit as i32).count() < case.transit_nodes.len();
     let next = match case.stage() {
         C::Referral => C::IdentificationConfirmed,
         C::IdentificationConfirmed => C::Assistance,
-        C::Assistance => C::ReturnPlanned,
-        C::ReturnPlanned => C::Returned,
+        C::Assistance | C::ServiceReferral => C::ReturnPlanned,
+        C::ReturnPlanned | C::InTransit if transit_left => C::InTransit,
+        C::ReturnPlanned | C::InTransit => C::Returned,
+        // Residence and asylum are outcomes: nothing follows.
+        C::ResidencePermit | C::AsylumReferral => return Ok(vec![]),
         _ => C::ReintegrationFollowUp,
     };
     Ok(victim::gates(&v, next, node.now()))
@@ -142,8 +184,9 @@ pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> R
         field: "referral_record_id",
         reason: "this node does not hold the referral; the gates cannot be checked here".into(),
     })?;
-    let other = if case.sending_node == node.id() { case.receiving_node.clone() } else { case.sending_node.clone() };
-    check_agreement(node, &other, to)?;
+    for other in others(node, &case) {
+        check_agreement(node, &other, to)?;
+    }
     let next = match victim::advance(&case, &v, to, node.id(), note, node.now()) {
         Ok(mut n) => {
             if let Some(last) = n.history.last_mut() {
