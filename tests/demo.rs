@@ -134,6 +134,78 @@ fn kh_vn_returns_a_child_only_when_every_safeguard_is_met() {
 }
 
 #[test]
+fn bali_process_embassies_share_intelligence_and_an_ngo_desk_gets_none() {
+    let out = walk("bali-process");
+    has(
+        &out,
+        "bali-process",
+        &[
+            "denied (role_may_not_receive)",
+            "id-ngo-desk (role: NGO referral desk) may receive only contact_point, victim_referral",
+        ],
+    );
+}
+
+#[test]
+fn a_transnational_referral_ends_in_a_stay_a_return_through_transit_an_asylum_referral_and_services() {
+    let out = walk("transnational-referral");
+    has(
+        &out,
+        "transnational-referral",
+        &[
+            "residence permit blocked — safeguard missing: best_interest_determination",
+            "residence permit (she stays, with a residence permit)",
+            "asylum referral blocked — safeguard missing: asylum_referral",
+            "(transit: ro-dcco)",
+            "ro-dcco escorts her through its territory and records the in-transit step",
+            "returned (handed over to the receiving social workers)",
+            "service referral (referred to a service provider",
+            "no return will be planned",
+        ],
+    );
+}
+
+#[test]
+fn ecowas_eccas_joint_commission_sees_who_reported_and_what_each_region_published() {
+    let out = walk("ecowas-eccas-joint");
+    has(
+        &out,
+        "ecowas-eccas-joint",
+        &[
+            "ng-naptip annual_country_report: 2025 on time",
+            "sn-cnltp annual_country_report: 2025 late",
+            "ga-dgdi annual_country_report: 2025 missing",
+            "joint-commission found 5 entries",
+            "reached joint-commission: the region's rows as published",
+            "# Joint report — 2025",
+            "| JOINT | 1253 |",
+        ],
+    );
+}
+
+#[test]
+fn see_exchange_shows_members_that_did_not_report() {
+    let out = walk("see-exchange");
+    has(&out, "see-exchange", &["annual_statistics_report: 2025 on time", "2025 late", "2025 missing"]);
+}
+
+#[test]
+fn oas_points_of_contact_exchange_training_information_and_an_nhri_sees_aggregates_only() {
+    let out = walk("oas-contacts");
+    has(
+        &out,
+        "oas-contacts",
+        &["training information", "(role: national human rights institution) may receive only statistics_report"],
+    );
+}
+
+#[test]
+fn las_hub_refers_pseudonymised_victims_to_its_ngo_and_keeps_intelligence_from_it() {
+    let out = walk("las-hub");
+    has(&out, "las-hub", &["pseudonymised", "las-ngo (role: NGO referral desk) may receive only"]);
+}
+
+#[test]
 fn without_exit_the_federation_stays_up_for_the_cli_until_sigterm() {
     let root = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)

@@ -37,8 +37,44 @@ pub enum HubCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    /// On the hub: SOP-compliance indicators per member and per pair.
+    /// On the hub: SOP-compliance indicators per member and per pair, and
+    /// the members' reporting duties for the last period that fell due.
     Indicators,
+    /// On the hub: where each member stands with its reporting duties
+    /// (on time, late, missing, reminder, due).
+    Reporting {
+        /// "2025" or a range; default: each duty's last ended period
+        #[arg(long, default_value = "")]
+        period: String,
+    },
+    /// On a regional hub: send its published (suppressed) figures for a
+    /// period up to a hub it joined.
+    SendAggregate {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        period: String,
+    },
+}
+
+fn day(t: &Option<pbjson_types::Timestamp>) -> String {
+    t.as_ref().and_then(crate::convert::from_timestamp).map(|t| t.date().to_string()).unwrap_or_else(|| "—".into())
+}
+
+fn duties_table(rows: &[pb::ReportingStatus]) -> Table {
+    let mut t = table(&["member", "duty", "period", "due", "state", "received", "agreement"]);
+    for s in rows {
+        t.add_row(vec![
+            s.member.clone(),
+            s.duty.clone(),
+            s.period.clone(),
+            day(&s.due),
+            s.state.replace('_', " "),
+            day(&s.received),
+            s.agreement_id.clone(),
+        ]);
+    }
+    t
 }
 
 fn table(header: &[&str]) -> Table {
@@ -138,6 +174,25 @@ pub(super) async fn hub(g: &Global, ch: Authed, cmd: HubCmd) -> Result<(), CliEr
                 }
                 println!("{t}");
             }
+            if !r.reporting.is_empty() {
+                println!("reporting duties");
+                println!("{}", duties_table(&r.reporting));
+            }
+        }
+        HubCmd::Reporting { period } => {
+            let r = c.reporting_statuses(pb::ReportingStatusesRequest { period }).await?.into_inner();
+            if g.json {
+                return print_json(&r);
+            }
+            if r.statuses.is_empty() {
+                println!("no reporting duties towards this hub in its active agreements");
+            } else {
+                println!("{}", duties_table(&r.statuses));
+            }
+        }
+        HubCmd::SendAggregate { to, period } => {
+            let r = c.send_aggregate(pb::SendAggregateRequest { to: to.clone(), period }).await?.into_inner();
+            println!("{} queued for {to} (small figures already hidden)", r.record_id);
         }
     }
     Ok(())

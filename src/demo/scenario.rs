@@ -16,6 +16,12 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("ecowas-eccas", include_str!("../../deploy/scenarios/ecowas-eccas.toml")),
     ("asean", include_str!("../../deploy/scenarios/asean.toml")),
     ("kh-vn", include_str!("../../deploy/scenarios/kh-vn.toml")),
+    ("ecowas-eccas-joint", include_str!("../../deploy/scenarios/ecowas-eccas-joint.toml")),
+    ("oas-contacts", include_str!("../../deploy/scenarios/oas-contacts.toml")),
+    ("las-hub", include_str!("../../deploy/scenarios/las-hub.toml")),
+    ("bali-process", include_str!("../../deploy/scenarios/bali-process.toml")),
+    ("transnational-referral", include_str!("../../deploy/scenarios/transnational-referral.toml")),
+    ("see-exchange", include_str!("../../deploy/scenarios/see-exchange.toml")),
 ];
 
 /// Agreement templates a scenario may name as `base`.
@@ -27,6 +33,13 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("ecowas-eccas-multilateral", include_str!("../../deploy/agreements/ecowas-eccas-multilateral.toml")),
     ("asean-hsu", include_str!("../../deploy/agreements/asean-hsu.toml")),
     ("kh-vn-victim-return", include_str!("../../deploy/agreements/kh-vn-victim-return.toml")),
+    ("ecowas-eccas-reporting", include_str!("../../deploy/agreements/ecowas-eccas-reporting.toml")),
+    ("ecowas-eccas-joint-commission", include_str!("../../deploy/agreements/ecowas-eccas-joint-commission.toml")),
+    ("oas-contact-points", include_str!("../../deploy/agreements/oas-contact-points.toml")),
+    ("las-arab-network", include_str!("../../deploy/agreements/las-arab-network.toml")),
+    ("bali-embassy-liaison", include_str!("../../deploy/agreements/bali-embassy-liaison.toml")),
+    ("see-trm", include_str!("../../deploy/agreements/see-trm.toml")),
+    ("see-riem", include_str!("../../deploy/agreements/see-riem.toml")),
 ];
 
 pub const DEFAULT: &str = "commit-mekong";
@@ -216,8 +229,6 @@ pub enum Step {
     },
     /// The demo's clock moves on.
     Wait { advance: String, say: String },
-    /// A regional hub forwards its directory to a hub it joined.
-    ForwardContacts { hub: String, to: String, say: String },
     /// A regional hub sends its published aggregate to a hub it joined.
     Aggregate { hub: String, to: String, period: String, say: String },
     /// The hub's SOP-compliance indicators.
@@ -247,7 +258,6 @@ impl Step {
             | Step::VictimCase { say, .. }
             | Step::Report { say, .. }
             | Step::Wait { say, .. }
-            | Step::ForwardContacts { say, .. }
             | Step::Aggregate { say, .. }
             | Step::Indicators { say, .. } => say,
         }
@@ -271,7 +281,7 @@ impl Step {
                 v
             }
             Step::Report { hub, .. } | Step::Indicators { hub, .. } => vec![("hub", hub)],
-            Step::ForwardContacts { hub, to, .. } | Step::Aggregate { hub, to, .. } => vec![("hub", hub), ("to", to)],
+            Step::Aggregate { hub, to, .. } => vec![("hub", hub), ("to", to)],
             Step::Wait { .. } => vec![],
         }
     }
@@ -432,13 +442,11 @@ impl Scenario {
                 crate::agreement::parse_duration(&f("advance"), advance)
                     .map_err(|e| self.err(f("advance"), e.to_string()))?;
             }
-            Step::ForwardContacts { hub, to, .. } | Step::Aggregate { hub, to, .. } => {
+            Step::Aggregate { hub, to, period, .. } => {
                 if self.node(hub).is_none_or(|n| n.role != "hub" || !n.hubs.contains(to)) {
                     return Err(self.err(f("to"), format!("{hub:?} is not a hub that joined {to:?}")));
                 }
-                if let Step::Aggregate { period, .. } = s {
-                    crate::hub::report::parse_period(period).map_err(|e| self.err(f("period"), e.to_string()))?;
-                }
+                crate::hub::report::parse_period(period).map_err(|e| self.err(f("period"), e.to_string()))?;
             }
             Step::Sync { .. } | Step::Contacts { .. } | Step::Indicators { .. } => {}
         }
@@ -610,7 +618,7 @@ mod tests {
         assert!(has(|s| matches!(s, Step::Query { .. })));
         assert!(has(|s| matches!(s, Step::Check { .. })));
         assert!(has(|s| matches!(s, Step::Request { .. })));
-        assert!(has(|s| matches!(s, Step::VictimReturn { .. })));
+        assert!(has(|s| matches!(s, Step::VictimCase { .. })));
         assert!(has(|s| matches!(s, Step::Report { .. })));
     }
 

@@ -170,7 +170,6 @@ pub(super) async fn walk(fed: &Federation, n: &mut Narrator) -> Result<(), DemoE
             }
             Step::Report { hub, period, say, collect } => report(fed, n, hub, period, say, *collect).await?,
             Step::Wait { advance, say } => wait(fed, n, advance, say).await?,
-            Step::ForwardContacts { hub, to, say } => forward_contacts(fed, n, hub, to, say).await?,
             Step::Aggregate { hub, to, period, say } => aggregate(fed, n, hub, to, period, say).await?,
             Step::Indicators { hub, say } => indicators(fed, n, hub, say).await?,
         }
@@ -741,34 +740,6 @@ async fn wait(fed: &Federation, n: &mut Narrator, advance: &str, say: &str) -> R
     let secs = crate::agreement::parse_duration("advance", advance).map_err(|e| DemoError::Setup(e.to_string()))?;
     clock.advance(time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
     n.info(&format!("the demo moves every node's clock forward {advance}"));
-    Ok(())
-}
-
-async fn forward_contacts(fed: &Federation, n: &mut Narrator, hub: &str, to: &str, say: &str) -> Result<(), DemoError> {
-    n.section(&format!("{hub} sends its regional directory up to {to}"), say);
-    let r = fed
-        .member(hub)?
-        .hub()
-        .forward_contacts(pb::ForwardContactsRequest { to: to.into() })
-        .await
-        .map_err(rpc(format!("{hub}: forward contacts")))?
-        .into_inner();
-    n.exchanged(format!("{} contact point(s) queued for {to}, each as its originator signed it", r.queued));
-    for (code, count) in &r.refused {
-        n.refused(format!("{count} not forwarded: {code} (the originator's onward-sharing rule or the agreement)"));
-    }
-    let up = fed.member(to)?;
-    let filter = pb::ListRecordsRequest { kind: pb::RecordKind::ContactPoint as i32, ..Default::default() };
-    until(&format!("{} contact points at {to}", r.queued), WAIT, || {
-        let mut c = up.records();
-        let f = filter.clone();
-        async move {
-            let got = c.list_records(f).await.ok()?.into_inner().records;
-            (got.iter().filter(|x| x.originator != to).count() >= r.queued as usize).then_some(())
-        }
-    })
-    .await?;
-    n.ok(&format!("{to} holds them in its directory, verified against each originator's key"));
     Ok(())
 }
 

@@ -406,7 +406,7 @@ fn validate_roles(a: &pb::Agreement) -> Result<(), AgreementError> {
                 return fail(
                     format!("grants[{i}].record_kinds[{j}]"),
                     format!(
-                        "{} is a {} and may receive only {}, not {}",
+                        "{} (role: {}) may receive only {}, not {}",
                         g.to,
                         crate::actor::title(role),
                         crate::actor::receivable_words(role),

@@ -273,7 +273,7 @@ impl std::fmt::Display for Denial {
             }
             Denial::RoleMayNotReceive { agreement, party, role } => write!(
                 f,
-                "under agreement {agreement}, {party} is a {} and may receive only {}",
+                "under agreement {agreement}, {party} (role: {}) may receive only {}",
                 crate::actor::title(*role),
                 crate::actor::receivable_words(*role)
             ),

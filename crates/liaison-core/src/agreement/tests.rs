@@ -185,3 +185,36 @@ fn an_sop_defines_its_own_request_types_with_who_answers_them() {
     assert!(request_type_title(info).contains("information"));
     assert!(WELL_KNOWN_REQUEST_TYPES.iter().all(|(n, _)| is_request_type_name(n)));
 }
+
+#[test]
+fn roles_and_reporting_duties_are_checked_naming_the_field() {
+    let with = |extra: &str| parse_toml(&format!("{MOU}\n{extra}"));
+    let a = with("[roles]\nkh-antht = \"ngo\"\n").unwrap();
+    assert_eq!(crate::actor::role_of(&a, "kh-antht"), pb::ActorRole::Ngo);
+    assert_eq!(with("[roles]\nkh-antht = \"spy\"\n").unwrap_err().field, "roles.kh-antht");
+    assert_eq!(with("[roles]\nxx-nobody = \"ngo\"\n").unwrap_err().field, "roles[0].party");
+    let e = with("[roles]\nkh-antht = { role = \"ngo\", posted_in = \"TH\" }\n").unwrap_err();
+    assert_eq!(e.field, "roles[0].posted_in");
+    assert!(with("[roles]\nkh-antht = { role = \"embassy\", posted_in = \"TH\" }\n").is_ok());
+    // Reporting needs a hub to report to, and says when reports fall due.
+    let duty = "[[reporting]]\nname = \"annual_country_report\"\ntitle = \"Annual report\"\nevery = \"year\"\ndue_after = \"90d\"\nremind_before = \"30d\"\n";
+    assert_eq!(with(duty).unwrap_err().field, "reporting");
+    let hub =
+        |d: &str| parse_toml(&format!("{}\n{d}", MOU.replacen("valid_from", "hub = \"kh-antht\"\nvalid_from", 1)));
+    let a = hub(duty).unwrap();
+    assert_eq!(a.reporting[0].due_after_seconds, 90 * 86_400);
+    assert_eq!(hub(&duty.replace("\"year\"", "\"decade\"")).unwrap_err().field, "reporting[0].every");
+    assert_eq!(hub(&duty.replace("\"90d\"", "\"400d\"")).unwrap_err().field, "reporting[0].due_after");
+}
+
+#[test]
+fn a_grant_naming_a_party_cannot_exceed_its_role() {
+    let text = format!(
+        "{MOU}\n[roles]\nkh-antht = \"nhri\"\n\n[[grants]]\nfrom = \"th-atpd\"\nto = \"kh-antht\"\nrecord_kinds = [\"entity\"]\npurposes = [\"investigation\"]\noperations = [\"push\"]\nmax_handling = \"green\"\n"
+    );
+    // The MOU's own wildcard grants are fine (the engine bounds them); the
+    // explicit one is refused when the agreement is drafted.
+    let e = parse_toml(&text).unwrap_err();
+    assert!(e.field.starts_with("grants[") && e.field.ends_with("record_kinds[0]"), "{e}");
+    assert!(e.reason.contains("may receive only statistics_report, regional_aggregate"), "{e}");
+}

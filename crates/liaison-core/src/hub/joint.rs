@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::hub::report::{secondary_hidden, Breakdown, Cell, Report, THRESHOLD};
+use crate::hub::report::{parse_period, secondary_hidden, Breakdown, Cell, PeriodError, Report, THRESHOLD};
 use crate::pb;
 use crate::record::FieldError;
 
@@ -178,6 +178,14 @@ pub fn joint(regions: &BTreeMap<String, Breakdown>) -> Breakdown {
     j
 }
 
+/// Adds the regions' published rows and the joint row to a hub's report.
+pub fn with_regions(mut r: Report, aggs: &[pb::RegionalAggregate]) -> Result<Report, PeriodError> {
+    let period = parse_period(&r.period)?;
+    r.regions = regions(aggs, period);
+    r.joint = (!r.regions.is_empty()).then(|| joint(&r.regions));
+    Ok(r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +231,9 @@ mod tests {
         }
         let regions = regions(&up, year());
         assert_eq!(regions.len(), 2);
+        for b in regions.values() {
+            assert!(!b.by_nationality.is_empty() && !b.by_sex.is_empty(), "{b:?}");
+        }
         let j = joint(&regions);
         // BJ nationality is hidden in West Africa (3 in NG): hidden jointly too.
         assert_eq!(j.by_nationality.get("BJ"), Some(&None));

@@ -81,14 +81,6 @@ impl DutyRow {
 }
 
 impl Report {
-    /// Adds the regions' published rows and the joint row (a hub above hubs).
-    pub fn with_regions(mut self, aggs: &[pb::RegionalAggregate]) -> Result<Self, PeriodError> {
-        let period = parse_period(&self.period)?;
-        self.regions = crate::hub::joint::regions(aggs, period);
-        self.joint = (!self.regions.is_empty()).then(|| crate::hub::joint::joint(&self.regions));
-        Ok(self)
-    }
-
     pub fn with_duties(mut self, statuses: &[pb::ReportingStatus]) -> Self {
         self.duties = statuses.iter().map(DutyRow::of).collect();
         self
@@ -280,11 +272,8 @@ fn rows(r: &Report) -> Vec<(&str, &Breakdown)> {
     v
 }
 
-pub fn markdown(r: &Report) -> String {
-    let mut s = format!(
-        "# Regional report — {}\n\n{} country report(s). x: hidden (a figure under {THRESHOLD}, or one that would reveal such a figure).\n\n",
-        r.period, r.reports_used
-    );
+/// The per-country and regional tables of a regional report.
+fn country_tables(r: &Report, s: &mut String) {
     s.push_str("| country | victims | investigations | prosecutions | convictions |\n|---|---|---|---|---|\n");
     for (c, b) in rows(r) {
         s.push_str(&format!(
@@ -302,6 +291,24 @@ pub fn markdown(r: &Report) -> String {
                 s.push_str(&format!("| {c} | {k} | {} |\n", show(v)));
             }
         }
+    }
+}
+
+pub fn markdown(r: &Report) -> String {
+    // A joint body above hubs holds the regions' aggregates, not members' reports.
+    let joint_only = r.reports_used == 0 && r.joint.is_some();
+    let mut s = format!(
+        "# {} — {}\n\n{} x: hidden (a figure under {THRESHOLD}, or one that would reveal such a figure).\n\n",
+        if joint_only { "Joint report" } else { "Regional report" },
+        r.period,
+        if joint_only {
+            format!("{} regional aggregate(s).", r.regions.len())
+        } else {
+            format!("{} country report(s).", r.reports_used)
+        }
+    );
+    if !joint_only {
+        country_tables(r, &mut s);
     }
     if let Some(j) = &r.joint {
         s.push_str("\n## Regions, as their hubs published them\n\n| region | victims | investigations | prosecutions | convictions |\n|---|---|---|---|---|\n");

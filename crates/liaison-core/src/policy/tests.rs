@@ -519,3 +519,48 @@ fn onward_consent_only_while_an_agreement_with_the_holder_is_active() {
         assert_eq!(decide_consent(&s, "th-atpd", "kh-antht", at).unwrap_err().code(), "agreement_not_active");
     }
 }
+
+/// The MOU with kh-antht given `role`: every grant still says "*".
+fn mou_with_role(role: pb::ActorRole) -> Vec<(pb::Agreement, AgreementState)> {
+    let mut a = crate::agreement::parse_toml(MOU).unwrap();
+    a.roles.push(pb::PartyRole { party: "kh-antht".into(), role: role as i32, posted_in: String::new() });
+    crate::agreement::validate(&a).unwrap();
+    vec![(a, AgreementState::Active)]
+}
+
+#[test]
+fn a_role_bounds_what_a_party_receives_whatever_the_grants_say() {
+    // The MOU's wildcard grants give kh-antht intelligence; as an NHRI or an
+    // NGO desk it gets none, in either direction of the decision.
+    for role in [pb::ActorRole::Nhri, pb::ActorRole::Ngo, pb::ActorRole::Secretariat] {
+        let a = mou_with_role(role);
+        assert_eq!(denial(&a, &intel()), "role_may_not_receive", "{role:?}");
+        let mut incoming = intel();
+        incoming.direction = Direction::Incoming;
+        incoming.local = "kh-antht".into();
+        incoming.peer = "th-atpd".into();
+        assert_eq!(denial(&a, &incoming), "role_may_not_receive", "{role:?} checks on receipt too");
+        // What th-atpd (law enforcement) receives from it is unchanged.
+        let mut from_it = intel();
+        from_it.direction = Direction::Incoming;
+        assert_eq!(denial(&a, &from_it), "allow");
+    }
+    assert_eq!(denial(&mou_with_role(pb::ActorRole::Embassy), &intel()), "allow");
+    let Decision::Deny(d) = decide(&mou_with_role(pb::ActorRole::Nhri), &intel()) else { panic!() };
+    assert!(d.to_string().contains("national human rights institution"), "{d}");
+}
+
+#[test]
+fn a_victim_case_never_includes_a_party_whose_role_may_not_receive_a_referral() {
+    let kv = include_str!("../../../../deploy/agreements/kh-vn-victim-return.toml");
+    let mut a = crate::agreement::parse_toml(kv).unwrap();
+    let at = t("2027-03-01T00:00:00Z");
+    let ok = [(a.clone(), AgreementState::Active)];
+    assert!(decide_case_step(&ok, "kh-antht", "vn-c02", pb::CaseStage::Assistance, at).is_ok());
+    a.roles.push(pb::PartyRole { party: "vn-c02".into(), role: pb::ActorRole::Nhri as i32, posted_in: String::new() });
+    let nhri = [(a, AgreementState::Active)];
+    let e = decide_case_step(&nhri, "kh-antht", "vn-c02", pb::CaseStage::Assistance, at).unwrap_err();
+    assert_eq!(e.code(), "role_may_not_receive");
+    let e = decide_case_step(&nhri, "vn-c02", "kh-antht", pb::CaseStage::Assistance, at).unwrap_err();
+    assert_eq!(e.code(), "role_may_not_receive", "the NHRI's own node refuses too");
+}

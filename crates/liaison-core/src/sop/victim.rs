@@ -646,4 +646,96 @@ mod tests {
             prop_assert!(matches!(update(None, &case_with(2)), Update::Refused(_)));
         }
     }
+
+    #[test]
+    fn outcomes_other_than_return_each_have_their_safeguards() {
+        let v = ready_adult();
+        let c = to_assistance(&v);
+        // Staying needs a granted permit.
+        assert_eq!(advance(&c, &v, C::ResidencePermit, "th-atpd", "", now()).unwrap_err().code(), "residence_permit");
+        let mut stay = v.clone();
+        stay.residence_permit = Some(pb::ResidencePermit {
+            decision: pb::ResidencePermitDecision::Granted as i32,
+            date: "2026-10-20".into(),
+            by: "immigration".into(),
+            valid_until: "2027-10-20".into(),
+        });
+        let done = advance(&c, &stay, C::ResidencePermit, "th-atpd", "", now()).unwrap();
+        // An outcome ends the case: no return is planned after it.
+        assert!(matches!(
+            advance(&done, &stay, C::ReturnPlanned, "th-atpd", "", now()),
+            Err(GateError::InvalidStep { .. })
+        ));
+        // A child stays only on a determination against return.
+        let mut child = stay.clone();
+        child.child = true;
+        child.age_group = pb::AgeGroup::AgeGroup1217 as i32;
+        let cc = to_assistance(&child);
+        assert_eq!(
+            advance(&cc, &child, C::ResidencePermit, "th-atpd", "", now()).unwrap_err().code(),
+            "best_interest_determination"
+        );
+        // Asylum: a recorded referral, and then no return while it is pending.
+        assert_eq!(advance(&c, &v, C::AsylumReferral, "th-atpd", "", now()).unwrap_err().code(), "asylum_referral");
+        let mut asylum = v.clone();
+        asylum.asylum_referral =
+            Some(pb::AsylumReferral { authority: "asylum office".into(), date: "2026-10-21".into() });
+        assert!(advance(&c, &asylum, C::AsylumReferral, "th-atpd", "", now()).is_ok());
+        assert_eq!(
+            advance(&c, &asylum, C::ReturnPlanned, "th-atpd", "", now()).unwrap_err().code(),
+            "no_asylum_pending"
+        );
+        // A planned return can still turn into an asylum referral.
+        let planned = advance(&c, &v, C::ReturnPlanned, "th-atpd", "", now()).unwrap();
+        assert!(advance(&planned, &asylum, C::AsylumReferral, "th-atpd", "", now()).is_ok());
+        // A service provider, after which the case may go on.
+        let mut served = v.clone();
+        served.service_referral = Some(pb::ServiceReferral {
+            provider: "th-ngo".into(),
+            service: "shelter".into(),
+            date: "2026-10-22".into(),
+        });
+        assert_eq!(advance(&c, &v, C::ServiceReferral, "th-atpd", "", now()).unwrap_err().code(), "service_referral");
+        let s = advance(&c, &served, C::ServiceReferral, "th-atpd", "", now()).unwrap();
+        assert!(advance(&s, &served, C::ReturnPlanned, "th-atpd", "", now()).is_ok());
+    }
+
+    #[test]
+    fn each_transit_country_records_its_own_step_in_order() {
+        let v = ready_adult();
+        let mut c = to_assistance(&v);
+        c.transit_nodes = vec!["la-dcta".into(), "vn-c02".into()];
+        let c = advance(&c, &v, C::ReturnPlanned, "th-atpd", "", now()).unwrap();
+        // Not returned before every transit country has recorded its step.
+        assert!(matches!(advance(&c, &v, C::Returned, "th-atpd", "", now()), Err(GateError::InvalidStep { .. })));
+        assert_eq!(advance(&c, &v, C::InTransit, "vn-c02", "", now()).unwrap_err().code(), "other_side");
+        assert_eq!(advance(&c, &v, C::InTransit, "th-atpd", "", now()).unwrap_err().code(), "other_side");
+        let c = advance(&c, &v, C::InTransit, "la-dcta", "", now()).unwrap();
+        let c = advance(&c, &v, C::InTransit, "vn-c02", "", now()).unwrap();
+        assert!(matches!(advance(&c, &v, C::InTransit, "vn-c02", "", now()), Err(GateError::InvalidStep { .. })));
+        let c = advance(&c, &v, C::Returned, "th-atpd", "", now()).unwrap();
+        // Every party takes the update; a party outside the case does not.
+        assert_eq!(check_update(&c, "la-dcta", "th-atpd"), Ok(()));
+        assert!(check_update(&c, "mm-police", "th-atpd").is_err());
+    }
+
+    #[test]
+    fn an_update_cannot_change_who_the_case_is_between() {
+        let held = case_with(2);
+        let mut next = case_with(3);
+        assert_eq!(update(Some(&held), &next), Update::Extends);
+        next.transit_nodes = vec!["la-dcta".into()];
+        assert!(matches!(update(Some(&held), &next), Update::Refused(r) if r.contains("between")));
+        let mut swapped = case_with(3);
+        std::mem::swap(&mut swapped.sending_node, &mut swapped.receiving_node);
+        assert!(matches!(update(Some(&held), &swapped), Update::Refused(_)));
+        // A skipped stage is refused even when recorded by the right side.
+        let mut skip = case_with(3);
+        skip.history[2].to = C::Returned as i32;
+        assert!(matches!(update(Some(&held), &skip), Update::Refused(r) if r.starts_with("invalid_step")));
+        // A party listed twice is refused before anything else.
+        let mut twice = case_with(1);
+        twice.transit_nodes = vec!["kh-antht".into()];
+        assert!(check_update(&twice, "kh-antht", "th-atpd").is_err());
+    }
 }

@@ -117,15 +117,6 @@ impl pb::hub_service_server::HubService for HubApi {
         Ok(Response::new(pb::ReportingStatusesResponse { statuses }))
     }
 
-    async fn forward_contacts(
-        &self,
-        req: Request<pb::ForwardContactsRequest>,
-    ) -> Result<Response<pb::ForwardContactsResponse>, Status> {
-        let c = require(&req, &[UserRole::Officer])?;
-        let (queued, refused) = hub::upward::forward_contacts(&self.node, &actor(&c), &req.get_ref().to).await?;
-        Ok(Response::new(pb::ForwardContactsResponse { queued, refused: refused.into_iter().collect() }))
-    }
-
     async fn send_aggregate(
         &self,
         req: Request<pb::SendAggregateRequest>,

@@ -186,7 +186,13 @@ pub async fn apply(
 
 /// A member pins the hub and pulls its directory.
 pub async fn join(node: &Node, actor: &str, hub_card: pb::Envelope) -> Result<(u64, Vec<String>), ExchangeError> {
-    let p = peer::add(node, actor, hub_card, "hub").await.map_err(peer_err)?;
+    // Two hubs may each be a member of the other (a joint body admitted to
+    // a regional directory it also hosts the region in): joining keeps the
+    // hub a member here, or it could no longer search this node's directory.
+    let id = identity::verify_card(&hub_card).map(|c| c.node_id).unwrap_or_default();
+    let member = store::peers::get(node.db.store(), &id)?
+        .is_some_and(|p| p.source == "member" && p.card_envelope.as_ref() == Some(&hub_card));
+    let p = peer::add(node, actor, hub_card, if member { "member" } else { "hub" }).await.map_err(peer_err)?;
     let card = p.card.unwrap_or_default();
     if card.role != pb::NodeRole::Hub as i32 {
         return Err(ExchangeError::Refused(format!("{} is not a hub", card.node_id)));

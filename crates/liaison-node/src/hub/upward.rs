@@ -1,12 +1,12 @@
-//! Reporting duties at a hub, and hubs above hubs: a regional hub forwards
-//! its directory and its published (already suppressed) aggregate to a hub
-//! it joined. Every record goes through the ordinary share path, so the
-//! policy engine decides each one (onward-sharing rules, the agreement
-//! between the hubs, the receiver's role) and the outbox delivers it.
+//! Reporting duties at a hub, and hubs above hubs: a regional hub sends its
+//! published (already suppressed) aggregate to a hub it joined, through the
+//! ordinary share path, so the policy engine decides it (the agreement
+//! between the hubs, the receiver's role) and the outbox delivers it. (The
+//! regional directories flow up the other way: the joint body is admitted
+//! to each regional hub's directory and searches it like any member, each
+//! entry released under the originator's onward-sharing rule.)
 
-use std::collections::BTreeMap;
-
-use crate::exchange::{self, outbox, ExchangeError};
+use crate::exchange::{self, outbox};
 use crate::hub::{joint, report, reporting, HubError};
 use crate::node::Node;
 use crate::pb;
@@ -80,7 +80,7 @@ pub fn statuses(node: &Node, period: &str) -> Result<Vec<pb::ReportingStatus>, H
 pub fn regional_report(node: &Node, period: &str) -> Result<report::Report, HubError> {
     let stats = crate::hub::statistics(node)?;
     let r = report::aggregate(&stats, period).map_err(|e| exchange::invalid("period", e.0))?;
-    let r = r.with_regions(&aggregates(node)?).map_err(|e| exchange::invalid("period", e.0))?;
+    let r = joint::with_regions(r, &aggregates(node)?).map_err(|e| exchange::invalid("period", e.0))?;
     Ok(r.with_duties(&statuses(node, period)?))
 }
 
@@ -90,30 +90,6 @@ fn joined(node: &Node, to: &str) -> Result<(), HubError> {
         return Err(exchange::invalid("to", format!("{to} is not a hub this node joined")).into());
     }
     Ok(())
-}
-
-/// Queues every contact point this hub received from its members for `to`,
-/// each only where the share path allows it (onward-sharing rule, the
-/// agreement with `to`, `to`'s role). Returns how many were queued and the
-/// refusals by reason code.
-pub async fn forward_contacts(node: &Node, actor: &str, to: &str) -> Result<(u32, BTreeMap<String, u32>), HubError> {
-    joined(node, to)?;
-    let (mut queued, mut refused) = (0u32, BTreeMap::new());
-    for (r, p) in held(node, pb::RecordKind::ContactPoint)? {
-        if p.is_none() || r.withdrawn {
-            continue;
-        }
-        let key = format!("{}/{}", r.originator, r.id);
-        match outbox::share(node, actor, &key, to, pb::Purpose::Coordination).await {
-            Ok(_) => queued = queued.saturating_add(1),
-            Err(ExchangeError::Denied(d)) => {
-                let n: &mut u32 = refused.entry(d.code().to_string()).or_default();
-                *n = n.saturating_add(1);
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok((queued, refused))
 }
 
 /// Publishes this hub's report for `period` as a `RegionalAggregate` record
