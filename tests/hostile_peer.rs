@@ -414,15 +414,7 @@ async fn request_steps_stop_while_suspended_and_after_revocation() {
 async fn case_updates_stop_while_suspended_and_after_revocation() {
     const SOP: &str = "kh-vn-victim-return";
     let root = tempfile::tempdir().unwrap();
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
-    kh.start();
-    vn.start();
-    pin_all(&[&kh, &vn]);
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap();
-    activate(&[&kh, &vn], &text, SOP);
+    let (kh, vn) = kh_vn_under_sop(root.path());
     let mut h = Hostile::new(&kh, &vn);
 
     vn.cli_ok(&["agreement", "suspend", SOP, "--reason", "review"]);

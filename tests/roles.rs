@@ -171,17 +171,8 @@ async fn a_regional_aggregate_showing_a_small_figure_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_cannot_rewrite_who_a_victim_case_is_between() {
-    const SOP: &str = "kh-vn-victim-return";
     let root = tempfile::tempdir().unwrap();
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
-    kh.start();
-    vn.start();
-    pin_all(&[&kh, &vn]);
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap();
-    activate(&[&kh, &vn], &text, SOP);
+    let (kh, vn) = kh_vn_under_sop(root.path());
     let h = Hostile::new(&kh, &vn);
     let deliver = |case: pb::VictimCase| {
         let env = h.seal(payload::VICTIM_CASE, &case);

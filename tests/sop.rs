@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{activate, child_referral, confirm_identification, create, pin_all, wait_for, wait_for_record, TestNode};
+use common::{
+    activate, child_referral, confirm_identification, create, kh_vn_under_sop, pin_all, wait_for, wait_for_record,
+    TestNode,
+};
 use liaison::pb;
 use liaison::record::examples;
 
@@ -207,15 +210,7 @@ async fn an_unanswered_request_goes_overdue_and_escalates_once_on_both_sides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_childs_return_waits_for_every_safeguard() {
     let root = tempfile::tempdir().unwrap();
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
-    kh.start();
-    vn.start();
-    pin_all(&[&kh, &vn]);
-    let sop =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap();
-    activate(&[&kh, &vn], &sop, "kh-vn-victim-return");
+    let (kh, vn) = kh_vn_under_sop(root.path());
 
     let rec = create(&kh, child_referral()).await;
     kh.cli_ok(&["record", "share", &rec.id, "--to", "vn-c02", "--purpose", "victim_identification"]);
@@ -299,15 +294,7 @@ async fn a_childs_return_waits_for_every_safeguard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_path_returns_a_child_without_a_best_interest_determination() {
     let root = tempfile::tempdir().unwrap();
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
-    kh.start();
-    vn.start();
-    pin_all(&[&kh, &vn]);
-    let sop =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap();
-    activate(&[&kh, &vn], &sop, "kh-vn-victim-return");
+    let (kh, vn) = kh_vn_under_sop(root.path());
     // Every other safeguard is met; only the best-interest determination is missing.
     let mut r = child_referral();
     if let Some(pb::record::Body::VictimReferral(v)) = r.body.as_mut() {

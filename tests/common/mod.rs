@@ -476,6 +476,21 @@ pub(crate) fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
     (th, kh)
 }
 
+/// Cambodia and Viet Nam, pinned to each other, under the KH–VN joint SOP
+/// template (`kh-vn-victim-return`).
+pub(crate) fn kh_vn_under_sop(root: &Path) -> (TestNode, TestNode) {
+    let mut kh = TestNode::init(root, "kh-antht", "KH");
+    let mut vn = TestNode::init(root, "vn-c02", "VN");
+    kh.start();
+    vn.start();
+    pin_all(&[&kh, &vn]);
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
+            .unwrap();
+    activate(&[&kh, &vn], &text, "kh-vn-victim-return");
+    (kh, vn)
+}
+
 /// A hostile peer: `attacker`'s own pinned certificate and signing key, with a
 /// raw federation client to `target`. It ignores the attacker's node, its
 /// agreements and its policy: whatever a test sends goes straight to the
