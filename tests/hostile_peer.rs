@@ -14,19 +14,6 @@ use prost::Message;
 
 const MOU_ID: &str = "th-kh";
 
-fn now_ts() -> pbjson_types::Timestamp {
-    liaison::convert::timestamp(time::OffsetDateTime::now_utc())
-}
-
-/// A record as its originator (the attacker) would sign it.
-fn originated(by: &str, mut rec: pb::Record) -> pb::Record {
-    rec.originator = by.into();
-    rec.version = 1;
-    rec.create_time = Some(now_ts());
-    rec.update_time = Some(now_ts());
-    rec
-}
-
 fn entity(id: &str) -> pb::Record {
     let mut r = liaison::record::examples::entity();
     r.id = id.into();

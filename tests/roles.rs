@@ -9,10 +9,6 @@ use common::*;
 use liaison::envelope::payload;
 use liaison::pb;
 
-fn now_ts() -> pbjson_types::Timestamp {
-    liaison::convert::timestamp(time::OffsetDateTime::now_utc())
-}
-
 /// What a regional hub may push down to a member under the test agreements.
 const AGGREGATE_GRANT: &str = r#"
 [[grants]]
@@ -35,14 +31,6 @@ fn under_roles(root: &std::path::Path, role: &str) -> (TestNode, TestNode) {
     let text = format!("{}\n[roles]\nkh-antht = \"{role}\"\n", bilateral("th-kh", "th-atpd", "kh-antht", 365, &grants));
     activate(&[&th, &kh], &text, "th-kh");
     (th, kh)
-}
-
-fn originated(by: &str, mut rec: pb::Record) -> pb::Record {
-    rec.originator = by.into();
-    rec.version = 1;
-    rec.create_time = Some(now_ts());
-    rec.update_time = Some(now_ts());
-    rec
 }
 
 async fn push(h: &mut Hostile, rec: &pb::Record, purpose: pb::Purpose) -> Result<pb::Receipt, tonic::Status> {

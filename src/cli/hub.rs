@@ -57,22 +57,12 @@ pub enum HubCmd {
     },
 }
 
-fn day(t: &Option<pbjson_types::Timestamp>) -> String {
-    t.as_ref().and_then(crate::convert::from_timestamp).map(|t| t.date().to_string()).unwrap_or_else(|| "—".into())
-}
-
 fn duties_table(rows: &[pb::ReportingStatus]) -> Table {
     let mut t = table(&["member", "duty", "period", "due", "state", "received", "agreement"]);
     for s in rows {
-        t.add_row(vec![
-            s.member.clone(),
-            s.duty.clone(),
-            s.period.clone(),
-            day(&s.due),
-            s.state.replace('_', " "),
-            day(&s.received),
-            s.agreement_id.clone(),
-        ]);
+        let d = crate::hub::report::DutyRow::of(s);
+        let received = if d.received.is_empty() { "—".to_string() } else { d.received };
+        t.add_row(vec![d.member, d.duty, d.period, d.due, d.state, received, s.agreement_id.clone()]);
     }
     t
 }

@@ -476,6 +476,20 @@ pub(crate) fn th_kh_under_mou(root: &Path) -> (TestNode, TestNode) {
     (th, kh)
 }
 
+/// Now, as a protobuf timestamp.
+pub(crate) fn now_ts() -> pbjson_types::Timestamp {
+    liaison::convert::timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// A record as its originator would sign it (what a hostile peer sends).
+pub(crate) fn originated(by: &str, mut rec: pb::Record) -> pb::Record {
+    rec.originator = by.into();
+    rec.version = 1;
+    rec.create_time = Some(now_ts());
+    rec.update_time = Some(now_ts());
+    rec
+}
+
 /// Cambodia and Viet Nam, pinned to each other, under the KH–VN joint SOP
 /// template (`kh-vn-victim-return`).
 pub(crate) fn kh_vn_under_sop(root: &Path) -> (TestNode, TestNode) {

@@ -11,11 +11,12 @@ use crate::actor;
 use crate::convert::{after_secs, timestamp, ProtoEnum};
 use crate::pb::{self, ActorRole, ReportingPeriod as P};
 
-/// A report the hub holds: who sent it (the originator, received from the
-/// originator itself), the period it covers, and when the hub received it.
+/// A report the hub holds: whose it is (its originator), who delivered it,
+/// the period it covers, and when the hub received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submission {
     pub member: String,
+    pub sent_by: String,
     pub start: Date,
     pub end: Date,
     pub received: OffsetDateTime,
@@ -100,7 +101,9 @@ pub fn last_ended(every: P, now: OffsetDateTime) -> Option<(Date, Date)> {
 }
 
 /// Each member's state for `period` (start, end): a member's earliest report
-/// covering a span inside the period counts. Members in agreement order.
+/// covering a span inside the period counts, and only one the member sent
+/// the hub itself (a copy passed on by someone else fulfils no duty).
+/// Members in agreement order.
 pub fn statuses(
     a: &pb::Agreement,
     d: &pb::ReportingDuty,
@@ -113,7 +116,7 @@ pub fn statuses(
     let remind = time::Duration::seconds(i64::try_from(d.remind_before_seconds).unwrap_or(i64::MAX));
     let remind_from = due_at.checked_sub(remind).unwrap_or(due_at);
     let mut first: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
-    for s in held.iter().filter(|s| s.start >= period.0 && s.end <= period.1) {
+    for s in held.iter().filter(|s| s.sent_by == s.member && s.start >= period.0 && s.end <= period.1) {
         let e = first.entry(s.member.as_str()).or_insert(s.received);
         *e = (*e).min(s.received);
     }
@@ -203,7 +206,13 @@ mod tests {
     }
 
     fn sub(member: &str, received: &str) -> Submission {
-        Submission { member: member.into(), start: day("2025-01-01"), end: day("2025-12-31"), received: at(received) }
+        Submission {
+            member: member.into(),
+            sent_by: member.into(),
+            start: day("2025-01-01"),
+            end: day("2025-12-31"),
+            received: at(received),
+        }
     }
 
     #[test]
@@ -231,6 +240,10 @@ mod tests {
         // A report for another year does not count.
         let other = [Submission { start: day("2024-01-01"), end: day("2024-12-31"), ..sub("ne", "2026-01-05") }];
         let s = statuses(&a, &a.reporting[0], period, "2025", &other, at("2026-05-01"));
+        assert_eq!(s[2].state, "missing");
+        // Nor does a report another member passed on: the duty is ne's own.
+        let relayed = [Submission { sent_by: "ng".into(), ..sub("ne", "2026-01-05") }];
+        let s = statuses(&a, &a.reporting[0], period, "2025", &relayed, at("2026-05-01"));
         assert_eq!(s[2].state, "missing");
     }
 

@@ -229,6 +229,22 @@ fn recorded_by_after<'a>(case: &'a pb::VictimCase, history: &[pb::CaseEvent], to
     }
 }
 
+/// The step a case goes to next by default (the gates shown for it): the
+/// return path, through each transit country; `None` once an outcome other
+/// than return ends the case.
+pub fn next_step(case: &pb::VictimCase) -> Option<C> {
+    let transit_left = transits_done(&case.history) < case.transit_nodes.len();
+    Some(match case.stage() {
+        C::Referral => C::IdentificationConfirmed,
+        C::IdentificationConfirmed => C::Assistance,
+        C::Assistance | C::ServiceReferral => C::ReturnPlanned,
+        C::ReturnPlanned | C::InTransit if transit_left => C::InTransit,
+        C::ReturnPlanned | C::InTransit => C::Returned,
+        C::Returned | C::ReintegrationFollowUp | C::Unspecified => C::ReintegrationFollowUp,
+        C::ResidencePermit | C::AsylumReferral => return None,
+    })
+}
+
 /// Which party records the step to `to` on the case as it stands.
 pub fn recorded_by(case: &pb::VictimCase, to: C) -> (&str, &'static str) {
     recorded_by_after(case, &case.history, to)

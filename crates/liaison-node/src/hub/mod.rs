@@ -229,22 +229,30 @@ pub fn all_metadata(node: &Node) -> Result<Vec<pb::RequestMetadata>, StoreError>
     Ok(crate::store::hubs::all_metadata(node.db.store(), usize::MAX)?.into_iter().filter_map(|(_, m)| m).collect())
 }
 
-/// Statistics reports held (own and received), for the regional report.
-pub fn statistics(node: &Node) -> Result<Vec<pb::StatisticsReport>, StoreError> {
-    let filter = Filter { kind: Some(pb::RecordKind::StatisticsReport), ..Default::default() };
+/// Every stored record of `kind` (own and received), with its provenance.
+pub(crate) fn held(node: &Node, kind: pb::RecordKind) -> Result<Vec<(pb::Record, Option<pb::Provenance>)>, StoreError> {
+    let filter = Filter { kind: Some(kind), ..Default::default() };
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let (rows, next) = records::list(&node.db, &filter, after.as_deref(), 1000)?;
-        out.extend(rows.into_iter().filter_map(|(r, _)| match r.body {
-            Some(pb::record::Body::StatisticsReport(s)) => Some(s),
-            _ => None,
-        }));
+        out.extend(rows);
         match next {
             Some(n) => after = Some(n),
             None => return Ok(out),
         }
     }
+}
+
+/// Statistics reports held (own and received), for the regional report.
+pub fn statistics(node: &Node) -> Result<Vec<pb::StatisticsReport>, StoreError> {
+    Ok(held(node, pb::RecordKind::StatisticsReport)?
+        .into_iter()
+        .filter_map(|(r, _)| match r.body {
+            Some(pb::record::Body::StatisticsReport(s)) => Some(s),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The hub's regional contact-point directory: contact points received from

@@ -7,26 +7,11 @@
 //! entry released under the originator's onward-sharing rule.)
 
 use crate::exchange::{self, outbox};
-use crate::hub::{joint, report, reporting, HubError};
+use crate::hub::{held, joint, report, reporting, HubError};
 use crate::node::Node;
 use crate::pb;
-use crate::store::records::{self, Filter, Signer};
+use crate::store::records::{self, Signer};
 use crate::store::StoreError;
-
-/// Every stored record of `kind` (own and received), with its provenance.
-fn held(node: &Node, kind: pb::RecordKind) -> Result<Vec<(pb::Record, Option<pb::Provenance>)>, StoreError> {
-    let filter = Filter { kind: Some(kind), ..Default::default() };
-    let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let (rows, next) = records::list(&node.db, &filter, after.as_deref(), 1000)?;
-        out.extend(rows);
-        match next {
-            Some(n) => after = Some(n),
-            None => return Ok(out),
-        }
-    }
-}
 
 /// Regional aggregates received from the hubs below this one.
 pub fn aggregates(node: &Node) -> Result<Vec<pb::RegionalAggregate>, StoreError> {
@@ -40,9 +25,8 @@ pub fn aggregates(node: &Node) -> Result<Vec<pb::RegionalAggregate>, StoreError>
         .collect())
 }
 
-/// The statistics reports members sent this hub themselves, with when the
-/// hub received each: what the reporting duties are checked against. A
-/// report passed on by someone else does not fulfil its originator's duty.
+/// The statistics reports this hub received, with who sent each and when:
+/// what the reporting duties are checked against (`hub::reporting`).
 pub fn submissions(node: &Node) -> Result<Vec<reporting::Submission>, StoreError> {
     let mut out = Vec::new();
     for (r, p) in held(node, pb::RecordKind::StatisticsReport)? {
@@ -51,8 +35,9 @@ pub fn submissions(node: &Node) -> Result<Vec<reporting::Submission>, StoreError
         let start = crate::record::parse_date("", &s.period_start);
         let end = crate::record::parse_date("", &s.period_end);
         if let (Some(received), Ok(start), Ok(end)) = (received, start, end) {
-            if p.received_from == r.originator && !r.withdrawn {
-                out.push(reporting::Submission { member: r.originator.clone(), start, end, received });
+            if !r.withdrawn {
+                let (member, sent_by) = (r.originator.clone(), p.received_from.clone());
+                out.push(reporting::Submission { member, sent_by, start, end, received });
             }
         }
     }

@@ -158,18 +158,7 @@ pub async fn open(
 /// The gates for the next step, for display.
 pub fn next_gates(node: &Node, case: &pb::VictimCase) -> Result<Vec<pb::GateStatus>, CaseError> {
     let Some((_, v)) = referral(node.db.store(), &case.referral_record_id)? else { return Ok(vec![]) };
-    let transit_left = case.history.iter().filter(|e| e.to == C::InTransit as i32).count() < case.transit_nodes.len();
-    let next = match case.stage() {
-        C::Referral => C::IdentificationConfirmed,
-        C::IdentificationConfirmed => C::Assistance,
-        C::Assistance | C::ServiceReferral => C::ReturnPlanned,
-        C::ReturnPlanned | C::InTransit if transit_left => C::InTransit,
-        C::ReturnPlanned | C::InTransit => C::Returned,
-        // Residence and asylum are outcomes: nothing follows.
-        C::ResidencePermit | C::AsylumReferral => return Ok(vec![]),
-        _ => C::ReintegrationFollowUp,
-    };
-    Ok(victim::gates(&v, next, node.now()))
+    Ok(victim::next_step(case).map(|next| victim::gates(&v, next, node.now())).unwrap_or_default())
 }
 
 pub async fn advance(node: &Node, actor: &str, id: &str, to: C, note: &str) -> Result<pb::VictimCase, CaseError> {
