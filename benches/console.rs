@@ -55,11 +55,11 @@ fn records(n: usize) -> impl Iterator<Item = pb::Record> {
 
 async fn seed(node: &Arc<Node>, n: usize) {
     let api = api::RecordApi::new(Arc::clone(node));
-    let admin = Caller { name: "admin".into(), role: UserRole::Admin };
+    let admin = Caller::of_user(&pb::User { name: "admin".into(), role: UserRole::Admin as i32, ..Default::default() });
     let mut all = records(n).peekable();
     while all.peek().is_some() {
         let batch: Vec<pb::Record> = all.by_ref().take(1000).collect();
-        let msg = pb::ImportRecordsRequest { records: batch, received: vec![] };
+        let msg = pb::ImportRecordsRequest { records: batch, ..Default::default() };
         let r = api.import_records(api::as_caller(msg, admin.clone())).await;
         let problems = r.map(|r| r.into_inner().problems).unwrap_or_default();
         if let Some(p) = problems.first() {

@@ -315,7 +315,10 @@ async fn audit_verify_finds_the_first_tampered_entry() {
     let mut records = a.records().await;
     for i in 0..80 {
         records
-            .create_record(pb::CreateRecordRequest { record: Some(common::contact_point(&format!("cp-{i}"), "Desk")) })
+            .create_record(pb::CreateRecordRequest {
+                record: Some(common::contact_point(&format!("cp-{i}"), "Desk")),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }

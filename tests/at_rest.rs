@@ -257,7 +257,7 @@ async fn a_restored_backup_serves_the_backed_up_data_with_its_key_and_only_with_
     }
     n.records()
         .await
-        .update_record(pb::UpdateRecordRequest { record: Some(changed), expected_version: 1 })
+        .update_record(pb::UpdateRecordRequest { record: Some(changed), expected_version: 1, ..Default::default() })
         .await
         .unwrap();
     create(&n, victim("vr-enc-2")).await;

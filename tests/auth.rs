@@ -40,12 +40,18 @@ async fn tokens_and_roles_are_enforced() {
     assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
     let mut aud = pb::record_service_client::RecordServiceClient::new(a.authed_with(&auditor_token).await);
     let err = aud
-        .create_record(pb::CreateRecordRequest { record: Some(common::contact_point("cp-x", "X")) })
+        .create_record(pb::CreateRecordRequest {
+            record: Some(common::contact_point("cp-x", "X")),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let mut off_users = pb::user_service_client::UserServiceClient::new(a.authed_with(&officer_token).await);
-    let err = off_users.create_user(pb::CreateUserRequest { name: "x".into(), role: 1 }).await.unwrap_err();
+    let err = off_users
+        .create_user(pb::CreateUserRequest { name: "x".into(), role: 1, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
 
     // A removed user's token stops working at once.
@@ -55,10 +61,16 @@ async fn tokens_and_roles_are_enforced() {
 
     // Bad input names the field.
     let mut users = pb::user_service_client::UserServiceClient::new(a.authed().await);
-    let err = users.create_user(pb::CreateUserRequest { name: "bad name".into(), role: 2 }).await.unwrap_err();
+    let err = users
+        .create_user(pb::CreateUserRequest { name: "bad name".into(), role: 2, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(common::bad_field(&err).as_deref(), Some("name"));
-    let err = users.create_user(pb::CreateUserRequest { name: "ok".into(), role: 99 }).await.unwrap_err();
+    let err = users
+        .create_user(pb::CreateUserRequest { name: "ok".into(), role: 99, ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(common::bad_field(&err).as_deref(), Some("role"));
 }
 

@@ -13,7 +13,10 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     let mut records = a.records().await;
     for i in 0..5 {
         records
-            .create_record(pb::CreateRecordRequest { record: Some(contact_point(&format!("cp-{i}"), "A")) })
+            .create_record(pb::CreateRecordRequest {
+                record: Some(contact_point(&format!("cp-{i}"), "A")),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
@@ -32,13 +35,19 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     // More changes while disconnected, including an update.
     for i in 5..8 {
         records
-            .create_record(pb::CreateRecordRequest { record: Some(contact_point(&format!("cp-{i}"), "B")) })
+            .create_record(pb::CreateRecordRequest {
+                record: Some(contact_point(&format!("cp-{i}"), "B")),
+                ..Default::default()
+            })
             .await
             .unwrap();
     }
     let mut upd = contact_point("cp-0", "A renamed");
     upd.id = "cp-0".into();
-    records.update_record(pb::UpdateRecordRequest { record: Some(upd), expected_version: 1 }).await.unwrap();
+    records
+        .update_record(pb::UpdateRecordRequest { record: Some(upd), expected_version: 1, ..Default::default() })
+        .await
+        .unwrap();
 
     let mut feed = pb::change_service_client::ChangeServiceClient::new(a.authed().await);
     let last = *seen.last().unwrap();
@@ -57,7 +66,10 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     assert_eq!(*kinds.last().unwrap(), pb::ChangeType::RecordUpdated as i32);
 
     // Following: a change made now arrives on the open stream.
-    records.create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-live", "C")) }).await.unwrap();
+    records
+        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-live", "C")), ..Default::default() })
+        .await
+        .unwrap();
     let item =
         tokio::time::timeout(std::time::Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
     assert_eq!(item.change.unwrap().seq, 10);

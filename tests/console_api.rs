@@ -69,6 +69,7 @@ async fn a_preview_queues_and_audits_nothing_and_a_masked_read_shows_nothing() {
         peer: "kh-antht".into(),
         purpose: purpose as i32,
         validate_only: true,
+        ..Default::default()
     };
     let ok = ex.share_record(preview(pb::Purpose::VictimIdentification)).await.unwrap().into_inner();
     assert!(!ok.agreement_id.is_empty());

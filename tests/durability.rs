@@ -160,7 +160,10 @@ async fn an_update_made_while_its_share_is_in_flight_reaches_the_receiver() {
     let mut next = contact_point("cp-slow", "Version two");
     next.id = rec.id.clone();
     let mut records = th.records().await;
-    records.update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1 }).await.unwrap();
+    records
+        .update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1, ..Default::default() })
+        .await
+        .unwrap();
     link.release();
 
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -205,7 +208,13 @@ async fn a_crash_right_after_a_withdrawal_still_purges_it_at_the_partner() {
 
     th.arm_crash("record.withdraw");
     let mut records = th.records().await;
-    let _ = records.withdraw_record(pb::WithdrawRecordRequest { id: "cp-crash-w".into(), expected_version: 1 }).await;
+    let _ = records
+        .withdraw_record(pb::WithdrawRecordRequest {
+            id: "cp-crash-w".into(),
+            expected_version: 1,
+            ..Default::default()
+        })
+        .await;
     th.restart_after_crash();
 
     let held = th
@@ -230,7 +239,11 @@ async fn a_crash_right_after_an_update_still_delivers_it() {
     th.arm_crash("record.update");
     let mut next = contact_point("cp-crash-u", "Version two");
     next.id = "cp-crash-u".into();
-    let _ = th.records().await.update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1 }).await;
+    let _ = th
+        .records()
+        .await
+        .update_record(pb::UpdateRecordRequest { record: Some(next), expected_version: 1, ..Default::default() })
+        .await;
     th.restart_after_crash();
 
     eventually(30, "KH to hold version 2", || async { held_version(&kh, &key).await == Some(2) }).await;
@@ -405,7 +418,10 @@ async fn a_full_disk_refuses_writes_clearly_stops_cleanly_and_recovers() {
     let err = th
         .records()
         .await
-        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-full", "Refused")) })
+        .create_record(pb::CreateRecordRequest {
+            record: Some(contact_point("cp-full", "Refused")),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");

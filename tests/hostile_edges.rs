@@ -229,7 +229,7 @@ async fn a_flood_of_bad_calls_leaves_one_entry_per_source_and_window() {
     }
     let mut peers = pb::peer_service_client::PeerServiceClient::new(th.authed_with("lsn_not-a-token").await);
     for _ in 0..200 {
-        let err = peers.list_peers(pb::ListPeersRequest {}).await.unwrap_err();
+        let err = peers.list_peers(pb::ListPeersRequest { page_size: 1000, ..Default::default() }).await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
     }
     // A stranger whose certificate TH never pinned: refused at the handshake.

@@ -505,7 +505,7 @@ fn exported(lines: &[serde_json::Value], key: &str) -> pb::ExportedRecord {
 }
 
 async fn import_received(node: &TestNode, x: pb::ExportedRecord) -> pb::ImportRecordsResponse {
-    let req = pb::ImportRecordsRequest { records: vec![], received: vec![x] };
+    let req = pb::ImportRecordsRequest { records: vec![], received: vec![x], ..Default::default() };
     node.records().await.import_records(req).await.unwrap().into_inner()
 }
 
@@ -586,14 +586,22 @@ async fn exported_received_records_come_back_only_as_received_by_their_holder() 
     let r = kh
         .records()
         .await
-        .import_records(pb::ImportRecordsRequest { records: vec![bare.clone()], received: vec![] })
+        .import_records(pb::ImportRecordsRequest {
+            records: vec![bare.clone()],
+            received: vec![],
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!((r.stored, r.problems[0].field.as_str()), (0, "record.originator"), "{r:?}");
     assert!(r.problems[0].reason.contains("th-atpd/cp-th-shared"), "{r:?}");
-    let err =
-        kh.records().await.create_record(pb::CreateRecordRequest { record: Some(bare.clone()) }).await.unwrap_err();
+    let err = kh
+        .records()
+        .await
+        .create_record(pb::CreateRecordRequest { record: Some(bare.clone()), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert_eq!(get(&kh, "cp-th-shared").await.unwrap_err().code(), Code::NotFound);
 
@@ -695,7 +703,7 @@ async fn exported_received_records_come_back_only_as_received_by_their_holder() 
     let r = la
         .records()
         .await
-        .import_records(pb::ImportRecordsRequest { records: vec![withdrawn], received: vec![] })
+        .import_records(pb::ImportRecordsRequest { records: vec![withdrawn], received: vec![], ..Default::default() })
         .await
         .unwrap()
         .into_inner();

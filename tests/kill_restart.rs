@@ -23,7 +23,10 @@ async fn acknowledged_writes_survive_sigkill() {
             tokio::spawn(async move {
                 for i in 0.. {
                     let rec = common::contact_point(&format!("cp-r{round}-{i}"), &format!("Officer {round}/{i}"));
-                    match client.create_record(pb::CreateRecordRequest { record: Some(rec) }).await {
+                    match client
+                        .create_record(pb::CreateRecordRequest { record: Some(rec), ..Default::default() })
+                        .await
+                    {
                         Ok(r) => acked.lock().unwrap().push(r.into_inner().record.unwrap()),
                         Err(_) => break,
                     }

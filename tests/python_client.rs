@@ -1,11 +1,13 @@
-//! Outside clients: Python grpcio stubs generated from proto/ talk to real nodes.
+//! Outside clients: Python grpcio stubs generated from proto/ talk to real
+//! nodes, with tokens the CLI made for the integrator role.
 
 mod common;
 
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{create, TestNode};
+use common::{create, wait_for, TestNode};
+use liaison::record::examples;
 
 /// The venv's python, set up once for every test here (examples/python/setup.sh).
 fn python() -> &'static (String, String) {
@@ -23,13 +25,29 @@ fn python() -> &'static (String, String) {
     })
 }
 
-fn run_python(script: &str, node: &TestNode, args: &[&str]) -> String {
+/// A user with the integrator role, made through the CLI; its token.
+fn integrator_token(node: &TestNode, name: &str) -> String {
+    let created = node.cli_json(&["user", "add", name, "--role", "integrator"]);
+    assert_eq!(created["user"]["role"], "USER_ROLE_INTEGRATOR", "{created}");
+    let token = created["token"].as_str().expect("the token, printed once").to_string();
+    assert_ne!(token, node.token, "not the admin token");
+    token
+}
+
+/// The text after `prefix` on the first output line that starts with it.
+fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
+}
+
+fn run_python(script: &str, node: &TestNode, token: &str, args: &[&str]) -> String {
     let (python, stubs) = python();
     let out = Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_string() + script)
         .args(args)
         .env("LIAISON_API", format!("http://{}", node.api))
-        .env("LIAISON_TOKEN", &node.token)
+        .env("LIAISON_TOKEN", token)
         .env("LIAISON_STUBS", stubs)
         .output()
         .expect("run python");
@@ -47,7 +65,8 @@ fn python_grpcio_client_creates_and_lists_a_contact_point() {
     let root = tempfile::tempdir().unwrap();
     let mut node = TestNode::init(root.path(), "kh-antht", "KH");
     node.start();
-    let out = run_python("tests/python/record_roundtrip.py", &node, &[]);
+    let token = integrator_token(&node, "python-integrator");
+    let out = run_python("tests/python/record_roundtrip.py", &node, &token, &[]);
     assert!(out.contains("python round trip ok"));
     // The node really holds what Python wrote.
     let shown = node.cli_json(&["record", "show", "cp-python-1"]);
@@ -55,24 +74,77 @@ fn python_grpcio_client_creates_and_lists_a_contact_point() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_imports_queries_a_peer_and_follows_changes() {
+async fn the_python_example_imports_retries_queries_checks_requests_and_follows_changes_as_an_integrator() {
     let root = tempfile::tempdir().unwrap();
+    // The MOU lets contact points be queried for coordination, entities be
+    // hit-checked for investigation, and defines the information_request type.
     let (th, kh) = common::th_kh_under_mou(root.path());
     create(&kh, common::contact_point("cp-kh-duty", "AHTJP duty desk")).await;
+    create(&kh, examples::entity()).await; // passport N0123456
+    let token = integrator_token(&th, "case-system-py");
 
-    let out = run_python("examples/python/liaison_client.py", &th, &["--peer", "kh-antht", "--text", "duty"]);
+    let out = run_python(
+        "examples/python/liaison_client.py",
+        &th,
+        &token,
+        &[
+            "--peer",
+            "kh-antht",
+            "--text",
+            "duty",
+            "--identifier",
+            "passport:n0123-456",
+            "--identifier",
+            "passport:X9999999",
+            "--subject",
+            "Recruiter holding passport N0123456",
+        ],
+    );
+    let ours = ["cp-py-chiangmai", "cp-py-maesai", "cp-py-tak"];
+
+    // Import, and the retry with the same request_id answered from the first call.
     assert!(out.contains("imported 3 of 4"), "{out}");
     assert!(out.contains("problem in record 3: record.contact_point.country"), "{out}");
+    let ids: Vec<&str> = line_after(&out, "retry answered the same: stored 3, ids ").split(", ").collect();
+    assert_eq!(ids.len(), 3, "{out}");
+    for (got, want) in ids.iter().zip(ours) {
+        assert!(got.ends_with(want), "stored_ids in request order: {ids:?}");
+    }
+
+    // Query, hit/no-hit (normalised on both sides), request citing the hit.
     assert!(out.contains("query kh-antht: PEER_OUTCOME_ANSWERED 1 record(s)"), "{out}");
     assert!(out.contains("kh-antht/cp-kh-duty: AHTJP duty desk"), "{out}");
-    for id in ["cp-py-chiangmai", "cp-py-maesai", "cp-py-tak"] {
-        assert!(out.contains(&format!("CHANGE_TYPE_RECORD_CREATED th-atpd/{id}")), "watch saw {id}: {out}");
+    assert!(out.contains("check kh-antht: PEER_OUTCOME_ANSWERED"), "{out}");
+    let hit = line_after(&out, "passport:N0123456: hit, reference ").trim().to_string();
+    assert!(hit.starts_with("hit-"), "{out}");
+    assert!(out.contains("passport:X9999999: no hit"), "{out}");
+    let sent = line_after(&out, "request ");
+    let (id, rest) = sent.split_once(": ").unwrap_or_else(|| panic!("request line: {sent}"));
+    assert_eq!(rest, "REQUEST_STATE_SUBMITTED (information_request to kh-antht)", "{out}");
+
+    for rid in ours {
+        assert!(out.contains(&format!("CHANGE_TYPE_RECORD_CREATED th-atpd/{rid}")), "watch saw {rid}: {out}");
     }
-    assert!(out.contains("python client ok"));
+    assert!(out.contains("python client ok"), "{out}");
+
+    // The three good records, once each: not the bad one, and the retry stored nothing.
     let listed = th.cli_json(&["record", "list", "--text", "task force"]);
     assert_eq!(
         listed["records"].as_array().map_or(0, |a| a.len()),
         3,
-        "the three good records, not the bad one: {listed}"
+        "the three good records, not the bad one and not twice: {listed}"
     );
+    for rid in ours {
+        assert_eq!(th.cli_json(&["record", "show", rid])["record"]["version"], "1", "{rid} written once");
+    }
+
+    // The request reached KH, citing the hit.
+    wait_for(30, "the request in KH's inbox", || {
+        kh.cli_json(&["inbox"])["requests"].as_array().is_some_and(|a| a.iter().any(|r| r["id"].as_str() == Some(id)))
+    });
+    let at_kh = kh.cli_json(&["request", "show", id]);
+    assert_eq!(at_kh["header"]["fromNode"], "th-atpd", "{at_kh}");
+    assert_eq!(at_kh["header"]["requestType"], "information_request", "{at_kh}");
+    assert_eq!(at_kh["header"]["purpose"], "PURPOSE_INVESTIGATION", "{at_kh}");
+    assert_eq!(at_kh["header"]["refs"], serde_json::json!([hit]), "{at_kh}");
 }

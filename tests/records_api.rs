@@ -101,7 +101,7 @@ async fn invalid_input_is_refused_naming_the_field_and_changes_nothing() {
         examples::victim_referral(),
         examples::statistics_report(),
     ] {
-        c.create_record(pb::CreateRecordRequest { record: Some(r) }).await.unwrap();
+        c.create_record(pb::CreateRecordRequest { record: Some(r), ..Default::default() }).await.unwrap();
     }
     let before = c
         .list_records(pb::ListRecordsRequest { include_withdrawn: true, ..Default::default() })
@@ -114,7 +114,8 @@ async fn invalid_input_is_refused_naming_the_field_and_changes_nothing() {
         // As a new record...
         let mut new = rec.clone();
         new.id = if field == "record.id" { new.id } else { format!("{}-new", new.id) };
-        let err = c.create_record(pb::CreateRecordRequest { record: Some(new) }).await.unwrap_err();
+        let err =
+            c.create_record(pb::CreateRecordRequest { record: Some(new), ..Default::default() }).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
         assert_eq!(bad_field(&err).as_deref(), Some(field), "{err:?}");
         // ...and as an update of a stored one.
@@ -122,8 +123,10 @@ async fn invalid_input_is_refused_naming_the_field_and_changes_nothing() {
             let existing =
                 before.records.iter().find(|s| liaison::record::kind(s) == liaison::record::kind(&rec)).unwrap();
             rec.id = existing.id.clone();
-            let err =
-                c.update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version: 1 }).await.unwrap_err();
+            let err = c
+                .update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version: 1, ..Default::default() })
+                .await
+                .unwrap_err();
             assert_eq!(err.code(), Code::InvalidArgument, "update {field}: {err:?}");
             assert_eq!(bad_field(&err).as_deref(), Some(field));
         }
@@ -153,21 +156,27 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
     let mut c = a.records().await;
 
     let created = c
-        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-1", "Border desk")) })
+        .create_record(pb::CreateRecordRequest {
+            record: Some(contact_point("cp-1", "Border desk")),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .record
         .unwrap();
     assert_eq!((created.version, created.originator.as_str()), (1, "th-atpd"));
-    let err =
-        c.create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-1", "Again")) }).await.unwrap_err();
+    let err = c
+        .create_record(pb::CreateRecordRequest { record: Some(contact_point("cp-1", "Again")), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists);
 
     let v2 = c
         .update_record(pb::UpdateRecordRequest {
             record: Some(contact_point("cp-1", "Border desk (north)")),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -181,6 +190,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .update_record(pb::UpdateRecordRequest {
             record: Some(contact_point("cp-1", "Lost update")),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -201,7 +211,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
 
     // Entities are indexed by normalised identifier.
     let ent = c
-        .create_record(pb::CreateRecordRequest { record: Some(examples::entity()) })
+        .create_record(pb::CreateRecordRequest { record: Some(examples::entity()), ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -219,7 +229,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
 
     // Withdrawal: a new version, hidden from default listings and from identifier look-ups.
     let w = c
-        .withdraw_record(pb::WithdrawRecordRequest { id: ent.id.clone(), expected_version: 1 })
+        .withdraw_record(pb::WithdrawRecordRequest { id: ent.id.clone(), expected_version: 1, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -233,7 +243,11 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         .into_inner();
     assert!(hit.record_ids.is_empty());
     let err = c
-        .update_record(pb::UpdateRecordRequest { record: Some(examples::entity()), expected_version: 2 })
+        .update_record(pb::UpdateRecordRequest {
+            record: Some(examples::entity()),
+            expected_version: 2,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "a withdrawn record cannot be updated: {err:?}");
@@ -244,7 +258,7 @@ async fn versions_withdrawal_filters_pagination_and_identifiers() {
         if let Some(pb::record::Body::ContactPoint(cp)) = r.body.as_mut() {
             cp.country = if i % 2 == 0 { "KH".into() } else { "TH".into() };
         }
-        c.create_record(pb::CreateRecordRequest { record: Some(r) }).await.unwrap();
+        c.create_record(pb::CreateRecordRequest { record: Some(r), ..Default::default() }).await.unwrap();
     }
     let mut ids = Vec::new();
     let mut token = String::new();

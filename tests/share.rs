@@ -58,7 +58,11 @@ async fn a_share_to_a_stopped_peer_arrives_once_and_withdrawal_follows() {
     if let Some(pb::record::Body::IntelligenceReport(i)) = v2.body.as_mut() {
         i.summary = "Updated: network moved recruitment to messaging apps.".into();
     }
-    th.records().await.update_record(pb::UpdateRecordRequest { record: Some(v2), expected_version: 1 }).await.unwrap();
+    th.records()
+        .await
+        .update_record(pb::UpdateRecordRequest { record: Some(v2), expected_version: 1, ..Default::default() })
+        .await
+        .unwrap();
     wait_for(30, "version 2 at the receiver", || {
         futures::executor::block_on(async {
             get(&kh, "th-atpd/ir-fishing-2026-07").await.map(|r| r.record.unwrap().version).unwrap_or(0)
@@ -235,12 +239,13 @@ async fn contact_directories_sync_by_cursor_and_retention_purges() {
         .update_record(pb::UpdateRecordRequest {
             record: Some(common::contact_point("cp-th-0", "Border desk 0 (night)")),
             expected_version: 1,
+            ..Default::default()
         })
         .await
         .unwrap();
     th.records()
         .await
-        .withdraw_record(pb::WithdrawRecordRequest { id: "cp-th-1".into(), expected_version: 1 })
+        .withdraw_record(pb::WithdrawRecordRequest { id: "cp-th-1".into(), expected_version: 1, ..Default::default() })
         .await
         .unwrap();
     let r = kh.cli_json(&["sync", "--peer", "th-atpd"]);

@@ -240,7 +240,11 @@ async fn a_childs_return_waits_for_every_safeguard() {
         let out = futures::executor::block_on(async {
             kh.records()
                 .await
-                .update_record(pb::UpdateRecordRequest { record: Some(r.clone()), expected_version: version })
+                .update_record(pb::UpdateRecordRequest {
+                    record: Some(r.clone()),
+                    expected_version: version,
+                    ..Default::default()
+                })
                 .await
         });
         out.unwrap();

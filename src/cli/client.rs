@@ -105,6 +105,16 @@ pub fn parse_card(path: &Path) -> Result<pb::Envelope, CliError> {
     serde_json::from_value(env).map_err(|e| CliError::Msg(format!("{}: not a signed card: {e}", path.display())))
 }
 
+/// A fresh request_id (a random UUID) for a create-like call, so the call
+/// can be retried without being applied twice.
+pub fn request_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
 pub fn parse_kind(s: &str) -> Result<pb::RecordKind, CliError> {
     let upper = format!("RECORD_KIND_{}", s.trim().to_uppercase().replace('-', "_"));
     pb::RecordKind::from_str_name(&upper)
@@ -132,6 +142,7 @@ fn list_request(a: &ListArgs) -> Result<pb::ListRecordsRequest, CliError> {
         include_withdrawn: a.include_withdrawn,
         page_size: a.limit,
         page_token: a.page_token.clone().unwrap_or_default(),
+        ..Default::default()
     })
 }
 
@@ -171,7 +182,10 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     }
                 }
                 PeerCmd::List => {
-                    let r = c.list_peers(pb::ListPeersRequest {}).await?.into_inner();
+                    let r = c
+                        .list_peers(pb::ListPeersRequest { page_size: 1000, ..Default::default() })
+                        .await?
+                        .into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
@@ -202,20 +216,25 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::User(u) => {
             let mut c = pb::user_service_client::UserServiceClient::new(ch);
             match u {
-                UserCmd::Add { name, role } => {
+                UserCmd::Add { name, role, scopes } => {
                     let role =
                         pb::UserRole::from_str_name(&format!("USER_ROLE_{}", role.to_uppercase())).unwrap_or_default();
-                    let r = c.create_user(pb::CreateUserRequest { name, role: role as i32 }).await?.into_inner();
+                    let r =
+                        c.create_user(pb::CreateUserRequest { name, role: role as i32, scopes }).await?.into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
                         let user = r.user.unwrap_or_default();
                         println!("user {} created with role {}", user.name, output::role_name(user.role));
+                        println!("scopes: {}", user.scopes.join(" "));
                         println!("token (shown once, store it safely): {}", r.token);
                     }
                 }
                 UserCmd::List => {
-                    let r = c.list_users(pb::ListUsersRequest {}).await?.into_inner();
+                    let r = c
+                        .list_users(pb::ListUsersRequest { page_size: 1000, ..Default::default() })
+                        .await?
+                        .into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
@@ -334,18 +353,26 @@ async fn record(g: &Global, ch: Authed, cmd: RecordCmd) -> Result<(), CliError> 
     match cmd {
         RecordCmd::Add { file } => {
             let rec = parse_record(&file)?;
-            let r = c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await?.into_inner();
+            let r = c
+                .create_record(pb::CreateRecordRequest { record: Some(rec), ..Default::default() })
+                .await?
+                .into_inner();
             output::record_written(g, "created", r.record)?;
         }
         RecordCmd::Update { id, file, expected_version } => {
             let mut rec = parse_record(&file)?;
             rec.id = id;
-            let r =
-                c.update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version }).await?.into_inner();
+            let r = c
+                .update_record(pb::UpdateRecordRequest { record: Some(rec), expected_version, ..Default::default() })
+                .await?
+                .into_inner();
             output::record_written(g, "updated", r.record)?;
         }
         RecordCmd::Withdraw { id, expected_version } => {
-            let r = c.withdraw_record(pb::WithdrawRecordRequest { id, expected_version }).await?.into_inner();
+            let r = c
+                .withdraw_record(pb::WithdrawRecordRequest { id, expected_version, ..Default::default() })
+                .await?
+                .into_inner();
             output::record_written(g, "withdrawn", r.record)?;
         }
         RecordCmd::Show { id, reason, masked } => {

@@ -175,7 +175,7 @@ pub(super) async fn share(g: &Global, ch: Authed, id: String, to: String, p: &st
 
 pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliError> {
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
-        .list_outbox(pb::ListOutboxRequest { all })
+        .list_outbox(pb::ListOutboxRequest { all, page_size: 1000, ..Default::default() })
         .await?
         .into_inner();
     if g.json {
@@ -209,7 +209,7 @@ pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliE
 
 pub(super) async fn receipts(g: &Global, ch: Authed, id: String) -> Result<(), CliError> {
     let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
-        .list_receipts(pb::ListReceiptsRequest { record_id: id })
+        .list_receipts(pb::ListReceiptsRequest { record_id: id, page_size: 1000, ..Default::default() })
         .await?
         .into_inner();
     if g.json {
@@ -267,6 +267,7 @@ pub(super) async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(
                     record_id: record,
                     third_party: to,
                     purpose: purpose(&p)? as i32,
+                    ..Default::default()
                 })
                 .await?
                 .into_inner();
@@ -276,7 +277,10 @@ pub(super) async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(
             println!("consent requested ({}); the originator must grant it", r.consent_id);
         }
         ConsentCmd::List => {
-            let r = c.list_consent_requests(pb::ListConsentRequestsRequest {}).await?.into_inner();
+            let r = c
+                .list_consent_requests(pb::ListConsentRequestsRequest { page_size: 1000, ..Default::default() })
+                .await?
+                .into_inner();
             if g.json {
                 return print_json(&r);
             }

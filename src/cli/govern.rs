@@ -276,7 +276,14 @@ pub(super) async fn agreement(g: &Global, ch: Authed, cmd: AgreementCmd) -> Resu
             (r.agreement, r.deliveries)
         }
         AgreementCmd::List { history } => {
-            let r = c.list_agreements(pb::ListAgreementsRequest { include_history: history }).await?.into_inner();
+            let r = c
+                .list_agreements(pb::ListAgreementsRequest {
+                    include_history: history,
+                    page_size: 1000,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
             if g.json {
                 return print_json(&r);
             }
@@ -311,7 +318,12 @@ pub(super) async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), C
     match cmd {
         AuditCmd::List { after, limit, action } => {
             let r = c
-                .list_audit_entries(pb::ListAuditEntriesRequest { after_seq: after, limit, action_prefix: action })
+                .list_audit_entries(pb::ListAuditEntriesRequest {
+                    after_seq: after,
+                    limit,
+                    action_prefix: action,
+                    ..Default::default()
+                })
                 .await?
                 .into_inner();
             if g.json {
@@ -367,6 +379,7 @@ pub(super) async fn audit(g: &Global, ch: Authed, cmd: AuditCmd) -> Result<(), C
                         after_seq: after,
                         limit: 1000,
                         action_prefix: String::new(),
+                        ..Default::default()
                     })
                     .await?
                     .into_inner();

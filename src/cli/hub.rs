@@ -85,7 +85,8 @@ pub(super) async fn hub(g: &Global, ch: Authed, cmd: HubCmd) -> Result<(), CliEr
             println!("member admitted; directory version {}", r.directory_version);
         }
         HubCmd::Members => {
-            let r = c.list_members(pb::ListMembersRequest {}).await?.into_inner();
+            let r =
+                c.list_members(pb::ListMembersRequest { page_size: 1000, ..Default::default() }).await?.into_inner();
             if g.json {
                 return print_json(&r);
             }

@@ -278,6 +278,10 @@ pub enum UserCmd {
         name: String,
         #[arg(long, value_parser = ["admin", "officer", "integrator", "auditor"])]
         role: String,
+        /// Narrow the token to these scopes (each within the role), e.g.
+        /// `--scope records.read,feed`; default: the role's whole bundle.
+        #[arg(long = "scope", value_delimiter = ',')]
+        scopes: Vec<String>,
     },
     List,
     Remove {

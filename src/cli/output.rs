@@ -220,9 +220,9 @@ pub(super) fn peers(ps: &[pb::Peer]) {
 }
 
 pub(super) fn users(us: &[pb::User]) {
-    let mut t = table(&["name", "role", "created"]);
+    let mut t = table(&["name", "role", "scopes", "created"]);
     for u in us {
-        t.add_row(vec![u.name.clone(), role_name(u.role), ts(&u.create_time)]);
+        t.add_row(vec![u.name.clone(), role_name(u.role), u.scopes.join(" "), ts(&u.create_time)]);
     }
     println!("{t}");
 }

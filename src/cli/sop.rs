@@ -180,7 +180,12 @@ fn show(r: &pb::Request) {
 
 pub(super) async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), CliError> {
     let r = pb::request_service_client::RequestServiceClient::new(ch)
-        .list_requests(pb::ListRequestsRequest { r#box: pb::RequestBox::Inbox as i32, overdue_only: overdue })
+        .list_requests(pb::ListRequestsRequest {
+            r#box: pb::RequestBox::Inbox as i32,
+            overdue_only: overdue,
+            page_size: 1000,
+            ..Default::default()
+        })
         .await?
         .into_inner();
     if g.json {
@@ -193,7 +198,12 @@ pub(super) async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), C
 /// Requests this node sent (for `liaison outbox`).
 pub(super) async fn sent(ch: Authed) -> Result<Vec<pb::Request>, CliError> {
     Ok(pb::request_service_client::RequestServiceClient::new(ch)
-        .list_requests(pb::ListRequestsRequest { r#box: pb::RequestBox::Outbox as i32, overdue_only: false })
+        .list_requests(pb::ListRequestsRequest {
+            r#box: pb::RequestBox::Outbox as i32,
+            overdue_only: false,
+            page_size: 1000,
+            ..Default::default()
+        })
         .await?
         .into_inner()
         .requests)
@@ -206,6 +216,7 @@ pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(
         transition: t as i32,
         text,
         attach_record_ids: attach,
+        ..Default::default()
     };
     let r = match cmd {
         RequestCmd::Send { to, request_type, purpose: p, urgent, subject, body_file, refs, agreement } => {
@@ -223,6 +234,7 @@ pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(
                 body,
                 refs,
                 agreement_id: agreement.unwrap_or_default(),
+                ..Default::default()
             };
             c.send_request(req).await?.into_inner().request
         }
@@ -246,14 +258,19 @@ pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(
             let mut all = Vec::new();
             for b in [pb::RequestBox::Inbox, pb::RequestBox::Outbox] {
                 all.extend(
-                    c.list_requests(pb::ListRequestsRequest { r#box: b as i32, overdue_only: overdue })
-                        .await?
-                        .into_inner()
-                        .requests,
+                    c.list_requests(pb::ListRequestsRequest {
+                        r#box: b as i32,
+                        overdue_only: overdue,
+                        page_size: 1000,
+                        ..Default::default()
+                    })
+                    .await?
+                    .into_inner()
+                    .requests,
                 );
             }
             if g.json {
-                return print_json(&pb::ListRequestsResponse { requests: all });
+                return print_json(&pb::ListRequestsResponse { requests: all, ..Default::default() });
             }
             requests_table(&all);
             return Ok(());
@@ -298,6 +315,7 @@ pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), Cli
                 referral_record_id: referral,
                 receiving_node: with,
                 transit_nodes: transit,
+                ..Default::default()
             })
             .await?
             .into_inner()
@@ -305,7 +323,10 @@ pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), Cli
             vec![],
         ),
         CaseCmd::Advance { id, to, note } => (
-            c.advance_case(pb::AdvanceCaseRequest { id, to: stage(&to)? as i32, note }).await?.into_inner().case,
+            c.advance_case(pb::AdvanceCaseRequest { id, to: stage(&to)? as i32, note, ..Default::default() })
+                .await?
+                .into_inner()
+                .case,
             vec![],
         ),
         CaseCmd::Show { id } => {
@@ -313,7 +334,7 @@ pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), Cli
             (r.case, r.gates)
         }
         CaseCmd::List => {
-            let r = c.list_cases(pb::ListCasesRequest {}).await?.into_inner();
+            let r = c.list_cases(pb::ListCasesRequest { page_size: 1000, ..Default::default() }).await?.into_inner();
             if g.json {
                 return print_json(&r);
             }

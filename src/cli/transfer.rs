@@ -16,10 +16,35 @@ enum Item {
     Received(Box<pb::ExportedRecord>),
 }
 
-/// One input line: its 1-based number and what it holds, or why it failed.
-type Line = (usize, Result<Item, String>);
+impl Item {
+    fn encoded_len(&self) -> usize {
+        match self {
+            Item::Own(r) => prost::Message::encoded_len(r.as_ref()),
+            Item::Received(x) => prost::Message::encoded_len(x.as_ref()),
+        }
+    }
+}
 
+/// A refused line: which, the field path, and why, kept apart so a
+/// program reading `--json` needs no parsing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+struct Problem {
+    line: usize,
+    field: String,
+    reason: String,
+}
+
+/// One input line: its 1-based number and what it holds, or why it failed.
+type Line = (usize, Result<Item, (String, String)>);
+
+/// A call carries at most this many records...
 const BATCH: usize = 500;
+/// ...and at most this many encoded bytes, well under the node's 4 MiB
+/// message limit however long the records are.
+const BATCH_BYTES: usize = 2 << 20;
+/// Attempts per call when the node is unreachable or the call timed out;
+/// the same request_id makes a retry safe (nothing is stored twice).
+const ATTEMPTS: u32 = 3;
 
 fn json_lines(text: &str) -> Vec<Line> {
     text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, json_line(l))).collect()
@@ -27,16 +52,16 @@ fn json_lines(text: &str) -> Vec<Line> {
 
 /// A `liaison.v1.Record` line, or a `liaison.v1.ExportedRecord` line (it
 /// carries the originator's `envelope`).
-fn json_line(l: &str) -> Result<Item, String> {
-    let v: serde_json::Value = serde_json::from_str(l).map_err(|e| format!("not JSON: {e}"))?;
+fn json_line(l: &str) -> Result<Item, (String, String)> {
+    let v: serde_json::Value = serde_json::from_str(l).map_err(|e| (String::new(), format!("not JSON: {e}")))?;
     if v.get("envelope").is_some() || v.get("holding").is_some() {
         serde_json::from_value::<pb::ExportedRecord>(v)
             .map(|x| Item::Received(Box::new(x)))
-            .map_err(|e| format!("not a liaison.v1.ExportedRecord: {e}"))
+            .map_err(|e| (String::new(), format!("not a liaison.v1.ExportedRecord: {e}")))
     } else {
         serde_json::from_value::<pb::Record>(v)
             .map(|r| Item::Own(Box::new(r)))
-            .map_err(|e| format!("not a liaison.v1.Record: {e}"))
+            .map_err(|e| (String::new(), format!("not a liaison.v1.Record: {e}")))
     }
 }
 
@@ -45,16 +70,16 @@ fn json_line(l: &str) -> Result<Item, String> {
 /// `role` and `handling` are words like `unit_head`, `green`.
 pub const CSV_HEADER: &str = "id,name,role,agency,country,languages,phone,email,availability,last_verified,handling";
 
-fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, String> {
+fn csv_record(row: &csv::StringRecord) -> Result<pb::Record, (String, String)> {
     let col = |i: usize| row.get(i).unwrap_or("").trim().to_string();
     if row.len() != 11 {
-        return Err(format!("expected 11 columns ({CSV_HEADER}), found {}", row.len()));
+        return Err((String::new(), format!("expected 11 columns ({CSV_HEADER}), found {}", row.len())));
     }
     let role = pb::ContactRole::from_str_name(&format!("CONTACT_ROLE_{}", col(2).to_uppercase()))
-        .ok_or_else(|| format!("role: unknown contact role {:?}", col(2)))?;
+        .ok_or_else(|| ("role".to_string(), format!("unknown contact role {:?}", col(2))))?;
     let handling_word = col(10).to_uppercase().replace('+', "_");
     let handling = pb::HandlingCode::from_str_name(&format!("HANDLING_CODE_{handling_word}"))
-        .ok_or_else(|| format!("handling: unknown TLP code {:?}", col(10)))?;
+        .ok_or_else(|| ("handling".to_string(), format!("unknown TLP code {:?}", col(10))))?;
     let mut channels = Vec::new();
     if !col(6).is_empty() {
         channels.push(pb::Channel { r#type: pb::ChannelType::Phone as i32, value: col(6) });
@@ -92,7 +117,8 @@ fn csv_lines(text: &str) -> Vec<Line> {
     rdr.records()
         .enumerate()
         .map(|(i, r)| {
-            (i + 2, r.map_err(|e| e.to_string()).and_then(|row| csv_record(&row)).map(|r| Item::Own(Box::new(r))))
+            let item = r.map_err(|e| (String::new(), e.to_string())).and_then(|row| csv_record(&row));
+            (i + 2, item.map(|r| Item::Own(Box::new(r))))
         })
         .collect()
 }
@@ -106,11 +132,12 @@ pub(super) async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), Cl
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} lines {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut problems: Vec<Problem> = Vec::new();
     let mut stored = 0u32;
     let mut held = 0u32;
     let client = pb::record_service_client::RecordServiceClient::new(ch);
     let mut pending: Vec<(usize, Item)> = Vec::new();
+    let mut pending_bytes = 0usize;
     let flush = |pending: Vec<(usize, Item)>| {
         let mut client = client.clone();
         async move {
@@ -128,13 +155,25 @@ pub(super) async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), Cl
                     }
                 }
             }
-            let r = client.import_records(pb::ImportRecordsRequest { records, received }).await?.into_inner();
-            let probs: Vec<(usize, String)> = r
+            let req = pb::ImportRecordsRequest { records, received, request_id: super::client::request_id() };
+            let mut attempt = 1;
+            let r = loop {
+                match client.import_records(req.clone()).await {
+                    Ok(r) => break r.into_inner(),
+                    Err(s) if attempt < ATTEMPTS && retryable(s.code()) => attempt += 1,
+                    Err(s) => return Err(CliError::from(s)),
+                }
+            };
+            let probs: Vec<Problem> = r
                 .problems
                 .into_iter()
                 .map(|p| {
                     let lines = if p.received { &received_lines } else { &own_lines };
-                    (lines.get(p.index as usize).copied().unwrap_or(0), format!("{}: {}", p.field, p.reason))
+                    Problem {
+                        line: lines.get(p.index as usize).copied().unwrap_or(0),
+                        field: p.field,
+                        reason: p.reason,
+                    }
                 })
                 .collect();
             Ok::<_, CliError>((r.stored, r.already_held, probs))
@@ -142,35 +181,57 @@ pub(super) async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), Cl
     };
     for (n, parsed) in lines {
         match parsed {
-            Ok(r) => pending.push((n, r)),
-            Err(e) => problems.push((n, e)),
+            Ok(r) => {
+                let len = r.encoded_len();
+                if !pending.is_empty() && pending_bytes.saturating_add(len) > BATCH_BYTES {
+                    let (s, h, p) = flush(std::mem::take(&mut pending)).await?;
+                    (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
+                    problems.extend(p);
+                    pending_bytes = 0;
+                }
+                pending_bytes = pending_bytes.saturating_add(len);
+                pending.push((n, r));
+            }
+            Err((field, reason)) => problems.push(Problem { line: n, field, reason }),
         }
         if pending.len() == BATCH {
             let (s, h, p) = flush(std::mem::take(&mut pending)).await?;
-            stored += s;
-            held += h;
+            (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
             problems.extend(p);
+            pending_bytes = 0;
         }
         bar.inc(1);
     }
     if !pending.is_empty() {
         let (s, h, p) = flush(pending).await?;
-        stored += s;
-        held += h;
+        (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
         problems.extend(p);
     }
     bar.finish_and_clear();
     problems.sort();
     if g.json {
-        let probs: Vec<_> = problems.iter().map(|(n, r)| serde_json::json!({"line": n, "reason": r})).collect();
-        print_json(&serde_json::json!({ "stored": stored, "alreadyHeld": held, "problems": probs }))?;
+        print_json(&serde_json::json!({ "stored": stored, "alreadyHeld": held, "problems": problems }))?;
     } else {
         println!("{stored} record(s) stored, {held} already held, {} line(s) refused", problems.len());
-        for (n, r) in &problems {
-            println!("  line {n}: {r}");
+        for p in &problems {
+            if p.field.is_empty() {
+                println!("  line {}: {}", p.line, p.reason);
+            } else {
+                println!("  line {}: {}: {}", p.line, p.field, p.reason);
+            }
         }
     }
-    Ok(())
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        // Any refused line fails the command, so a script notices.
+        Err(CliError::Msg(format!("{} line(s) refused; the others were stored", problems.len())))
+    }
+}
+
+/// Failures after which the same call may be sent again.
+fn retryable(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted)
 }
 
 /// Own records as `liaison.v1.Record` lines; received records as
@@ -190,10 +251,44 @@ pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -
         Some(k) => parse_kind(k)? as i32,
         None => 0,
     };
-    let mut sink: Box<dyn Write> = match out {
-        Some(p) => Box::new(std::fs::File::create(p).map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?),
+    // A file is written beside its target and renamed when complete: a
+    // failed export never leaves an empty or partial file behind.
+    let partial = out.map(|p| p.with_extension("partial"));
+    let mut sink: Box<dyn Write> = match &partial {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| CliError::Msg(format!("{}: {e}", p.display())))?,
+        )),
         None => Box::new(std::io::stdout().lock()),
     };
+    let written = write_export(&mut client, &own, kind, &mut sink).await;
+    drop(sink);
+    let n = match (written, &partial, out) {
+        (Ok(n), Some(tmp), Some(dest)) => {
+            std::fs::rename(tmp, dest).map_err(|e| CliError::Msg(format!("{}: {e}", dest.display())))?;
+            n
+        }
+        (Ok(n), _, _) => n,
+        (Err(e), tmp, _) => {
+            if let Some(tmp) = tmp {
+                let _ = std::fs::remove_file(tmp);
+            }
+            return Err(e);
+        }
+    };
+    if out.is_some() {
+        eprintln!("{n} record(s) exported");
+    }
+    Ok(())
+}
+
+/// Writes every record as a line, page by page (a page is bounded in bytes
+/// by the node, so long records never exceed a message); returns how many.
+async fn write_export(
+    client: &mut pb::record_service_client::RecordServiceClient<Authed>,
+    own: &str,
+    kind: i32,
+    sink: &mut dyn Write,
+) -> Result<usize, CliError> {
     let mut token = String::new();
     let mut n = 0usize;
     loop {
@@ -235,10 +330,7 @@ pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -
         token = page.next_page_token;
     }
     sink.flush().map_err(|e| CliError::Msg(e.to_string()))?;
-    if out.is_some() {
-        eprintln!("{n} record(s) exported");
-    }
-    Ok(())
+    Ok(n)
 }
 
 pub(super) async fn watch(ch: Authed, since: u64, follow: bool) -> Result<(), CliError> {

@@ -350,7 +350,8 @@ pub const DEMO_PASSWORD: &str = "liaison-demo-only";
 async fn console_users(fed: &Federation) -> Result<(), DemoError> {
     for m in &fed.members {
         let mut users = pb::user_service_client::UserServiceClient::new(m.channel.clone());
-        let officer = pb::CreateUserRequest { name: "officer".into(), role: pb::UserRole::Officer as i32 };
+        let officer =
+            pb::CreateUserRequest { name: "officer".into(), role: pb::UserRole::Officer as i32, ..Default::default() };
         match users.create_user(officer).await {
             Ok(_) => {}
             Err(s) if s.code() == tonic::Code::AlreadyExists => {}

@@ -135,7 +135,7 @@ pub(super) async fn set_up(fed: &Federation, n: &mut Narrator) -> Result<(), Dem
             let line = describe(&record);
             fed.member(&r.node)?
                 .records()
-                .create_record(pb::CreateRecordRequest { record: Some(record) })
+                .create_record(pb::CreateRecordRequest { record: Some(record), ..Default::default() })
                 .await
                 .map_err(rpc(format!("{}: create record {i}", r.node)))?;
             held.entry(r.node.as_str()).or_default().push(line);
@@ -337,7 +337,13 @@ async fn share(
     };
     let delivery = r.item.map(|i| i.delivery_id).unwrap_or_default();
     let item = until(&format!("{record} delivered to {to}"), WAIT, || async {
-        let items = m.exchange().list_outbox(pb::ListOutboxRequest { all: true }).await.ok()?.into_inner().items;
+        let items = m
+            .exchange()
+            .list_outbox(pb::ListOutboxRequest { all: true, page_size: 1000, ..Default::default() })
+            .await
+            .ok()?
+            .into_inner()
+            .items;
         items.into_iter().find(|i| i.delivery_id == delivery && i.state != pb::OutboxState::Pending as i32)
     })
     .await?;
@@ -399,7 +405,12 @@ async fn relayed_share(
     n.exchanged(format!("{} arrived at {to} through {via}, checked against {by}'s key", describe(&got)));
     let hub = fed.member(via)?;
     let forwarded = until(&format!("{via} logs the relay"), WAIT, || async {
-        let req = pb::ListAuditEntriesRequest { action_prefix: "relay.forwarded".into(), limit: 100, after_seq: 0 };
+        let req = pb::ListAuditEntriesRequest {
+            action_prefix: "relay.forwarded".into(),
+            limit: 100,
+            after_seq: 0,
+            ..Default::default()
+        };
         let log = hub.audit().list_audit_entries(req).await.ok()?.into_inner();
         log.entries.into_iter().last()
     })
@@ -453,6 +464,7 @@ async fn request(fed: &Federation, n: &mut Narrator, step: &Step) -> Result<(), 
             body: String::new(),
             refs: vec![],
             agreement_id: agreement.clone(),
+            ..Default::default()
         })
         .await
         .map_err(rpc(format!("{by}: send request")))?
@@ -524,7 +536,11 @@ async fn record_safeguard(m: &Member, referral: &str, g: &SafeguardSpec) -> Resu
     let mut record = got;
     scenario::merge_referral(&mut record, &g.set).map_err(|e| DemoError::Setup(format!("safeguard fields: {e}")))?;
     m.records()
-        .update_record(pb::UpdateRecordRequest { record: Some(record), expected_version: version })
+        .update_record(pb::UpdateRecordRequest {
+            record: Some(record),
+            expected_version: version,
+            ..Default::default()
+        })
         .await
         .map_err(rpc(format!("{}: update {referral}", m.spec.id)))?;
     Ok(())
@@ -581,6 +597,7 @@ async fn victim_case(
             referral_record_id: referral.into(),
             receiving_node: with.into(),
             transit_nodes: transit.to_vec(),
+            ..Default::default()
         })
         .await
         .map_err(rpc(format!("{by}: open case")))?
@@ -606,6 +623,7 @@ async fn victim_case(
             id: case.id.clone(),
             to: C::IdentificationConfirmed as i32,
             note: "identity and nationality verified with the family".into(),
+            ..Default::default()
         })
         .await
         .map_err(rpc(format!("{with}: confirm identification")))?;
@@ -654,6 +672,7 @@ async fn victim_case(
                     id: case.id.clone(),
                     to: C::InTransit as i32,
                     note: "escorted through the country to the next border".into(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(rpc(format!("{t}: in transit")))?;
@@ -680,6 +699,7 @@ async fn victim_case(
                 id: case.id.clone(),
                 to: C::ReintegrationFollowUp as i32,
                 note: "reintegration plan agreed with the family".into(),
+                ..Default::default()
             })
             .await
             .map_err(rpc(format!("{with}: follow-up")))?;
@@ -711,8 +731,15 @@ async fn advance_with_safeguards(
     let m = fed.member(by)?;
     let stage = spoken(to.as_str_name(), "CASE_STAGE_");
     loop {
-        let r =
-            m.cases().advance_case(pb::AdvanceCaseRequest { id: case.into(), to: to as i32, note: note.into() }).await;
+        let r = m
+            .cases()
+            .advance_case(pb::AdvanceCaseRequest {
+                id: case.into(),
+                to: to as i32,
+                note: note.into(),
+                ..Default::default()
+            })
+            .await;
         match r {
             Ok(_) => {
                 n.exchanged(format!("{case}: {stage} ({note}); every party receives the signed step"));

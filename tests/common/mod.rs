@@ -435,7 +435,12 @@ pub(crate) fn child_referral() -> pb::Record {
 
 pub(crate) async fn create(node: &TestNode, rec: pb::Record) -> pb::Record {
     let mut c = node.records().await;
-    c.create_record(pb::CreateRecordRequest { record: Some(rec) }).await.expect("create").into_inner().record.unwrap()
+    c.create_record(pb::CreateRecordRequest { record: Some(rec), ..Default::default() })
+        .await
+        .expect("create")
+        .into_inner()
+        .record
+        .unwrap()
 }
 
 /// Waits until `f` is true (polling), panicking with `what` after `secs`.

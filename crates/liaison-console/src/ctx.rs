@@ -20,6 +20,8 @@ pub struct Ctx {
     pub tr: Tr,
     pub user: String,
     pub role: UserRole,
+    /// The caller the node's handlers see (the user's scopes).
+    pub caller: Caller,
     pub csrf: String,
     pub tz: jiff::tz::TimeZone,
     pub tz_name: String,
@@ -34,7 +36,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn caller(&self) -> Caller {
-        Caller { name: self.user.clone(), role: self.role }
+        self.caller.clone()
     }
 
     pub fn t(&self, key: &str) -> String {
@@ -115,6 +117,7 @@ impl FromRequestParts<App> for Ctx {
             tr,
             user: user.name.clone(),
             role,
+            caller: Caller::of_user(&user),
             csrf: session.csrf,
             tz: i18n::zone(&user.time_zone),
             tz_name: if user.time_zone.is_empty() { "UTC".into() } else { user.time_zone.clone() },

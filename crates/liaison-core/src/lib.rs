@@ -27,6 +27,7 @@ pub mod policy;
 pub mod receive;
 pub mod record;
 pub mod redact;
+pub mod scope;
 pub mod seal;
 pub mod sop;
 pub mod sync;

@@ -7,7 +7,7 @@
 //! `docs/ARCHITECTURE.md` for the map of modules and the invariants they keep.
 #![forbid(unsafe_code)]
 
-pub use liaison_core::{audit, clock, convert, envelope, policy, record, redact, seal};
+pub use liaison_core::{audit, clock, convert, envelope, policy, record, redact, scope, seal};
 pub use liaison_proto as pb;
 
 pub mod account;

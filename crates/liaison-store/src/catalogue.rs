@@ -32,11 +32,14 @@ pub struct Entry {
     pub updated: Option<OffsetDateTime>,
     /// [`record::search_text`] of the shown record.
     pub text: Box<str>,
+    /// The local integrator's reference (empty: none).
+    pub external_reference: Box<str>,
 }
 
 impl Entry {
-    /// The entry of `rec` as a listing would show it.
-    pub fn of(rec: &pb::Record) -> Entry {
+    /// The entry of `rec` as a listing would show it, with the local
+    /// `external_reference` it is stored with.
+    pub fn of(rec: &pb::Record, external_reference: &str) -> Entry {
         let shown = if crate::redact::holds_protected(rec) {
             std::borrow::Cow::Owned(crate::redact::pseudonymise(rec))
         } else {
@@ -48,6 +51,7 @@ impl Entry {
             countries: record::countries(&shown),
             updated: shown.update_time.as_ref().and_then(from_timestamp),
             text: record::search_text(&shown).into_boxed_str(),
+            external_reference: external_reference.into(),
         }
     }
 }
@@ -144,7 +148,7 @@ mod tests {
         if let Some(pb::record::Body::IntelligenceReport(i)) = r.body.as_mut() {
             i.summary = text.into();
         }
-        Some(Entry::of(&r))
+        Some(Entry::of(&r, ""))
     }
 
     fn loaded(keys: &[&str]) -> Catalogue {
@@ -182,7 +186,7 @@ mod tests {
         let r = examples::victim_referral();
         let Some(pb::record::Body::VictimReferral(v)) = &r.body else { panic!("referral") };
         let name = v.identity.as_ref().map(|i| i.full_name.to_lowercase()).unwrap_or_default();
-        let e = Entry::of(&r);
+        let e = Entry::of(&r, "");
         assert!(!name.is_empty() && !e.text.contains(&name), "{:?}", e.text);
         assert_eq!(e.kind, Some(pb::RecordKind::VictimReferral));
     }

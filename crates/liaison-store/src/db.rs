@@ -82,6 +82,8 @@ pub struct Db {
     pub failure: Arc<tokio::sync::Notify>,
     /// What record listings search (see [`super::catalogue`]).
     catalogue: Arc<super::catalogue::Catalogue>,
+    /// Calls with a request_id running now (see [`super::retries`]).
+    pub retries: super::retries::InFlight,
 }
 
 /// Whether the store can take writes.
@@ -120,6 +122,7 @@ impl Db {
             failed: Arc::new(std::sync::OnceLock::new()),
             failure: Arc::new(tokio::sync::Notify::new()),
             catalogue: Arc::default(),
+            retries: super::retries::InFlight::default(),
         })
     }
 
@@ -220,6 +223,9 @@ impl Db {
             return Ok(out);
         }
         self.may_write()?;
+        // A call made with a request_id is recorded as applied in the same
+        // batch as its effect (see `retries`).
+        super::retries::mark_in(&mut tx);
         let next_change = tx.next_change;
         let moved = next_change != state.next_change;
         if moved {

@@ -35,6 +35,7 @@ pub mod receipts;
 pub mod records;
 pub mod released;
 pub mod retention;
+pub mod retries;
 pub mod sealed;
 mod sled_store;
 pub mod users;

@@ -42,13 +42,37 @@ pub struct StoredRecord {
     pub envelope: Option<pb::Envelope>,
     #[prost(message, optional, tag = "2")]
     pub provenance: Option<pb::Provenance>,
+    /// The local integrator's reference: beside the envelope, never in it,
+    /// so it is never signed into what another node receives.
+    #[prost(string, tag = "3")]
+    pub external_reference: String,
 }
 
 impl StoredRecord {
-    /// The record inside. The envelope was verified (or produced) before storing.
+    /// The record inside, as signed. The envelope was verified (or produced)
+    /// before storing. This is what may be sent: it never carries the
+    /// local `external_reference`.
     pub fn record(&self) -> Result<pb::Record, StoreError> {
         let env = self.envelope.as_ref().ok_or_else(|| StoreError::Corrupt("record without envelope".into()))?;
         envelope::decode(env).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// The record as this node's own users see it: with this node's
+    /// `external_reference` (whatever a sender put in that field is not shown).
+    pub fn local(&self) -> Result<pb::Record, StoreError> {
+        let mut rec = self.record()?;
+        rec.external_reference.clone_from(&self.external_reference);
+        Ok(rec)
+    }
+
+    /// One of this node's own records, sealed without its local reference.
+    fn own(rec: &pb::Record, signer: &Signer<'_>) -> StoredRecord {
+        let signed = pb::Record { external_reference: String::new(), ..rec.clone() };
+        StoredRecord {
+            envelope: Some(envelope::seal(payload::RECORD, &signed, signer.node_id, signer.key)),
+            provenance: None,
+            external_reference: rec.external_reference.clone(),
+        }
     }
 }
 
@@ -121,7 +145,7 @@ pub fn put(
         tx.batch.put(Tree::Identifiers, entry, Vec::new());
     }
     tx.batch.put(Tree::Records, key.as_bytes().to_vec(), stored.encode_to_vec());
-    tx.catalogue(key, Some(Entry::of(rec)));
+    tx.catalogue(key, Some(Entry::of(rec, &stored.external_reference)));
     tx.change(pb::Change {
         seq: 0,
         time: Some(timestamp(now)),
@@ -211,10 +235,7 @@ fn prepare_new(signer: &Signer<'_>, mut rec: pb::Record, now: OffsetDateTime) ->
 }
 
 fn put_new(store: &dyn Store, tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
-    let stored = StoredRecord {
-        envelope: Some(envelope::seal(payload::RECORD, rec, signer.node_id, signer.key)),
-        provenance: None,
-    };
+    let stored = StoredRecord::own(rec, signer);
     put(store, tx, k, rec, &stored, None, pb::ChangeType::RecordCreated, now);
     tx.audit(Event::new(&signer.actor, "record.create").record(k));
 }
@@ -238,6 +259,15 @@ pub async fn create(
     .await
 }
 
+/// What [`create_many`] did.
+#[derive(Debug, Default)]
+pub struct Created {
+    /// The ids stored, in request order.
+    pub ids: Vec<String>,
+    /// Each refused record's index and why.
+    pub problems: Vec<(usize, FieldError)>,
+}
+
 /// Creates many records in one durable transaction. Each is checked on its
 /// own; the good ones are stored and each bad one is reported by index.
 pub async fn create_many(
@@ -245,7 +275,7 @@ pub async fn create_many(
     signer: &Signer<'_>,
     recs: Vec<pb::Record>,
     now: OffsetDateTime,
-) -> Result<(u32, Vec<(usize, FieldError)>), StoreError> {
+) -> Result<Created, StoreError> {
     let mut problems = Vec::new();
     let mut ready = Vec::new();
     for (i, r) in recs.into_iter().enumerate() {
@@ -255,7 +285,7 @@ pub async fn create_many(
         }
     }
     db.write(|store, tx| {
-        let mut stored = 0;
+        let mut ids = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (i, rec) in &ready {
             let k = key(signer.node_id, &rec.id);
@@ -265,10 +295,10 @@ pub async fn create_many(
                 continue;
             }
             put_new(store, tx, signer, &k, rec, now);
-            stored += 1;
+            ids.push(rec.id.clone());
         }
         problems.sort_by_key(|(i, _)| *i);
-        Ok((stored, std::mem::take(&mut problems)))
+        Ok(Created { ids, problems: std::mem::take(&mut problems) })
     })
     .await
 }
@@ -276,7 +306,7 @@ pub async fn create_many(
 /// Checks that `key` names one of our records at `expected` version.
 fn current_own(store: &dyn Store, local: &str, k: &str, expected: u64) -> Result<pb::Record, RecordError> {
     let stored = get(store, k)?.ok_or_else(|| RecordError::NotFound(k.to_string()))?;
-    let cur = stored.record()?;
+    let cur = stored.local()?;
     if cur.originator != local {
         return Err(RecordError::ReadOnly(k.to_string()));
     }
@@ -293,19 +323,25 @@ fn current_own(store: &dyn Store, local: &str, k: &str, expected: u64) -> Result
 /// called with the record's key and its new, signed version.
 pub type Then<'a> = &'a (dyn Fn(&dyn Store, &mut Tx, &str, &StoredRecord) -> Result<(), StoreError> + Sync);
 
-/// Replaces the body and handling of one of our records, at the expected
-/// version; `then` adds to the same atomic write.
+/// What an update makes of the current record (its handling, local
+/// reference and body; everything else is the node's).
+pub type Merge<'a> = &'a (dyn Fn(&pb::Record) -> Result<pb::Record, FieldError> + Sync);
+
+/// Updates one of our records, at the expected version, to what `merge`
+/// makes of it; `then` adds to the same atomic write.
 pub async fn update(
     db: &Db,
     signer: &Signer<'_>,
-    rec: pb::Record,
+    id: &str,
     expected: u64,
     now: OffsetDateTime,
+    merge: Merge<'_>,
     then: Then<'_>,
 ) -> Result<pb::Record, RecordError> {
-    let k = resolve_key(signer.node_id, &rec.id);
+    let k = resolve_key(signer.node_id, id);
     db.write(|store, tx| {
         let cur = current_own(store, signer.node_id, &k, expected)?;
+        let rec = merge(&cur)?;
         if record::kind(&cur) != record::kind(&rec) {
             return Err(RecordError::KindChange { from: kind_name(&cur), to: kind_name(&rec) });
         }
@@ -319,12 +355,10 @@ pub async fn update(
             handling: rec.handling,
             body: rec.body.clone(),
             redacted_fields: Vec::new(),
+            external_reference: rec.external_reference.clone(),
         };
         record::validate(&next)?;
-        let stored = StoredRecord {
-            envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
-            provenance: None,
-        };
+        let stored = StoredRecord::own(&next, signer);
         put(store, tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordUpdated, now);
         tx.audit(Event::new(&signer.actor, "record.update").record(&k));
         then(store, tx, &k, &stored)?;
@@ -348,10 +382,7 @@ pub async fn withdraw(
         let cur = current_own(store, signer.node_id, &k, expected)?;
         let next =
             pb::Record { version: cur.version + 1, update_time: Some(timestamp(now)), withdrawn: true, ..cur.clone() };
-        let stored = StoredRecord {
-            envelope: Some(envelope::seal(payload::RECORD, &next, signer.node_id, signer.key)),
-            provenance: None,
-        };
+        let stored = StoredRecord::own(&next, signer);
         put(store, tx, &k, &next, &stored, Some(&cur), pb::ChangeType::RecordWithdrawn, now);
         tx.audit(Event::new(&signer.actor, "record.withdraw").record(&k));
         then(store, tx, &k, &stored)?;
@@ -371,12 +402,14 @@ pub struct Filter {
     pub include_withdrawn: bool,
     /// Only records from this originator.
     pub originator: Option<String>,
+    /// Only records with exactly this local reference.
+    pub external_reference: Option<String>,
 }
 
 impl Filter {
     /// Whether a listing shows `r` (judged on the pseudonymised record).
     pub fn matches(&self, r: &pb::Record) -> bool {
-        self.admits(&Entry::of(r))
+        self.admits(&Entry::of(r, &r.external_reference))
     }
 
     /// Whether a record with this catalogue entry passes the filter.
@@ -385,6 +418,9 @@ impl Filter {
             return false;
         }
         if e.withdrawn && !self.include_withdrawn {
+            return false;
+        }
+        if self.external_reference.as_deref().is_some_and(|x| *x != *e.external_reference) {
             return false;
         }
         if let Some(c) = &self.country {
@@ -422,7 +458,7 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
     for key in keys {
         // Gone since the catalogue was read (a purge): not listed.
         if let Some(stored) = get(store, &key)? {
-            let rec = stored.record()?;
+            let rec = stored.local()?;
             rows.push((rec, stored.provenance));
         }
     }
@@ -431,7 +467,10 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
 
 /// The catalogue entry of every stored record (its first load).
 pub fn catalogue_entries(store: &dyn Store) -> Result<Vec<Edit>, StoreError> {
-    scan(store, "", None, usize::MAX, |key, rec, _| Some((key.to_string(), Some(Entry::of(rec))))).map(|(all, _)| all)
+    scan(store, "", None, usize::MAX, |key, rec, stored| {
+        Some((key.to_string(), Some(Entry::of(rec, &stored.external_reference))))
+    })
+    .map(|(all, _)| all)
 }
 
 /// Walks records under `prefix` in key order after `after`, keeping what
@@ -443,7 +482,7 @@ pub fn scan<T>(
     prefix: &str,
     after: Option<&str>,
     page_size: usize,
-    mut pick: impl FnMut(&str, &pb::Record, Option<&pb::Provenance>) -> Option<T>,
+    mut pick: impl FnMut(&str, &pb::Record, &StoredRecord) -> Option<T>,
 ) -> Result<(Vec<T>, Option<String>), StoreError> {
     let mut out = Vec::new();
     let mut cursor = after.map(|a| a.as_bytes().to_vec());
@@ -455,7 +494,7 @@ pub fn scan<T>(
             cursor = Some(k.clone());
             let stored = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let rec = stored.record()?;
-            if let Some(t) = pick(&String::from_utf8_lossy(&k), &rec, stored.provenance.as_ref()) {
+            if let Some(t) = pick(&String::from_utf8_lossy(&k), &rec, &stored) {
                 out.push(t);
                 if out.len() == page_size {
                     let next = String::from_utf8_lossy(&k).into_owned();

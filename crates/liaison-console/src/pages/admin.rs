@@ -47,7 +47,10 @@ struct Admin {
 }
 
 async fn admin_page(c: Ctx, shown_once: String, error: String) -> Response {
-    let peers = match api::PeerApi::new(Arc::clone(&c.node)).list_peers(req(&c, pb::ListPeersRequest {})).await {
+    let peers = match api::PeerApi::new(Arc::clone(&c.node))
+        .list_peers(req(&c, pb::ListPeersRequest { page_size: 1000, ..Default::default() }))
+        .await
+    {
         Ok(r) => r
             .into_inner()
             .peers
@@ -66,7 +69,10 @@ async fn admin_page(c: Ctx, shown_once: String, error: String) -> Response {
             .collect(),
         Err(_) => Vec::new(),
     };
-    let users = match api::UserApi::new(Arc::clone(&c.node)).list_users(req(&c, pb::ListUsersRequest {})).await {
+    let users = match api::UserApi::new(Arc::clone(&c.node))
+        .list_users(req(&c, pb::ListUsersRequest { page_size: 1000, ..Default::default() }))
+        .await
+    {
         Ok(r) => r
             .into_inner()
             .users
@@ -159,7 +165,7 @@ pub(crate) struct UserForm {
 }
 
 pub(crate) async fn add_user(c: Ctx, Form(f): Form<UserForm>) -> Response {
-    let msg = pb::CreateUserRequest { name: f.name.trim().to_string(), role: f.role };
+    let msg = pb::CreateUserRequest { name: f.name.trim().to_string(), role: f.role, ..Default::default() };
     match api::UserApi::new(Arc::clone(&c.node)).create_user(req(&c, msg)).await {
         Ok(_) => link_for(c, f.name.trim().to_string()).await,
         Err(s) => {
@@ -229,8 +235,12 @@ pub(crate) struct AuditQuery {
 
 pub(crate) async fn audit(c: Ctx, Query(q): Query<AuditQuery>) -> Response {
     let api = api::AuditApi::new(Arc::clone(&c.node));
-    let msg =
-        pb::ListAuditEntriesRequest { after_seq: q.after, limit: 100, action_prefix: q.prefix.trim().to_string() };
+    let msg = pb::ListAuditEntriesRequest {
+        after_seq: q.after,
+        limit: 100,
+        action_prefix: q.prefix.trim().to_string(),
+        ..Default::default()
+    };
     let (entries, next, error) = match api.list_audit_entries(req(&c, msg)).await {
         Ok(r) => {
             let r = r.into_inner();

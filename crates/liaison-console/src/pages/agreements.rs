@@ -36,7 +36,7 @@ struct List {
 }
 
 async fn all(c: &Ctx, history: bool) -> Result<Vec<pb::AgreementRecord>, tonic::Status> {
-    let msg = pb::ListAgreementsRequest { include_history: history };
+    let msg = pb::ListAgreementsRequest { include_history: history, page_size: 1000, ..Default::default() };
     Ok(api::AgreementApi::new(Arc::clone(&c.node)).list_agreements(req(c, msg)).await?.into_inner().agreements)
 }
 

@@ -32,7 +32,9 @@ struct List {
 }
 
 pub(crate) async fn list(c: Ctx) -> Response {
-    let (cases, error) = match api::CaseApi::new(Arc::clone(&c.node)).list_cases(req(&c, pb::ListCasesRequest {})).await
+    let (cases, error) = match api::CaseApi::new(Arc::clone(&c.node))
+        .list_cases(req(&c, pb::ListCasesRequest { page_size: 1000, ..Default::default() }))
+        .await
     {
         Ok(r) => (r.into_inner().cases, String::new()),
         Err(s) => (Vec::new(), Problem::of(&c.tr, &s).message),
@@ -150,7 +152,7 @@ pub(crate) struct AdvanceForm {
 
 pub(crate) async fn advance(c: Ctx, Path(id): Path<String>, Form(f): Form<AdvanceForm>) -> Response {
     let to = format!("/cases/{id}");
-    let msg = pb::AdvanceCaseRequest { id: id.clone(), to: f.to, note: f.note };
+    let msg = pb::AdvanceCaseRequest { id: id.clone(), to: f.to, note: f.note, ..Default::default() };
     match api::CaseApi::new(Arc::clone(&c.node)).advance_case(req(&c, msg)).await {
         Ok(_) => {
             c.flash(c.t1("case-advanced", "stage", c.word::<pb::CaseStage>(f.to)));

@@ -88,14 +88,22 @@ pub(crate) async fn show(c: Ctx) -> Response {
     };
     // Each part shows what the user's role may see; a refused part is empty.
     let mut inbox: Vec<pb::Request> = api::RequestApi::new(Arc::clone(&node))
-        .list_requests(req(&c, pb::ListRequestsRequest { r#box: pb::RequestBox::Inbox as i32, overdue_only: false }))
+        .list_requests(req(
+            &c,
+            pb::ListRequestsRequest {
+                r#box: pb::RequestBox::Inbox as i32,
+                overdue_only: false,
+                page_size: 1000,
+                ..Default::default()
+            },
+        ))
         .await
         .map(|r| r.into_inner().requests.into_iter().filter(open).collect())
         .unwrap_or_default();
     by_due(&mut inbox);
     let requests = inbox.iter().map(|r| due(&c, r)).collect();
     let cases = api::CaseApi::new(Arc::clone(&node))
-        .list_cases(req(&c, pb::ListCasesRequest {}))
+        .list_cases(req(&c, pb::ListCasesRequest { page_size: 1000, ..Default::default() }))
         .await
         .map(|r| r.into_inner().cases)
         .unwrap_or_default()
@@ -108,7 +116,7 @@ pub(crate) async fn show(c: Ctx) -> Response {
         })
         .collect();
     let consents = api::ExchangeApi::new(Arc::clone(&node))
-        .list_consent_requests(req(&c, pb::ListConsentRequestsRequest {}))
+        .list_consent_requests(req(&c, pb::ListConsentRequestsRequest { page_size: 1000, ..Default::default() }))
         .await
         .map(|r| r.into_inner().requests)
         .unwrap_or_default()
@@ -121,7 +129,7 @@ pub(crate) async fn show(c: Ctx) -> Response {
         })
         .collect();
     let failing = api::ExchangeApi::new(Arc::clone(&node))
-        .list_outbox(req(&c, pb::ListOutboxRequest { all: false }))
+        .list_outbox(req(&c, pb::ListOutboxRequest { all: false, page_size: 1000, ..Default::default() }))
         .await
         .map(|r| r.into_inner().items)
         .unwrap_or_default()
@@ -135,7 +143,10 @@ pub(crate) async fn show(c: Ctx) -> Response {
         .collect();
     let soon = c.node.now().unix_timestamp().saturating_add(30 * 86_400);
     let expiring = api::AgreementApi::new(Arc::clone(&node))
-        .list_agreements(req(&c, pb::ListAgreementsRequest { include_history: false }))
+        .list_agreements(req(
+            &c,
+            pb::ListAgreementsRequest { include_history: false, page_size: 1000, ..Default::default() },
+        ))
         .await
         .map(|r| r.into_inner().agreements)
         .unwrap_or_default()

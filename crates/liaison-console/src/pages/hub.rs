@@ -92,18 +92,19 @@ fn indicator(p: &pb::PairIndicator) -> Indicator {
 
 pub(crate) async fn show(c: Ctx, Query(q): Query<Period>) -> Response {
     let api = api::HubApi::new(Arc::clone(&c.node));
-    let (members, directory_version, error) = match api.list_members(req(&c, pb::ListMembersRequest {})).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            let m = r
-                .members
-                .iter()
-                .map(|m| (m.node_id.clone(), m.display_name.clone(), m.country.clone(), c.when(&m.admit_time)))
-                .collect();
-            (m, r.directory_version, String::new())
-        }
-        Err(s) => (Vec::new(), 0, Problem::of(&c.tr, &s).message),
-    };
+    let (members, directory_version, error) =
+        match api.list_members(req(&c, pb::ListMembersRequest { page_size: 1000, ..Default::default() })).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                let m = r
+                    .members
+                    .iter()
+                    .map(|m| (m.node_id.clone(), m.display_name.clone(), m.country.clone(), c.when(&m.admit_time)))
+                    .collect();
+                (m, r.directory_version, String::new())
+            }
+            Err(s) => (Vec::new(), 0, Problem::of(&c.tr, &s).message),
+        };
     let period = if q.period.is_empty() { c.node.now().year().to_string() } else { q.period.clone() };
     let msg = pb::RegionalReportRequest { period: period.clone(), format: "json".into() };
     let (tables, countries, report_error) = match api.regional_report(req(&c, msg)).await {

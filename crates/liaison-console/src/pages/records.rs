@@ -188,8 +188,13 @@ async fn share_call(
     f: &ShareForm,
     validate_only: bool,
 ) -> Result<pb::ShareRecordResponse, tonic::Status> {
-    let msg =
-        pb::ShareRecordRequest { record_id: k.to_string(), peer: f.peer.clone(), purpose: f.purpose, validate_only };
+    let msg = pb::ShareRecordRequest {
+        record_id: k.to_string(),
+        peer: f.peer.clone(),
+        purpose: f.purpose,
+        validate_only,
+        ..Default::default()
+    };
     Ok(api::ExchangeApi::new(Arc::clone(&c.node)).share_record(req(c, msg)).await?.into_inner())
 }
 
@@ -245,7 +250,7 @@ pub(crate) async fn withdraw(
 ) -> Response {
     let k = key(&origin, &id);
     let to = super::record_href(&k);
-    let msg = pb::WithdrawRecordRequest { id: k.clone(), expected_version: f.version };
+    let msg = pb::WithdrawRecordRequest { id: k.clone(), expected_version: f.version, ..Default::default() };
     match api::RecordApi::new(Arc::clone(&c.node)).withdraw_record(req(&c, msg)).await {
         Ok(_) => {
             c.flash(c.t("record-withdrawn"));
@@ -345,7 +350,7 @@ pub(crate) async fn create(c: Ctx, Form(mut form): Form<Vec<(String, String)>>) 
         Err(p) => return form_page(c, "/records/new".into(), kind, &pb::Record::default(), 0, p),
     };
     match api::RecordApi::new(Arc::clone(&c.node))
-        .create_record(req(&c, pb::CreateRecordRequest { record: Some(rec.clone()) }))
+        .create_record(req(&c, pb::CreateRecordRequest { record: Some(rec.clone()), ..Default::default() }))
         .await
     {
         Ok(r) => {
@@ -388,7 +393,7 @@ pub(crate) async fn update(
         Err(p) => return form_page(c, action, kind, &pb::Record::default(), version, p),
     };
     rec.id = id.clone();
-    let msg = pb::UpdateRecordRequest { record: Some(rec.clone()), expected_version: version };
+    let msg = pb::UpdateRecordRequest { record: Some(rec.clone()), expected_version: version, ..Default::default() };
     match api::RecordApi::new(Arc::clone(&c.node)).update_record(req(&c, msg)).await {
         Ok(_) => {
             c.flash(c.t("record-saved"));
@@ -474,7 +479,7 @@ pub(crate) async fn import(c: Ctx, mut mp: Multipart) -> Response {
         while rest.peek().is_some() {
             let chunk: Vec<pb::Record> = rest.by_ref().take(crate::imports::CHUNK).collect();
             let len = chunk.len();
-            let msg = pb::ImportRecordsRequest { records: chunk, received: Vec::new() };
+            let msg = pb::ImportRecordsRequest { records: chunk, received: Vec::new(), ..Default::default() };
             match api.import_records(api::as_caller(msg, caller.clone())).await {
                 Ok(r) => {
                     let r = r.into_inner();

@@ -59,11 +59,16 @@ pub(crate) async fn list(c: Ctx, Query(f): Query<Filters>) -> Response {
     let b = if inbox { pb::RequestBox::Inbox } else { pb::RequestBox::Outbox };
     let overdue = !f.overdue.is_empty();
     let api = api::RequestApi::new(Arc::clone(&c.node));
-    let (all, error) =
-        match api.list_requests(req(&c, pb::ListRequestsRequest { r#box: b as i32, overdue_only: overdue })).await {
-            Ok(r) => (r.into_inner().requests, String::new()),
-            Err(s) => (Vec::new(), Problem::of(&c.tr, &s).message),
-        };
+    let (all, error) = match api
+        .list_requests(req(
+            &c,
+            pb::ListRequestsRequest { r#box: b as i32, overdue_only: overdue, page_size: 1000, ..Default::default() },
+        ))
+        .await
+    {
+        Ok(r) => (r.into_inner().requests, String::new()),
+        Err(s) => (Vec::new(), Problem::of(&c.tr, &s).message),
+    };
     let peer_of = |r: &pb::Request| {
         let h = r.header.clone().unwrap_or_default();
         if inbox {
@@ -229,7 +234,13 @@ pub(crate) struct StepForm {
 pub(crate) async fn step(c: Ctx, Path(id): Path<String>, Form(f): Form<StepForm>) -> Response {
     let t = pb::Transition::from_word(&f.transition).map_or(0, |t| t as i32);
     let attach = f.attach.split([',', '\n', ' ']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-    let msg = pb::TransitionRequestRequest { id: id.clone(), transition: t, text: f.text, attach_record_ids: attach };
+    let msg = pb::TransitionRequestRequest {
+        id: id.clone(),
+        transition: t,
+        text: f.text,
+        attach_record_ids: attach,
+        ..Default::default()
+    };
     let to = format!("/requests/{id}");
     match api::RequestApi::new(Arc::clone(&c.node)).transition_request(req(&c, msg)).await {
         Ok(_) => {
@@ -330,6 +341,7 @@ pub(crate) async fn send(c: Ctx, Form(f): Form<SendForm>) -> Response {
         body: f.body.clone(),
         refs: f.refs.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
         agreement_id: String::new(),
+        ..Default::default()
     };
     match api::RequestApi::new(Arc::clone(&c.node)).send_request(req(&c, msg)).await {
         Ok(r) => {

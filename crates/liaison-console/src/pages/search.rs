@@ -122,6 +122,7 @@ async fn render(c: Ctx, f: Filters, outcomes: Vec<PeerOutcome>, outcome_title: S
         include_withdrawn: false,
         page_size: 200,
         page_token: String::new(),
+        ..Default::default()
     };
     let (results, error) = match api::RecordApi::new(Arc::clone(&c.node)).list_records(req(&c, msg)).await {
         Ok(r) => (

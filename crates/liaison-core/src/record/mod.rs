@@ -7,6 +7,7 @@
 mod country;
 pub mod examples;
 mod identifier;
+pub mod mask;
 
 pub use country::is_country;
 pub use identifier::{identifier_type_name, normalize_identifier, parse_identifier_type};
@@ -164,6 +165,7 @@ pub fn validate(record: &pb::Record) -> Check {
 fn validate_with(record: &pb::Record, redacted: &Redacted<'_>) -> Check {
     validate_id(&record.id)?;
     enumeration::<pb::HandlingCode>("record.handling", record.handling, true)?;
+    external_reference(&record.external_reference)?;
     match &record.body {
         None => fail(
             "record.body",
@@ -176,6 +178,17 @@ fn validate_with(record: &pb::Record, redacted: &Redacted<'_>) -> Check {
         Some(Body::StatisticsReport(s)) => statistics_report(s),
         Some(Body::RegionalAggregate(a)) => crate::hub::joint::validate(a),
     }
+}
+
+/// The integrating system's own reference: short, printable.
+fn external_reference(r: &str) -> Check {
+    if r.chars().count() > 128 {
+        return fail("record.external_reference", "at most 128 characters");
+    }
+    if r.chars().any(char::is_control) {
+        return fail("record.external_reference", "no control characters");
+    }
+    Ok(())
 }
 
 /// Record times accepted from another node: 2000-01-01 to 2100-01-01 (UTC).

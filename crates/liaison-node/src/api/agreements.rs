@@ -12,8 +12,9 @@ use crate::agreement::book;
 use crate::audit::Event;
 use crate::convert::{from_timestamp, purpose_word};
 use crate::node::Node;
-use crate::pb::{self, UserRole};
+use crate::pb;
 use crate::policy::{self, Decision, Direction, Exchange, VictimFacts};
+use crate::scope::Scope;
 use crate::store::{self, records};
 
 fn actor(c: &Caller) -> String {
@@ -30,8 +31,6 @@ impl AgreementApi {
     }
 }
 
-const AGREEMENT_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Auditor, UserRole::Integrator];
-
 fn id_of(id: &str) -> Result<(), Status> {
     crate::record::validate_id(id).map_err(|e| invalid("id", &e.reason))
 }
@@ -42,7 +41,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::DraftAgreementRequest>,
     ) -> Result<Response<pb::DraftAgreementResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let toml = &req.get_ref().toml;
         if toml.len() > 256 * 1024 {
             return Err(invalid("toml", "at most 256 KiB"));
@@ -55,7 +54,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::SignAgreementRequest>,
     ) -> Result<Response<pb::SignAgreementResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         let a = book::sign(&self.node, &actor(&c), &r.id, r.version).await?;
@@ -66,7 +65,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::ProposeAgreementRequest>,
     ) -> Result<Response<pb::ProposeAgreementResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         let (a, deliveries) = book::propose(&self.node, &actor(&c), &r.id, r.version, false).await?;
@@ -77,7 +76,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::AcceptAgreementRequest>,
     ) -> Result<Response<pb::AcceptAgreementResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         let (a, deliveries) = book::propose(&self.node, &actor(&c), &r.id, r.version, true).await?;
@@ -88,16 +87,22 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::ListAgreementsRequest>,
     ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
-        require(&req, AGREEMENT_READERS)?;
-        let agreements = book::list(&self.node, req.get_ref().include_history)?;
-        Ok(Response::new(pb::ListAgreementsResponse { agreements }))
+        require(&req, Scope::AgreementsRead)?;
+        let r = req.get_ref();
+        let paging = super::page::Paging::of(r.page_size, &r.page_token)?;
+        // With history an agreement appears once per version: the key orders by both.
+        let key = |a: &pb::AgreementRecord| {
+            a.agreement.as_ref().map(|a| format!("{}\0{:010}", a.id, a.version)).unwrap_or_default()
+        };
+        let (agreements, next_page_token) = paging.page(book::list(&self.node, r.include_history)?, key);
+        Ok(Response::new(pb::ListAgreementsResponse { agreements, next_page_token }))
     }
 
     async fn get_agreement(
         &self,
         req: Request<pb::GetAgreementRequest>,
     ) -> Result<Response<pb::GetAgreementResponse>, Status> {
-        require(&req, AGREEMENT_READERS)?;
+        require(&req, Scope::AgreementsRead)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         Ok(Response::new(pb::GetAgreementResponse { agreement: Some(book::get(&self.node, &r.id, r.version)?) }))
@@ -107,7 +112,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::IssueAgreementNoticeRequest>,
     ) -> Result<Response<pb::IssueAgreementNoticeResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         let action = r.action();
@@ -119,7 +124,7 @@ impl pb::agreement_service_server::AgreementService for AgreementApi {
         &self,
         req: Request<pb::AmendAgreementRequest>,
     ) -> Result<Response<pb::AmendAgreementResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::AgreementsManage)?;
         let r = req.into_inner();
         id_of(&r.id)?;
         let a = book::draft(&self.node, &actor(&c), &r.toml, Some(&r.id)).await?;
@@ -147,7 +152,7 @@ impl pb::policy_service_server::PolicyService for PolicyApi {
         &self,
         req: Request<pb::EvaluateExchangeRequest>,
     ) -> Result<Response<pb::EvaluateExchangeResponse>, Status> {
-        let c = require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        let c = require(&req, Scope::AgreementsRead)?;
         let r = req.into_inner();
         if !crate::config::valid_node_id(&r.peer) {
             return Err(invalid("peer", "a node id"));
@@ -247,15 +252,25 @@ impl pb::audit_service_server::AuditService for AuditApi {
         &self,
         req: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
-        require(&req, &[UserRole::Auditor])?;
+        require(&req, Scope::Audit)?;
         let r = req.into_inner();
-        let limit = match r.limit {
+        let (field, size) = if r.page_size != 0 { ("page_size", r.page_size) } else { ("limit", r.limit) };
+        let limit = match size {
             0 => 100,
             n if n <= 1000 => n as usize,
-            _ => return Err(invalid("limit", "at most 1000")),
+            _ => return Err(invalid(field, "at most 1000")),
         };
-        let mut out = Vec::new();
         let mut after = r.after_seq;
+        if !r.page_token.is_empty() {
+            let bad = || invalid("page_token", "not a token from a previous page");
+            let raw = hex::decode(&r.page_token).map_err(|_| bad())?;
+            after = String::from_utf8(raw).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        }
+        let mut out = Vec::new();
+        let page = |entries: Vec<pb::AuditEntry>, last: u64, more: bool| {
+            let next_page_token = if more { super::page::token(&last.to_string()) } else { String::new() };
+            Ok(Response::new(pb::ListAuditEntriesResponse { entries, last_seq: last, next_page_token }))
+        };
         // Scan forward until the page is full, skipping entries the prefix filters out.
         loop {
             let chunk = store::audit::entries_after(self.node.db.store(), after, 1000).or_status()?;
@@ -265,12 +280,12 @@ impl pb::audit_service_server::AuditService for AuditApi {
                 if e.action.starts_with(&r.action_prefix) {
                     out.push(e);
                     if out.len() == limit {
-                        return Ok(Response::new(pb::ListAuditEntriesResponse { entries: out, last_seq: after }));
+                        return page(out, after, true);
                     }
                 }
             }
             if done {
-                return Ok(Response::new(pb::ListAuditEntriesResponse { entries: out, last_seq: after }));
+                return page(out, after, false);
             }
         }
     }
@@ -279,7 +294,7 @@ impl pb::audit_service_server::AuditService for AuditApi {
         &self,
         req: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
-        require(&req, &[UserRole::Auditor])?;
+        require(&req, Scope::Audit)?;
         Ok(Response::new(verify_witnessed(&self.node).await?))
     }
 }

@@ -7,9 +7,10 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::{require, RECORD_READERS};
+use super::require;
 use crate::node::Node;
 use crate::pb;
+use crate::scope::Scope;
 use crate::store::{self, records};
 
 pub struct ChangeApi {
@@ -52,7 +53,7 @@ impl pb::change_service_server::ChangeService for ChangeApi {
         &self,
         req: Request<pb::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        require(&req, RECORD_READERS)?;
+        require(&req, Scope::Feed)?;
         let r = req.into_inner();
         let node = Arc::clone(&self.node);
         // Subscribe before reading the backlog so nothing written in between is missed.

@@ -9,7 +9,8 @@ use super::status::invalid;
 use super::{require, Caller};
 use crate::hub::{self, directory, indicators, report};
 use crate::node::Node;
-use crate::pb::{self, UserRole};
+use crate::pb;
+use crate::scope::Scope;
 
 pub struct HubApi {
     node: Arc<Node>,
@@ -31,7 +32,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::AdmitMemberRequest>,
     ) -> Result<Response<pb::AdmitMemberResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::HubManage)?;
         let card = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
         let v = directory::admit(&self.node, &actor(&c), card).await?;
         Ok(Response::new(pb::AdmitMemberResponse { directory_version: v }))
@@ -41,7 +42,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        require(&req, Scope::HubRead)?;
         let members = directory::members(&self.node)
             .or_status()?
             .into_iter()
@@ -59,20 +60,23 @@ impl pb::hub_service_server::HubService for HubApi {
             .or_status()?
             .and_then(|e| crate::envelope::decode::<pb::MemberDirectory>(&e).ok())
             .map_or(0, |d| d.version);
-        Ok(Response::new(pb::ListMembersResponse { members, directory_version: version }))
+        let r = req.get_ref();
+        let (members, next_page_token) =
+            super::page::Paging::of(r.page_size, &r.page_token)?.page(members, |m| m.node_id.clone());
+        Ok(Response::new(pb::ListMembersResponse { members, directory_version: version, next_page_token }))
     }
 
     async fn remove_member(
         &self,
         req: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::HubManage)?;
         let v = directory::remove(&self.node, &actor(&c), &req.get_ref().node_id).await?;
         Ok(Response::new(pb::RemoveMemberResponse { directory_version: v }))
     }
 
     async fn join_hub(&self, req: Request<pb::JoinHubRequest>) -> Result<Response<pb::JoinHubResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::HubManage)?;
         let card = req.into_inner().hub_card.ok_or_else(|| invalid("hub_card", "required"))?;
         let (v, pinned) = directory::join(&self.node, &actor(&c), card).await?;
         Ok(Response::new(pb::JoinHubResponse { directory_version: v, pinned }))
@@ -82,7 +86,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::RefreshDirectoryRequest>,
     ) -> Result<Response<pb::RefreshDirectoryResponse>, Status> {
-        require(&req, &[UserRole::Officer])?;
+        require(&req, Scope::HubExchange)?;
         let (v, pinned, unpinned) = directory::refresh(&self.node).await?;
         Ok(Response::new(pb::RefreshDirectoryResponse { directory_version: v, pinned, unpinned }))
     }
@@ -91,7 +95,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::RegionalReportRequest>,
     ) -> Result<Response<pb::RegionalReportResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        require(&req, Scope::HubRead)?;
         let r = req.get_ref();
         let agg = hub::upward::regional_report(&self.node, &r.period)?;
         let (content, media) = report::render(&agg, &r.format).map_err(|e| invalid("format", &e.0))?;
@@ -102,7 +106,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::ComplianceIndicatorsRequest>,
     ) -> Result<Response<pb::ComplianceIndicatorsResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        require(&req, Scope::HubRead)?;
         let (members, pairs) = indicators::compute(&hub::all_metadata(&self.node).or_status()?, self.node.now());
         let reporting = hub::upward::statuses(&self.node, "")?;
         Ok(Response::new(pb::ComplianceIndicatorsResponse { members, pairs, reporting }))
@@ -112,7 +116,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::ReportingStatusesRequest>,
     ) -> Result<Response<pb::ReportingStatusesResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        require(&req, Scope::HubRead)?;
         let statuses = hub::upward::statuses(&self.node, &req.get_ref().period)?;
         Ok(Response::new(pb::ReportingStatusesResponse { statuses }))
     }
@@ -121,7 +125,7 @@ impl pb::hub_service_server::HubService for HubApi {
         &self,
         req: Request<pb::SendAggregateRequest>,
     ) -> Result<Response<pb::SendAggregateResponse>, Status> {
-        let c = require(&req, &[UserRole::Officer])?;
+        let c = require(&req, Scope::HubExchange)?;
         let r = req.get_ref();
         let record_id = hub::upward::send_aggregate(&self.node, &actor(&c), &r.to, &r.period).await?;
         Ok(Response::new(pb::SendAggregateResponse { record_id }))

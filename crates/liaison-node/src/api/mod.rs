@@ -7,8 +7,10 @@ mod changes;
 mod exchange;
 mod hub;
 mod node;
+pub mod page;
 mod records;
 mod requests;
+mod retry;
 pub mod status;
 
 pub use agreements::{AgreementApi, AuditApi, PolicyApi};
@@ -31,6 +33,7 @@ use tonic::{Request, Status};
 use crate::node::Node;
 use crate::pb;
 use crate::pb::UserRole;
+use crate::scope::{Scope, Scopes};
 use crate::store;
 
 /// The authenticated local user, put in request extensions by [`Auth`].
@@ -38,6 +41,16 @@ use crate::store;
 pub struct Caller {
     pub name: String,
     pub role: UserRole,
+    /// What their token may do.
+    pub scopes: Scopes,
+}
+
+impl Caller {
+    /// The caller a stored user stands for.
+    pub fn of_user(user: &pb::User) -> Caller {
+        let role = UserRole::of(user.role).unwrap_or(UserRole::Unspecified);
+        Caller { name: user.name.clone(), role, scopes: Scopes::of_user(role, &user.scopes) }
+    }
 }
 
 /// Checks the bearer token on every call.
@@ -72,8 +85,7 @@ impl Interceptor for Auth {
         };
         self.node.gate.token(&user.name).map_err(limited)?;
         tracing::Span::current().record("user", user.name.as_str());
-        let role = UserRole::of(user.role).unwrap_or(UserRole::Unspecified);
-        req.extensions_mut().insert(Caller { name: user.name, role });
+        req.extensions_mut().insert(Caller::of_user(&user));
         Ok(req)
     }
 }
@@ -87,24 +99,17 @@ pub fn as_caller<T>(msg: T, caller: Caller) -> Request<T> {
     req
 }
 
-/// The caller, if their role is one of `allowed`.
-pub fn require<T>(req: &Request<T>, allowed: &[UserRole]) -> Result<Caller, Status> {
+/// The caller, if their token holds `scope`; otherwise PERMISSION_DENIED
+/// with `ErrorInfo` reason `MISSING_SCOPE` and the scope in its metadata.
+pub fn require<T>(req: &Request<T>, scope: Scope) -> Result<Caller, Status> {
     let caller =
         req.extensions().get::<Caller>().cloned().ok_or_else(|| Status::unauthenticated("not authenticated"))?;
-    if caller.role == UserRole::Admin || allowed.contains(&caller.role) {
+    if caller.scopes.contains(scope) {
         Ok(caller)
     } else {
-        Err(Status::permission_denied(format!(
-            "role {} may not call this method",
-            caller.role.as_str_name().trim_start_matches("USER_ROLE_").to_lowercase()
-        )))
+        Err(status::missing_scope(scope, caller.role))
     }
 }
-
-/// Roles that may read and write records.
-pub const RECORD_WRITERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrator];
-pub const RECORD_READERS: &[UserRole] = &[UserRole::Officer, UserRole::Integrator];
-pub const ANY_ROLE: &[UserRole] = &[UserRole::Officer, UserRole::Integrator, UserRole::Auditor];
 
 pub fn router<L: Clone>(builder: Server<L>, node: Arc<Node>) -> Router<L> {
     let auth = Auth { node: Arc::clone(&node) };

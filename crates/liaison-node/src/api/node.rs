@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::{require, status::invalid, ANY_ROLE};
+use super::{require, status::invalid, Caller};
 use crate::audit::Event;
 use crate::convert::timestamp;
 use crate::identity::new_token;
 use crate::node::Node;
 use crate::pb::{self, UserRole};
+use crate::scope::{Scope, Scopes};
 use crate::{peer, store};
 
 pub struct NodeApi {
@@ -27,13 +28,13 @@ impl NodeApi {
 #[tonic::async_trait]
 impl pb::node_service_server::NodeService for NodeApi {
     async fn get_card(&self, req: Request<pb::GetCardRequest>) -> Result<Response<pb::GetCardResponse>, Status> {
-        require(&req, ANY_ROLE)?;
+        require(&req, Scope::Status)?;
         let (card, env) = self.node.card();
         Ok(Response::new(pb::GetCardResponse { card: Some(card), envelope: Some(env) }))
     }
 
     async fn get_status(&self, req: Request<pb::GetStatusRequest>) -> Result<Response<pb::GetStatusResponse>, Status> {
-        require(&req, ANY_ROLE)?;
+        require(&req, Scope::Status)?;
         let st = self.node.db.store();
         Ok(Response::new(pb::GetStatusResponse {
             card: Some(self.node.card().0),
@@ -57,29 +58,33 @@ impl PeerApi {
 #[tonic::async_trait]
 impl pb::peer_service_server::PeerService for PeerApi {
     async fn add_peer(&self, req: Request<pb::AddPeerRequest>) -> Result<Response<pb::AddPeerResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::PeersManage)?;
         let env = req.into_inner().card.ok_or_else(|| invalid("card", "required"))?;
         let peer = peer::add(&self.node, &actor(&c), env, "card").await?;
         Ok(Response::new(pb::AddPeerResponse { peer: Some(peer) }))
     }
 
     async fn list_peers(&self, req: Request<pb::ListPeersRequest>) -> Result<Response<pb::ListPeersResponse>, Status> {
-        require(&req, &[UserRole::Officer, UserRole::Auditor])?;
+        require(&req, Scope::PeersRead)?;
+        let r = req.get_ref();
+        let paging = super::page::Paging::of(r.page_size, &r.page_token)?;
         let peers = store::peers::all(self.node.db.store()).or_status()?;
-        Ok(Response::new(pb::ListPeersResponse { peers }))
+        let (peers, next_page_token) =
+            paging.page(peers, |p| p.card.as_ref().map(|c| c.node_id.clone()).unwrap_or_default());
+        Ok(Response::new(pb::ListPeersResponse { peers, next_page_token }))
     }
 
     async fn remove_peer(
         &self,
         req: Request<pb::RemovePeerRequest>,
     ) -> Result<Response<pb::RemovePeerResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::PeersManage)?;
         peer::remove(&self.node, &actor(&c), &req.get_ref().node_id).await?;
         Ok(Response::new(pb::RemovePeerResponse {}))
     }
 
     async fn ping_peer(&self, req: Request<pb::PingPeerRequest>) -> Result<Response<pb::PingPeerResponse>, Status> {
-        require(&req, &[UserRole::Officer])?;
+        require(&req, Scope::PeersRead)?;
         let (card, rtt) = peer::ping(&self.node, &req.get_ref().node_id).await?;
         Ok(Response::new(pb::PingPeerResponse { card: Some(card), round_trip_ms: rtt as u64 }))
     }
@@ -88,7 +93,7 @@ impl pb::peer_service_server::PeerService for PeerApi {
         &self,
         req: Request<pb::SetPeerRouteRequest>,
     ) -> Result<Response<pb::SetPeerRouteResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::PeersManage)?;
         let r = req.get_ref();
         crate::hub::relay::set_route(&self.node, &format!("user:{}", c.name), &r.node_id, &r.via).await?;
         Ok(Response::new(pb::SetPeerRouteResponse {}))
@@ -124,7 +129,7 @@ impl pb::user_service_server::UserService for UserApi {
         &self,
         req: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::UsersManage)?;
         let r = req.into_inner();
         if !valid_user_name(&r.name) {
             return Err(invalid("name", "must be 1-64 characters of letters, digits, '.', '_', '-', '@'"));
@@ -133,10 +138,14 @@ impl pb::user_service_server::UserService for UserApi {
         let Some(role) = role else {
             return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
         };
-        let user = pb::User {
+        let scopes =
+            Scopes::narrow(role, &r.scopes).map_err(|(i, e)| invalid(&format!("scopes[{i}]"), &e.to_string()))?;
+        let mut user = pb::User {
             name: r.name.clone(),
             role: role as i32,
             create_time: Some(timestamp(self.node.now())),
+            // Stored only when narrowed: a role's bundle may grow in a later version.
+            scopes: if r.scopes.is_empty() { Vec::new() } else { scopes.names() },
             ..Default::default()
         };
         let token = new_token();
@@ -148,27 +157,37 @@ impl pb::user_service_server::UserService for UserApi {
                 }
                 store::users::put(tx, &user, &token);
                 // The token itself is never logged.
+                let narrowed =
+                    if user.scopes.is_empty() { String::new() } else { format!(", scopes {}", user.scopes.join(" ")) };
                 tx.audit(Event::new(actor(&c), "user.create").reason(format!(
-                    "{} with role {}",
+                    "{} with role {}{narrowed}",
                     user.name,
                     role_word(role)
                 )));
                 Ok(())
             })
             .await?;
+        user.scopes = Caller::of_user(&user).scopes.names();
         Ok(Response::new(pb::CreateUserResponse { user: Some(user), token }))
     }
 
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> Result<Response<pb::ListUsersResponse>, Status> {
-        require(&req, &[UserRole::Auditor])?;
-        Ok(Response::new(pb::ListUsersResponse { users: store::users::all(self.node.db.store()).or_status()? }))
+        require(&req, Scope::UsersRead)?;
+        let r = req.get_ref();
+        let paging = super::page::Paging::of(r.page_size, &r.page_token)?;
+        let (mut users, next_page_token) =
+            paging.page(store::users::all(self.node.db.store()).or_status()?, |u| u.name.clone());
+        for u in &mut users {
+            u.scopes = Caller::of_user(u).scopes.names();
+        }
+        Ok(Response::new(pb::ListUsersResponse { users, next_page_token }))
     }
 
     async fn delete_user(
         &self,
         req: Request<pb::DeleteUserRequest>,
     ) -> Result<Response<pb::DeleteUserResponse>, Status> {
-        let caller = require(&req, &[])?;
+        let caller = require(&req, Scope::UsersManage)?;
         let name = req.into_inner().name;
         if name == caller.name {
             return Err(invalid("name", "you cannot delete your own user"));
@@ -196,10 +215,10 @@ impl pb::user_service_server::UserService for UserApi {
         &self,
         req: Request<pb::SetPasswordRequest>,
     ) -> Result<Response<pb::SetPasswordResponse>, Status> {
-        let c = require(&req, ANY_ROLE)?;
+        let c = require(&req, Scope::Status)?;
         let r = req.into_inner();
         // Anyone sets their own; only an admin sets another's.
-        if r.name != c.name && c.role != UserRole::Admin {
+        if r.name != c.name && !c.scopes.contains(Scope::UsersManage) {
             return Err(Status::permission_denied("only an admin sets another user's password"));
         }
         crate::account::set_password(&self.node, &actor(&c), &r.name, &r.password).await?;
@@ -210,7 +229,7 @@ impl pb::user_service_server::UserService for UserApi {
         &self,
         req: Request<pb::IssueSignInLinkRequest>,
     ) -> Result<Response<pb::IssueSignInLinkResponse>, Status> {
-        let c = require(&req, &[])?;
+        let c = require(&req, Scope::UsersManage)?;
         let name = req.into_inner().name;
         let (token, until) = crate::account::issue_link(&self.node, &actor(&c), &name).await?;
         Ok(Response::new(pb::IssueSignInLinkResponse {

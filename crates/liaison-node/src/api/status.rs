@@ -35,6 +35,20 @@ pub fn invalid(field: &str, reason: &str) -> Status {
     )
 }
 
+/// A token without the scope a method needs.
+pub fn missing_scope(scope: crate::scope::Scope, role: crate::pb::UserRole) -> Status {
+    let role = crate::scope::role_name(role);
+    let meta = std::collections::HashMap::from([
+        ("scope".to_string(), scope.name().to_string()),
+        ("role".to_string(), role.to_string()),
+    ]);
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("this token lacks the scope {} (role {role})", scope.name()),
+        ErrorDetails::with_error_info("MISSING_SCOPE", "liaison.auth", meta),
+    )
+}
+
 /// `ErrorInfo` domain of refusals decided by the federation layer itself.
 const FEDERATION: &str = "liaison.federation";
 /// `ErrorInfo` reason of a message that names another node than its sender's certificate.

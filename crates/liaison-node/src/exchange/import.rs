@@ -44,6 +44,8 @@ pub struct Imported {
     pub stored: u32,
     pub already_held: u32,
     pub problems: Vec<Problem>,
+    /// The keys (originator/id) of the records stored, in request order.
+    pub keys: Vec<String>,
 }
 
 /// A verified line, ready for the policy decision.
@@ -163,13 +165,13 @@ pub async fn received(node: &Node, actor: &str, lines: Vec<pb::ExportedRecord>) 
         }
     }
     node.db.audit(events).await?;
-    let (stored, already, refused) = node
+    let (keys, already, refused) = node
         .db
         .write(|st, tx| {
-            let (mut stored, mut already, mut refused) = (0u32, 0u32, Vec::new());
+            let (mut keys, mut already, mut refused) = (Vec::new(), 0u32, Vec::new());
             for (i, c, prov) in &ready {
                 match receive::store_received(st, tx, &c.env, &c.rec, prov.clone(), actor)? {
-                    Kept::Stored => stored += 1,
+                    Kept::Stored => keys.push(c.key.clone()),
                     Kept::Unchanged => already += 1,
                     Kept::KindChanged { held } => refused.push((
                         *i,
@@ -183,10 +185,11 @@ pub async fn received(node: &Node, actor: &str, lines: Vec<pb::ExportedRecord>) 
                     )),
                 }
             }
-            Ok::<_, StoreError>((stored, already, refused))
+            Ok::<_, StoreError>((keys, already, refused))
         })
         .await?;
-    out.stored = stored;
+    out.stored = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+    out.keys = keys;
     out.already_held = out.already_held.saturating_add(already);
     out.problems.extend(refused);
     out.problems.sort_by_key(|(i, ..)| *i);

@@ -50,6 +50,7 @@ pub async fn answer(
         updated_since: None,
         include_withdrawn: false,
         originator: None,
+        external_reference: None,
     };
     let agreements = crate::agreement::book::for_policy(node)?;
     let who = caller.to_string();

@@ -94,7 +94,8 @@ pub fn store_received(
         store::retention::put(tx, until, &key);
     }
     let agreement = prov.agreement_id.clone();
-    let stored = StoredRecord { envelope: Some(env.clone()), provenance: Some(prov) };
+    let stored =
+        StoredRecord { envelope: Some(env.clone()), provenance: Some(prov), external_reference: String::new() };
     let now = tx.now;
     records::put(st, tx, &key, rec, &stored, old_rec.as_ref(), pb::ChangeType::RecordReceived, now);
     tx.audit(

@@ -76,10 +76,13 @@ pub async fn sweep_bookkeeping(node: &Node) -> Result<usize, ExchangeError> {
             }
         }
     }
+    // Answers kept for retried calls, oldest first.
+    let before = now.unix_timestamp().saturating_sub(crate::store::retries::KEEP_SECS);
+    let answers = node.db.write(|st, tx| crate::store::retries::expire(st, tx, before, SWEEP_BATCH)).await?;
     if old.is_empty() {
-        return Ok(0);
+        return Ok(answers);
     }
-    let n = old.len();
+    let n = old.len().saturating_add(answers);
     node.db
         .write(|st, tx| {
             // Each ended entry leaves its peer's count (`quota`), in the same write.

@@ -103,7 +103,8 @@ pub async fn send_aggregate(node: &Node, actor: &str, to: &str, period: &str) ->
         None => records::create(&node.db, &signer, rec, node.now()).await.map(|_| ()),
         Some(cur) => {
             let noop: records::Then<'_> = &|_, _, _, _| Ok(());
-            records::update(&node.db, &signer, rec, cur.version, node.now(), noop).await.map(|_| ())
+            let merge: records::Merge<'_> = &|_| Ok(rec.clone());
+            records::update(&node.db, &signer, &id, cur.version, node.now(), merge, noop).await.map(|_| ())
         }
     };
     result.map_err(|e| exchange::invalid("record", e.to_string()))?;
