@@ -100,13 +100,18 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     ];
     let file = root.path().join("in.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
-    let out = a.cli_json(&["import", &file.display().to_string()]);
+    // Refused lines fail the command; the report still says what was stored.
+    let refused = |args: &[&str]| {
+        let out = a.cli(args);
+        assert!(!out.status.success(), "refused lines fail the import");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON report")
+    };
+    let out = refused(&["--json", "import", &file.display().to_string()]);
     assert_eq!(out["stored"], 3, "{out}");
     let problems = out["problems"].as_array().unwrap();
     let line_nos: Vec<u64> = problems.iter().map(|p| p["line"].as_u64().unwrap()).collect();
     assert_eq!(line_nos, vec![2, 4, 7], "{out}");
-    let reason = problems[2]["reason"].as_str().unwrap();
-    assert!(reason.starts_with("record.contact_point.country"), "{out}");
+    assert_eq!(problems[2]["field"], "record.contact_point.country", "{out}");
     assert!(problems[1]["reason"].as_str().unwrap().contains("already exists"));
 
     // CSV of contact points.
@@ -116,10 +121,11 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     );
     let file = root.path().join("contacts.csv");
     std::fs::write(&file, csv).unwrap();
-    let out = a.cli_json(&["import", &file.display().to_string()]);
+    let out = refused(&["--json", "import", &file.display().to_string()]);
     assert_eq!(out["stored"], 1, "{out}");
     assert_eq!(out["problems"][0]["line"], 3);
-    assert!(out["problems"][0]["reason"].as_str().unwrap().contains("role"));
+    assert_eq!(out["problems"][0]["field"], "role");
+    assert!(out["problems"][0]["reason"].as_str().unwrap().contains("unknown contact role"));
 
     // Export gives back every record as JSON lines.
     let exported = a.cli_ok(&["export", "--kind", "contact_point"]);

@@ -511,9 +511,16 @@ async fn import_received(node: &TestNode, x: pb::ExportedRecord) -> pb::ImportRe
 
 /// `liaison import` of `file` on `node`: (stored, already held, problem reasons).
 fn import_file(node: &TestNode, file: &std::path::Path) -> (u64, u64, Vec<String>) {
-    let out = node.cli_json(&["import", &file.display().to_string()]);
-    let reasons =
-        out["problems"].as_array().unwrap().iter().map(|p| p["reason"].as_str().unwrap().to_string()).collect();
+    let run = node.cli(&["--json", "import", &file.display().to_string()]);
+    let out: serde_json::Value = serde_json::from_slice(&run.stdout).expect("JSON report");
+    let reasons: Vec<String> = out["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{}: {}", p["field"].as_str().unwrap(), p["reason"].as_str().unwrap()))
+        .collect();
+    // Any refused line fails the command.
+    assert_eq!(run.status.success(), reasons.is_empty(), "{out}");
     (out["stored"].as_u64().unwrap(), out["alreadyHeld"].as_u64().unwrap(), reasons)
 }
 

@@ -333,8 +333,10 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::Agreement(a) => super::govern::agreement(g, ch, a).await?,
         Command::Audit(a) => super::govern::audit(g, ch, a).await?,
         Command::Policy(a) => super::govern::policy(g, ch, a).await?,
-        Command::Import { file } => super::transfer::import(g, ch, &file).await?,
-        Command::Export { kind, out } => super::transfer::export(ch, kind.as_deref(), out.as_deref()).await?,
+        Command::Import { file, format } => super::transfer::import(g, ch, &file, format.as_deref()).await?,
+        Command::Export { kind, out, format } => {
+            super::transfer::export(ch, kind.as_deref(), out.as_deref(), format.as_deref()).await?
+        }
         Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
         Command::Init(_) | Command::Run(_) | Command::Demo(_) | Command::Tls(_) | Command::Store(_) => {
             return Err(CliError::Msg("internal: not a client command".into()))

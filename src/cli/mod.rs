@@ -103,13 +103,23 @@ pub enum Command {
         /// `.jsonl`/`.json` for JSON lines, `.csv` for contact points with the header
         /// id,name,role,agency,country,languages,phone,email,availability,last_verified,handling
         file: PathBuf,
+        /// Read FILE in an exchange format instead: `stix` (a STIX 2.1 bundle),
+        /// `ftm` (FollowTheMoney entities, JSON lines or an array), `misp`
+        /// (MISP events, one per line or an array).
+        #[arg(long, value_parser = ["stix", "ftm", "misp"])]
+        format: Option<String>,
     },
-    /// Export records as JSON lines.
+    /// Export records as JSON lines, or in an exchange format.
     Export {
         #[arg(long)]
         kind: Option<String>,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `stix` (one STIX 2.1 bundle of intelligence reports and entities),
+        /// `ftm` (FollowTheMoney entities of entity records, JSON lines),
+        /// `misp` (one MISP event per intelligence report, JSON lines).
+        #[arg(long, value_parser = ["stix", "ftm", "misp"])]
+        format: Option<String>,
     },
     /// Ask one peer or every peer for records.
     Query(exchange::QueryArgs),

@@ -123,10 +123,61 @@ fn csv_lines(text: &str) -> Vec<Line> {
         .collect()
 }
 
-pub(super) async fn import(g: &Global, ch: Authed, file: &Path) -> Result<(), CliError> {
+/// Records from a file in an exchange format. A document that does not
+/// convert is refused whole, each problem with its path (line 1 for a
+/// single document, the line number for JSON lines).
+fn format_lines(format: &str, text: &str) -> Vec<Line> {
+    use liaison_core::formats::{ftm, misp, stix, Problem};
+    let docs = || -> Result<Vec<serde_json::Value>, (String, String)> {
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Array(a)) => Ok(a),
+            Ok(v) => Ok(vec![v]),
+            Err(_) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| (String::new(), format!("not JSON: {e}"))))
+                .collect(),
+        }
+    };
+    let refused = |ps: Vec<Problem>| ps.into_iter().map(|p| (1, Err((p.path, p.reason)))).collect::<Vec<Line>>();
+    let own = |recs: Vec<pb::Record>| {
+        recs.into_iter().enumerate().map(|(i, r)| (i + 1, Ok(Item::Own(Box::new(r))))).collect::<Vec<Line>>()
+    };
+    let docs = match docs() {
+        Ok(d) => d,
+        Err(e) => return vec![(1, Err(e))],
+    };
+    match format {
+        "stix" => match docs.as_slice() {
+            [bundle] => stix::import(bundle).map_or_else(refused, own),
+            _ => vec![(1, Err((String::new(), "one STIX bundle per file".into())))],
+        },
+        "ftm" => ftm::import(&docs).map_or_else(refused, own),
+        _ => docs
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| match misp::import(ev) {
+                Ok(r) => (i + 1, Ok(Item::Own(Box::new(r)))),
+                Err(ps) => {
+                    let p = ps
+                        .into_iter()
+                        .next()
+                        .map_or((String::new(), "not a MISP event".into()), |p| (p.path, p.reason));
+                    (i + 1, Err(p))
+                }
+            })
+            .collect(),
+    }
+}
+
+pub(super) async fn import(g: &Global, ch: Authed, file: &Path, format: Option<&str>) -> Result<(), CliError> {
     let text = std::fs::read_to_string(file).map_err(|e| CliError::Msg(format!("{}: {e}", file.display())))?;
     let is_csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let lines = if is_csv { csv_lines(&text) } else { json_lines(&text) };
+    let lines = match format {
+        Some(f) => format_lines(f, &text),
+        None if is_csv => csv_lines(&text),
+        None => json_lines(&text),
+    };
     let bar = if g.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(lines.len() as u64) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} lines {msg}")
@@ -238,7 +289,12 @@ fn retryable(code: tonic::Code) -> bool {
 /// `liaison.v1.ExportedRecord` lines carrying the originator's exact signed
 /// envelope, the provenance and this node's signed holding statement
 /// (fetched with GetRecord, which audits any view of protected fields).
-pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn export(
+    ch: Authed,
+    kind: Option<&str>,
+    out: Option<&Path>,
+    format: Option<&str>,
+) -> Result<(), CliError> {
     let own = pb::node_service_client::NodeServiceClient::new(ch.clone())
         .get_status(pb::GetStatusRequest {})
         .await?
@@ -260,7 +316,10 @@ pub(super) async fn export(ch: Authed, kind: Option<&str>, out: Option<&Path>) -
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let written = write_export(&mut client, &own, kind, &mut sink).await;
+    let written = match format {
+        Some(f) => write_format(&mut client, &own, kind, f, &mut sink).await,
+        None => write_export(&mut client, &own, kind, &mut sink).await,
+    };
     drop(sink);
     let n = match (written, &partial, out) {
         (Ok(n), Some(tmp), Some(dest)) => {
@@ -330,6 +389,62 @@ async fn write_export(
         token = page.next_page_token;
     }
     sink.flush().map_err(|e| CliError::Msg(e.to_string()))?;
+    Ok(n)
+}
+
+/// Every record as listed (victims' identities masked), page by page.
+async fn listed(
+    client: &mut pb::record_service_client::RecordServiceClient<Authed>,
+    kind: i32,
+) -> Result<Vec<pb::Record>, CliError> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let req = pb::ListRecordsRequest { kind, page_size: 1000, page_token: token, ..Default::default() };
+        let page = client.list_records(req).await?.into_inner();
+        all.extend(page.records);
+        if page.next_page_token.is_empty() {
+            return Ok(all);
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// Records in an exchange format, converted by the core from what the
+/// listing shows (victim referrals are never converted); returns how many
+/// documents or entities were written.
+async fn write_format(
+    client: &mut pb::record_service_client::RecordServiceClient<Authed>,
+    own: &str,
+    kind: i32,
+    format: &str,
+    sink: &mut dyn Write,
+) -> Result<usize, CliError> {
+    use liaison_core::formats::{ftm, misp, stix};
+    let records = listed(client, kind).await?;
+    let io = |e: std::io::Error| CliError::Msg(e.to_string());
+    let json = |v: &serde_json::Value| serde_json::to_string(v).map_err(|e| CliError::Msg(e.to_string()));
+    let mut n = 0;
+    match format {
+        "stix" => {
+            let bundle = stix::bundle(&records, own, time::OffsetDateTime::now_utc());
+            n = bundle["objects"].as_array().map_or(0, Vec::len);
+            writeln!(sink, "{}", json(&bundle)?).map_err(io)?;
+        }
+        "ftm" => {
+            for e in records.iter().flat_map(ftm::entities) {
+                writeln!(sink, "{}", json(&e)?).map_err(io)?;
+                n += 1;
+            }
+        }
+        _ => {
+            for ev in records.iter().filter_map(|r| misp::event(r, own)) {
+                writeln!(sink, "{}", json(&ev)?).map_err(io)?;
+                n += 1;
+            }
+        }
+    }
+    sink.flush().map_err(io)?;
     Ok(n)
 }
 

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod clock;
 pub mod convert;
 pub mod envelope;
+pub mod formats;
 pub mod hub;
 pub mod outbox;
 pub mod policy;

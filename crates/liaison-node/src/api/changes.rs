@@ -37,7 +37,7 @@ fn with_record(st: &dyn store::Store, change: pb::Change) -> Result<pb::WatchCha
     } else {
         records::get(st, &change.record_key)
             .or_status()?
-            .map(|s| s.record())
+            .map(|s| s.local())
             .transpose()
             .or_status()?
             .map(|r| crate::redact::pseudonymise(&r))

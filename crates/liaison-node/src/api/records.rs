@@ -119,7 +119,7 @@ impl pb::record_service_server::RecordService for RecordApi {
         let stored = records::get(self.node.db.store(), &key)
             .or_status()?
             .ok_or_else(|| Status::not_found(format!("record {} not found", r.id)))?;
-        let mut rec = stored.record().or_status()?;
+        let mut rec = stored.local().or_status()?;
         if r.masked {
             rec = crate::redact::pseudonymise(&rec);
         } else if crate::redact::holds_protected(&rec) {
