@@ -7,6 +7,7 @@ mod common;
 
 use std::process::Command;
 
+use common::clients::{daily_operations, integrator_token};
 use common::{create, wait_for, TestNode};
 use liaison::record::examples;
 
@@ -21,15 +22,6 @@ fn node_tools() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A user with the integrator role, made through the CLI; its token.
-fn integrator_token(node: &TestNode, name: &str) -> String {
-    let created = node.cli_json(&["user", "add", name, "--role", "integrator"]);
-    assert_eq!(created["user"]["role"], "USER_ROLE_INTEGRATOR", "{created}");
-    let token = created["token"].as_str().expect("the token, printed once").to_string();
-    assert_ne!(token, node.token, "not the admin token");
-    token
 }
 
 fn run_node(node: &TestNode, token: &str, args: &[&str]) -> String {
@@ -47,13 +39,6 @@ fn run_node(node: &TestNode, token: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// The text after `prefix` on the first output line that starts with it.
-fn line_after<'a>(out: &'a str, prefix: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.trim_start().strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{out}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,32 +74,7 @@ async fn the_node_example_imports_retries_queries_checks_requests_and_follows_ch
     );
     let ours = ["cp-js-udonthani", "cp-js-nongkhai", "cp-js-mukdahan"];
 
-    // Import, and the retry with the same request_id answered from the first call.
-    assert!(out.contains("imported 3 of 4"), "{out}");
-    assert!(out.contains("problem in record 3: record.contact_point.country"), "{out}");
-    let ids: Vec<&str> = line_after(&out, "retry answered the same: stored 3, ids ").split(", ").collect();
-    assert_eq!(ids.len(), 3, "{out}");
-    for (got, want) in ids.iter().zip(ours) {
-        assert!(got.ends_with(want), "stored_ids in request order: {ids:?}");
-    }
-
-    // Query, hit/no-hit (normalised on both sides), request citing the hit.
-    assert!(out.contains("query kh-antht: PEER_OUTCOME_ANSWERED 1 record(s)"), "{out}");
-    assert!(out.contains("kh-antht/cp-kh-duty: AHTJP duty desk"), "{out}");
-    assert!(out.contains("check kh-antht: PEER_OUTCOME_ANSWERED"), "{out}");
-    let hit = line_after(&out, "passport:N0123456: hit, reference ").trim().to_string();
-    assert!(hit.starts_with("hit-"), "{out}");
-    assert!(out.contains("passport:X9999999: no hit"), "{out}");
-    assert!(!out.contains("Sok Dara"), "no record content crosses in a hit check: {out}");
-    let sent = line_after(&out, "request ");
-    let (id, rest) = sent.split_once(": ").unwrap_or_else(|| panic!("request line: {sent}"));
-    assert_eq!(rest, "REQUEST_STATE_SUBMITTED (information_request to kh-antht)", "{out}");
-
-    // The feed showed each record created; the client finished.
-    for rid in ours {
-        assert!(out.contains(&format!("CHANGE_TYPE_RECORD_CREATED th-atpd/{rid}")), "watch saw {rid}: {out}");
-    }
-    assert!(out.contains("node client ok"), "{out}");
+    let (id, hit) = daily_operations(&out, ours, "node client ok");
 
     // The asking node holds the three good records once each: the retry stored nothing.
     let listed = th.cli_json(&["record", "list", "--kind", "contact_point", "--text", "task force"]);

@@ -13,6 +13,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+pub(crate) mod clients;
 pub(crate) mod fake_peer;
 pub(crate) mod slow_link;
 

@@ -193,23 +193,7 @@ pub fn label_key(path: &str) -> String {
 }
 
 fn get<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |v, seg| v.get(camel(seg)).or_else(|| v.get(seg)))
-}
-
-fn camel(s: &str) -> String {
-    let mut out = String::new();
-    let mut up = false;
-    for c in s.chars() {
-        if c == '_' {
-            up = true;
-        } else if up {
-            out.extend(c.to_uppercase());
-            up = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    path.split('.').try_fold(v, |v, seg| v.get(liaison_node::record::mask::json_name(seg)).or_else(|| v.get(seg)))
 }
 
 fn text_of(v: Option<&Value>) -> String {
@@ -316,7 +300,7 @@ fn field_views(
 pub fn views(tr: &Tr, kind: pb::RecordKind, record: &pb::Record, problem: &Problem) -> Vec<FieldView> {
     let Some((body_key, fields)) = schema(kind) else { return Vec::new() };
     let json = serde_json::to_value(record).unwrap_or(Value::Null);
-    let body = json.get(camel(body_key)).cloned().unwrap_or(Value::Null);
+    let body = json.get(liaison_node::record::mask::json_name(body_key)).cloned().unwrap_or(Value::Null);
     field_views(tr, &format!("{body_key}."), &format!("{body_key}."), fields, &body, problem)
 }
 

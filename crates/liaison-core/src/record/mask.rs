@@ -18,7 +18,8 @@ fn bad(reason: impl Into<String>) -> FieldError {
     FieldError { field: "update_mask".into(), reason: reason.into() }
 }
 
-fn camel(segment: &str) -> String {
+/// A proto field name as proto3 JSON spells it (`contact_point` → `contactPoint`).
+pub fn json_name(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     let mut up = false;
     for c in segment.chars() {
@@ -64,10 +65,10 @@ pub fn apply(current: &pb::Record, patch: &pb::Record, paths: &[String]) -> Resu
             return Err(bad(format!("{first} is set by the node and cannot be updated")));
         }
         // The body an update names must be the record's own kind.
-        if BODIES.contains(&first) && cur.get(camel(first)).is_none() {
+        if BODIES.contains(&first) && cur.get(json_name(first)).is_none() {
             return Err(bad(format!("{path}: the record is not a {first}")));
         }
-        let camels: Vec<String> = segments.iter().map(|s| camel(s)).collect();
+        let camels: Vec<String> = segments.iter().map(|s| json_name(s)).collect();
         known(&camels).map_err(|e| bad(format!("{path}: {e}")))?;
         let value = lookup(&from, &camels).cloned();
         set(&mut cur, &camels, value).map_err(|e| bad(format!("{path}: {e}")))?;
