@@ -6,6 +6,7 @@
 //! The table of which method needs which scope is in `docs/INTEGRATION.md`,
 //! checked against the running node by `tests/scopes.rs`.
 
+use crate::convert::ProtoEnum;
 use crate::pb::UserRole;
 
 /// One permission of the local API.
@@ -185,7 +186,7 @@ pub enum ScopeError {
     #[error("unknown scope {0:?}")]
     Unknown(String),
     #[error("scope {scope} is not in role {role}'s bundle")]
-    NotInRole { scope: &'static str, role: &'static str },
+    NotInRole { scope: &'static str, role: String },
 }
 
 impl Scopes {
@@ -224,7 +225,7 @@ impl Scopes {
         for (i, n) in names.iter().enumerate() {
             let s = Scope::parse(n.trim()).ok_or_else(|| (i, ScopeError::Unknown(n.clone())))?;
             if !bundle.contains(s) {
-                return Err((i, ScopeError::NotInRole { scope: s.name(), role: role_name(role) }));
+                return Err((i, ScopeError::NotInRole { scope: s.name(), role: role.to_word() }));
             }
             out = out.with(s);
         }
@@ -245,17 +246,6 @@ impl Scopes {
 
     pub fn names(self) -> Vec<String> {
         self.iter().map(|s| s.name().to_string()).collect()
-    }
-}
-
-/// A role's lowercase name ("integrator").
-pub fn role_name(role: UserRole) -> &'static str {
-    match role {
-        UserRole::Admin => "admin",
-        UserRole::Officer => "officer",
-        UserRole::Integrator => "integrator",
-        UserRole::Auditor => "auditor",
-        UserRole::Unspecified => "unspecified",
     }
 }
 
@@ -300,7 +290,7 @@ mod tests {
         assert_eq!(s.names(), names(&["records.read", "feed"]));
         assert_eq!(
             Scopes::narrow(UserRole::Integrator, &names(&["feed", "records.identity"])),
-            Err((1, ScopeError::NotInRole { scope: "records.identity", role: "integrator" }))
+            Err((1, ScopeError::NotInRole { scope: "records.identity", role: "integrator".into() }))
         );
         assert_eq!(
             Scopes::narrow(UserRole::Officer, &names(&["everything"])),

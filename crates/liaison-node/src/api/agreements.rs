@@ -261,10 +261,9 @@ impl pb::audit_service_server::AuditService for AuditApi {
             _ => return Err(invalid(field, "at most 1000")),
         };
         let mut after = r.after_seq;
-        if !r.page_token.is_empty() {
-            let bad = || invalid("page_token", "not a token from a previous page");
-            let raw = hex::decode(&r.page_token).map_err(|_| bad())?;
-            after = String::from_utf8(raw).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        // A token names the last seq of its page (see `api::page`).
+        if let Some(last) = super::page::Paging::of(0, &r.page_token)?.after {
+            after = last.parse().map_err(|_| invalid("page_token", "not a token from a previous page"))?;
         }
         let mut out = Vec::new();
         let page = |entries: Vec<pb::AuditEntry>, last: u64, more: bool| {

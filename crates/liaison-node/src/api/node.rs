@@ -114,10 +114,6 @@ fn actor(c: &super::Caller) -> String {
     format!("user:{}", c.name)
 }
 
-fn role_word(r: UserRole) -> String {
-    r.as_str_name().trim_start_matches("USER_ROLE_").to_lowercase()
-}
-
 fn valid_user_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'@'))
@@ -162,7 +158,7 @@ impl pb::user_service_server::UserService for UserApi {
                 tx.audit(Event::new(actor(&c), "user.create").reason(format!(
                     "{} with role {}{narrowed}",
                     user.name,
-                    role_word(role)
+                    role.to_word()
                 )));
                 Ok(())
             })
@@ -203,7 +199,7 @@ impl pb::user_service_server::UserService for UserApi {
                     .as_ref()
                     .map_or(UserRole::Unspecified, |u| UserRole::of(u.role).unwrap_or(UserRole::Unspecified));
                 tx.audit(
-                    Event::new(actor(&caller), "user.delete").reason(format!("{name} with role {}", role_word(role))),
+                    Event::new(actor(&caller), "user.delete").reason(format!("{name} with role {}", role.to_word())),
                 );
                 Ok(())
             })

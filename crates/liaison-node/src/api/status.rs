@@ -37,7 +37,7 @@ pub fn invalid(field: &str, reason: &str) -> Status {
 
 /// A token without the scope a method needs.
 pub fn missing_scope(scope: crate::scope::Scope, role: crate::pb::UserRole) -> Status {
-    let role = crate::scope::role_name(role);
+    let role = crate::convert::ProtoEnum::to_word(role);
     let meta = std::collections::HashMap::from([
         ("scope".to_string(), scope.name().to_string()),
         ("role".to_string(), role.to_string()),
