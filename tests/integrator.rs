@@ -177,3 +177,98 @@ fn bulk_import_and_export_of_long_records_fit_the_message_limit() {
     assert!(problems[0]["reason"].as_str().unwrap().contains("ISO 3166"), "{report}");
     assert_eq!((problems[1]["line"].clone(), problems[1]["field"].clone()), (3.into(), "".into()));
 }
+
+type Records = pb::record_service_client::RecordServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, common::Bearer>,
+>;
+
+async fn listed(c: &mut Records, req: pb::ListRecordsRequest) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut req = pb::ListRecordsRequest { page_size: 3, ..req };
+    loop {
+        let page = c.list_records(req.clone()).await.unwrap().into_inner();
+        ids.extend(page.records.into_iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            return ids;
+        }
+        req.page_token = page.next_page_token;
+    }
+}
+
+fn text(t: &str) -> pb::ListRecordsRequest {
+    pb::ListRecordsRequest { text: t.into(), ..Default::default() }
+}
+
+/// The filters read the catalogue's indexes and the text index: what they
+/// find is what the records say, in any script, immediately after a write,
+/// after a restart (the index is rebuilt from the store), and never a
+/// victim's identity, locally or through a peer's query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexed_search_finds_substrings_in_any_script_and_never_an_identity() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut th, kh) = common::th_kh_under_mou(root.path());
+    let mut c = th.records().await;
+    // Thai is written without spaces between words: a word inside a run.
+    create(&th, common::contact_point("cp-th-1", "ศูนย์ปฏิบัติการต่อต้านการค้ามนุษย์")).await;
+    create(&th, with_reference(common::contact_point("cp-th-2", "Poipet border desk"), "POL/7")).await;
+    let mut vr = liaison::record::examples::victim_referral();
+    vr.id = "vr-idx".into();
+    if let Some(Body::VictimReferral(v)) = vr.body.as_mut() {
+        v.identity.as_mut().unwrap().full_name = "นางสาวสมศรี Qzxvbn".into();
+        v.notes = "met at the การค้ามนุษย์ shelter".into();
+    }
+    create(&th, vr).await;
+
+    assert_eq!(listed(&mut c, text("การค้ามนุษย์")).await, ["cp-th-1"]);
+    assert_eq!(listed(&mut c, text("DER DE")).await, ["cp-th-2"]);
+    assert_eq!(listed(&mut c, text("oi")).await, ["cp-th-2"]);
+    assert!(listed(&mut c, text("qzxvbn")).await.is_empty(), "identity searchable");
+    assert!(listed(&mut c, text("สมศรี")).await.is_empty(), "identity searchable");
+    assert!(listed(&mut c, text("shelter")).await.is_empty(), "protected notes searchable");
+    let kh_th = |kind: pb::RecordKind| pb::ListRecordsRequest {
+        kind: kind as i32,
+        country: "TH".into(),
+        external_reference: "POL/7".into(),
+        ..Default::default()
+    };
+    assert_eq!(listed(&mut c, kh_th(pb::RecordKind::ContactPoint)).await, ["cp-th-2"]);
+    assert!(listed(&mut c, kh_th(pb::RecordKind::Entity)).await.is_empty());
+
+    // An update is found by its new words at once, and no longer by its old ones.
+    let renamed = pb::UpdateRecordRequest {
+        record: Some(common::contact_point("cp-th-2", "Aranyaprathet crossing")),
+        expected_version: 1,
+        update_mask: Some(pbjson_types::FieldMask { paths: vec!["contact_point.name".into()] }),
+        ..Default::default()
+    };
+    c.update_record(renamed).await.unwrap();
+    assert_eq!(listed(&mut c, text("aranya")).await, ["cp-th-2"]);
+    assert!(listed(&mut c, text("poipet")).await.is_empty());
+    th.cli_ok(&["record", "withdraw", "cp-th-1", "--expected-version", "1"]);
+    assert!(listed(&mut c, text("การค้า")).await.is_empty(), "withdrawn listed");
+    let with_withdrawn = pb::ListRecordsRequest { include_withdrawn: true, ..text("การค้า") };
+    assert_eq!(listed(&mut c, with_withdrawn.clone()).await, ["cp-th-1"]);
+
+    // Rebuilt from the store on start: the same answers.
+    th.stop();
+    th.start();
+    let mut c = th.records().await;
+    assert_eq!(listed(&mut c, with_withdrawn).await, ["cp-th-1"]);
+    assert_eq!(listed(&mut c, text("crossing")).await, ["cp-th-2"]);
+    assert!(listed(&mut c, text("qzxvbn")).await.is_empty());
+
+    // A peer's query goes through the same indexes and its own decision.
+    let mut h = common::Hostile::new(&kh, &th);
+    let ask = |text: &str| pb::QueryRecordsRequest {
+        kind: pb::RecordKind::VictimReferral as i32,
+        text: text.into(),
+        purpose: pb::Purpose::VictimIdentification as i32,
+        ..Default::default()
+    };
+    for probe in ["qzxvbn", "สมศรี", "shelter"] {
+        let got = h.client.query_records(ask(probe)).await.unwrap().into_inner();
+        assert!(got.records.is_empty(), "{probe} found through a query");
+    }
+    let pseudonym = h.client.query_records(ask("vr-")).await.unwrap().into_inner();
+    assert_eq!(pseudonym.records.len(), 1, "the pseudonym is searchable");
+}

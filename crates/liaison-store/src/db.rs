@@ -247,7 +247,11 @@ impl Db {
                 return Err(e);
             }
             state.chain = chain;
-            catalogue.apply(edits);
+            if let Err(e) = catalogue.apply(edits) {
+                // Durable, but not searchable until the index is rebuilt at
+                // the next start; the write itself stands.
+                tracing::error!(error = %e, "could not update the search catalogue");
+            }
             if moved {
                 state.next_change = next_change;
                 let _ = changes.send(next_change - 1);

@@ -37,6 +37,7 @@ pub mod released;
 pub mod retention;
 pub mod retries;
 pub mod sealed;
+pub mod search;
 mod sled_store;
 pub mod users;
 pub mod views;

@@ -7,6 +7,7 @@ use prost::Message;
 use time::OffsetDateTime;
 
 use super::{scan_prefix, Db, Store, StoreError, Tree, Tx};
+pub use crate::catalogue::Filter;
 use crate::catalogue::{Edit, Entry};
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
@@ -391,57 +392,6 @@ pub async fn withdraw(
     .await
 }
 
-/// Filters for [`list`].
-#[derive(Debug, Default, Clone)]
-pub struct Filter {
-    pub kind: Option<pb::RecordKind>,
-    pub country: Option<String>,
-    /// Lowercased.
-    pub text: Option<String>,
-    pub updated_since: Option<OffsetDateTime>,
-    pub include_withdrawn: bool,
-    /// Only records from this originator.
-    pub originator: Option<String>,
-    /// Only records with exactly this local reference.
-    pub external_reference: Option<String>,
-}
-
-impl Filter {
-    /// Whether a listing shows `r` (judged on the pseudonymised record).
-    pub fn matches(&self, r: &pb::Record) -> bool {
-        self.admits(&Entry::of(r, &r.external_reference))
-    }
-
-    /// Whether a record with this catalogue entry passes the filter.
-    pub fn admits(&self, e: &Entry) -> bool {
-        if self.kind.is_some() && e.kind != self.kind {
-            return false;
-        }
-        if e.withdrawn && !self.include_withdrawn {
-            return false;
-        }
-        if self.external_reference.as_deref().is_some_and(|x| *x != *e.external_reference) {
-            return false;
-        }
-        if let Some(c) = &self.country {
-            if !e.countries.iter().any(|x| x == c) {
-                return false;
-            }
-        }
-        if let Some(since) = self.updated_since {
-            if e.updated.is_none_or(|u| u < since) {
-                return false;
-            }
-        }
-        if let Some(t) = &self.text {
-            if !record::text_contains(&e.text, t) {
-                return false;
-            }
-        }
-        true
-    }
-}
-
 /// Matching records with their provenance, and the key to continue after.
 pub type Page = (Vec<(pb::Record, Option<pb::Provenance>)>, Option<String>);
 
@@ -453,7 +403,7 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
     let store = db.store();
     db.catalogue().ensure(|| catalogue_entries(store))?;
     let prefix = filter.originator.as_ref().map(|o| format!("{o}/")).unwrap_or_default();
-    let (keys, next) = db.catalogue().page(&prefix, after, page_size, |e| filter.admits(e));
+    let (keys, next) = db.catalogue().page(&prefix, after, page_size, filter)?;
     let mut rows = Vec::with_capacity(keys.len());
     for key in keys {
         // Gone since the catalogue was read (a purge): not listed.
@@ -463,6 +413,42 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
         }
     }
     Ok((rows, next))
+}
+
+/// Walks the records under `prefix` that `filter` admits on the
+/// pseudonymised view, in key order, through the catalogue's indexes (not
+/// every record), keeping what `pick` returns until `limit` are kept. `pick`
+/// sees the stored record and makes its own decision on the view its
+/// caller would receive.
+pub fn search<T>(
+    db: &Db,
+    prefix: &str,
+    filter: &Filter,
+    limit: usize,
+    mut pick: impl FnMut(&str, &pb::Record, &StoredRecord) -> Result<Option<T>, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let store = db.store();
+    db.catalogue().ensure(|| catalogue_entries(store))?;
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    while out.len() < limit {
+        let (keys, next) = db.catalogue().page(prefix, after.as_deref(), 256, filter)?;
+        for key in keys {
+            // Gone since the catalogue was read (a purge): skipped.
+            let Some(stored) = get(store, &key)? else { continue };
+            if let Some(t) = pick(&key, &stored.record()?, &stored)? {
+                out.push(t);
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The catalogue entry of every stored record (its first load).

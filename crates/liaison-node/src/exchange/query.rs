@@ -40,34 +40,28 @@ pub async fn answer(
     {
         return Err(ExchangeError::Denied(d));
     }
-    // Search what the caller would receive: each record is decided and
-    // redacted first, and the text and country filters apply to that copy,
+    // Search what the caller would receive. The catalogue's indexes narrow
+    // the own records to those whose pseudonymised view matches; each is
+    // then decided and redacted, and the filters apply again to that copy,
     // so a word held only in a withheld field never makes a record match.
     let view_filter = Filter {
         kind: Some(kind),
         country: (!req.country.is_empty()).then(|| req.country.clone()),
         text: (!req.text.is_empty()).then(|| req.text.to_lowercase()),
-        updated_since: None,
-        include_withdrawn: false,
-        originator: None,
-        external_reference: None,
+        ..Filter::default()
     };
     let agreements = crate::agreement::book::for_policy(node)?;
     let who = caller.to_string();
-    // The scan reads every own record: off the runtime's threads.
-    let (hits, _) = crate::node::off_runtime(node, move |node| {
-        records::scan(node.db.store(), &format!("{}/", node.id()), None, limit, |_, r, _| {
-            if r.withdrawn || crate::record::kind(r) != Some(kind) {
-                return None;
-            }
+    let hits = crate::node::off_runtime(node, move |node| {
+        records::search(&node.db, &format!("{}/", node.id()), &view_filter, limit, |_, r, _| {
             let ex = exchange_for(node, &who, Direction::Outgoing, pb::Operation::Query, r, purpose);
             let d = crate::policy::decide(&agreements, &ex);
-            let Decision::Allow { plan, .. } = &d else { return None };
+            let Decision::Allow { plan, .. } = &d else { return Ok(None) };
             if !view_filter.matches(&crate::redact::redact(r, plan)) {
-                return None;
+                return Ok(None);
             }
-            let shared = seal_shared(node, r, &d)?;
-            Some((ex, d, shared, records::key(&r.originator, &r.id)))
+            let Some(shared) = seal_shared(node, r, &d) else { return Ok(None) };
+            Ok(Some((ex, d, shared, records::key(&r.originator, &r.id))))
         })
     })
     .await?;
