@@ -36,7 +36,7 @@ fn documented_roles() -> BTreeMap<String, BTreeSet<String>> {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         if let [_, role, scopes, ..] = cells.as_slice() {
             let role = role.trim_matches('`');
-            if ["admin", "officer", "integrator", "auditor"].contains(&role) && scopes.contains('`') {
+            if ["admin", "officer", "integrator", "auditor", "partner"].contains(&role) && scopes.contains('`') {
                 let set = scopes.split_whitespace().map(|s| s.trim_matches('`').to_string()).collect();
                 out.insert(role.to_string(), set);
             }
@@ -133,10 +133,19 @@ fn roles_are_the_documented_bundles_and_narrowing_stays_within_them() {
     let root = tempfile::tempdir().unwrap();
     let mut node = TestNode::init(root.path(), "th-atpd", "TH");
     node.start();
+    // A partner account reads as a pinned peer.
+    let mut peer = TestNode::init(root.path(), "kh-antht", "KH");
+    peer.start();
+    common::pin_all(&[&node, &peer]);
     let roles = documented_roles();
-    assert_eq!(roles.len(), 4, "the role table in docs/INTEGRATION.md: {roles:?}");
+    assert_eq!(roles.len(), 5, "the role table in docs/INTEGRATION.md: {roles:?}");
     for (role, scopes) in &roles {
-        let (_, user) = add_user(&node, &format!("bundle-{role}"), role, &[]);
+        let name = format!("bundle-{role}");
+        let user = if role == "partner" {
+            node.cli_json(&["user", "add", &name, "--role", role, "--peer", "kh-antht"])["user"].clone()
+        } else {
+            add_user(&node, &name, role, &[]).1
+        };
         let got: BTreeSet<String> =
             user["scopes"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
         assert_eq!(&got, scopes, "role {role}");

@@ -216,17 +216,22 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
         Command::User(u) => {
             let mut c = pb::user_service_client::UserServiceClient::new(ch);
             match u {
-                UserCmd::Add { name, role, scopes } => {
+                UserCmd::Add { name, role, scopes, peer } => {
                     let role =
                         pb::UserRole::from_str_name(&format!("USER_ROLE_{}", role.to_uppercase())).unwrap_or_default();
-                    let r =
-                        c.create_user(pb::CreateUserRequest { name, role: role as i32, scopes }).await?.into_inner();
+                    let r = c
+                        .create_user(pb::CreateUserRequest { name, role: role as i32, scopes, peer })
+                        .await?
+                        .into_inner();
                     if g.json {
                         print_json(&r)?;
                     } else {
                         let user = r.user.unwrap_or_default();
                         println!("user {} created with role {}", user.name, output::role_name(user.role));
                         println!("scopes: {}", user.scopes.join(" "));
+                        if !user.peer.is_empty() {
+                            println!("reads as peer: {}", user.peer);
+                        }
                         println!("token (shown once, store it safely): {}", r.token);
                     }
                 }

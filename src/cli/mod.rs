@@ -286,12 +286,16 @@ pub enum UserCmd {
     /// Create a user; prints the token once.
     Add {
         name: String,
-        #[arg(long, value_parser = ["admin", "officer", "integrator", "auditor"])]
+        #[arg(long, value_parser = ["admin", "officer", "integrator", "auditor", "partner"])]
         role: String,
         /// Narrow the token to these scopes (each within the role), e.g.
         /// `--scope records.read,feed`; default: the role's whole bundle.
         #[arg(long = "scope", value_delimiter = ',')]
         scopes: Vec<String>,
+        /// For `--role partner`: the peer (node id) whose system reads this
+        /// node's TAXII collections with the token.
+        #[arg(long, default_value = "")]
+        peer: String,
     },
     List,
     Remove {
@@ -508,6 +512,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                     listen: a.console_listen.unwrap_or_else(|| crate::config::Console::default().listen),
                     ..Default::default()
                 },
+                taxii: Default::default(),
             };
             let layout = Layout::new(&dir);
             let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
@@ -594,6 +599,7 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
                     limits: Default::default(),
                     storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
                     console: Default::default(),
+                    taxii: Default::default(),
                 };
                 let token = crate::node::init(&layout, &cfg).map_err(|e| CliError::Msg(e.to_string()))?;
                 output::init_done(g, &layout, &cfg, &token);
@@ -609,7 +615,8 @@ async fn run(g: &Global, a: RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Msg(e.to_string()))?;
     let console =
         liaison_console::sidecar(std::sync::Arc::clone(&node)).await.map_err(|e| CliError::Msg(e.to_string()))?;
-    crate::serve::serve_with(node, console.into_iter().collect(), crate::serve::shutdown_signal())
+    let taxii = liaison_taxii::sidecar(std::sync::Arc::clone(&node)).await.map_err(|e| CliError::Msg(e.to_string()))?;
+    crate::serve::serve_with(node, console.into_iter().chain(taxii).collect(), crate::serve::shutdown_signal())
         .await
         .map_err(|e| CliError::Msg(e.to_string()))
 }

@@ -162,6 +162,7 @@ fn config(spec: &NodeSpec, listen: u16, api: u16, intervals: Intervals) -> NodeC
         storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
         // Any free port: the demo prints where each console is.
         console: crate::config::Console { listen: ([127, 0, 0, 1], 0).into(), ..Default::default() },
+        taxii: Default::default(),
     }
 }
 

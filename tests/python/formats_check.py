@@ -4,10 +4,14 @@ python that tests/tools/formats_venv.sh prints):
   formats_check.py stix FILE              STIX 2.1 bundle, stix2-validator defaults
   formats_check.py ftm FILE               FollowTheMoney entities (JSON array or lines)
   formats_check.py misp FILE              MISP event, loaded by PyMISP
-  formats_check.py taxii URL USER TOKEN   pages through every collection of a
-                                          TAXII 2.1 server (Authorization: Bearer
-                                          TOKEN; HTTP Basic USER:TOKEN instead
-                                          when FORMATS_TAXII_AUTH=basic)
+  formats_check.py taxii URL USER TOKEN [PER_PAGE [OUT]]
+                                          pages through every collection of a
+                                          TAXII 2.1 server with taxii2-client
+                                          (Authorization: Bearer TOKEN; HTTP
+                                          Basic USER:TOKEN instead when
+                                          FORMATS_TAXII_AUTH=basic), validates
+                                          the objects with stix2-validator and
+                                          writes them to OUT as JSON
 
 Exits non-zero, printing what is wrong, on any failure; prints
 `formats ok: <kind>` on success."""
@@ -162,8 +166,12 @@ def check_misp(path):
         fail(errors)
 
 
-def check_taxii(url, user, token):
+def check_taxii(url, user, token, per_request="100", out=None):
+    """Pages through every readable collection with taxii2-client, checks
+    the objects with stix2-validator, prints one line per collection and,
+    with OUT, writes {collection id: [objects]} there as JSON."""
     import requests
+    from stix2validator import ValidationOptions, validate_instance
     from taxii2client.v21 import Server, as_pages
 
     class Bearer(requests.auth.AuthBase):
@@ -175,13 +183,28 @@ def check_taxii(url, user, token):
         server = Server(url, user=user, password=token)
     else:
         server = Server(url, auth=Bearer())
+    seen, errors = {}, []
     for root in server.api_roots:
         for collection in root.collections:
             if not collection.can_read:
                 print(f"collection {collection.id}: not readable")
                 continue
-            n = sum(len(page.get("objects", [])) for page in as_pages(collection.get_objects, per_request=100))
-            print(f"collection {collection.id}: {n} objects")
+            objects, pages = [], 0
+            for page in as_pages(collection.get_objects, per_request=int(per_request)):
+                pages += 1
+                objects += page.get("objects", [])
+            bundle = {"type": "bundle", "id": "bundle--5d0092c5-5f74-4287-9642-33f4c354e56d", "objects": objects}
+            result = validate_instance(bundle, ValidationOptions())
+            errors += [f"error: {collection.id}: {e}" for e in result.errors]
+            if not result.is_valid:
+                errors.append(f"{collection.id}: stix2-validator: not valid")
+            seen[collection.id] = objects
+            print(f"collection {collection.id}: {len(objects)} objects in {pages} pages")
+    if errors:
+        fail(errors)
+    if out:
+        with open(out, "w") as f:
+            json.dump(seen, f)
 
 
 def main(argv):
@@ -190,7 +213,9 @@ def main(argv):
         fail([usage])
     kind, args = argv[1], argv[2:]
     checks = {"stix": (check_stix, 1), "ftm": (check_ftm, 1), "misp": (check_misp, 1), "taxii": (check_taxii, 3)}
-    if kind not in checks or len(args) != checks[kind][1]:
+    # taxii also takes an optional page size and output file.
+    extra = 2 if kind == "taxii" else 0
+    if kind not in checks or not checks[kind][1] <= len(args) <= checks[kind][1] + extra:
         fail([usage])
     checks[kind][0](*args)
     print(f"formats ok: {kind}")

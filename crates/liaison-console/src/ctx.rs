@@ -102,8 +102,8 @@ impl FromRequestParts<App> for Ctx {
             return Err(SignIn);
         };
         let role = UserRole::of(user.role).unwrap_or(UserRole::Unspecified);
-        if role == UserRole::Integrator || role == UserRole::Unspecified {
-            // Integrators use the API, not the console.
+        if matches!(role, UserRole::Integrator | UserRole::Partner | UserRole::Unspecified) {
+            // Integrators use the API and partners TAXII, not the console.
             app.sessions.end(&sid);
             return Err(SignIn);
         }

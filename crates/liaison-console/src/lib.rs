@@ -14,15 +14,16 @@ pub mod ctx;
 pub mod forms;
 pub mod i18n;
 pub mod imports;
-pub mod listener;
 pub mod pages;
 pub mod session;
+
+/// HTTPS listening, shared with the node's other HTTP listeners.
+pub use liaison_node::https as listener;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use liaison_node::config::ConsoleTls;
 use liaison_node::node::Node;
 use liaison_node::serve::Sidecar;
 
@@ -71,17 +72,8 @@ pub async fn sidecar(node: Arc<Node>) -> Result<Option<Sidecar>, ConsoleError> {
         .await
         .map_err(|source| ConsoleError::Bind { addr: cfg.listen, source })?;
     let addr = tcp.local_addr().map_err(|source| ConsoleError::Bind { addr: cfg.listen, source })?;
-    let tls = match cfg.tls {
-        ConsoleTls::Off => None,
-        ConsoleTls::Node => {
-            Some(listener::tls_config(vec![node.identity.tls_cert.clone()], node.identity.tls_key.clone_key())?)
-        }
-        ConsoleTls::Files => {
-            let dir = &node.layout.dir;
-            let (cert, key) = (cfg.cert.clone().unwrap_or_default(), cfg.key.clone().unwrap_or_default());
-            Some(listener::tls_files(&dir.join(cert), &dir.join(key))?)
-        }
-    };
+    let tls = listener::configured(&node, cfg.tls, cfg.cert.as_deref(), cfg.key.as_deref())
+        .map_err(|e| ConsoleError::Tls(e.0))?;
     let app = router(App::new(node));
     let run = Box::new(move |stop: liaison_node::serve::BoxFuture<'static, ()>| {
         Box::pin(async move {

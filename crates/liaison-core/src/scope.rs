@@ -58,10 +58,12 @@ pub enum Scope {
     HubExchange,
     /// Admit and remove members, join a hub.
     HubManage,
+    /// Read this node's TAXII collections as a partner (`User.peer`).
+    Taxii,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 23] = [
+    pub const ALL: [Scope; 24] = [
         Scope::Status,
         Scope::RecordsRead,
         Scope::RecordsIdentity,
@@ -85,6 +87,7 @@ impl Scope {
         Scope::HubRead,
         Scope::HubExchange,
         Scope::HubManage,
+        Scope::Taxii,
     ];
 
     /// The name tokens and documents use.
@@ -113,6 +116,7 @@ impl Scope {
             Scope::HubRead => "hub.read",
             Scope::HubExchange => "hub.exchange",
             Scope::HubManage => "hub.manage",
+            Scope::Taxii => "taxii",
         }
     }
 
@@ -180,6 +184,9 @@ const AUDITOR: &[Scope] = &[
     Scope::HubRead,
 ];
 
+/// A partner's system: its TAXII collections and nothing else.
+const PARTNER: &[Scope] = &[Scope::Taxii];
+
 /// A scope a narrowed token names that its role does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
@@ -201,6 +208,7 @@ impl Scopes {
             UserRole::Officer => Scopes::of(OFFICER),
             UserRole::Integrator => Scopes::of(INTEGRATOR),
             UserRole::Auditor => Scopes::of(AUDITOR),
+            UserRole::Partner => Scopes::of(PARTNER),
             UserRole::Unspecified => Scopes::default(),
         }
     }

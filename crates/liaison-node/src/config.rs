@@ -92,6 +92,52 @@ pub struct NodeConfig {
     /// `[console]`: the web console's listener.
     #[serde(default)]
     pub console: Console,
+    /// `[taxii]`: the read-only TAXII 2.1 server for partners' systems.
+    #[serde(default)]
+    pub taxii: Taxii,
+}
+
+/// `[taxii]` in node.toml (see docs/INTEGRATION.md): off unless enabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Taxii {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_taxii")]
+    pub listen: SocketAddr,
+    /// As the console's: `off`, `node` or `files` (with `cert` and `key`).
+    #[serde(default)]
+    pub tls: ConsoleTls,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<std::path::PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+fn default_taxii() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7703))
+}
+
+impl Default for Taxii {
+    fn default() -> Self {
+        Taxii { enabled: false, listen: default_taxii(), tls: ConsoleTls::Off, cert: None, key: None }
+    }
+}
+
+impl Taxii {
+    fn check(&self, taken: &[SocketAddr]) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
+        if !self.enabled {
+            return Ok(());
+        }
+        if self.listen.port() != 0 && taken.contains(&self.listen) {
+            return bad("taxii.listen", "must differ from the federation, API and console listeners");
+        }
+        if self.tls == ConsoleTls::Files && (self.cert.is_none() || self.key.is_none()) {
+            return bad("taxii.cert", "tls = \"files\" needs both cert and key");
+        }
+        Ok(())
+    }
 }
 
 /// `[console]` in node.toml (see docs/CONSOLE.md).
@@ -346,6 +392,9 @@ pub struct Runtime {
     /// The web console's address, when it serves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console: Option<SocketAddr>,
+    /// The TAXII server's address, when it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxii: Option<SocketAddr>,
 }
 
 pub use liaison_core::record::valid_node_id;
@@ -430,6 +479,8 @@ impl NodeConfig {
             });
         }
         self.console.check(&[self.listen, self.api])?;
+        let console = if self.console.enabled { vec![self.console.listen] } else { Vec::new() };
+        self.taxii.check(&[&[self.listen, self.api][..], &console].concat())?;
         Ok(())
     }
 
@@ -505,6 +556,7 @@ mod tests {
             limits: Default::default(),
             storage: Some(Storage::key_file(STORE_KEY_FILE)),
             console: Default::default(),
+            taxii: Default::default(),
         }
     }
 

@@ -219,6 +219,7 @@ mod tests {
             limits: Default::default(),
             storage: Some(crate::config::Storage::key_file(crate::config::STORE_KEY_FILE)),
             console: Default::default(),
+            taxii: Default::default(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! `docs/ARCHITECTURE.md` for the map of modules and the invariants they keep.
 #![forbid(unsafe_code)]
 
-pub use liaison_core::{audit, clock, convert, envelope, policy, record, redact, scope, seal};
+pub use liaison_core::{audit, clock, convert, envelope, formats, policy, record, redact, scope, seal};
 pub use liaison_proto as pb;
 
 pub mod account;
@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod dial;
 pub mod exchange;
 pub mod federation;
+pub mod https;
 pub mod hub;
 pub mod identity;
 pub mod limits;

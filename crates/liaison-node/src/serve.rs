@@ -338,6 +338,7 @@ pub async fn serve_with(
     );
 
     let console = sidecars.iter().find(|s| s.name == "console").map(|s| s.addr);
+    let taxii = sidecars.iter().find(|s| s.name == "taxii").map(|s| s.addr);
     let mut side_tasks = Vec::new();
     for sc in sidecars {
         let mut stop = stop_tx.subscribe();
@@ -347,7 +348,7 @@ pub async fn serve_with(
         tracing::info!(listener = sc.name, addr = %sc.addr, "listening");
         side_tasks.push((sc.name, tokio::spawn((sc.run)(stopped))));
     }
-    let runtime = Runtime { federation: fed_addr, api: api_addr, pid: std::process::id(), console };
+    let runtime = Runtime { federation: fed_addr, api: api_addr, pid: std::process::id(), console, taxii };
     let text = toml::to_string(&runtime).map_err(|e| NodeError::Serve(e.to_string()))?;
     crate::config::replace_private(&node.layout.runtime(), text.as_bytes())?;
     tracing::info!(node = %node.id(), federation = %fed_addr, api = %api_addr, "node is up");

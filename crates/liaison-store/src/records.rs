@@ -417,20 +417,22 @@ pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> 
 
 /// Walks the records under `prefix` that `filter` admits on the
 /// pseudonymised view, in key order, through the catalogue's indexes (not
-/// every record), keeping what `pick` returns until `limit` are kept. `pick`
-/// sees the stored record and makes its own decision on the view its
-/// caller would receive.
+/// every record), after the key `after`, keeping what `pick` returns until
+/// `limit` are kept; and the key to continue after when `limit` was
+/// reached. `pick` sees the stored record and makes its own decision on the
+/// view its caller would receive.
 pub fn search<T>(
     db: &Db,
     prefix: &str,
     filter: &Filter,
+    after: Option<&str>,
     limit: usize,
     mut pick: impl FnMut(&str, &pb::Record, &StoredRecord) -> Result<Option<T>, StoreError>,
-) -> Result<Vec<T>, StoreError> {
+) -> Result<(Vec<T>, Option<String>), StoreError> {
     let store = db.store();
     db.catalogue().ensure(|| catalogue_entries(store))?;
     let mut out = Vec::new();
-    let mut after: Option<String> = None;
+    let mut after = after.map(str::to_string);
     while out.len() < limit {
         let (keys, next) = db.catalogue().page(prefix, after.as_deref(), 256, filter)?;
         for key in keys {
@@ -439,7 +441,7 @@ pub fn search<T>(
             if let Some(t) = pick(&key, &stored.record()?, &stored)? {
                 out.push(t);
                 if out.len() == limit {
-                    break;
+                    return Ok((out, Some(key)));
                 }
             }
         }
@@ -448,7 +450,7 @@ pub fn search<T>(
             None => break,
         }
     }
-    Ok(out)
+    Ok((out, None))
 }
 
 /// The catalogue entry of every stored record (its first load).

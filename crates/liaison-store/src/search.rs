@@ -222,11 +222,8 @@ mod tests {
 
     #[test]
     fn finds_substrings_in_any_script() {
-        let ix = index(&[
-            ("a", "border liaison desk 1\0poipet"),
-            ("b", "ศูนย์ปฏิบัติการต่อต้านการค้ามนุษย์\0"),
-            ("c", "desk\0one"),
-        ]);
+        let ix =
+            index(&[("a", "border liaison desk 1\0poipet"), ("b", "ศูนย์ปฏิบัติการต่อต้านการค้ามนุษย์\0"), ("c", "desk\0one")]);
         assert_eq!(found(&ix, "desk 1"), ["a"]);
         assert_eq!(found(&ix, "iaison d"), ["a"]);
         assert_eq!(found(&ix, "ค้ามนุษย์"), ["b"]);

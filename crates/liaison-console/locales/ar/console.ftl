@@ -601,6 +601,7 @@ enum-user-role-admin = مسؤول النظام
 enum-user-role-auditor = مدقق
 enum-user-role-integrator = مسؤول التكامل
 enum-user-role-officer = ضابط
+enum-user-role-partner = نظام شريك
 enum-voluntariness-not-voluntary = غير طوعية
 enum-voluntariness-undecided = لم يُحسم بعد
 enum-voluntariness-voluntary = طوعية

@@ -601,6 +601,7 @@ enum-user-role-admin = admin
 enum-user-role-auditor = auditor
 enum-user-role-integrator = integrator
 enum-user-role-officer = officer
+enum-user-role-partner = partner
 enum-voluntariness-not-voluntary = not voluntary
 enum-voluntariness-undecided = undecided
 enum-voluntariness-voluntary = voluntary

@@ -601,6 +601,7 @@ enum-user-role-admin = administrateur
 enum-user-role-auditor = auditeur
 enum-user-role-integrator = intégrateur
 enum-user-role-officer = agent
+enum-user-role-partner = partenaire
 enum-voluntariness-not-voluntary = non volontaire
 enum-voluntariness-undecided = indécis
 enum-voluntariness-voluntary = volontaire

@@ -601,6 +601,7 @@ enum-user-role-admin = ผู้ดูแลระบบ
 enum-user-role-auditor = ผู้ตรวจสอบ
 enum-user-role-integrator = ผู้เชื่อมต่อระบบ
 enum-user-role-officer = เจ้าหน้าที่
+enum-user-role-partner = ระบบของหน่วยงานพันธมิตร
 enum-voluntariness-not-voluntary = ไม่สมัครใจ
 enum-voluntariness-undecided = ยังไม่ตัดสินใจ
 enum-voluntariness-voluntary = สมัครใจ

@@ -89,7 +89,9 @@ async fn admin_page(c: Ctx, shown_once: String, error: String) -> Response {
     let (certificate, certificate_soon) = super::home::certificate(&c);
     let fingerprint: String =
         liaison_node::identity::fingerprint(&c.node.identity.tls_cert).iter().map(|b| format!("{b:02x}")).collect();
-    let roles = choices::<pb::UserRole>(&c, pb::UserRole::Officer as i32);
+    // Partner accounts read TAXII as a peer: made with the CLI or API, which name the peer.
+    let mut roles = choices::<pb::UserRole>(&c, pb::UserRole::Officer as i32);
+    roles.retain(|(v, _, _)| *v != pb::UserRole::Partner as i32);
     let title = c.t("admin-title");
     page(Admin {
         title,

@@ -143,15 +143,27 @@ fn put(m: &mut Map<String, Value>, key: &str, v: Value) {
     }
 }
 
-/// A STIX 2.1 bundle of the intelligence reports and entities among
-/// `records`, as published by node `producer`. Other kinds have no STIX
-/// equivalent and are left out; victim referrals never leave.
-pub fn bundle(records: &[pb::Record], producer: &str, now: OffsetDateTime) -> Value {
-    let by = producer_ref(producer);
-    let recs: Vec<&pb::Record> = records
+/// The intelligence reports and entities among `records` (other kinds have
+/// no STIX equivalent; victim referrals never leave).
+fn exported(records: &[pb::Record]) -> Vec<&pb::Record> {
+    records
         .iter()
         .filter(|r| super::exportable(r) && matches!(r.body, Some(Body::IntelligenceReport(_) | Body::Entity(_))))
-        .collect();
+        .collect()
+}
+
+fn producer_identity(producer: &str) -> Value {
+    json!({
+        "type": "identity", "spec_version": "2.1", "id": producer_ref(producer),
+        "created": FIXED_TIME, "modified": FIXED_TIME, "created_by_ref": PROJECT,
+        "name": producer, "identity_class": "organization",
+        "description": format!("liaison node {producer}"),
+    })
+}
+
+/// One STIX object per record in `recs`, as published by `producer`.
+fn sdos(recs: &[&pb::Record], producer: &str, now: OffsetDateTime) -> Vec<Value> {
+    let by = producer_ref(producer);
     // How each exported entity appears, for the reports pointing at it.
     let entity_types: HashMap<String, &str> = recs
         .iter()
@@ -162,14 +174,16 @@ pub fn bundle(records: &[pb::Record], producer: &str, now: OffsetDateTime) -> Va
             _ => None,
         })
         .collect();
+    recs.iter().map(|r| sdo(r, &by, now, &entity_types)).collect()
+}
 
+/// A STIX 2.1 bundle of the intelligence reports and entities among
+/// `records`, as published by node `producer`. Other kinds have no STIX
+/// equivalent and are left out; victim referrals never leave.
+pub fn bundle(records: &[pb::Record], producer: &str, now: OffsetDateTime) -> Value {
+    let recs = exported(records);
     let mut objects: Vec<Value> = liaison_objects().into();
-    objects.push(json!({
-        "type": "identity", "spec_version": "2.1", "id": by,
-        "created": FIXED_TIME, "modified": FIXED_TIME, "created_by_ref": PROJECT,
-        "name": producer, "identity_class": "organization",
-        "description": format!("liaison node {producer}"),
-    }));
+    objects.push(producer_identity(producer));
     for (h, id) in TLP2 {
         if recs.iter().any(|r| r.handling == h as i32) {
             objects.push(tlp_definition(h, id));
@@ -178,14 +192,30 @@ pub fn bundle(records: &[pb::Record], producer: &str, now: OffsetDateTime) -> Va
     let mut versions = String::new();
     for r in &recs {
         versions.push_str(&format!("{}@{};", super::record_key(r), r.version));
-        objects.push(sdo(r, &by, now, &entity_types));
     }
+    objects.extend(sdos(&recs, producer, now));
     let bundle_key = format!("{producer};{};{versions}", now.unix_timestamp_nanos());
     json!({
         "type": "bundle",
         "id": format!("bundle--{}", super::uuid(NS, &format!("bundle/{bundle_key}"))),
         "objects": objects,
     })
+}
+
+/// What the objects of a collection of `producer`'s records refer to: the
+/// liaison identity and extension, the producer's identity and every TLP
+/// 2.0 marking (a TAXII collection serves them first).
+pub fn definitions(producer: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = liaison_objects().into();
+    out.push(producer_identity(producer));
+    out.extend(TLP2.iter().map(|(h, id)| tlp_definition(*h, id)));
+    out
+}
+
+/// One STIX object per intelligence report or entity among `records`, in
+/// their order (a page of a TAXII collection); other kinds are left out.
+pub fn objects(records: &[pb::Record], producer: &str, now: OffsetDateTime) -> Vec<Value> {
+    sdos(&exported(records), producer, now)
 }
 
 fn sdo(rec: &pb::Record, by: &str, now: OffsetDateTime, entity_types: &HashMap<String, &str>) -> Value {

@@ -132,8 +132,16 @@ impl pb::user_service_server::UserService for UserApi {
         }
         let role = UserRole::of(r.role).filter(|r| *r != UserRole::Unspecified);
         let Some(role) = role else {
-            return Err(invalid("role", "must be one of admin, officer, integrator, auditor"));
+            return Err(invalid("role", "must be one of admin, officer, integrator, auditor, partner"));
         };
+        // A partner account reads as one pinned peer; no other account does.
+        if role == UserRole::Partner {
+            if store::peers::get(self.node.db.store(), &r.peer).or_status()?.is_none() {
+                return Err(invalid("peer", "a partner account needs the id of a pinned peer"));
+            }
+        } else if !r.peer.is_empty() {
+            return Err(invalid("peer", "only a partner account reads as a peer"));
+        }
         let scopes =
             Scopes::narrow(role, &r.scopes).map_err(|(i, e)| invalid(&format!("scopes[{i}]"), &e.to_string()))?;
         let mut user = pb::User {
@@ -142,6 +150,7 @@ impl pb::user_service_server::UserService for UserApi {
             create_time: Some(timestamp(self.node.now())),
             // Stored only when narrowed: a role's bundle may grow in a later version.
             scopes: if r.scopes.is_empty() { Vec::new() } else { scopes.names() },
+            peer: r.peer.clone(),
             ..Default::default()
         };
         let token = new_token();
@@ -153,8 +162,11 @@ impl pb::user_service_server::UserService for UserApi {
                 }
                 store::users::put(tx, &user, &token);
                 // The token itself is never logged.
-                let narrowed =
+                let mut narrowed =
                     if user.scopes.is_empty() { String::new() } else { format!(", scopes {}", user.scopes.join(" ")) };
+                if !user.peer.is_empty() {
+                    narrowed.push_str(&format!(", reading as peer {}", user.peer));
+                }
                 tx.audit(Event::new(actor(&c), "user.create").reason(format!(
                     "{} with role {}{narrowed}",
                     user.name,

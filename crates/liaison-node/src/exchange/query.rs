@@ -40,49 +40,104 @@ pub async fn answer(
     {
         return Err(ExchangeError::Denied(d));
     }
-    // Search what the caller would receive. The catalogue's indexes narrow
-    // the own records to those whose pseudonymised view matches; each is
-    // then decided and redacted, and the filters apply again to that copy,
-    // so a word held only in a withheld field never makes a record match.
-    let view_filter = Filter {
+    let filter = Filter {
         kind: Some(kind),
         country: (!req.country.is_empty()).then(|| req.country.clone()),
         text: (!req.text.is_empty()).then(|| req.text.to_lowercase()),
         ..Filter::default()
     };
-    let agreements = crate::agreement::book::for_policy(node)?;
+    let wanted = Wanted { kinds: vec![kind], purpose, filter, agreement: None };
+    let (hits, _) = release(node, caller, wanted, None, limit).await?;
+    let summary = Event::new(&actor, "exchange.query.answer")
+        .purpose(crate::convert::purpose_word(purpose))
+        .reason(format!("{} records sent", hits.len()));
+    record_release(node, &actor, caller, &hits, summary).await?;
+    Ok(hits.into_iter().map(|h| h.shared).collect())
+}
+
+/// What a peer asks to receive of this node's own records.
+pub struct Wanted {
+    pub kinds: Vec<pb::RecordKind>,
+    pub purpose: pb::Purpose,
+    /// Applied to the pseudonymised record (through the catalogue's
+    /// indexes) and again to the copy the peer would receive.
+    pub filter: Filter,
+    /// Only what this agreement allows (a TAXII collection); None: any.
+    pub agreement: Option<String>,
+}
+
+/// One own record a peer may receive, decided and sealed.
+pub struct Released {
+    pub exchange: crate::policy::Exchange,
+    pub decision: Decision,
+    pub shared: pb::SharedRecord,
+    /// The copy the peer receives (redacted by the decision).
+    pub view: pb::Record,
+    pub key: String,
+}
+
+/// Up to `limit` own records after the key `after` that `caller` may
+/// receive, each decided (only under `wanted.agreement` when named) and
+/// redacted, the filters applied to the redacted copy so a word held only
+/// in a withheld field never makes a record match; and the key to continue
+/// after. Nothing is audited: see [`record_release`].
+pub async fn release(
+    node: &std::sync::Arc<Node>,
+    caller: &str,
+    wanted: Wanted,
+    after: Option<String>,
+    limit: usize,
+) -> Result<(Vec<Released>, Option<String>), ExchangeError> {
+    let mut agreements = crate::agreement::book::for_policy(node)?;
+    if let Some(id) = &wanted.agreement {
+        agreements.retain(|(a, _)| a.id == *id);
+    }
     let who = caller.to_string();
-    let hits = crate::node::off_runtime(node, move |node| {
-        records::search(&node.db, &format!("{}/", node.id()), &view_filter, limit, |_, r, _| {
-            let ex = exchange_for(node, &who, Direction::Outgoing, pb::Operation::Query, r, purpose);
+    let filter =
+        Filter { kind: if wanted.kinds.len() == 1 { wanted.kinds.first().copied() } else { None }, ..wanted.filter };
+    Ok(crate::node::off_runtime(node, move |node| {
+        records::search(&node.db, &format!("{}/", node.id()), &filter, after.as_deref(), limit, |key, r, _| {
+            if !crate::record::kind(r).is_some_and(|k| wanted.kinds.contains(&k)) {
+                return Ok(None);
+            }
+            let ex = exchange_for(node, &who, Direction::Outgoing, pb::Operation::Query, r, wanted.purpose);
             let d = crate::policy::decide(&agreements, &ex);
             let Decision::Allow { plan, .. } = &d else { return Ok(None) };
-            if !view_filter.matches(&crate::redact::redact(r, plan)) {
+            let view = crate::redact::redact(r, plan);
+            if !filter.matches(&view) {
                 return Ok(None);
             }
             let Some(shared) = seal_shared(node, r, &d) else { return Ok(None) };
-            Ok(Some((ex, d, shared, records::key(&r.originator, &r.id))))
+            Ok(Some(Released { exchange: ex, decision: d, shared, view, key: key.to_string() }))
         })
     })
-    .await?;
-    let mut events: Vec<Event> = hits.iter().map(|(ex, d, _, key)| super::decision_event(&actor, ex, d, key)).collect();
-    events.push(
-        Event::new(&actor, "exchange.query.answer")
-            .purpose(crate::convert::purpose_word(purpose))
-            .reason(format!("{} records sent", hits.len())),
-    );
+    .await?)
+}
+
+/// Audits each released record's decision and `summary`, and marks the
+/// records released to `caller` (so a withdrawal reaches it).
+pub async fn record_release(
+    node: &Node,
+    actor: &str,
+    caller: &str,
+    hits: &[Released],
+    summary: Event,
+) -> Result<(), ExchangeError> {
+    let mut events: Vec<Event> =
+        hits.iter().map(|h| super::decision_event(actor, &h.exchange, &h.decision, &h.key)).collect();
+    events.push(summary);
     node.db
         .write(|_, tx| {
             for ev in events {
                 tx.audit(ev);
             }
-            for (_, _, _, key) in &hits {
-                crate::store::released::mark(tx, key, caller);
+            for h in hits {
+                crate::store::released::mark(tx, &h.key, caller);
             }
             Ok::<_, crate::store::StoreError>(())
         })
         .await?;
-    Ok(hits.into_iter().map(|(_, _, shared, _)| shared).collect())
+    Ok(())
 }
 
 /// Verifies one peer's answer and keeps what our own policy lets in.
@@ -214,4 +269,44 @@ pub async fn run(node: &Node, actor: &str, req: &pb::QueryRequest) -> Result<Vec
         .audit(vec![Event::new(actor, "exchange.query").purpose(crate::convert::purpose_word(purpose)).reason(summary)])
         .await?;
     Ok(results)
+}
+
+/// Kinds a TAXII collection serves (those with a STIX form).
+pub const STIX_KINDS: [pb::RecordKind; 2] = [pb::RecordKind::IntelligenceReport, pb::RecordKind::Entity];
+
+/// One agreement and purpose under which `caller` may query STIX-shaped
+/// records here: a TAXII collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    pub agreement_id: String,
+    pub agreement_title: String,
+    pub purpose: pb::Purpose,
+}
+
+impl Collection {
+    /// `<agreement>.<purpose>`, e.g. `th-kh.investigation`.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.agreement_id, crate::convert::purpose_word(self.purpose))
+    }
+}
+
+/// The collections `caller` may read now: each agreement and purpose under
+/// which a query for some STIX kind would be allowed (the policy engine
+/// decides, as for `QueryRecords`).
+pub fn collections(node: &Node, caller: &str) -> Result<Vec<Collection>, ExchangeError> {
+    let agreements = crate::agreement::book::for_policy(node)?;
+    let mut out = Vec::new();
+    for one in agreements.chunks(1) {
+        let Some((a, _)) = one.first() else { continue };
+        for purpose in (1..=i32::MAX).map_while(pb::Purpose::of) {
+            let allowed = STIX_KINDS.iter().any(|k| {
+                let ex = super::exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Query, *k, purpose);
+                crate::policy::decide(one, &ex).is_allowed()
+            });
+            if allowed {
+                out.push(Collection { agreement_id: a.id.clone(), agreement_title: a.title.clone(), purpose });
+            }
+        }
+    }
+    Ok(out)
 }

@@ -1,5 +1,6 @@
-//! HTTPS for the console: handshakes run beside the accept loop (bounded),
-//! so a slow client cannot stall others.
+//! HTTPS for the node's HTTP listeners (the web console, the TAXII server):
+//! handshakes run beside the accept loop (bounded), so a slow client cannot
+//! stall others.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 
-use crate::ConsoleError;
+/// A certificate or key that cannot serve HTTPS.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
 
 /// Handshakes in progress at once.
 const HANDSHAKES: usize = 64;
@@ -19,23 +23,43 @@ const HANDSHAKES: usize = 64;
 pub fn tls_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
-) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let mut cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| ConsoleError::Tls(e.to_string()))?;
+        .map_err(|e| TlsError(e.to_string()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }
 
-pub fn tls_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, ConsoleError> {
-    let err = |p: &std::path::Path, e: &dyn std::fmt::Display| ConsoleError::Tls(format!("{}: {e}", p.display()));
+pub fn tls_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let err = |p: &std::path::Path, e: &dyn std::fmt::Display| TlsError(format!("{}: {e}", p.display()));
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| err(cert, &e))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| err(cert, &e))?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, &e))?;
     tls_config(chain, key)
+}
+
+/// The TLS a listener configured with `tls`, `cert` and `key` serves
+/// (None: plain HTTP); paths are relative to the node directory.
+pub fn configured(
+    node: &crate::node::Node,
+    tls: crate::config::ConsoleTls,
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<Arc<rustls::ServerConfig>>, TlsError> {
+    use crate::config::ConsoleTls;
+    Ok(match tls {
+        ConsoleTls::Off => None,
+        ConsoleTls::Node => Some(tls_config(vec![node.identity.tls_cert.clone()], node.identity.tls_key.clone_key())?),
+        ConsoleTls::Files => {
+            let dir = &node.layout.dir;
+            let (cert, key) = (cert.unwrap_or(std::path::Path::new("")), key.unwrap_or(std::path::Path::new("")));
+            Some(tls_files(&dir.join(cert), &dir.join(key))?)
+        }
+    })
 }
 
 /// A TLS listener for `axum::serve`.
