@@ -182,10 +182,12 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     }
                 }
                 PeerCmd::List => {
-                    let r = c
-                        .list_peers(pb::ListPeersRequest { page_size: 1000, ..Default::default() })
-                        .await?
-                        .into_inner();
+                    let req = pb::ListPeersRequest { page_size: 1000, ..Default::default() };
+                    let r = super::pages::all(req, |r| {
+                        let mut c = c.clone();
+                        async move { c.list_peers(r).await }
+                    })
+                    .await?;
                     if g.json {
                         print_json(&r)?;
                     } else {
@@ -236,10 +238,12 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
                     }
                 }
                 UserCmd::List => {
-                    let r = c
-                        .list_users(pb::ListUsersRequest { page_size: 1000, ..Default::default() })
-                        .await?
-                        .into_inner();
+                    let req = pb::ListUsersRequest { page_size: 1000, ..Default::default() };
+                    let r = super::pages::all(req, |r| {
+                        let mut c = c.clone();
+                        async move { c.list_users(r).await }
+                    })
+                    .await?;
                     if g.json {
                         print_json(&r)?;
                     } else {
@@ -290,10 +294,12 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
             };
             let args =
                 ListArgs { kind: Some("contact_point".into()), country, text, limit: 1000, ..Default::default() };
-            let r = pb::record_service_client::RecordServiceClient::new(ch)
-                .list_records(list_request(&args)?)
-                .await?
-                .into_inner();
+            let c = pb::record_service_client::RecordServiceClient::new(ch);
+            let r = super::pages::all(list_request(&args)?, |r| {
+                let mut c = c.clone();
+                async move { c.list_records(r).await }
+            })
+            .await?;
             if g.json {
                 print_json(&r)?;
             } else {

@@ -174,10 +174,12 @@ pub(super) async fn share(g: &Global, ch: Authed, id: String, to: String, p: &st
 }
 
 pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliError> {
-    let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
-        .list_outbox(pb::ListOutboxRequest { all, page_size: 1000, ..Default::default() })
-        .await?
-        .into_inner();
+    let c = pb::exchange_service_client::ExchangeServiceClient::new(ch);
+    let r = super::pages::all(pb::ListOutboxRequest { all, page_size: 1000, ..Default::default() }, |r| {
+        let mut c = c.clone();
+        async move { c.list_outbox(r).await }
+    })
+    .await?;
     if g.json {
         return print_json(&r);
     }
@@ -208,10 +210,13 @@ pub(super) async fn outbox(g: &Global, ch: Authed, all: bool) -> Result<(), CliE
 }
 
 pub(super) async fn receipts(g: &Global, ch: Authed, id: String) -> Result<(), CliError> {
-    let r = pb::exchange_service_client::ExchangeServiceClient::new(ch)
-        .list_receipts(pb::ListReceiptsRequest { record_id: id, page_size: 1000, ..Default::default() })
-        .await?
-        .into_inner();
+    let c = pb::exchange_service_client::ExchangeServiceClient::new(ch);
+    let req = pb::ListReceiptsRequest { record_id: id, page_size: 1000, ..Default::default() };
+    let r = super::pages::all(req, |r| {
+        let mut c = c.clone();
+        async move { c.list_receipts(r).await }
+    })
+    .await?;
     if g.json {
         return print_json(&r);
     }
@@ -277,10 +282,12 @@ pub(super) async fn consent(g: &Global, ch: Authed, cmd: ConsentCmd) -> Result<(
             println!("consent requested ({}); the originator must grant it", r.consent_id);
         }
         ConsentCmd::List => {
-            let r = c
-                .list_consent_requests(pb::ListConsentRequestsRequest { page_size: 1000, ..Default::default() })
-                .await?
-                .into_inner();
+            let req = pb::ListConsentRequestsRequest { page_size: 1000, ..Default::default() };
+            let r = super::pages::all(req, |r| {
+                let mut c = c.clone();
+                async move { c.list_consent_requests(r).await }
+            })
+            .await?;
             if g.json {
                 return print_json(&r);
             }

@@ -276,14 +276,12 @@ pub(super) async fn agreement(g: &Global, ch: Authed, cmd: AgreementCmd) -> Resu
             (r.agreement, r.deliveries)
         }
         AgreementCmd::List { history } => {
-            let r = c
-                .list_agreements(pb::ListAgreementsRequest {
-                    include_history: history,
-                    page_size: 1000,
-                    ..Default::default()
-                })
-                .await?
-                .into_inner();
+            let req = pb::ListAgreementsRequest { include_history: history, page_size: 1000, ..Default::default() };
+            let r = super::pages::all(req, |r| {
+                let mut c = c.clone();
+                async move { c.list_agreements(r).await }
+            })
+            .await?;
             if g.json {
                 return print_json(&r);
             }

@@ -85,8 +85,11 @@ pub(super) async fn hub(g: &Global, ch: Authed, cmd: HubCmd) -> Result<(), CliEr
             println!("member admitted; directory version {}", r.directory_version);
         }
         HubCmd::Members => {
-            let r =
-                c.list_members(pb::ListMembersRequest { page_size: 1000, ..Default::default() }).await?.into_inner();
+            let r = super::pages::all(pb::ListMembersRequest { page_size: 1000, ..Default::default() }, |r| {
+                let mut c = c.clone();
+                async move { c.list_members(r).await }
+            })
+            .await?;
             if g.json {
                 return print_json(&r);
             }

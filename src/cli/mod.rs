@@ -6,6 +6,7 @@ mod exchange;
 mod govern;
 mod hub;
 mod output;
+mod pages;
 mod sop;
 mod transfer;
 pub use output::summary as output_summary;

@@ -179,15 +179,13 @@ fn show(r: &pb::Request) {
 }
 
 pub(super) async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), CliError> {
-    let r = pb::request_service_client::RequestServiceClient::new(ch)
-        .list_requests(pb::ListRequestsRequest {
-            r#box: pb::RequestBox::Inbox as i32,
-            overdue_only: overdue,
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
+    let req = pb::ListRequestsRequest {
+        r#box: pb::RequestBox::Inbox as i32,
+        overdue_only: overdue,
+        page_size: 1000,
+        ..Default::default()
+    };
+    let r = every_request(pb::request_service_client::RequestServiceClient::new(ch), req).await?;
     if g.json {
         return print_json(&r);
     }
@@ -197,16 +195,25 @@ pub(super) async fn inbox(g: &Global, ch: Authed, overdue: bool) -> Result<(), C
 
 /// Requests this node sent (for `liaison outbox`).
 pub(super) async fn sent(ch: Authed) -> Result<Vec<pb::Request>, CliError> {
-    Ok(pb::request_service_client::RequestServiceClient::new(ch)
-        .list_requests(pb::ListRequestsRequest {
-            r#box: pb::RequestBox::Outbox as i32,
-            overdue_only: false,
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .requests)
+    let req = pb::ListRequestsRequest {
+        r#box: pb::RequestBox::Outbox as i32,
+        overdue_only: false,
+        page_size: 1000,
+        ..Default::default()
+    };
+    Ok(every_request(pb::request_service_client::RequestServiceClient::new(ch), req).await?.requests)
+}
+
+/// Every page of a request listing.
+async fn every_request(
+    c: pb::request_service_client::RequestServiceClient<Authed>,
+    req: pb::ListRequestsRequest,
+) -> Result<pb::ListRequestsResponse, CliError> {
+    Ok(super::pages::all(req, |r| {
+        let mut c = c.clone();
+        async move { c.list_requests(r).await }
+    })
+    .await?)
 }
 
 pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(), CliError> {
@@ -257,17 +264,13 @@ pub(super) async fn request(g: &Global, ch: Authed, cmd: RequestCmd) -> Result<(
         RequestCmd::List { overdue } => {
             let mut all = Vec::new();
             for b in [pb::RequestBox::Inbox, pb::RequestBox::Outbox] {
-                all.extend(
-                    c.list_requests(pb::ListRequestsRequest {
-                        r#box: b as i32,
-                        overdue_only: overdue,
-                        page_size: 1000,
-                        ..Default::default()
-                    })
-                    .await?
-                    .into_inner()
-                    .requests,
-                );
+                let req = pb::ListRequestsRequest {
+                    r#box: b as i32,
+                    overdue_only: overdue,
+                    page_size: 1000,
+                    ..Default::default()
+                };
+                all.extend(every_request(c.clone(), req).await?.requests);
             }
             if g.json {
                 return print_json(&pb::ListRequestsResponse { requests: all, ..Default::default() });
@@ -334,7 +337,11 @@ pub(super) async fn case(g: &Global, ch: Authed, cmd: CaseCmd) -> Result<(), Cli
             (r.case, r.gates)
         }
         CaseCmd::List => {
-            let r = c.list_cases(pb::ListCasesRequest { page_size: 1000, ..Default::default() }).await?.into_inner();
+            let r = super::pages::all(pb::ListCasesRequest { page_size: 1000, ..Default::default() }, |r| {
+                let mut c = c.clone();
+                async move { c.list_cases(r).await }
+            })
+            .await?;
             if g.json {
                 return print_json(&r);
             }
