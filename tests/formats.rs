@@ -8,21 +8,12 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::{create, TestNode};
 use liaison::pb::record::Body;
 
 fn python() -> &'static str {
-    static PY: OnceLock<String> = OnceLock::new();
-    PY.get_or_init(|| {
-        let out = Command::new("bash")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/formats_venv.sh"))
-            .output()
-            .expect("run tests/tools/formats_venv.sh");
-        assert!(out.status.success(), "installing the format tools failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).lines().last().expect("python path").trim().to_string()
-    })
+    common::formats_python()
 }
 
 /// Runs `formats_check.py KIND FILE`; panics with the tool's complaint.

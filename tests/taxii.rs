@@ -38,15 +38,6 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn python() -> String {
-    let out = Command::new("bash")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/formats_venv.sh"))
-        .output()
-        .expect("run tests/tools/formats_venv.sh");
-    assert!(out.status.success(), "installing the format tools failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().last().expect("python path").trim().to_string()
-}
-
 /// Pages through every collection with taxii2-client; what it read.
 fn taxii2_client(py: &str, url: &str, user: &str, token: &str, basic: bool) -> serde_json::Value {
     let out_file = tempfile::NamedTempFile::new().unwrap();
@@ -68,7 +59,7 @@ fn taxii2_client(py: &str, url: &str, user: &str, token: &str, basic: bool) -> s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_reads_its_agreement_collection_and_nothing_else() {
-    let py = python();
+    let py = common::formats_python();
     let root = tempfile::tempdir().unwrap();
     let (mut th, kh) = common::th_kh_under_mou(root.path());
     th.stop();
@@ -110,8 +101,8 @@ async fn a_partner_reads_its_agreement_collection_and_nothing_else() {
 
     // The partner's platform, with the stock client, both ways of authenticating.
     let url = format!("http://{addr}/taxii2/");
-    let seen = taxii2_client(&py, &url, "kh-cti", &token, false);
-    assert_eq!(taxii2_client(&py, &url, "kh-cti", &token, true), seen);
+    let seen = taxii2_client(py, &url, "kh-cti", &token, false);
+    assert_eq!(taxii2_client(py, &url, "kh-cti", &token, true), seen);
     let collections: Vec<&String> = seen.as_object().unwrap().keys().collect();
     assert_eq!(collections, ["th-kh.investigation"], "one per agreement and purpose with STIX kinds");
     let objects = seen["th-kh.investigation"].as_array().unwrap();

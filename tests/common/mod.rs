@@ -712,3 +712,17 @@ pub(crate) fn wait_for_record(node: &TestNode, key: &str) {
         })
     });
 }
+
+/// The python of the exchange-format tools' venv (`tests/tools/formats_venv.sh`,
+/// installed once from PyPI).
+pub(crate) fn formats_python() -> &'static str {
+    static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        let out = std::process::Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/formats_venv.sh"))
+            .output()
+            .expect("run tests/tools/formats_venv.sh");
+        assert!(out.status.success(), "installing the format tools failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().expect("python path").trim().to_string()
+    })
+}

@@ -114,6 +114,34 @@ pub struct Taxii {
     pub key: Option<std::path::PathBuf>,
 }
 
+/// An HTTP listener's settings (`[console]`, `[taxii]`): its own address,
+/// and TLS files when `tls = "files"`.
+fn check_listener(
+    listen: SocketAddr,
+    taken: &[SocketAddr],
+    tls: ConsoleTls,
+    has_files: bool,
+    section: &'static str,
+) -> Result<(), ConfigError> {
+    let (listen_field, cert_field) = match section {
+        "console" => ("console.listen", "console.cert"),
+        _ => ("taxii.listen", "taxii.cert"),
+    };
+    if listen.port() != 0 && taken.contains(&listen) {
+        return Err(ConfigError::Invalid {
+            field: listen_field,
+            reason: "must differ from the node's other listeners".into(),
+        });
+    }
+    if tls == ConsoleTls::Files && !has_files {
+        return Err(ConfigError::Invalid {
+            field: cert_field,
+            reason: "tls = \"files\" needs both cert and key".into(),
+        });
+    }
+    Ok(())
+}
+
 fn default_taxii() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 7703))
 }
@@ -126,17 +154,10 @@ impl Default for Taxii {
 
 impl Taxii {
     fn check(&self, taken: &[SocketAddr]) -> Result<(), ConfigError> {
-        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.into() });
         if !self.enabled {
             return Ok(());
         }
-        if self.listen.port() != 0 && taken.contains(&self.listen) {
-            return bad("taxii.listen", "must differ from the federation, API and console listeners");
-        }
-        if self.tls == ConsoleTls::Files && (self.cert.is_none() || self.key.is_none()) {
-            return bad("taxii.cert", "tls = \"files\" needs both cert and key");
-        }
-        Ok(())
+        check_listener(self.listen, taken, self.tls, self.cert.is_some() && self.key.is_some(), "taxii")
     }
 }
 
@@ -204,12 +225,7 @@ impl Console {
         if !self.enabled {
             return Ok(());
         }
-        if self.listen.port() != 0 && taken.contains(&self.listen) {
-            return bad("console.listen", "must differ from the federation and API listeners");
-        }
-        if self.tls == ConsoleTls::Files && (self.cert.is_none() || self.key.is_none()) {
-            return bad("console.cert", "tls = \"files\" needs both cert and key");
-        }
+        check_listener(self.listen, taken, self.tls, self.cert.is_some() && self.key.is_some(), "console")?;
         if !(1..=24 * 60).contains(&self.idle_minutes) {
             return bad("console.idle_minutes", "1 to 1440 minutes");
         }
@@ -558,6 +574,26 @@ mod tests {
             console: Default::default(),
             taxii: Default::default(),
         }
+    }
+
+    #[test]
+    fn a_taxii_listener_is_checked_only_when_enabled() {
+        let mut c = cfg();
+        c.taxii.listen = c.api;
+        assert!(c.validate().is_ok(), "off by default");
+        c.taxii.enabled = true;
+        let field = |c: &NodeConfig| match c.validate() {
+            Err(ConfigError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(&c), "taxii.listen");
+        c.taxii.listen = c.console.listen;
+        assert_eq!(field(&c), "taxii.listen");
+        c.taxii.listen = SocketAddr::from(([127, 0, 0, 1], 7799));
+        c.taxii.tls = ConsoleTls::Files;
+        assert_eq!(field(&c), "taxii.cert");
+        c.taxii.tls = ConsoleTls::Node;
+        assert!(c.validate().is_ok());
     }
 
     #[test]
