@@ -121,12 +121,8 @@ fn check_listener(
     taken: &[SocketAddr],
     tls: ConsoleTls,
     has_files: bool,
-    section: &'static str,
+    (listen_field, cert_field): (&'static str, &'static str),
 ) -> Result<(), ConfigError> {
-    let (listen_field, cert_field) = match section {
-        "console" => ("console.listen", "console.cert"),
-        _ => ("taxii.listen", "taxii.cert"),
-    };
     if listen.port() != 0 && taken.contains(&listen) {
         return Err(ConfigError::Invalid {
             field: listen_field,
@@ -157,7 +153,13 @@ impl Taxii {
         if !self.enabled {
             return Ok(());
         }
-        check_listener(self.listen, taken, self.tls, self.cert.is_some() && self.key.is_some(), "taxii")
+        check_listener(
+            self.listen,
+            taken,
+            self.tls,
+            self.cert.is_some() && self.key.is_some(),
+            ("taxii.listen", "taxii.cert"),
+        )
     }
 }
 
@@ -225,7 +227,13 @@ impl Console {
         if !self.enabled {
             return Ok(());
         }
-        check_listener(self.listen, taken, self.tls, self.cert.is_some() && self.key.is_some(), "console")?;
+        check_listener(
+            self.listen,
+            taken,
+            self.tls,
+            self.cert.is_some() && self.key.is_some(),
+            ("console.listen", "console.cert"),
+        )?;
         if !(1..=24 * 60).contains(&self.idle_minutes) {
             return bad("console.idle_minutes", "1 to 1440 minutes");
         }

@@ -296,8 +296,9 @@ impl Collection {
 pub fn collections(node: &Node, caller: &str) -> Result<Vec<Collection>, ExchangeError> {
     let agreements = crate::agreement::book::for_policy(node)?;
     let mut out = Vec::new();
-    for one in agreements.chunks(1) {
-        let Some((a, _)) = one.first() else { continue };
+    for entry in &agreements {
+        // Decided under this agreement alone: one collection per agreement.
+        let (one, a) = (std::slice::from_ref(entry), &entry.0);
         for purpose in (1..=i32::MAX).map_while(pb::Purpose::of) {
             let allowed = STIX_KINDS.iter().any(|k| {
                 let ex = super::exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Query, *k, purpose);
