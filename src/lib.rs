@@ -8,5 +8,6 @@
 
 pub use liaison_node::*;
 
+pub mod bench;
 pub mod cli;
 pub mod demo;

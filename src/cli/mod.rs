@@ -45,6 +45,25 @@ pub struct Global {
 }
 
 #[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Small data and short phases: checks every figure runs (CI), figures not meaningful.
+    #[arg(long)]
+    pub short: bool,
+    /// Directory for the nodes, kept afterwards (default: a temporary one, removed).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Only the figures whose id contains this (e.g. `query`, `hit`, `sync`).
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Internal: serve the echo baseline with this node directory's certificate.
+    #[arg(long, hide = true, requires = "echo_client")]
+    pub serve_echo: Option<PathBuf>,
+    /// Internal: the node directory whose certificate the echo accepts.
+    #[arg(long, hide = true)]
+    pub echo_client: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct DemoArgs {
     /// A built-in scenario (commit-mekong, saarc, ecowas-eccas, asean, kh-vn) or a scenario .toml file.
     #[arg(long, default_value = crate::demo::scenario::DEFAULT)]
@@ -72,6 +91,8 @@ pub enum Command {
     Init(InitArgs),
     /// Run a scenario's federation on this machine and walk through it.
     Demo(DemoArgs),
+    /// Benchmark real nodes over mutual TLS against a bare tonic echo (docs/BENCHMARKS.md).
+    Bench(BenchArgs),
     /// Run the node (creates ./liaison-data with defaults when there is no node yet).
     Run(RunArgs),
     /// This node's signed card.
@@ -522,6 +543,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         Command::Run(a) => run(&g, a).await,
         Command::Demo(a) => demo(a).await,
+        Command::Bench(a) => bench(&g, a).await,
         Command::Tls(TlsCmd::Rotate) => {
             let layout = Layout::new(g.dir.clone().unwrap_or_else(|| DEFAULT_DIR.into()));
             if layout.runtime().exists() {
@@ -558,6 +580,14 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
         }
         other => client::dispatch(&g, other).await,
     }
+}
+
+async fn bench(g: &Global, a: BenchArgs) -> Result<(), CliError> {
+    if let (Some(server), Some(client)) = (a.serve_echo, a.echo_client) {
+        return crate::bench::serve_echo(server, client).await.map_err(|e| CliError::Msg(format!("echo: {e}")));
+    }
+    let opts = crate::bench::Options { short: a.short, json: g.json, root: a.root, only: a.only };
+    crate::bench::run(opts).await.map_err(|e| CliError::Msg(format!("bench: {e}")))
 }
 
 async fn demo(a: DemoArgs) -> Result<(), CliError> {

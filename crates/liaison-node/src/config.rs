@@ -280,6 +280,10 @@ pub struct Storage {
     /// An environment variable holding the key (hex or base64 of 32 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_env: Option<String>,
+    /// Megabytes of the store's page cache (default 64): what bounds the
+    /// node's memory however many records it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_mb: Option<u64>,
 }
 
 /// Default name of the store key file `init` writes in the node directory.
@@ -287,11 +291,16 @@ pub const STORE_KEY_FILE: &str = "store.key";
 
 impl Storage {
     pub fn key_file(path: impl Into<PathBuf>) -> Self {
-        Self { key_file: Some(path.into()), key_env: None }
+        Self { key_file: Some(path.into()), key_env: None, cache_mb: None }
+    }
+
+    /// The page cache size in bytes.
+    pub fn cache_bytes(&self) -> u64 {
+        self.cache_mb.map_or(crate::store::DEFAULT_CACHE_BYTES, |mb| mb.saturating_mul(1024 * 1024))
     }
 
     pub fn key_env(name: impl Into<String>) -> Self {
-        Self { key_file: None, key_env: Some(name.into()) }
+        Self { key_file: None, key_env: Some(name.into()), cache_mb: None }
     }
 
     /// The key file's path, relative paths taken from the node directory.
@@ -657,8 +666,8 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::Invalid { field: "endpoint", .. })));
         let mut c = cfg();
         for bad in [
-            Storage { key_file: None, key_env: None },
-            Storage { key_file: Some("store.key".into()), key_env: Some("K".into()) },
+            Storage { key_file: None, key_env: None, cache_mb: None },
+            Storage { key_file: Some("store.key".into()), key_env: Some("K".into()), cache_mb: None },
             Storage::key_file(""),
             Storage::key_env("1KEY"),
             Storage::key_env("LIAISON-KEY"),

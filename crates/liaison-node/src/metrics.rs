@@ -136,8 +136,8 @@ where
 /// Refreshes gauges derived from the store every few seconds.
 pub fn spawn_gauges(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        // Counting a tree walks it: do it every 15 s (not 5), on the blocking
-        // pool, so neither the runtime's threads nor the callers wait on it.
+        // Counts are kept by the store (no walk); the disk size is a
+        // directory listing, on the blocking pool.
         let mut tick = tokio::time::interval(Duration::from_secs(15));
         loop {
             tick.tick().await;

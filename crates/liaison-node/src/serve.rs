@@ -286,9 +286,7 @@ pub async fn serve_with(
         crate::metrics::install(addr).map_err(NodeError::Serve)?;
         tracing::info!(%addr, "metrics exporter listening");
     }
-    let gauges = crate::metrics::spawn_gauges(Arc::clone(&node));
-    let background = [
-        gauges,
+    let mut background = vec![
         store_health,
         crate::delivery::spawn(Arc::clone(&node)),
         spawn_sync(Arc::clone(&node), Duration::from_secs(cfg.intervals.sync_secs.max(1))),
@@ -302,6 +300,10 @@ pub async fn serve_with(
         spawn_refusal_flush(Arc::clone(&node), cfg.intervals.refusal_window_secs.max(1)),
         crate::witness::net::spawn(Arc::clone(&node)),
     ];
+    // Gauges only where something collects them.
+    if cfg.metrics.is_some() {
+        background.push(crate::metrics::spawn_gauges(Arc::clone(&node)));
+    }
 
     let fed_server = Server::builder()
         .concurrency_limit_per_connection(cfg.limits.max_calls_per_connection)

@@ -52,6 +52,53 @@ impl Tx {
     }
 }
 
+/// Group commit: batches are numbered as they are applied in memory, and
+/// one flush covers every batch applied before it started.
+#[derive(Default)]
+struct Flusher {
+    /// Tickets handed out (the last batch applied in memory).
+    applied: std::sync::atomic::AtomicU64,
+    /// Every ticket up to this one is on disk.
+    flushed: std::sync::atomic::AtomicU64,
+    /// One flush at a time; writers queue here and mostly find their
+    /// batch already flushed by the one before them.
+    flushing: Mutex<()>,
+}
+
+impl Flusher {
+    async fn through(
+        &self,
+        ticket: u64,
+        store: &Arc<dyn Store>,
+        failed: &Arc<std::sync::OnceLock<String>>,
+        failure: &Arc<tokio::sync::Notify>,
+    ) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.flushed.load(SeqCst) >= ticket {
+            return Ok(());
+        }
+        let _one = self.flushing.lock().await;
+        if self.flushed.load(SeqCst) >= ticket {
+            return Ok(());
+        }
+        if let Some(why) = failed.get() {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        let upto = self.applied.load(SeqCst);
+        let store = Arc::clone(store);
+        let r = tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .map_err(|e| StoreError::Backend(format!("flush task failed: {e}")))?;
+        if let Err(e) = r {
+            let _ = failed.set(e.to_string());
+            failure.notify_one();
+            return Err(e);
+        }
+        self.flushed.fetch_max(upto, SeqCst);
+        Ok(())
+    }
+}
+
 struct WriteState {
     /// Next change sequence number to hand out.
     next_change: u64,
@@ -84,6 +131,7 @@ pub struct Db {
     catalogue: Arc<super::catalogue::Catalogue>,
     /// Calls with a request_id running now (see [`super::retries`]).
     pub retries: super::retries::InFlight,
+    flusher: Arc<Flusher>,
 }
 
 /// Whether the store can take writes.
@@ -123,6 +171,7 @@ impl Db {
             failure: Arc::new(tokio::sync::Notify::new()),
             catalogue: Arc::default(),
             retries: super::retries::InFlight::default(),
+            flusher: Arc::default(),
         })
     }
 
@@ -183,7 +232,15 @@ impl Db {
 
     /// Runs `f` with exclusive write access, then applies its batch (with
     /// change-log and audit entries) durably. Reads inside `f` see every
-    /// previously acknowledged write, so check-then-write is race-free.
+    /// earlier write, so check-then-write is race-free.
+    ///
+    /// Group commit: the batch is applied in memory under the write lock,
+    /// which is then released; the call returns once a flush that started
+    /// after its batch was applied has finished. Concurrent writers share
+    /// one flush instead of taking turns at one each. A later write can
+    /// read an earlier one before it is on disk, but is never acknowledged
+    /// before it: flushes are in order, so whatever a caller was told, and
+    /// every write before it, survives a crash.
     ///
     /// Cancel-safe: once the batch is handed to the store, applying it and
     /// advancing the chain head and change sequence happen together in a
@@ -237,23 +294,43 @@ impl Db {
         let head = self.head_file.clone().zip(checkpointed);
         let batch = tx.batch;
         let (catalogue, edits) = (Arc::clone(&self.catalogue), tx.catalogue);
-        // Runs to the end even if nobody awaits it any more.
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.apply(&batch) {
-                // The store may now hold in memory what is not on disk:
-                // write nothing more, and let the node stop and restart.
-                let _ = failed.set(e.to_string());
-                failure.notify_one();
-                return Err(e);
-            }
-            state.chain = chain;
-            if let Err(e) = catalogue.apply(edits) {
-                // Durable, but not searchable until the index is rebuilt at
-                // the next start; the write itself stands.
-                tracing::error!(error = %e, "could not update the search catalogue");
-            }
+        let flusher = Arc::clone(&self.flusher);
+        // Runs to the end even if nobody awaits it any more: the batch is
+        // applied and the head advanced together, and then made durable.
+        let task = tokio::spawn(async move {
+            let (store2, failed2, failure2, flusher2) =
+                (Arc::clone(&store), Arc::clone(&failed), Arc::clone(&failure), Arc::clone(&flusher));
+            // In memory, under the write lock: the next writer reads this
+            // batch, and the chain and change sequence move with it.
+            let ticket = tokio::task::spawn_blocking(move || {
+                if let Err(e) = store2.apply_unflushed(&batch) {
+                    // The store may now hold in memory what is not on disk:
+                    // write nothing more, and let the node stop and restart.
+                    let _ = failed2.set(e.to_string());
+                    failure2.notify_one();
+                    return Err(e);
+                }
+                state.chain = chain;
+                if let Err(e) = catalogue.apply(edits) {
+                    // Durable, but not searchable until the index is rebuilt at
+                    // the next start; the write itself stands.
+                    tracing::error!(error = %e, "could not update the search catalogue");
+                }
+                if moved {
+                    state.next_change = next_change;
+                }
+                // Taken before the lock is released, so tickets follow the
+                // order batches were applied in.
+                let ticket = flusher2.applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                drop(state);
+                Ok::<u64, StoreError>(ticket)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))??;
+            // Group commit: one flush makes every batch applied before it
+            // durable, so writers that queued meanwhile share it.
+            flusher.through(ticket, &store, &failed, &failure).await?;
             if moved {
-                state.next_change = next_change;
                 let _ = changes.send(next_change - 1);
             }
             if let Some((path, h)) = head {
@@ -267,9 +344,8 @@ impl Db {
                 std::process::abort();
             }
             Ok::<(), StoreError>(())
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("write task failed: {e}")))??;
+        });
+        task.await.map_err(|e| StoreError::Backend(format!("write task failed: {e}")))??;
         Ok(out)
     }
 
@@ -375,6 +451,103 @@ mod tests {
         fn index_token(&self, value: &str) -> String {
             self.inner.index_token(value)
         }
+    }
+
+    /// A store that counts its flushes and holds the first one until the
+    /// test lets it go (a slow fsync), so writers queue behind it.
+    struct SlowFlush {
+        inner: SledStore,
+        flushes: std::sync::atomic::AtomicUsize,
+        entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Store for SlowFlush {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(tree, key)
+        }
+        fn range(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.range(t, s, e, n)
+        }
+        fn range_rev(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
+            self.inner.range_rev(t, s, e, n)
+        }
+        fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+            self.inner.apply(batch)
+        }
+        fn apply_unflushed(&self, batch: &Batch) -> Result<(), StoreError> {
+            self.inner.apply_unflushed(batch)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            if self.flushes.fetch_add(1, Ordering::SeqCst) == 0 {
+                if let Some(tx) = self.entered.lock().ok().and_then(|mut e| e.take()) {
+                    let _ = tx.send(());
+                }
+                let _ = self.release.lock().map(|r| r.recv());
+            }
+            self.inner.flush()
+        }
+        fn len(&self, tree: Tree) -> Result<usize, StoreError> {
+            self.inner.len(tree)
+        }
+        fn size_on_disk(&self) -> Result<u64, StoreError> {
+            self.inner.size_on_disk()
+        }
+        fn index_token(&self, value: &str) -> String {
+            self.inner.index_token(value)
+        }
+    }
+
+    /// Writers that arrive while a flush is running do not wait for one
+    /// flush each: they share the next one, and every write is acknowledged
+    /// only after a flush that covers it; the chain stays whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writers_share_one_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        let store = Arc::new(SlowFlush {
+            inner: SledStore::open(dir.path()).unwrap(),
+            flushes: std::sync::atomic::AtomicUsize::new(0),
+            entered: std::sync::Mutex::new(Some(entered_tx)),
+            release: std::sync::Mutex::new(release_rx),
+        });
+        let db = Arc::new(Db::new(store.clone(), Arc::new(crate::clock::SystemClock::default()), None).unwrap());
+        let write = |db: Arc<Db>, i: usize| {
+            tokio::spawn(async move {
+                db.write(|_, tx| {
+                    tx.audit(Event::new("user:ana", &format!("write.{i}")));
+                    tx.change(change());
+                    Ok::<_, StoreError>(())
+                })
+                .await
+            })
+        };
+        let first = write(Arc::clone(&db), 0);
+        entered_rx.await.unwrap();
+        let rest: Vec<_> = (1..=10).map(|i| write(Arc::clone(&db), i)).collect();
+        // All ten are applied in memory (the write lock is free again)
+        // while the first flush is still held.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while store.len(Tree::Audit).unwrap() < 11 {
+            assert!(std::time::Instant::now() < deadline, "the queued writes were not applied");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert!(rest.iter().all(|h| !h.is_finished()), "nothing is acknowledged before its flush");
+        release_tx.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        for h in rest {
+            h.await.unwrap().unwrap();
+        }
+        assert_eq!(store.flushes.load(Ordering::SeqCst), 2, "ten queued writers shared one flush");
+        let audit: Vec<pb::AuditEntry> = store
+            .range(Tree::Audit, Bound::Unbounded, Bound::Unbounded, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| pb::AuditEntry::decode(v.as_slice()).unwrap())
+            .collect();
+        assert_eq!(audit::verify(&audit).unwrap(), 11);
+        assert_eq!(db.last_change().await, 11);
     }
 
     /// A store whose disk fails every write (an IO error at flush).

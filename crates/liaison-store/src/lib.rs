@@ -53,7 +53,7 @@ pub fn db_signer(node_id: &str, key: &ed25519_dalek::SigningKey) -> Signer {
     Signer { node_id: node_id.to_string(), key: key.clone() }
 }
 pub use sealed::{SealedStore, StoreKey};
-pub use sled_store::SledStore;
+pub use sled_store::{SledStore, DEFAULT_CACHE_BYTES};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -163,6 +163,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Entry>, StoreError>;
     /// Applies every write or none, and returns only once it is on disk.
     fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
+    /// Applies every write or none, visible to reads at once, durable only
+    /// after the next [`Store::flush`]: what lets concurrent writers share
+    /// one flush (group commit). A store without the split flushes here.
+    fn apply_unflushed(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.apply(batch)
+    }
+    /// Makes every write applied so far durable.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Entries in `tree`, kept as state: never a walk of the tree.
     fn len(&self, tree: Tree) -> Result<usize, StoreError>;
     fn size_on_disk(&self) -> Result<u64, StoreError>;
     /// The form a searchable value (a normalised identifier) takes inside an

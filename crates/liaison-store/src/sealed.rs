@@ -165,6 +165,16 @@ impl<S: Store> SealedStore<S> {
         self.inner
     }
 
+    /// `batch` with every value sealed.
+    fn sealed(&self, batch: &Batch) -> Result<Batch, StoreError> {
+        let mut sealed = Batch { ops: Vec::with_capacity(batch.ops.len()) };
+        for (t, k, v) in &batch.ops {
+            let v = v.as_ref().map(|v| self.seal(*t, k, v)).transpose()?;
+            sealed.ops.push((*t, k.clone(), v));
+        }
+        Ok(sealed)
+    }
+
     fn seal(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
         let nonce: [u8; NONCE_LEN] = rand::random();
         let aad = aad(tree, key);
@@ -258,12 +268,15 @@ impl<S: Store> Store for SealedStore<S> {
     /// Seals every value, then hands the whole batch to the inner store in
     /// one atomic, flushed apply (durable before acknowledged, as before).
     fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut sealed = Batch { ops: Vec::with_capacity(batch.ops.len()) };
-        for (t, k, v) in &batch.ops {
-            let v = v.as_ref().map(|v| self.seal(*t, k, v)).transpose()?;
-            sealed.ops.push((*t, k.clone(), v));
-        }
-        self.inner.apply(&sealed)
+        self.inner.apply(&self.sealed(batch)?)
+    }
+
+    fn apply_unflushed(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.inner.apply_unflushed(&self.sealed(batch)?)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
     }
 
     fn len(&self, tree: Tree) -> Result<usize, StoreError> {

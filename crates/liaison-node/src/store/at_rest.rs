@@ -111,7 +111,7 @@ pub fn open(layout: &Layout, storage: Option<&Storage>) -> Result<SealedStore<Sl
         });
     };
     let loaded = load_key(layout, storage)?;
-    open_with_key(&path, &loaded.key).map_err(|e| match e {
+    open_with_key_cache(&path, &loaded.key, storage.cache_bytes()).map_err(|e| match e {
         SealError::WrongKey => AtRestError::WrongKey { from: loaded.from, id: loaded.key.id(), store: path.clone() },
         SealError::Store(e) => AtRestError::Store(e),
         // open_with_key encrypts a plaintext store before opening it.
@@ -122,11 +122,16 @@ pub fn open(layout: &Layout, storage: Option<&Storage>) -> Result<SealedStore<Sl
 /// Opens the store at `path` with `key`: creates it (writing the key check),
 /// checks the key, or first encrypts a store that holds unencrypted data.
 pub fn open_with_key(path: &Path, key: &StoreKey) -> Result<SealedStore<SledStore>, SealError> {
+    open_with_key_cache(path, key, crate::store::DEFAULT_CACHE_BYTES)
+}
+
+/// [`open_with_key`] with a page cache of `cache_bytes`.
+pub fn open_with_key_cache(path: &Path, key: &StoreKey, cache_bytes: u64) -> Result<SealedStore<SledStore>, SealError> {
     recover(path)?;
-    let raw = SledStore::open(path)?;
+    let raw = SledStore::open_with_cache(path, cache_bytes)?;
     if sealed::contents(&raw)? == Contents::Plaintext {
         encrypt(raw, path, key)?;
-        return SealedStore::new(SledStore::open(path)?, key);
+        return SealedStore::new(SledStore::open_with_cache(path, cache_bytes)?, key);
     }
     SealedStore::new(raw, key)
 }
