@@ -26,7 +26,8 @@ const FIGURES: &[&str] = &[
 ];
 
 /// Figures measured as request/response load beside the echo.
-const AGAINST_ECHO: &[&str] = &["get_record", "list_filtered", "create_record", "query_single", "query_fanout", "hit_check"];
+const AGAINST_ECHO: &[&str] =
+    &["get_record", "list_filtered", "create_record", "query_single", "query_fanout", "hit_check"];
 
 #[test]
 fn short_mode_reports_every_figure_against_the_echo() {

@@ -74,7 +74,8 @@ pub async fn serve(server: &Layout, client: &Layout) -> Result<(), String> {
     let peer = Identity::load(client).map_err(|e| format!("{}: {e}", client.dir.display()))?;
     let pins = crate::tls::PinSet::default();
     pins.insert(&peer.tls_cert, peer.id());
-    let cfg = crate::tls::server_config(id.tls_cert.clone(), id.tls_key.clone_key(), pins).map_err(|e| e.to_string())?;
+    let cfg =
+        crate::tls::server_config(id.tls_cert.clone(), id.tls_key.clone_key(), pins).map_err(|e| e.to_string())?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -104,7 +105,8 @@ pub fn client(client: &Identity, server: &Identity, addr: std::net::SocketAddr) 
     let cfg = crate::tls::client_config(client.tls_cert.clone(), client.tls_key.clone_key(), &server.tls_cert)
         .map_err(|e| e.to_string())?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let name = rustls::pki_types::ServerName::try_from(format!("{}.liaison", server.id())).map_err(|e| e.to_string())?;
+    let name =
+        rustls::pki_types::ServerName::try_from(format!("{}.liaison", server.id())).map_err(|e| e.to_string())?;
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| e.to_string())?
         .connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {

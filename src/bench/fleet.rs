@@ -216,7 +216,10 @@ impl Fleet {
         }
         let id = format!("bench-{}-{}", x.id, y.id);
         let toml = agreement(&id, &x.id, &y.id);
-        x.agreements().draft_agreement(pb::DraftAgreementRequest { toml }).await.map_err(|e| e.message().to_string())?;
+        x.agreements()
+            .draft_agreement(pb::DraftAgreementRequest { toml })
+            .await
+            .map_err(|e| e.message().to_string())?;
         x.agreements()
             .propose_agreement(pb::ProposeAgreementRequest { id: id.clone(), version: 0 })
             .await

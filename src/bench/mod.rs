@@ -154,7 +154,11 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     format!("{cpus} CPUs {model}").trim().to_string()
 }
@@ -246,7 +250,10 @@ pub async fn run(opts: Options) -> Result<(), String> {
             let mut c = client.clone();
             async move {
                 let id = data::intelligence(i % n).id;
-                c.get_record(pb::GetRecordRequest { id, ..Default::default() }).await.map(drop).map_err(|s| s.message().to_string())
+                c.get_record(pb::GetRecordRequest { id, ..Default::default() })
+                    .await
+                    .map(drop)
+                    .map_err(|s| s.message().to_string())
             }
         })
         .await;
@@ -302,7 +309,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         figures.push(Figure::from_stats("create_record", format!("CreateRecord at c={c}"), &s, &echo, "reference"));
     }
 
-    let query = |peer: String, exchange: pb::exchange_service_client::ExchangeServiceClient<crate::cli::client::Authed>, expect: usize| {
+    let query = |peer: String,
+                 exchange: pb::exchange_service_client::ExchangeServiceClient<crate::cli::client::Authed>,
+                 expect: usize| {
         move |_| {
             let (mut c, peer) = (exchange.clone(), peer.clone());
             async move {
@@ -317,9 +326,14 @@ pub async fn run(opts: Options) -> Result<(), String> {
                     .await
                     .map_err(|s| s.message().to_string())?
                     .into_inner();
-                let answered = r.peers.iter().filter(|p| p.outcome == pb::PeerOutcome::Answered as i32 && p.records.len() == 50.min(expect)).count();
+                let answered = r
+                    .peers
+                    .iter()
+                    .filter(|p| p.outcome == pb::PeerOutcome::Answered as i32 && p.records.len() == 50.min(expect))
+                    .count();
                 if answered != r.peers.len() || r.peers.is_empty() {
-                    let why = r.peers.iter().find(|p| p.outcome != pb::PeerOutcome::Answered as i32).map(|p| p.error.clone());
+                    let why =
+                        r.peers.iter().find(|p| p.outcome != pb::PeerOutcome::Answered as i32).map(|p| p.error.clone());
                     return Err(why.unwrap_or_else(|| "a peer answered with fewer records".into()));
                 }
                 Ok(())
@@ -332,7 +346,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let f = query(fleet.nodes[first].id.clone(), fleet.nodes[asker].exchange(), reports);
         let s = closed_loop(c, scale.phase, f).await;
         let single_p99 = s.p99;
-        let fig = Figure::from_stats("query_single", format!("Query one peer ({n} records there, 50 an answer)"), &s, &echo, "≥ 50 % of echo; p99 ≤ 5 ms");
+        let fig = Figure::from_stats(
+            "query_single",
+            format!("Query one peer ({n} records there, 50 an answer)"),
+            &s,
+            &echo,
+            "≥ 50 % of echo; p99 ≤ 5 ms",
+        );
         let ok = fig.of_echo.is_some_and(|r| r >= 0.5) && (!echo_p99_under_5ms || s.p99 <= Duration::from_millis(5));
         figures.push(fig.met(ok));
 
@@ -350,7 +370,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
             }
         })
         .await;
-        let fig = Figure::from_stats("query_fanout", format!("Query fan-out over {} peers", scale.peers + 1), &fan, &echo, "p99 ≤ 3 × single");
+        let fig = Figure::from_stats(
+            "query_fanout",
+            format!("Query fan-out over {} peers", scale.peers + 1),
+            &fan,
+            &echo,
+            "p99 ≤ 3 × single",
+        );
         let ok = fan.p99 <= single_p99 * 3;
         figures.push(fig.met(ok));
     }
@@ -385,7 +411,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         })
         .await?;
         let secs = started.elapsed().as_secs_f64();
-        let mut f = Figure::new("share", "share, queued and delivered (direct)", s.ok as f64 / secs, "shares/s", "reference");
+        let mut f =
+            Figure::new("share", "share, queued and delivered (direct)", s.ok as f64 / secs, "shares/s", "reference");
         f.errors = s.errors;
         f.note = s.first_error.map(|e| format!("first error: {e}")).unwrap_or_default();
         figures.push(f);
@@ -398,7 +425,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let mut ex = fleet.nodes[asker].exchange();
         let peer = fleet.nodes[first].id.clone();
         let t = Instant::now();
-        let r = ex.sync_now(pb::SyncNowRequest { peer: peer.clone() }).await.map_err(status_error("sync"))?.into_inner();
+        let r =
+            ex.sync_now(pb::SyncNowRequest { peer: peer.clone() }).await.map_err(status_error("sync"))?.into_inner();
         let full = t.elapsed();
         let received: u64 = r.peers.iter().map(|p| u64::from(p.received)).sum();
         let mut f = Figure::new("sync_full", format!("sync of {m} contact points"), full.as_secs_f64(), "s", "≤ 10 s");
@@ -411,7 +439,9 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let t = Instant::now();
         ex.sync_now(pb::SyncNowRequest { peer }).await.map_err(status_error("empty sync"))?;
         let empty = t.elapsed();
-        figures.push(Figure::new("sync_empty", "empty sync", ms(empty), "ms", "≤ 1000 ms").met(empty <= Duration::from_secs(1)));
+        figures.push(
+            Figure::new("sync_empty", "empty sync", ms(empty), "ms", "≤ 1000 ms").met(empty <= Duration::from_secs(1)),
+        );
     }
 
     let e = scale.entities;
@@ -439,7 +469,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         let took = t.elapsed();
         let _ = std::fs::remove_file(&file);
-        let mut f = Figure::new("import", format!("liaison import of {e} entities"), e as f64 / took.as_secs_f64(), "records/s", "≥ 20000 records/s");
+        let mut f = Figure::new(
+            "import",
+            format!("liaison import of {e} entities"),
+            e as f64 / took.as_secs_f64(),
+            "records/s",
+            "≥ 20000 records/s",
+        );
         if !out.status.success() {
             f.errors = 1;
             f.note = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_string();
@@ -460,7 +496,10 @@ pub async fn run(opts: Options) -> Result<(), String> {
                 let r = c
                     .check_identifiers(pb::CheckIdentifiersRequest {
                         peer,
-                        identifiers: vec![pb::IdentifierQuery { r#type: pb::IdentifierType::Passport as i32, value: data::passport(k) }],
+                        identifiers: vec![pb::IdentifierQuery {
+                            r#type: pb::IdentifierType::Passport as i32,
+                            value: data::passport(k),
+                        }],
                         purpose: pb::Purpose::Investigation as i32,
                         ..Default::default()
                     })
@@ -475,7 +514,13 @@ pub async fn run(opts: Options) -> Result<(), String> {
             }
         })
         .await;
-        let f = Figure::from_stats("hit_check", format!("hit/no-hit check, {} identifiers at the peer", 2 * e), &s, &echo, "p99 ≤ 5 ms");
+        let f = Figure::from_stats(
+            "hit_check",
+            format!("hit/no-hit check, {} identifiers at the peer", 2 * e),
+            &s,
+            &echo,
+            "p99 ≤ 5 ms",
+        );
         let ok = s.p99 <= Duration::from_millis(5);
         figures.push(f.met(ok));
     }
@@ -491,7 +536,8 @@ pub async fn run(opts: Options) -> Result<(), String> {
         let (rss, cpu1) = p.usage().ok_or("no /proc figures for the node")?;
         let cpu = cpu1.saturating_sub(cpu0).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0;
         let mb = rss as f64 / 1e6;
-        let mut f = Figure::new("idle_rss", format!("idle node holding {e} entities: resident memory"), mb, "MB", "≤ 300 MB");
+        let mut f =
+            Figure::new("idle_rss", format!("idle node holding {e} entities: resident memory"), mb, "MB", "≤ 300 MB");
         f.note = format!("node directory {:.0} MB", fleet.disk(hits) as f64 / 1e6);
         figures.push(f.met(mb <= 300.0));
         figures.push(Figure::new("idle_cpu", "idle node: CPU", cpu, "%", "≈ 0 % (≤ 1 %)").met(cpu <= 1.0));
@@ -512,7 +558,10 @@ pub async fn run(opts: Options) -> Result<(), String> {
         .into_inner();
         let answered = t.elapsed();
         node.get_status(pb::GetStatusRequest {}).await.map_err(status_error("status"))?;
-        figures.push(Figure::new("cold_start", format!("cold start with {e} entities: API up"), ms(up), "ms", "≤ 1000 ms").met(up <= Duration::from_secs(1)));
+        figures.push(
+            Figure::new("cold_start", format!("cold start with {e} entities: API up"), ms(up), "ms", "≤ 1000 ms")
+                .met(up <= Duration::from_secs(1)),
+        );
         let mut f = Figure::new("cold_status", "cold start: first status answered", ms(answered), "ms", "≤ 1000 ms");
         f.note = format!("{} records", status.record_count);
         figures.push(f.met(answered <= Duration::from_secs(1)));
@@ -544,7 +593,10 @@ impl Drop for KillOnDrop {
 }
 
 /// Starts `liaison bench --serve-echo` and reads the address it prints.
-fn echo_process(server: &crate::config::Layout, client: &crate::config::Layout) -> Result<(std::process::Child, std::net::SocketAddr), String> {
+fn echo_process(
+    server: &crate::config::Layout,
+    client: &crate::config::Layout,
+) -> Result<(std::process::Child, std::net::SocketAddr), String> {
     use std::io::BufRead as _;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(exe)
@@ -587,7 +639,10 @@ fn print_table(r: &Report) {
             met.to_string(),
         ]);
     }
-    println!("liaison bench ({} mode, {} build) on {}; {} callers per phase", r.mode, r.build, r.machine, r.concurrency);
+    println!(
+        "liaison bench ({} mode, {} build) on {}; {} callers per phase",
+        r.mode, r.build, r.machine, r.concurrency
+    );
     println!("{t}");
     for f in std::iter::once(&r.echo).chain(&r.figures) {
         if !f.note.is_empty() {
@@ -600,4 +655,3 @@ fn print_table(r: &Report) {
 pub async fn serve_echo(server: PathBuf, client: PathBuf) -> Result<(), String> {
     echo::serve(&crate::config::Layout::new(server), &crate::config::Layout::new(client)).await
 }
-

@@ -349,9 +349,12 @@ pub async fn dispatch(g: &Global, cmd: Command) -> Result<(), CliError> {
             super::transfer::export(ch, kind.as_deref(), out.as_deref(), format.as_deref()).await?
         }
         Command::Watch { since, follow } => super::transfer::watch(ch, since, follow).await?,
-        Command::Init(_) | Command::Run(_) | Command::Demo(_) | Command::Bench(_) | Command::Tls(_) | Command::Store(_) => {
-            return Err(CliError::Msg("internal: not a client command".into()))
-        }
+        Command::Init(_)
+        | Command::Run(_)
+        | Command::Demo(_)
+        | Command::Bench(_)
+        | Command::Tls(_)
+        | Command::Store(_) => return Err(CliError::Msg("internal: not a client command".into())),
     }
     Ok(())
 }

@@ -235,9 +235,18 @@ fn prepare_new(signer: &Signer<'_>, mut rec: pb::Record, now: OffsetDateTime) ->
     Ok(rec)
 }
 
-fn put_new(store: &dyn Store, tx: &mut Tx, signer: &Signer<'_>, k: &str, rec: &pb::Record, now: OffsetDateTime) {
-    let stored = StoredRecord::own(rec, signer);
-    put(store, tx, k, rec, &stored, None, pb::ChangeType::RecordCreated, now);
+/// Stores a new record, `stored` being its envelope signed beforehand:
+/// signing is the costly part, done outside the write lock.
+fn put_new(
+    store: &dyn Store,
+    tx: &mut Tx,
+    signer: &Signer<'_>,
+    k: &str,
+    rec: &pb::Record,
+    stored: &StoredRecord,
+    now: OffsetDateTime,
+) {
+    put(store, tx, k, rec, stored, None, pb::ChangeType::RecordCreated, now);
     tx.audit(Event::new(&signer.actor, "record.create").record(k));
 }
 
@@ -250,11 +259,12 @@ pub async fn create(
 ) -> Result<pb::Record, RecordError> {
     let rec = prepare_new(signer, rec, now)?;
     let k = key(signer.node_id, &rec.id);
+    let stored = StoredRecord::own(&rec, signer);
     db.write(|store, tx| {
         if store.get(Tree::Records, k.as_bytes())?.is_some() {
             return Err(RecordError::AlreadyExists(rec.id.clone()));
         }
-        put_new(store, tx, signer, &k, &rec, now);
+        put_new(store, tx, signer, &k, &rec, &stored, now);
         Ok(rec.clone())
     })
     .await
@@ -281,21 +291,24 @@ pub async fn create_many(
     let mut ready = Vec::new();
     for (i, r) in recs.into_iter().enumerate() {
         match prepare_new(signer, r, now) {
-            Ok(r) => ready.push((i, r)),
+            Ok(r) => {
+                let stored = StoredRecord::own(&r, signer);
+                ready.push((i, r, stored));
+            }
             Err(e) => problems.push((i, e)),
         }
     }
     db.write(|store, tx| {
         let mut ids = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (i, rec) in &ready {
+        for (i, rec, stored) in &ready {
             let k = key(signer.node_id, &rec.id);
             if !seen.insert(k.clone()) || store.get(Tree::Records, k.as_bytes())?.is_some() {
                 let reason = format!("record {} already exists", rec.id);
                 problems.push((*i, FieldError { field: "record.id".into(), reason }));
                 continue;
             }
-            put_new(store, tx, signer, &k, rec, now);
+            put_new(store, tx, signer, &k, rec, stored, now);
             ids.push(rec.id.clone());
         }
         problems.sort_by_key(|(i, _)| *i);

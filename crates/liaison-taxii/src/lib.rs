@@ -288,7 +288,7 @@ async fn objects(State(app): State<App>, who: Partner, Path(id): Path<String>, Q
         .agreement(&c.agreement_id)
         .purpose(liaison_node::convert::purpose_word(c.purpose))
         .reason(format!("{} records to {} (collection {})", hits.len(), who.user, c.id()));
-    if let Err(e) = query::record_release(&app.node, &actor, &who.peer, &hits, summary).await {
+    if let Err(e) = query::record_release(&app.node, &actor, &who.peer, &hits, vec![summary]).await {
         // Nothing is served that was not audited.
         tracing::warn!(error = %e, "TAXII page not audited");
         return problem(StatusCode::SERVICE_UNAVAILABLE, "the collection cannot be read now");

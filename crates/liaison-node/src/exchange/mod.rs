@@ -132,7 +132,7 @@ pub fn exchange_kind(
     Exchange::of_kind(node.id(), peer, direction, operation, kind, purpose, node.now())
 }
 
-fn decision_event(actor: &str, ex: &Exchange, d: &Decision, record: &str) -> Event {
+pub(crate) fn decision_event(actor: &str, ex: &Exchange, d: &Decision, record: &str) -> Event {
     let what = format!("{} {} {} {:?}", operation_word(ex.operation), kind_word(ex.kind), ex.peer, ex.direction)
         .to_lowercase();
     let ev = Event::new(actor, "policy.decision").record(record).purpose(purpose_word(ex.purpose));
@@ -169,6 +169,19 @@ pub async fn admit_all(
     actor: &str,
     received: &[(Exchange, &pb::Record)],
 ) -> Result<Vec<Decision>, ExchangeError> {
+    let (decisions, events) = admit_unaudited(node, actor, received)?;
+    node.db.audit(events).await?;
+    Ok(decisions)
+}
+
+/// [`admit_all`]'s decisions and their audit events, for a caller that
+/// writes the events in the same batch as what the decisions let in (one
+/// write per call). Nothing may be kept or shown before they are written.
+pub fn admit_unaudited(
+    node: &Node,
+    actor: &str,
+    received: &[(Exchange, &pb::Record)],
+) -> Result<(Vec<Decision>, Vec<Event>), ExchangeError> {
     let agreements = book::for_policy(node)?;
     let decisions: Vec<Decision> =
         received.iter().map(|(ex, rec)| policy::decide_received(&agreements, ex, rec)).collect();
@@ -177,8 +190,20 @@ pub async fn admit_all(
         .zip(&decisions)
         .map(|((ex, rec), d)| decision_event(actor, ex, d, &store::records::key(&rec.originator, &rec.id)))
         .collect();
-    node.db.audit(events).await?;
-    Ok(decisions)
+    Ok((decisions, events))
+}
+
+/// Decides `ex` and returns its audit event without writing it (see
+/// [`admit_unaudited`]); a denial is the caller's to audit before refusing.
+pub fn decide_unaudited(
+    node: &Node,
+    actor: &str,
+    ex: &Exchange,
+    record: &str,
+) -> Result<(Decision, Event), ExchangeError> {
+    let d = policy::decide(&book::for_policy(node)?, ex);
+    let ev = decision_event(actor, ex, &d, record);
+    Ok((d, ev))
 }
 
 /// The decision on `ex` against the agreements held now, not audited: for
@@ -191,12 +216,26 @@ pub async fn decide(node: &Node, actor: &str, ex: Exchange, record: &str) -> Res
     Ok(decide_all(node, actor, &[(ex, record.to_string())]).await?.remove(0))
 }
 
-/// Our own record, redacted as allowed and signed by this node as originator.
-pub fn seal_shared(node: &Node, rec: &pb::Record, d: &Decision) -> Option<pb::SharedRecord> {
+/// Our own record, redacted as allowed and signed by this node as
+/// originator. When the decision removes nothing, the envelope `stored`
+/// holds (`rec`'s exact signed bytes) goes as it is, not signed again.
+pub fn seal_shared(
+    node: &Node,
+    rec: &pb::Record,
+    d: &Decision,
+    stored: Option<&pb::Envelope>,
+) -> Option<pb::SharedRecord> {
     let Decision::Allow { agreement_id, agreement_version, plan, onward, retention_days } = d else { return None };
     let redacted = redact::redact(rec, plan);
+    let unchanged = stored.filter(|env| {
+        redacted == *rec && env.signatures.len() == 1 && env.signatures.iter().all(|s| s.signer_id == node.id())
+    });
+    let record = match unchanged {
+        Some(env) => env.clone(),
+        None => envelope::seal(payload::RECORD, &redacted, node.id(), &node.identity.signing_key),
+    };
     Some(pb::SharedRecord {
-        record: Some(envelope::seal(payload::RECORD, &redacted, node.id(), &node.identity.signing_key)),
+        record: Some(record),
         agreement_id: agreement_id.clone(),
         agreement_version: *agreement_version,
         onward_sharing: *onward as i32,

@@ -142,7 +142,8 @@ async fn prepare_as(
             retention_days,
         }
     } else {
-        seal_shared(node, &rec, &d).ok_or_else(|| ExchangeError::Refused("not allowed".into()))?
+        seal_shared(node, &rec, &d, stored.envelope.as_ref())
+            .ok_or_else(|| ExchangeError::Refused("not allowed".into()))?
     };
     Ok((shared, consent, d))
 }

@@ -4,7 +4,7 @@
 use crate::convert::ProtoEnum;
 use std::time::{Duration, Instant};
 
-use super::{decide, exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE};
+use super::{exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE};
 use crate::audit::Event;
 use crate::node::Node;
 use crate::pb;
@@ -34,10 +34,10 @@ pub async fn answer(
     };
     let actor = format!("peer:{caller}");
     // Refuse outright when no grant covers this kind at all (the requester learns why).
-    if let Decision::Deny(d) =
-        decide(node, &actor, exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Query, kind, purpose), "")
-            .await?
-    {
+    let kind_ex = exchange_kind(node, caller, Direction::Outgoing, pb::Operation::Query, kind, purpose);
+    let (allowed, kind_event) = super::decide_unaudited(node, &actor, &kind_ex, "")?;
+    if let Decision::Deny(d) = allowed {
+        node.db.audit(vec![kind_event]).await?;
         return Err(ExchangeError::Denied(d));
     }
     let filter = Filter {
@@ -51,7 +51,8 @@ pub async fn answer(
     let summary = Event::new(&actor, "exchange.query.answer")
         .purpose(crate::convert::purpose_word(purpose))
         .reason(format!("{} records sent", hits.len()));
-    record_release(node, &actor, caller, &hits, summary).await?;
+    // One write: the kind's decision, each record's, and the summary.
+    record_release(node, &actor, caller, &hits, vec![kind_event, summary]).await?;
     Ok(hits.into_iter().map(|h| h.shared).collect())
 }
 
@@ -96,7 +97,7 @@ pub async fn release(
     let filter =
         Filter { kind: if wanted.kinds.len() == 1 { wanted.kinds.first().copied() } else { None }, ..wanted.filter };
     Ok(crate::node::off_runtime(node, move |node| {
-        records::search(&node.db, &format!("{}/", node.id()), &filter, after.as_deref(), limit, |key, r, _| {
+        records::search(&node.db, &format!("{}/", node.id()), &filter, after.as_deref(), limit, |key, r, stored| {
             if !crate::record::kind(r).is_some_and(|k| wanted.kinds.contains(&k)) {
                 return Ok(None);
             }
@@ -107,25 +108,26 @@ pub async fn release(
             if !filter.matches(&view) {
                 return Ok(None);
             }
-            let Some(shared) = seal_shared(node, r, &d) else { return Ok(None) };
+            let Some(shared) = seal_shared(node, r, &d, stored.envelope.as_ref()) else { return Ok(None) };
             Ok(Some(Released { exchange: ex, decision: d, shared, view, key: key.to_string() }))
         })
     })
     .await?)
 }
 
-/// Audits each released record's decision and `summary`, and marks the
-/// records released to `caller` (so a withdrawal reaches it).
+/// Audits each released record's decision and then `more` (a summary),
+/// and marks the records released to `caller` (so a withdrawal reaches
+/// it), in one write.
 pub async fn record_release(
     node: &Node,
     actor: &str,
     caller: &str,
     hits: &[Released],
-    summary: Event,
+    more: Vec<Event>,
 ) -> Result<(), ExchangeError> {
     let mut events: Vec<Event> =
         hits.iter().map(|h| super::decision_event(actor, &h.exchange, &h.decision, &h.key)).collect();
-    events.push(summary);
+    events.extend(more);
     node.db
         .write(|_, tx| {
             for ev in events {
@@ -140,13 +142,15 @@ pub async fn record_release(
     Ok(())
 }
 
-/// Verifies one peer's answer and keeps what our own policy lets in.
-async fn accept(
+/// Verifies one peer's answer and keeps what our own policy lets in; the
+/// decisions' audit events go to `events`, written once for the whole call.
+fn accept(
     node: &Node,
     actor: &str,
     peer: &str,
     purpose: pb::Purpose,
     shared: Vec<pb::SharedRecord>,
+    events: &mut Vec<Event>,
 ) -> Result<Vec<pb::Record>, ExchangeError> {
     let mut recs = Vec::new();
     for s in &shared {
@@ -166,25 +170,44 @@ async fn accept(
         .iter()
         .map(|r| (exchange_for(node, peer, Direction::Incoming, pb::Operation::Query, r, purpose), r))
         .collect();
-    let decisions = super::admit_all(node, actor, &received).await?;
+    let (decisions, audit) = super::admit_unaudited(node, actor, &received)?;
+    events.extend(audit);
     Ok(recs.iter().zip(decisions).filter(|(_, d)| d.is_allowed()).map(|(r, _)| r.clone()).collect())
 }
 
+/// Asks one peer; returns what to show and the audit events of every
+/// decision taken (written by [`run`], once, before anything is shown).
 async fn ask(
     node: &Node,
     actor: &str,
     peer: String,
     req: pb::QueryRecordsRequest,
     deadline: Duration,
+) -> (pb::QueryPeerResult, Vec<Event>) {
+    let mut events = Vec::new();
+    let result = ask_one(node, actor, peer, req, deadline, &mut events).await;
+    (result, events)
+}
+
+async fn ask_one(
+    node: &Node,
+    actor: &str,
+    peer: String,
+    req: pb::QueryRecordsRequest,
+    deadline: Duration,
+    events: &mut Vec<Event>,
 ) -> pb::QueryPeerResult {
     let started = Instant::now();
     let purpose = req.purpose();
     let kind = req.kind();
     let mut result = pb::QueryPeerResult { peer: peer.clone(), ..Default::default() };
     // We check too: a query is an incoming exchange for us.
-    match decide(node, actor, exchange_kind(node, &peer, Direction::Incoming, pb::Operation::Query, kind, purpose), "")
-        .await
-    {
+    let ex = exchange_kind(node, &peer, Direction::Incoming, pb::Operation::Query, kind, purpose);
+    let decided = super::decide_unaudited(node, actor, &ex, "").map(|(d, ev)| {
+        events.push(ev);
+        d
+    });
+    match decided {
         Ok(Decision::Deny(d)) => {
             result.outcome = pb::PeerOutcome::Denied as i32;
             result.error = format!("denied here ({}): {d}", d.code());
@@ -212,7 +235,7 @@ async fn ask(
             result.outcome = super::peer_outcome(&e) as i32;
             result.error = e.to_string();
         }
-        Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records).await {
+        Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records, events) {
             Ok(recs) => {
                 result.outcome = pb::PeerOutcome::Answered as i32;
                 result.records = recs;
@@ -250,8 +273,13 @@ pub async fn run(node: &Node, actor: &str, req: &pb::QueryRequest) -> Result<Vec
         purpose: req.purpose,
         limit: req.limit,
     };
-    let results =
-        futures::future::join_all(peers.into_iter().map(|p| ask(node, actor, p, fed.clone(), deadline))).await;
+    let asked = futures::future::join_all(peers.into_iter().map(|p| ask(node, actor, p, fed.clone(), deadline))).await;
+    let mut events = Vec::new();
+    let mut results = Vec::with_capacity(asked.len());
+    for (r, evs) in asked {
+        events.extend(evs);
+        results.push(r);
+    }
     let summary = results
         .iter()
         .map(|r| {
@@ -265,9 +293,10 @@ pub async fn run(node: &Node, actor: &str, req: &pb::QueryRequest) -> Result<Vec
         })
         .collect::<Vec<_>>()
         .join(" ");
-    node.db
-        .audit(vec![Event::new(actor, "exchange.query").purpose(crate::convert::purpose_word(purpose)).reason(summary)])
-        .await?;
+    // Every decision of every peer's answer and the summary: one write,
+    // before any record is shown.
+    events.push(Event::new(actor, "exchange.query").purpose(crate::convert::purpose_word(purpose)).reason(summary));
+    node.db.audit(events).await?;
     Ok(results)
 }
 
