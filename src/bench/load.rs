@@ -114,7 +114,7 @@ mod tests {
         })
         .await;
         assert!(s.ok > 0 && s.errors > 0);
-        assert!(s.first_error.is_some_and(|e| e.starts_with("call ")));
+        assert!(s.first_error.as_deref().is_some_and(|e| e.starts_with("call ")));
         assert!(s.rate() > 0.0);
     }
 }
