@@ -294,9 +294,9 @@ impl Storage {
         Self { key_file: Some(path.into()), key_env: None, cache_mb: None }
     }
 
-    /// The page cache size in bytes.
-    pub fn cache_bytes(&self) -> u64 {
-        self.cache_mb.map_or(crate::store::DEFAULT_CACHE_BYTES, |mb| mb.saturating_mul(1024 * 1024))
+    /// The page cache size in bytes, when set (else the store's default).
+    pub fn cache_bytes(&self) -> Option<u64> {
+        self.cache_mb.map(|mb| mb.saturating_mul(1024 * 1024))
     }
 
     pub fn key_env(name: impl Into<String>) -> Self {

@@ -111,7 +111,7 @@ pub fn open(layout: &Layout, storage: Option<&Storage>) -> Result<SealedStore<Sl
         });
     };
     let loaded = load_key(layout, storage)?;
-    open_with_key_cache(&path, &loaded.key, storage.cache_bytes()).map_err(|e| match e {
+    open_with_key_cache(&path, &loaded.key, storage.cache_bytes().unwrap_or(crate::store::DEFAULT_CACHE_BYTES)).map_err(|e| match e {
         SealError::WrongKey => AtRestError::WrongKey { from: loaded.from, id: loaded.key.id(), store: path.clone() },
         SealError::Store(e) => AtRestError::Store(e),
         // open_with_key encrypts a plaintext store before opening it.
