@@ -111,12 +111,16 @@ pub fn open(layout: &Layout, storage: Option<&Storage>) -> Result<SealedStore<Sl
         });
     };
     let loaded = load_key(layout, storage)?;
-    open_with_key_cache(&path, &loaded.key, storage.cache_bytes().unwrap_or(crate::store::DEFAULT_CACHE_BYTES)).map_err(|e| match e {
-        SealError::WrongKey => AtRestError::WrongKey { from: loaded.from, id: loaded.key.id(), store: path.clone() },
-        SealError::Store(e) => AtRestError::Store(e),
-        // open_with_key encrypts a plaintext store before opening it.
-        SealError::Plaintext => AtRestError::Store(StoreError::Backend("store still unencrypted".into())),
-    })
+    open_with_key_cache(&path, &loaded.key, storage.cache_bytes().unwrap_or(crate::store::DEFAULT_CACHE_BYTES)).map_err(
+        |e| match e {
+            SealError::WrongKey => {
+                AtRestError::WrongKey { from: loaded.from, id: loaded.key.id(), store: path.clone() }
+            }
+            SealError::Store(e) => AtRestError::Store(e),
+            // open_with_key encrypts a plaintext store before opening it.
+            SealError::Plaintext => AtRestError::Store(StoreError::Backend("store still unencrypted".into())),
+        },
+    )
 }
 
 /// Opens the store at `path` with `key`: creates it (writing the key check),
