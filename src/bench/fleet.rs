@@ -195,7 +195,7 @@ impl Fleet {
         Ok(())
     }
 
-    /// Starts node `i` again; returns how long until its API answered.
+    /// Starts node `i` again and reconnects to its API.
     pub async fn restart(&mut self, i: usize) -> Result<(), String> {
         let layout = self.nodes.get(i).ok_or("no such node")?.layout.clone();
         let (child, pid, api) = self.spawn(&layout).await?;

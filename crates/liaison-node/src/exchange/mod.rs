@@ -154,11 +154,22 @@ pub async fn decide_all(
     actor: &str,
     exchanges: &[(Exchange, String)],
 ) -> Result<Vec<Decision>, ExchangeError> {
+    let (decisions, events) = decide_all_unaudited(node, actor, exchanges)?;
+    node.db.audit(events).await?;
+    Ok(decisions)
+}
+
+/// [`decide_all`]'s decisions and their audit events, for a caller that
+/// writes the events in the same batch as what the decisions allow.
+pub fn decide_all_unaudited(
+    node: &Node,
+    actor: &str,
+    exchanges: &[(Exchange, String)],
+) -> Result<(Vec<Decision>, Vec<Event>), ExchangeError> {
     let agreements = book::for_policy(node)?;
     let decisions: Vec<Decision> = exchanges.iter().map(|(ex, _)| policy::decide(&agreements, ex)).collect();
     let events = exchanges.iter().zip(&decisions).map(|((ex, rec), d)| decision_event(actor, ex, d, rec)).collect();
-    node.db.audit(events).await?;
-    Ok(decisions)
+    Ok((decisions, events))
 }
 
 /// Decides records another node sent (push, sync, query answer, relay) with

@@ -63,18 +63,19 @@ pub async fn answer(
         Ok::<_, StoreError>((live, withdrawn, cursor, more))
     })
     .await?;
-    let agreements = book::for_policy(node)?;
+    let exchanges: Vec<_> = live
+        .iter()
+        .map(|(k, r, _)| (exchange_for(node, caller, Direction::Outgoing, pb::Operation::Sync, r, purpose), k.clone()))
+        .collect();
+    let (decisions, decided) = super::decide_all_unaudited(node, &actor, &exchanges)?;
     let mut events = vec![kind_event];
-    let mut released: Vec<(&String, pb::SharedRecord)> = Vec::new();
-    for (k, r, env) in &live {
-        let ex = exchange_for(node, caller, Direction::Outgoing, pb::Operation::Sync, r, purpose);
-        let d = crate::policy::decide(&agreements, &ex);
-        events.push(super::decision_event(&actor, &ex, &d, k));
-        // Sent as stored when nothing is withheld: no signature per record.
-        if let Some(shared) = seal_shared(node, r, &d, env.as_ref()) {
-            released.push((k, shared));
-        }
-    }
+    events.extend(decided);
+    // Sent as stored when nothing is withheld: no signature per record.
+    let released: Vec<(&String, pb::SharedRecord)> = live
+        .iter()
+        .zip(&decisions)
+        .filter_map(|((k, r, env), d)| Some((k, seal_shared(node, r, d, env.as_ref())?)))
+        .collect();
     // Every decision and the released marks: one write per answer.
     node.db
         .write(|_, tx| {
