@@ -163,3 +163,76 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
     assert!(rc.get_record(pb::GetRecordRequest { id: "kh-antht/cp-late".into(), ..Default::default() }).await.is_err());
     server.abort();
 }
+
+/// Signatures on a page are verified in one batch: one forged signature
+/// among many good ones still refuses the whole page (sync) or answer
+/// (query), and so does a page where another node's validly signed record
+/// rides along with the answering peer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_forged_or_foreign_record_among_many_refuses_the_page() {
+    let root = tempfile::tempdir().unwrap();
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-police", "VN");
+    th.start();
+    kh.start();
+    vn.start();
+    pin_all(&[&th, &kh, &vn]);
+    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, NO_CHANNELS), "th-kh");
+    kh.kill();
+    vn.kill();
+    let kh_id = Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
+    let vn_id = Identity::load(&liaison::config::Layout::new(&vn.dir)).unwrap();
+    let good: Vec<pb::SharedRecord> =
+        (0..40).map(|i| shared(&kh_id, &kh_contact(&format!("cp-{i:02}"), false))).collect();
+    let mut forged = good.clone();
+    if let Some(env) = forged[27].record.as_mut() {
+        // The same signature over a body with one bit changed.
+        if let Some(b) = env.body.last_mut() {
+            *b ^= 1;
+        }
+    }
+    // A record VN really signed, claimed by KH's page.
+    let mut vn_rec = kh_contact("cp-vn", false);
+    vn_rec.originator = "vn-police".into();
+    let mut foreign = good.clone();
+    foreign[5].record = Some(liaison::envelope::seal(payload::RECORD, &vn_rec, "vn-police", &vn_id.signing_key));
+    let answers = Arc::new(Mutex::new(Answers::default()));
+    let server = serve_fake(&kh, &th, Arc::clone(&answers)).await;
+    let mut ex = pb::exchange_service_client::ExchangeServiceClient::new(th.authed().await);
+    let mut rc = th.records().await;
+    let query = pb::QueryRequest {
+        peer: "kh-antht".into(),
+        kind: pb::RecordKind::ContactPoint as i32,
+        purpose: pb::Purpose::Coordination as i32,
+        ..Default::default()
+    };
+    for (what, page) in [("forged", &forged), ("foreign", &foreign)] {
+        {
+            let mut a = answers.lock().unwrap();
+            a.sync = pb::SyncRecordsResponse { records: page.clone(), withdrawn: vec![], cursor: 3, more: false };
+            a.query = page.clone();
+        }
+        let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
+        assert_eq!(r.peers[0].received, 0, "{what}: {:?}", r.peers);
+        assert!(!r.peers[0].error.is_empty(), "{what}: {:?}", r.peers);
+        for id in ["kh-antht/cp-00", "kh-antht/cp-39", "vn-police/cp-vn"] {
+            let got = rc.get_record(pb::GetRecordRequest { id: id.into(), ..Default::default() }).await;
+            assert!(got.is_err(), "{what}: {id} was stored");
+        }
+        let q = ex.query(query.clone()).await.unwrap().into_inner();
+        assert!(q.peers[0].records.is_empty(), "{what}: {:?}", q.peers);
+        assert!(!q.peers[0].error.is_empty(), "{what}: {:?}", q.peers);
+    }
+    // The honest page of the same 40 goes through whole.
+    {
+        let mut a = answers.lock().unwrap();
+        a.sync = pb::SyncRecordsResponse { records: good.clone(), withdrawn: vec![], cursor: 3, more: false };
+        a.query = good.clone();
+    }
+    let r = ex.sync_now(pb::SyncNowRequest { peer: "kh-antht".into() }).await.unwrap().into_inner();
+    assert_eq!(r.peers[0].received, 40, "{:?}", r.peers);
+    let q = ex.query(query).await.unwrap().into_inner();
+    assert_eq!(q.peers[0].records.len(), 40, "{:?}", q.peers);
+    server.abort();
+}

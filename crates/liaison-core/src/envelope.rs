@@ -106,6 +106,19 @@ pub fn verify_signer(
     signer_id: &str,
     key: &VerifyingKey,
 ) -> Result<(), EnvelopeError> {
+    let sig = signature_of(env, expected_type, signer_id, &key_id(key))?;
+    key.verify(&pae(&env.payload_type, &env.body), &sig).map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
+}
+
+/// Everything [`verify_signer`] checks but the signature itself: the
+/// type, the size, and a well-formed signature by `signer_id` under the
+/// key `kid`; returns that signature.
+fn signature_of(
+    env: &pb::Envelope,
+    expected_type: &str,
+    signer_id: &str,
+    kid: &str,
+) -> Result<ed25519_dalek::Signature, EnvelopeError> {
     if env.payload_type != expected_type {
         return Err(EnvelopeError::WrongType { expected: expected_type.to_string(), found: env.payload_type.clone() });
     }
@@ -117,18 +130,51 @@ pub fn verify_signer(
         .iter()
         .find(|s| s.signer_id == signer_id)
         .ok_or_else(|| EnvelopeError::MissingSignature(signer_id.to_string()))?;
-    let expected_kid = key_id(key);
-    if sig.key_id != expected_kid {
+    if sig.key_id != kid {
         return Err(EnvelopeError::WrongKey {
             signer: signer_id.to_string(),
-            expected: expected_kid,
+            expected: kid.to_string(),
             found: sig.key_id.clone(),
         });
     }
     let bytes: [u8; 64] =
         sig.signature.as_slice().try_into().map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))?;
-    key.verify(&pae(&env.payload_type, &env.body), &ed25519_dalek::Signature::from_bytes(&bytes))
-        .map_err(|_| EnvelopeError::BadSignature(signer_id.to_string()))
+    Ok(ed25519_dalek::Signature::from_bytes(&bytes))
+}
+
+/// [`verify_signer`] on every envelope of one signer (a page of records
+/// from their originator), with one batched Ed25519 verification instead
+/// of one each: about half the cost per signature. On failure, the
+/// position and error of the first envelope [`verify_signer`] refuses.
+///
+/// Batch verification checks the cofactored equation, single verification
+/// the cofactorless one; they can disagree only on a signature built with
+/// the private key and a small-order component, so only by the signer,
+/// who decides what its own records say anyway. A batch that fails is
+/// checked envelope by envelope, so nothing the single check accepts is
+/// refused.
+pub fn verify_all(
+    envs: &[&pb::Envelope],
+    expected_type: &str,
+    signer_id: &str,
+    key: &VerifyingKey,
+) -> Result<(), (usize, EnvelopeError)> {
+    let kid = key_id(key);
+    let mut messages = Vec::with_capacity(envs.len());
+    let mut signatures = Vec::with_capacity(envs.len());
+    for (i, env) in envs.iter().enumerate() {
+        signatures.push(signature_of(env, expected_type, signer_id, &kid).map_err(|e| (i, e))?);
+        messages.push(pae(&env.payload_type, &env.body));
+    }
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let keys = vec![*key; envs.len()];
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        return Ok(());
+    }
+    for (i, env) in envs.iter().enumerate() {
+        verify_signer(env, expected_type, signer_id, key).map_err(|e| (i, e))?;
+    }
+    Ok(())
 }
 
 /// Decodes the body. Call only after [`verify_signer`] succeeded.
@@ -154,6 +200,45 @@ mod tests {
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
+    }
+
+    #[test]
+    fn verify_all_accepts_what_each_alone_accepts_and_names_the_first_refused() {
+        let k = key(1);
+        let envs: Vec<pb::Envelope> = (0..20u8)
+            .map(|i| seal(payload::RECORD, &pb::HelloRequest { node_id: format!("n{i}") }, "kh-ntf", &k))
+            .collect();
+        let all: Vec<&pb::Envelope> = envs.iter().collect();
+        let vk = k.verifying_key();
+        assert_eq!(verify_all(&all, payload::RECORD, "kh-ntf", &vk), Ok(()));
+        assert_eq!(verify_all(&[], payload::RECORD, "kh-ntf", &vk), Ok(()));
+        // One altered body among many: the batch fails, and the one is named.
+        let mut bad = envs.clone();
+        if let Some(b) = bad[13].body.last_mut() {
+            *b ^= 1;
+        }
+        let refs: Vec<&pb::Envelope> = bad.iter().collect();
+        assert_eq!(
+            verify_all(&refs, payload::RECORD, "kh-ntf", &vk),
+            Err((13, EnvelopeError::BadSignature("kh-ntf".into())))
+        );
+        // Signed by someone else, of another type, or under another key: the
+        // same refusals as one by one, before any cryptography.
+        let other = seal(payload::RECORD, &pb::HelloRequest::default(), "kh-ntf", &key(2));
+        let typed = seal(payload::RECEIPT, &pb::HelloRequest::default(), "kh-ntf", &k);
+        for (env, want) in [
+            (&other, verify_signer(&other, payload::RECORD, "kh-ntf", &vk)),
+            (&typed, verify_signer(&typed, payload::RECORD, "kh-ntf", &vk)),
+        ] {
+            let mut refs: Vec<&pb::Envelope> = envs.iter().take(3).collect();
+            refs.push(env);
+            assert!(want.is_err());
+            assert_eq!(verify_all(&refs, payload::RECORD, "kh-ntf", &vk), Err((3, want.unwrap_err())));
+        }
+        assert!(matches!(
+            verify_all(&all, payload::RECORD, "th-atpd", &vk),
+            Err((0, EnvelopeError::MissingSignature(_)))
+        ));
     }
 
     #[test]

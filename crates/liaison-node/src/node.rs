@@ -95,8 +95,6 @@ impl Node {
         // Refuses a store that lost what its last checkpoint recorded.
         db.set_head_file(layout.store_head())?;
         crate::store::outbox::build_indexes(db.store())?;
-        // Loaded now so the first search does not pay for it.
-        db.catalogue().ensure(|| crate::store::records::catalogue_entries(db.store()))?;
         let refusals = Refusals::new(identity.config.intervals.refusal_window_secs);
         let gate = crate::limits::Gate::new(&identity.config.limits);
         let pins = PinSet::default();

@@ -299,6 +299,7 @@ pub async fn serve_with(
         crate::hub::relay::spawn(Arc::clone(&node)),
         spawn_refusal_flush(Arc::clone(&node), cfg.intervals.refusal_window_secs.max(1)),
         crate::witness::net::spawn(Arc::clone(&node)),
+        spawn_catalogue_load(Arc::clone(&node)),
     ];
     // Gauges only where something collects them.
     if cfg.metrics.is_some() {
@@ -409,6 +410,19 @@ pub async fn serve_with(
 }
 
 /// Periodic sync with every peer.
+/// Loads the search catalogue beside serving, so a start never waits for a
+/// walk of every record; a listing that comes first waits for the load.
+fn spawn_catalogue_load(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        let db = &node.db;
+        let started = std::time::Instant::now();
+        match db.catalogue().ensure(|sink| crate::store::records::catalogue_entries(db.store(), sink)) {
+            Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "search catalogue loaded"),
+            Err(e) => tracing::error!(error = %e, "could not load the search catalogue; the next listing tries again"),
+        }
+    })
+}
+
 fn spawn_sync(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         // Each peer is pulled by its own worker: a slow peer delays only its

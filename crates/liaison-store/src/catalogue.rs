@@ -7,16 +7,19 @@
 //! search never matches a word only a protected field holds, and the
 //! catalogue never holds a victim's identity.
 //!
-//! Consistency: a write's catalogue edits are applied after its batch is
-//! durable, under the write lock; edits are upserts and deletes, so applying
-//! one twice is harmless. The catalogue is loaded from the store on first use
-//! under its own exclusive lock: a write whose batch landed before the load
-//! is read by it, one that lands during it is applied again after it.
+//! Consistency: a write's catalogue edits are applied once its batch is in
+//! the store, under the write lock; edits are upserts and deletes, so
+//! applying one twice is harmless. The catalogue is loaded from the store
+//! once (in the background when a node starts, so starting never waits for
+//! a walk of every record): while it loads, writes go on and their edits are
+//! journalled; a write whose batch landed before the walk read it is read
+//! by it, and every edit applied during the walk is replayed after it, in
+//! order. A listing that comes during the load waits for it.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use time::OffsetDateTime;
 
@@ -127,9 +130,22 @@ type Keys = BTreeSet<Arc<str>>;
 /// The catalogue of every record in one store.
 #[derive(Debug, Default)]
 pub struct Catalogue {
-    /// None until loaded.
-    loaded: RwLock<Option<Loaded>>,
+    state: RwLock<State>,
+    /// Held by the one load under way; a listing waits on it.
+    loading: Mutex<()>,
 }
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Unloaded,
+    /// The edits applied since the load began, to replay after it.
+    Loading(Vec<Edit>),
+    Loaded(Box<Loaded>),
+}
+
+/// What a load is handed: each stored record's key and entry in turn.
+pub type Sink<'a> = &'a mut dyn FnMut(String, Entry) -> Result<(), StoreError>;
 
 /// The facts of every record and an index of each fact a listing filters
 /// on, so a filter reads the records it names rather than every entry.
@@ -245,37 +261,58 @@ impl Loaded {
 }
 
 impl Catalogue {
-    /// Applies a durable write's edits (ignored before the first load,
-    /// which will read them from the store).
+    /// Applies a write's edits (ignored before a load begins, which will
+    /// read them from the store; journalled while one is under way).
     pub fn apply(&self, edits: Vec<Edit>) -> Result<(), StoreError> {
-        let mut guard = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(loaded) = guard.as_mut() {
-            for (key, entry) in edits {
-                if let Err(e) = loaded.apply(&key, entry) {
-                    // Unloaded: the next listing rebuilds it from the store.
-                    *guard = None;
-                    return Err(e);
+        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        match &mut *guard {
+            State::Unloaded => {}
+            State::Loading(journal) => journal.extend(edits),
+            State::Loaded(loaded) => {
+                for (key, entry) in edits {
+                    if let Err(e) = loaded.apply(&key, entry) {
+                        // Unloaded: the next listing rebuilds it from the store.
+                        *guard = State::Unloaded;
+                        return Err(e);
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Loads the catalogue with `load` unless it is loaded already.
-    pub fn ensure(&self, load: impl FnOnce() -> Result<Vec<Edit>, StoreError>) -> Result<(), StoreError> {
-        if self.loaded.read().unwrap_or_else(PoisonError::into_inner).is_some() {
+    fn is_loaded(&self) -> bool {
+        matches!(*self.state.read().unwrap_or_else(PoisonError::into_inner), State::Loaded(_))
+    }
+
+    /// Loads the catalogue with `load` unless it is loaded already; waits
+    /// for a load under way. `load` hands every stored record's entry to
+    /// the sink; writes are not held up while it runs.
+    pub fn ensure(&self, load: impl FnOnce(Sink<'_>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        if self.is_loaded() {
             return Ok(());
         }
-        let mut guard = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
-        if guard.is_none() {
-            let mut loaded = Loaded::new()?;
-            for (key, entry) in load()? {
-                if entry.is_some() {
-                    loaded.apply(&key, entry)?;
-                }
-            }
-            *guard = Some(loaded);
+        let _one = self.loading.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_loaded() {
+            return Ok(());
         }
+        // From here every write's edits are journalled, so none can fall
+        // between what the walk reads and what is replayed after it.
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = State::Loading(Vec::new());
+        let built = Loaded::new().and_then(|mut loaded| {
+            load(&mut |key, entry| loaded.apply(&key, Some(entry)))?;
+            Ok(loaded)
+        });
+        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let journal = match std::mem::take(&mut *guard) {
+            State::Loading(journal) => journal,
+            _ => Vec::new(),
+        };
+        let mut loaded = built?;
+        for (key, entry) in journal {
+            loaded.apply(&key, entry)?;
+        }
+        *guard = State::Loaded(Box::new(loaded));
         Ok(())
     }
 
@@ -290,8 +327,8 @@ impl Catalogue {
         page_size: usize,
         filter: &Filter,
     ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        let guard = self.loaded.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(loaded) = guard.as_ref() else { return Ok((Vec::new(), None)) };
+        let guard = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let State::Loaded(loaded) = &*guard else { return Ok((Vec::new(), None)) };
         let start = match after {
             Some(a) if a >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix),
@@ -318,7 +355,10 @@ impl Catalogue {
 
     /// How many records are catalogued (None before the first load).
     pub fn count(&self) -> Option<usize> {
-        self.loaded.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|l| l.facts.len())
+        match &*self.state.read().unwrap_or_else(PoisonError::into_inner) {
+            State::Loaded(l) => Some(l.facts.len()),
+            _ => None,
+        }
     }
 }
 
@@ -336,9 +376,14 @@ mod tests {
         Some(Entry::of(&r, ""))
     }
 
+    /// A load that hands over `edits` (the present ones).
+    fn from(edits: Vec<Edit>) -> impl FnOnce(Sink<'_>) -> Result<(), StoreError> {
+        move |sink| edits.into_iter().try_for_each(|(k, e)| e.map_or(Ok(()), |e| sink(k, e)))
+    }
+
     fn loaded(keys: &[&str]) -> Catalogue {
         let c = Catalogue::default();
-        c.ensure(|| Ok(keys.iter().map(|k| (k.to_string(), entry(k))).collect())).unwrap();
+        c.ensure(from(keys.iter().map(|k| (k.to_string(), entry(k))).collect())).unwrap();
         c
     }
 
@@ -368,12 +413,72 @@ mod tests {
         c.apply(vec![("a/1".into(), entry("x"))]).unwrap();
         assert_eq!(c.count(), None);
         assert_eq!(c.page("", None, 10, &all()).unwrap().0, Vec::<String>::new());
-        c.ensure(|| Ok(vec![("a/2".into(), entry("y"))])).unwrap();
+        c.ensure(from(vec![("a/2".into(), entry("y"))])).unwrap();
         // Loaded once: a second loader is not called.
-        c.ensure(|| Err(StoreError::Backend("loaded twice".into()))).unwrap();
+        c.ensure(|_| Err(StoreError::Backend("loaded twice".into()))).unwrap();
         c.apply(vec![("a/2".into(), None), ("a/3".into(), entry("z")), ("a/3".into(), entry("z"))]).unwrap();
         assert_eq!(c.page("", None, 10, &all()).unwrap().0, vec!["a/3".to_string()]);
         assert!(c.page("", None, 10, &text("y")).unwrap().0.is_empty(), "removed from the text index");
+    }
+
+    #[test]
+    fn writes_during_the_load_are_replayed_after_it() {
+        let c = Catalogue::default();
+        c.ensure(|sink| {
+            sink("a/1".into(), entry("first").unwrap())?;
+            // A write lands while the walk runs: a new record, the removal
+            // of one already read, a change to one the walk reads later as
+            // it was before.
+            c.apply(vec![("a/2".into(), entry("new")), ("a/1".into(), None), ("a/3".into(), entry("changed"))])?;
+            sink("a/3".into(), entry("stale").unwrap())
+        })
+        .unwrap();
+        assert_eq!(c.page("", None, 10, &all()).unwrap().0, vec!["a/2".to_string(), "a/3".into()]);
+        assert_eq!(c.page("", None, 10, &text("changed")).unwrap().0, vec!["a/3".to_string()]);
+        assert!(c.page("", None, 10, &text("stale")).unwrap().0.is_empty());
+        assert!(c.page("", None, 10, &text("first")).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn a_failed_load_is_tried_again_by_the_next_listing() {
+        let c = Catalogue::default();
+        let failed = c.ensure(|sink| {
+            sink("a/1".into(), entry("x").unwrap())?;
+            Err(StoreError::Backend("disk".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(c.count(), None);
+        // Edits after the failure are left to the next load again.
+        c.apply(vec![("a/9".into(), entry("lost"))]).unwrap();
+        c.ensure(from(vec![("a/2".into(), entry("y"))])).unwrap();
+        assert_eq!(c.page("", None, 10, &all()).unwrap().0, vec!["a/2".to_string()]);
+    }
+
+    #[test]
+    fn a_listing_during_the_load_waits_for_it() {
+        let c = Arc::new(Catalogue::default());
+        let (started, go) = (std::sync::mpsc::channel::<()>(), std::sync::mpsc::channel::<()>());
+        let loader = {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || {
+                c.ensure(|sink| {
+                    started.0.send(()).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    go.1.recv().map_err(|e| StoreError::Backend(e.to_string()))?;
+                    sink("a/1".into(), entry("x").unwrap())
+                })
+            })
+        };
+        started.1.recv().unwrap();
+        let lister = {
+            let c = Arc::clone(&c);
+            std::thread::spawn(move || {
+                c.ensure(|_| Err(StoreError::Backend("a second load".into())))?;
+                c.page("", None, 10, &all())
+            })
+        };
+        go.0.send(()).unwrap();
+        loader.join().unwrap().unwrap();
+        assert_eq!(lister.join().unwrap().unwrap().0, vec!["a/1".to_string()]);
     }
 
     #[test]
@@ -386,7 +491,7 @@ mod tests {
         assert_eq!(e.facts.kind, Some(pb::RecordKind::VictimReferral));
         // Nor can the index be asked for it.
         let c = Catalogue::default();
-        c.ensure(|| Ok(vec![("kh/vr".into(), Some(e))])).unwrap();
+        c.ensure(from(vec![("kh/vr".into(), Some(e))])).unwrap();
         assert!(c.page("", None, 10, &text(&name)).unwrap().0.is_empty());
     }
 
@@ -457,7 +562,7 @@ mod tests {
             for (k, e) in &load {
                 if let Some(e) = e { model.insert(k.clone(), e.clone()); }
             }
-            c.ensure(|| Ok(load)).unwrap();
+            c.ensure(from(load)).unwrap();
             let changes: Vec<Edit> = edits.into_iter().map(|(i, e)| (key(i), e)).collect();
             for (k, e) in &changes {
                 match e { Some(e) => model.insert(k.clone(), e.clone()), None => model.remove(k) };

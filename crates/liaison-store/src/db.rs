@@ -516,7 +516,7 @@ mod tests {
         let write = |db: Arc<Db>, i: usize| {
             tokio::spawn(async move {
                 db.write(|_, tx| {
-                    tx.audit(Event::new("user:ana", &format!("write.{i}")));
+                    tx.audit(Event::new("user:ana", format!("write.{i}")));
                     tx.change(change());
                     Ok::<_, StoreError>(())
                 })

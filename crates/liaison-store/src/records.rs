@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{scan_prefix, Db, Store, StoreError, Tree, Tx};
 pub use crate::catalogue::Filter;
-use crate::catalogue::{Edit, Entry};
+use crate::catalogue::{Entry, Sink};
 use crate::convert::timestamp;
 use crate::envelope::{self, payload};
 use crate::pb;
@@ -414,7 +414,7 @@ pub type Page = (Vec<(pb::Record, Option<pb::Provenance>)>, Option<String>);
 /// reads the search catalogue, then only the records on the page.
 pub fn list(db: &Db, filter: &Filter, after: Option<&str>, page_size: usize) -> Result<Page, StoreError> {
     let store = db.store();
-    db.catalogue().ensure(|| catalogue_entries(store))?;
+    db.catalogue().ensure(|sink| catalogue_entries(store, sink))?;
     let prefix = filter.originator.as_ref().map(|o| format!("{o}/")).unwrap_or_default();
     let (keys, next) = db.catalogue().page(&prefix, after, page_size, filter)?;
     let mut rows = Vec::with_capacity(keys.len());
@@ -443,7 +443,7 @@ pub fn search<T>(
     mut pick: impl FnMut(&str, &pb::Record, &StoredRecord) -> Result<Option<T>, StoreError>,
 ) -> Result<(Vec<T>, Option<String>), StoreError> {
     let store = db.store();
-    db.catalogue().ensure(|| catalogue_entries(store))?;
+    db.catalogue().ensure(|sink| catalogue_entries(store, sink))?;
     let mut out = Vec::new();
     let mut after = after.map(str::to_string);
     while out.len() < limit {
@@ -466,12 +466,17 @@ pub fn search<T>(
     Ok((out, None))
 }
 
-/// The catalogue entry of every stored record (its first load).
-pub fn catalogue_entries(store: &dyn Store) -> Result<Vec<Edit>, StoreError> {
+/// Hands the catalogue entry of every stored record to `sink` (the
+/// catalogue's load), one at a time rather than all at once.
+pub fn catalogue_entries(store: &dyn Store, sink: Sink<'_>) -> Result<(), StoreError> {
+    let mut failed = None;
     scan(store, "", None, usize::MAX, |key, rec, stored| {
-        Some((key.to_string(), Some(Entry::of(rec, &stored.external_reference))))
-    })
-    .map(|(all, _)| all)
+        if failed.is_none() {
+            failed = sink(key.to_string(), Entry::of(rec, &stored.external_reference)).err();
+        }
+        None::<()>
+    })?;
+    failed.map_or(Ok(()), Err)
 }
 
 /// Walks records under `prefix` in key order after `after`, keeping what

@@ -277,6 +277,29 @@ pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, Exchan
         .ok_or(EnvelopeError::MissingSignature("originator".into()))?;
     let key = key_of(node, &signer)?;
     envelope::verify_signer(env, payload::RECORD, &signer, &key)?;
+    verified_record(env, &signer)
+}
+
+/// [`open_record`] on each of a page of records (a query answer, a sync
+/// page): when one originator signed them all, as an honest peer's page
+/// is, its pinned key is read once and the signatures are verified in one
+/// batch ([`envelope::verify_all`]); otherwise one by one. Either way the
+/// first record refused refuses the page.
+pub fn open_records(node: &Node, envs: &[&pb::Envelope]) -> Result<Vec<pb::Record>, ExchangeError> {
+    let first_signer = |env: &pb::Envelope| env.signatures.first().map(|s| s.signer_id.clone());
+    let signer = envs.first().and_then(|e| first_signer(e));
+    let Some(signer) = signer.filter(|s| envs.iter().all(|e| first_signer(e).as_ref() == Some(s))) else {
+        return envs.iter().map(|env| open_record(node, env)).collect();
+    };
+    let key = key_of(node, &signer)?;
+    envelope::verify_all(envs, payload::RECORD, &signer, &key).map_err(|(_, e)| e)?;
+    envs.iter().map(|env| verified_record(env, &signer)).collect()
+}
+
+/// The checks of [`open_record`] after the signature: one kind body in the
+/// signed bytes, then the decoded record's originator, kind, fields and
+/// redaction marks.
+fn verified_record(env: &pb::Envelope, signer: &str) -> Result<pb::Record, ExchangeError> {
     // Decoding keeps only the last of several bodies: count them on the signed bytes.
     if crate::record::body_fields(&env.body).map_err(|e| invalid(&e.field, e.reason))? > 1 {
         return Err(invalid("record.body", "a record has exactly one kind body"));

@@ -4,7 +4,7 @@
 use crate::convert::ProtoEnum;
 use std::time::{Duration, Instant};
 
-use super::{exchange_for, exchange_kind, open_record, seal_shared, ExchangeError, DEFAULT_DEADLINE};
+use super::{exchange_for, exchange_kind, open_records, seal_shared, ExchangeError, DEFAULT_DEADLINE};
 use crate::audit::Event;
 use crate::node::Node;
 use crate::pb;
@@ -152,17 +152,13 @@ fn accept(
     shared: Vec<pb::SharedRecord>,
     events: &mut Vec<Event>,
 ) -> Result<Vec<pb::Record>, ExchangeError> {
-    let mut recs = Vec::new();
-    for s in &shared {
-        let env = s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing"))?;
-        let rec = open_record(node, env)?;
-        if rec.originator != peer {
-            return Err(ExchangeError::Refused(format!(
-                "{peer} answered with a record originated by {}",
-                rec.originator
-            )));
-        }
-        recs.push(rec);
+    let envs = shared
+        .iter()
+        .map(|s| s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let recs = open_records(node, &envs)?;
+    if let Some(r) = recs.iter().find(|r| r.originator != peer) {
+        return Err(ExchangeError::Refused(format!("{peer} answered with a record originated by {}", r.originator)));
     }
     // Shown to the officer only what our own decision lets in, and never a
     // copy carrying a field that decision withholds.

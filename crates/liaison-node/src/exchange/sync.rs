@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{exchange_for, exchange_kind, open_record, seal_shared, ExchangeError};
+use super::{exchange_for, exchange_kind, open_records, seal_shared, ExchangeError};
 use crate::agreement::book;
 use crate::audit::Event;
 use crate::convert::timestamp;
@@ -187,12 +187,13 @@ async fn keep_page(
     cursor: u64,
     resp: &pb::SyncRecordsResponse,
 ) -> Result<(u32, u32), ExchangeError> {
-    let mut recs = Vec::new();
-    for s in &resp.records {
-        let env = s.record.clone().ok_or_else(|| super::invalid("records.record", "missing"))?;
-        let rec = open_record(node, &env)?;
-        recs.push((env, rec));
-    }
+    let envs = resp
+        .records
+        .iter()
+        .map(|s| s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let opened = open_records(node, &envs)?;
+    let recs: Vec<(pb::Envelope, pb::Record)> = envs.into_iter().cloned().zip(opened).collect();
     liaison_core::sync::check_page(
         peer,
         cursor,
