@@ -132,3 +132,36 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     let ids: Vec<String> = exported.lines().map(|l| serde_json::from_str::<pb::Record>(l).unwrap().id).collect();
     assert_eq!(ids, vec!["cp-csv-1", "cp-imp-1", "cp-imp-2", "cp-imp-3"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_keeps_several_calls_in_flight_and_refuses_duplicates_on_their_later_line() {
+    let root = tempfile::tempdir().unwrap();
+    let mut a = TestNode::init(root.path(), "th-atpd", "TH");
+    a.start();
+    let good = |id: &str| serde_json::to_string(&contact_point(id, "Imported")).unwrap();
+    let refused = |args: &[&str]| {
+        let out = a.cli(args);
+        assert!(!out.status.success(), "refused lines fail the import");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON report")
+    };
+    let held = root.path().join("held.jsonl");
+    std::fs::write(&held, good("cp-held")).unwrap();
+    assert!(a.cli(&["import", &held.display().to_string()]).status.success());
+    // Enough lines for several calls in flight at once: every one is
+    // stored once, and an id used again far down the file (in another
+    // call) is refused on its later line, whichever call the node takes
+    // first; one the node already holds is refused too.
+    let mut many: Vec<String> = (0..2600).map(|i| good(&format!("cp-many-{i}"))).collect();
+    many[2100] = good("cp-many-7");
+    many[2400] = good("cp-held");
+    let file = root.path().join("many.jsonl");
+    std::fs::write(&file, many.join("\n")).unwrap();
+    let out = refused(&["--json", "import", &file.display().to_string()]);
+    assert_eq!(out["stored"], 2598, "{out}");
+    let line_nos: Vec<u64> = out["problems"].as_array().unwrap().iter().map(|p| p["line"].as_u64().unwrap()).collect();
+    assert_eq!(line_nos, vec![2101, 2401], "{out}");
+
+    let mut rc = a.records().await;
+    let last = rc.get_record(pb::GetRecordRequest { id: "cp-many-2599".into(), ..Default::default() }).await;
+    assert!(last.is_ok(), "{last:?}");
+}

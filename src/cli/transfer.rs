@@ -4,6 +4,8 @@
 use std::io::Write;
 use std::path::Path;
 
+use futures::StreamExt as _;
+
 use super::client::{parse_kind, Authed};
 use super::output::print_json;
 use super::{CliError, Global};
@@ -45,6 +47,9 @@ const BATCH_BYTES: usize = 2 << 20;
 /// Attempts per call when the node is unreachable or the call timed out;
 /// the same request_id makes a retry safe (nothing is stored twice).
 const ATTEMPTS: u32 = 3;
+/// Calls in flight at once: the node signs one batch while it writes
+/// another, and this side parses the next meanwhile.
+const IN_FLIGHT: usize = 4;
 
 fn json_lines(text: &str) -> Vec<Line> {
     text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, json_line(l))).collect()
@@ -230,14 +235,31 @@ pub(super) async fn import(g: &Global, ch: Authed, file: &Path, format: Option<&
             Ok::<_, CliError>((r.stored, r.already_held, probs))
         }
     };
+    // Batches go out in order, up to IN_FLIGHT at once. A record id used
+    // twice in the file is refused here, on its later line, so which line
+    // is refused does not depend on which call the node takes first.
+    let mut inflight = futures::stream::FuturesOrdered::new();
+    let mut ids: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut totals = |(s, h, p): (u32, u32, Vec<Problem>), problems: &mut Vec<Problem>| {
+        (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
+        problems.extend(p);
+    };
     for (n, parsed) in lines {
+        let parsed = match parsed {
+            Ok(Item::Own(r)) if !r.id.is_empty() => match ids.get(&r.id) {
+                Some(first) => Err(("record.id".to_string(), format!("record {} already exists (line {first})", r.id))),
+                None => {
+                    ids.insert(r.id.clone(), n);
+                    Ok(Item::Own(r))
+                }
+            },
+            other => other,
+        };
         match parsed {
             Ok(r) => {
                 let len = r.encoded_len();
                 if !pending.is_empty() && pending_bytes.saturating_add(len) > BATCH_BYTES {
-                    let (s, h, p) = flush(std::mem::take(&mut pending)).await?;
-                    (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
-                    problems.extend(p);
+                    inflight.push_back(flush(std::mem::take(&mut pending)));
                     pending_bytes = 0;
                 }
                 pending_bytes = pending_bytes.saturating_add(len);
@@ -246,17 +268,21 @@ pub(super) async fn import(g: &Global, ch: Authed, file: &Path, format: Option<&
             Err((field, reason)) => problems.push(Problem { line: n, field, reason }),
         }
         if pending.len() == BATCH {
-            let (s, h, p) = flush(std::mem::take(&mut pending)).await?;
-            (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
-            problems.extend(p);
+            inflight.push_back(flush(std::mem::take(&mut pending)));
             pending_bytes = 0;
+        }
+        while inflight.len() >= IN_FLIGHT {
+            if let Some(done) = inflight.next().await {
+                totals(done?, &mut problems);
+            }
         }
         bar.inc(1);
     }
     if !pending.is_empty() {
-        let (s, h, p) = flush(pending).await?;
-        (stored, held) = (stored.saturating_add(s), held.saturating_add(h));
-        problems.extend(p);
+        inflight.push_back(flush(pending));
+    }
+    while let Some(done) = inflight.next().await {
+        totals(done?, &mut problems);
     }
     bar.finish_and_clear();
     problems.sort();
