@@ -59,11 +59,14 @@ impl Entry {
         } else {
             Cow::Borrowed(rec)
         };
+        let mut countries = record::countries(&shown);
+        // Kept for every record: no spare capacity.
+        countries.shrink_to_fit();
         Entry {
             facts: Facts {
                 kind: record::kind(&shown),
                 withdrawn: shown.withdrawn,
-                countries: record::countries(&shown),
+                countries,
                 updated: shown.update_time.as_ref().and_then(from_timestamp),
                 external_reference: external_reference.into(),
             },
@@ -189,7 +192,9 @@ impl Loaded {
     }
 
     fn apply(&mut self, key: &str, entry: Option<Entry>) -> Result<(), StoreError> {
-        if let Some((k, old)) = self.facts.remove_entry(key) {
+        let old = self.facts.remove_entry(key);
+        let held = old.is_some();
+        if let Some((k, old)) = old {
             if let Some(kind) = old.kind {
                 unindex(&mut self.by_kind, &kind, key);
             }
@@ -201,7 +206,9 @@ impl Loaded {
                 self.by_updated.remove(&(u, k));
             }
         }
-        let Some(Entry { facts, text }) = entry else { return self.text.put(key, None) };
+        let Some(Entry { facts, text }) = entry else {
+            return if held { self.text.put(key, None) } else { Ok(()) };
+        };
         let k: Arc<str> = Arc::from(key);
         if let Some(kind) = facts.kind {
             index(&mut self.by_kind, kind, &k);
@@ -216,7 +223,11 @@ impl Loaded {
             self.by_updated.insert((u, Arc::clone(&k)));
         }
         self.facts.insert(k, facts);
-        self.text.put(key, Some(&text))
+        if held {
+            self.text.put(key, Some(&text))
+        } else {
+            self.text.insert(key, &text)
+        }
     }
 
     /// The smallest set of keys that holds every record `filter` admits,

@@ -71,9 +71,16 @@ pub struct TextIndex {
 
 struct Pending {
     writer: IndexWriter,
-    /// Changes not yet committed.
+    /// Changes not yet visible to searches.
     dirty: bool,
+    /// Changes since the last commit. tantivy keeps every pending delete
+    /// (about 700 bytes each) until a commit, so commits come at least
+    /// every [`COMMIT_EVERY`] changes, not only when a search needs them.
+    uncommitted: usize,
 }
+
+/// Most changes held before a commit.
+const COMMIT_EVERY: usize = 10_000;
 
 impl std::fmt::Debug for TextIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,19 +102,37 @@ impl TextIndex {
         let index = Index::create_in_ram(schema.build());
         let writer = index.writer_with_num_threads(1, WRITER_BUDGET).map_err(failed)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(failed)?;
-        Ok(TextIndex { key, text, writer: Mutex::new(Pending { writer, dirty: false }), reader })
+        Ok(TextIndex { key, text, writer: Mutex::new(Pending { writer, dirty: false, uncommitted: 0 }), reader })
     }
 
     /// Indexes `text` under `key`, replacing what was there; None removes it.
     pub fn put(&self, key: &str, text: Option<&str>) -> Result<(), StoreError> {
+        self.change(key, true, text)
+    }
+
+    /// Indexes `text` under a `key` the index does not hold (a load, a new
+    /// record): nothing to delete first, so nothing for tantivy to keep
+    /// until the next commit.
+    pub fn insert(&self, key: &str, text: &str) -> Result<(), StoreError> {
+        self.change(key, false, Some(text))
+    }
+
+    fn change(&self, key: &str, held: bool, text: Option<&str>) -> Result<(), StoreError> {
         let mut pending = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         pending.dirty = true;
-        pending.writer.delete_term(Term::from_field_text(self.key, key));
+        if held {
+            pending.writer.delete_term(Term::from_field_text(self.key, key));
+        }
         if let Some(text) = text {
             let mut doc = TantivyDocument::default();
             doc.add_text(self.key, key);
             doc.add_pre_tokenized_text(self.text, PreTokenizedString { text: String::new(), tokens: grams(text) });
             pending.writer.add_document(doc).map_err(failed)?;
+        }
+        pending.uncommitted = pending.uncommitted.saturating_add(1);
+        if pending.uncommitted >= COMMIT_EVERY {
+            pending.writer.commit().map_err(failed)?;
+            pending.uncommitted = 0;
         }
         Ok(())
     }
@@ -120,7 +145,7 @@ impl TextIndex {
             if pending.dirty {
                 pending.writer.commit().map_err(failed)?;
                 self.reader.reload().map_err(failed)?;
-                pending.dirty = false;
+                (pending.dirty, pending.uncommitted) = (false, 0);
             }
         }
         let searcher = self.reader.searcher();
@@ -204,7 +229,7 @@ mod tests {
     fn index(docs: &[(&str, &str)]) -> TextIndex {
         let ix = TextIndex::new().unwrap();
         for (k, t) in docs {
-            ix.put(k, Some(t)).unwrap();
+            ix.insert(k, t).unwrap();
         }
         ix
     }
@@ -248,6 +273,21 @@ mod tests {
         assert!(found(&ix, "alpha").is_empty());
         assert!(found(&ix, "beta").is_empty());
         assert_eq!(found(&ix, "amm"), ["a"]);
+    }
+
+    #[test]
+    fn many_changes_between_searches_are_committed_on_the_way() {
+        let ix = TextIndex::new().unwrap();
+        for i in 0..COMMIT_EVERY + 5 {
+            ix.put(&format!("k{i}"), Some(&format!("text {i}"))).unwrap();
+        }
+        assert_eq!(ix.writer.lock().unwrap().uncommitted, 5);
+        ix.put("k3", None).unwrap();
+        let threes = found(&ix, "text 3");
+        assert!(!threes.contains(&"k3".to_string()) && threes.contains(&"k3999".to_string()), "{threes:?}");
+        assert_eq!(found(&ix, "text 9999"), ["k9999"]);
+        assert_eq!(found(&ix, "text 10004"), ["k10004"]);
+        assert_eq!(ix.writer.lock().unwrap().uncommitted, 0);
     }
 
     fn text() -> impl Strategy<Value = String> {
