@@ -56,3 +56,54 @@ pub fn due(st: &dyn Store, now: OffsetDateTime, limit: usize) -> Result<Vec<Due>
         })
         .collect())
 }
+
+/// Marks that records received under a revoked agreement were purged
+/// (`purged-revoked/<agreement id>` in the meta tree).
+const PURGED_REVOKED: &[u8] = b"purged-revoked/";
+
+fn purged_key(agreement_id: &str) -> Vec<u8> {
+    let mut k = PURGED_REVOKED.to_vec();
+    k.extend_from_slice(agreement_id.as_bytes());
+    k
+}
+
+/// Whether the records received under the revoked `agreement_id` were
+/// purged already: nothing can arrive under it afterwards, so one purge
+/// is enough and later rounds need not walk the records again.
+pub fn revoked_purged(st: &dyn Store, agreement_id: &str) -> Result<bool, StoreError> {
+    Ok(st.get(Tree::Meta, &purged_key(agreement_id))?.is_some())
+}
+
+/// Records, in the purge's own write, that `agreement_id`'s purge was done.
+pub fn mark_revoked_purged(tx: &mut Tx, agreement_id: &str) {
+    tx.batch.put(Tree::Meta, purged_key(agreement_id), Vec::new());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::sled_store::SledStore;
+    use crate::Db;
+
+    #[tokio::test]
+    async fn a_revoked_agreement_is_marked_purged_by_the_purge_and_across_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+            let db = Db::new(Arc::clone(&store), Arc::new(crate::clock::SystemClock::default()), None).unwrap();
+            assert!(!revoked_purged(store.as_ref(), "th-kh").unwrap());
+            db.write(|_, tx| {
+                mark_revoked_purged(tx, "th-kh");
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+            assert!(revoked_purged(store.as_ref(), "th-kh").unwrap());
+            assert!(!revoked_purged(store.as_ref(), "th-k").unwrap(), "a prefix of the id is another agreement");
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(revoked_purged(&store, "th-kh").unwrap());
+    }
+}

@@ -128,41 +128,62 @@ pub async fn purge_expired(node: &Node) -> Result<usize, ExchangeError> {
     Ok(n)
 }
 
-/// Purges records received under revoked agreements that say so.
+/// Purges records received under revoked agreements that say so, once per
+/// agreement: the walk of every record and the purge happen in one write
+/// (so no record can land under the agreement between the two), which also
+/// marks the agreement done, so later rounds read only that mark.
 pub async fn purge_revoked(node: &Node) -> Result<usize, ExchangeError> {
-    let revoked: Vec<String> = book::list(node, true)?
+    let store = node.db.store();
+    let mut revoked = Vec::new();
+    for a in book::list(node, true)?
         .into_iter()
         .filter(|r| r.state == pb::AgreementState::Revoked as i32)
         .filter_map(|r| r.agreement)
         .filter(|a| a.retention.as_ref().is_some_and(|x| x.purge_on_revoke))
-        .map(|a| a.id)
-        .collect();
-    if revoked.is_empty() {
-        return Ok(0);
-    }
-    let mut victims = Vec::new();
-    for (k, v) in node.db.store().range(Tree::Records, Bound::Unbounded, Bound::Unbounded, usize::MAX)? {
-        let s: StoredRecord = prost::Message::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if s.provenance.as_ref().is_some_and(|p| revoked.contains(&p.agreement_id)) {
-            victims.push(String::from_utf8_lossy(&k).into_owned());
+    {
+        if !crate::store::retention::revoked_purged(store, &a.id)? {
+            revoked.push(a.id);
         }
     }
-    if victims.is_empty() {
+    if revoked.is_empty() {
         return Ok(0);
     }
     Ok(node
         .db
         .write(|st, tx| {
+            let mut victims = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let chunk = crate::store::scan_prefix(st, Tree::Records, b"", after.as_deref(), WALK_CHUNK)?;
+                let done = chunk.len() < WALK_CHUNK;
+                for (k, v) in chunk {
+                    let s: StoredRecord =
+                        prost::Message::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    if s.provenance.as_ref().is_some_and(|p| revoked.contains(&p.agreement_id)) {
+                        victims.push(String::from_utf8_lossy(&k).into_owned());
+                    }
+                    after = Some(k);
+                }
+                if done {
+                    break;
+                }
+            }
             let mut n = 0;
             for k in &victims {
                 if purge(st, tx, k, "node", "agreement revoked")? {
                     n += 1;
                 }
             }
+            for id in &revoked {
+                crate::store::retention::mark_revoked_purged(tx, id);
+            }
             Ok::<_, StoreError>(n)
         })
         .await?)
 }
+
+/// Records read at a time by the revocation purge's walk.
+const WALK_CHUNK: usize = 1024;
 
 /// Runs both purges now and then every `every`, and whenever woken (a revocation).
 pub fn spawn(node: Arc<Node>, every: Duration) -> tokio::task::JoinHandle<()> {
