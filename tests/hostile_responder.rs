@@ -53,17 +53,24 @@ fn shared(id: &Identity, rec: &pb::Record) -> pb::SharedRecord {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
-    let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-police", "VN");
+/// TH, KH and VN running and pinned to each other; TH and KH under the
+/// contact-point agreement without channels.
+fn th_kh_vn(root: &std::path::Path) -> (TestNode, TestNode, TestNode) {
+    let mut th = TestNode::init(root, "th-atpd", "TH");
+    let mut kh = TestNode::init(root, "kh-antht", "KH");
+    let mut vn = TestNode::init(root, "vn-police", "VN");
     th.start();
     kh.start();
     vn.start();
     pin_all(&[&th, &kh, &vn]);
     activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, NO_CHANNELS), "th-kh");
+    (th, kh, vn)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let (th, mut kh, vn) = th_kh_vn(root.path());
     activate(&[&th, &vn], &bilateral("th-vn", "th-atpd", "vn-police", 365, NO_CHANNELS), "th-vn");
     // TH holds a record of VN's, which only VN may withdraw.
     create(&vn, contact_point("cp-vn", "VN duty desk")).await;
@@ -171,14 +178,7 @@ async fn sync_and_query_answers_carrying_withheld_fields_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_forged_or_foreign_record_among_many_refuses_the_page() {
     let root = tempfile::tempdir().unwrap();
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-police", "VN");
-    th.start();
-    kh.start();
-    vn.start();
-    pin_all(&[&th, &kh, &vn]);
-    activate(&[&th, &kh], &bilateral("th-kh", "th-atpd", "kh-antht", 365, NO_CHANNELS), "th-kh");
+    let (th, mut kh, mut vn) = th_kh_vn(root.path());
     kh.kill();
     vn.kill();
     let kh_id = Identity::load(&liaison::config::Layout::new(&kh.dir)).unwrap();
