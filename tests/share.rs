@@ -281,3 +281,76 @@ async fn revocation_purges_received_records_at_once() {
     let log = kh.cli_json(&["audit", "list", "--action", "record.purge", "--limit", "100"]);
     assert_eq!(log["entries"][0]["reason"], "agreement revoked");
 }
+
+/// The race a revocation must win. A receiver decides on a record (policy,
+/// audited) and then writes it; a revocation can land between the two. The
+/// write asks again whether the agreement is in force, so a record admitted a
+/// moment before the revocation is refused if its write comes after it, and
+/// the purge (which walks the store without the write lock) cannot miss it.
+/// The writes are made in process on KH's stopped node, with the provenance
+/// such a decision gives, to place them exactly before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_admitted_before_a_revocation_but_written_after_it_is_refused() {
+    use liaison::exchange::receive::{store_received, InForce, Kept};
+    let root = tempfile::tempdir().unwrap();
+    let (th, mut kh) = common::th_kh_under_mou(root.path());
+    let write = |node: &std::sync::Arc<liaison::node::Node>, id: &str, restoring: bool| {
+        let rec = pb::Record { id: id.into(), ..common::originated("th-atpd", examples::contact_point()) };
+        // Not verified at this step (the decision before it was): any key will do.
+        let env =
+            liaison::envelope::seal(liaison::envelope::payload::RECORD, &rec, "th-atpd", &node.identity.signing_key);
+        let prov = pb::Provenance {
+            received_from: "th-atpd".into(),
+            agreement_id: "th-kh".into(),
+            agreement_version: 1,
+            purpose: pb::Purpose::Coordination as i32,
+            receive_time: Some(common::now_ts()),
+            ..Default::default()
+        };
+        let node = std::sync::Arc::clone(node);
+        async move {
+            node.db
+                .write(|st, tx| {
+                    let mut in_force = if restoring { InForce::restoring(&node) } else { InForce::receiving(&node) };
+                    store_received(st, tx, &env, &rec, prov, "peer:th-atpd", &mut in_force)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let open = |kh: &TestNode| {
+        liaison::node::Node::open(liaison::config::Layout::new(&kh.dir), liaison::node::default_clock().unwrap())
+            .unwrap()
+    };
+
+    // Before the revocation: stored.
+    kh.stop();
+    let node = open(&kh);
+    assert_eq!(write(&node, "cp-before", false).await, Kept::Stored);
+    drop(node);
+
+    // The revocation purges it: the walk found what was written before.
+    kh.start();
+    assert!(get(&kh, "th-atpd/cp-before").await.is_ok());
+    th.cli_ok(&["agreement", "revoke", "th-kh", "--reason", "MOU terminated"]);
+    wait_for(30, "purge on revocation", || {
+        futures::executor::block_on(async { get(&kh, "th-atpd/cp-before").await.is_err() })
+    });
+
+    // After it, in the write a decision taken before it would make: refused,
+    // whether received or taken back from an export, and audited.
+    kh.stop();
+    let node = open(&kh);
+    assert_eq!(write(&node, "cp-after", false).await, Kept::AgreementEnded);
+    assert_eq!(write(&node, "cp-restored", true).await, Kept::AgreementEnded);
+    for id in ["cp-after", "cp-restored"] {
+        let key = format!("th-atpd/{id}");
+        assert!(liaison::store::records::get(node.db.store(), &key).unwrap().is_none(), "{key} stored");
+    }
+    drop(node);
+    kh.start();
+    let log = kh.cli_json(&["audit", "list", "--action", "record.refused", "--limit", "100"]);
+    let refused = log["entries"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{log}");
+    assert!(refused.iter().all(|e| e["reason"].as_str().unwrap().contains("th-kh v1 is no longer in force")), "{log}");
+}

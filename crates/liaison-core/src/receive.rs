@@ -31,6 +31,9 @@ pub enum Kept {
     /// The originator withdrew the record (this version or, as this node was
     /// told, a later one): a withdrawn record never comes back live.
     Withdrawn,
+    /// The agreement the record was admitted under was revoked, suspended or
+    /// ended between the decision and the write (see [`keep_under`]).
+    AgreementEnded,
 }
 
 /// A received version `rec` against the version `held` (if any), when the
@@ -52,6 +55,18 @@ pub fn keep(held: Option<Held>, withdrawal_known: bool, rec: &pb::Record) -> Kep
         }
     }
     Kept::Stored
+}
+
+/// [`keep`], asked inside the write that would store `rec`, with whether
+/// the agreement it was admitted under is still in force there. The policy
+/// decision is taken before the write; a revocation committed in between
+/// must still win, or a record would be stored under a revoked agreement
+/// after the revocation purge had walked the store.
+pub fn keep_under(agreement_in_force: bool, held: Option<Held>, withdrawal_known: bool, rec: &pb::Record) -> Kept {
+    if !agreement_in_force {
+        return Kept::AgreementEnded;
+    }
+    keep(held, withdrawal_known, rec)
 }
 
 #[cfg(test)]
@@ -78,6 +93,16 @@ mod tests {
             keep(Some(Held::of(&entity(1))), false, &referral),
             Kept::KindChanged { held: pb::RecordKind::Entity }
         );
+    }
+
+    #[test]
+    fn nothing_is_stored_under_an_agreement_that_ended_before_the_write() {
+        for held in [None, Some(Held::of(&entity(1)))] {
+            assert_eq!(keep_under(false, held, false, &entity(2)), Kept::AgreementEnded);
+            assert_eq!(keep_under(true, held, false, &entity(2)), keep(held, false, &entity(2)));
+        }
+        // Whatever else holds, an ended agreement refuses first.
+        assert_eq!(keep_under(false, None, true, &entity(2)), Kept::AgreementEnded);
     }
 
     proptest! {

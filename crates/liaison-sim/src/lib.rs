@@ -542,6 +542,8 @@ fn receive_push(
                     Kept::Unchanged => verdict(true, String::new()),
                     Kept::KindChanged { .. } => verdict(false, "a later version cannot change the kind".into()),
                     Kept::Withdrawn => verdict(false, "withdrawn by the originator".into()),
+                    // The simulated receiver decides and stores in one step.
+                    Kept::AgreementEnded => verdict(false, "the agreement is no longer in force".into()),
                 }
             }
         }

@@ -122,16 +122,18 @@ pub fn decide(agreements: &[(pb::Agreement, AgreementState)], f: &ImportFacts) -
     if !agreements.iter().any(|(a, _)| a.id == f.agreement_id && a.version == f.agreement_version) {
         return Err(ImportDenial::UnknownAgreement { agreement: label });
     }
-    // As `exchange::retention::purge_revoked`: any revoked version that purges.
-    let purged = agreements.iter().any(|(a, s)| {
-        a.id == f.agreement_id
-            && *s == AgreementState::Revoked
-            && a.retention.as_ref().is_some_and(|r| r.purge_on_revoke)
-    });
-    if purged {
+    if purged_on_revoke(agreements, &f.agreement_id) {
         return Err(ImportDenial::AgreementRevoked { agreement: label });
     }
     Ok(())
+}
+
+/// Whether agreement `id` was revoked in a version that purges what was
+/// received under it (as `exchange::retention::purge_revoked` reads it).
+pub fn purged_on_revoke(agreements: &[(pb::Agreement, AgreementState)], id: &str) -> bool {
+    agreements.iter().any(|(a, s)| {
+        a.id == id && *s == AgreementState::Revoked && a.retention.as_ref().is_some_and(|r| r.purge_on_revoke)
+    })
 }
 
 #[cfg(test)]

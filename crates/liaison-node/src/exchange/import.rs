@@ -169,8 +169,9 @@ pub async fn received(node: &Node, actor: &str, lines: Vec<pb::ExportedRecord>) 
         .db
         .write(|st, tx| {
             let (mut keys, mut already, mut refused) = (Vec::new(), 0u32, Vec::new());
+            let mut in_force = receive::InForce::restoring(node);
             for (i, c, prov) in &ready {
-                match receive::store_received(st, tx, &c.env, &c.rec, prov.clone(), actor)? {
+                match receive::store_received(st, tx, &c.env, &c.rec, prov.clone(), actor, &mut in_force)? {
                     Kept::Stored => keys.push(c.key.clone()),
                     Kept::Unchanged => already += 1,
                     Kept::KindChanged { held } => refused.push((
@@ -182,6 +183,11 @@ pub async fn received(node: &Node, actor: &str, lines: Vec<pb::ExportedRecord>) 
                         *i,
                         "record.withdrawn".to_string(),
                         format!("{}: withdrawn by {}", c.key, c.rec.originator),
+                    )),
+                    Kept::AgreementEnded => refused.push((
+                        *i,
+                        "received.provenance.agreement_id".to_string(),
+                        format!("{}: agreement {} is no longer in force", c.key, prov.agreement_id),
                     )),
                 }
             }

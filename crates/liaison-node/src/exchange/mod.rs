@@ -281,19 +281,56 @@ pub fn open_record(node: &Node, env: &pb::Envelope) -> Result<pb::Record, Exchan
 }
 
 /// [`open_record`] on each of a page of records (a query answer, a sync
-/// page): when one originator signed them all, as an honest peer's page
-/// is, its pinned key is read once and the signatures are verified in one
-/// batch ([`envelope::verify_all`]); otherwise one by one. Either way the
-/// first record refused refuses the page.
-pub fn open_records(node: &Node, envs: &[&pb::Envelope]) -> Result<Vec<pb::Record>, ExchangeError> {
-    let first_signer = |env: &pb::Envelope| env.signatures.first().map(|s| s.signer_id.clone());
-    let signer = envs.first().and_then(|e| first_signer(e));
-    let Some(signer) = signer.filter(|s| envs.iter().all(|e| first_signer(e).as_ref() == Some(s))) else {
-        return envs.iter().map(|env| open_record(node, env)).collect();
+/// page). The pinned key of each signer is read once, here; the signatures
+/// are checked and the records decoded on the blocking pool, so a large
+/// page never holds one of the runtime's few threads. When one originator
+/// signed them all, as an honest peer's page is, the signatures are
+/// verified in one batch ([`envelope::verify_all`]). Either way the first
+/// record refused refuses the page.
+pub async fn open_page(node: &Node, envs: Vec<pb::Envelope>) -> Result<Vec<(pb::Envelope, pb::Record)>, ExchangeError> {
+    let mut keys = std::collections::BTreeMap::new();
+    for env in &envs {
+        let signer = first_signer(env)?;
+        if !keys.contains_key(signer) {
+            keys.insert(signer.to_string(), key_of(node, signer)?);
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        let opened = open_with(&keys, &envs)?;
+        Ok(envs.into_iter().zip(opened).collect())
+    })
+    .await
+    .map_err(|e| StoreError::Backend(format!("verification task failed: {e}")))?
+}
+
+fn first_signer(env: &pb::Envelope) -> Result<&str, ExchangeError> {
+    Ok(env
+        .signatures
+        .first()
+        .map(|s| s.signer_id.as_str())
+        .ok_or(EnvelopeError::MissingSignature("originator".into()))?)
+}
+
+/// The checks of [`open_page`], given each signer's pinned key.
+fn open_with(
+    keys: &std::collections::BTreeMap<String, ed25519_dalek::VerifyingKey>,
+    envs: &[pb::Envelope],
+) -> Result<Vec<pb::Record>, ExchangeError> {
+    let key = |signer: &str| {
+        keys.get(signer).ok_or_else(|| ExchangeError::Refused(format!("no pinned key read for {signer}")))
     };
-    let key = key_of(node, &signer)?;
-    envelope::verify_all(envs, payload::RECORD, &signer, &key).map_err(|(_, e)| e)?;
-    envs.iter().map(|env| verified_record(env, &signer)).collect()
+    if let Some((signer, k)) = keys.iter().next().filter(|_| keys.len() == 1) {
+        let refs: Vec<&pb::Envelope> = envs.iter().collect();
+        envelope::verify_all(&refs, payload::RECORD, signer, k).map_err(|(_, e)| e)?;
+        return envs.iter().map(|env| verified_record(env, signer)).collect();
+    }
+    envs.iter()
+        .map(|env| {
+            let signer = first_signer(env)?;
+            envelope::verify_signer(env, payload::RECORD, signer, key(signer)?)?;
+            verified_record(env, signer)
+        })
+        .collect()
 }
 
 /// The checks of [`open_record`] after the signature: one kind body in the

@@ -4,7 +4,7 @@
 use crate::convert::ProtoEnum;
 use std::time::{Duration, Instant};
 
-use super::{exchange_for, exchange_kind, open_records, seal_shared, ExchangeError, DEFAULT_DEADLINE};
+use super::{exchange_for, exchange_kind, open_page, seal_shared, ExchangeError, DEFAULT_DEADLINE};
 use crate::audit::Event;
 use crate::node::Node;
 use crate::pb;
@@ -144,7 +144,7 @@ pub async fn record_release(
 
 /// Verifies one peer's answer and keeps what our own policy lets in; the
 /// decisions' audit events go to `events`, written once for the whole call.
-fn accept(
+async fn accept(
     node: &Node,
     actor: &str,
     peer: &str,
@@ -153,10 +153,10 @@ fn accept(
     events: &mut Vec<Event>,
 ) -> Result<Vec<pb::Record>, ExchangeError> {
     let envs = shared
-        .iter()
-        .map(|s| s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing")))
+        .into_iter()
+        .map(|s| s.record.ok_or_else(|| super::invalid("records.record", "missing")))
         .collect::<Result<Vec<_>, _>>()?;
-    let recs = open_records(node, &envs)?;
+    let recs: Vec<pb::Record> = open_page(node, envs).await?.into_iter().map(|(_, r)| r).collect();
     if let Some(r) = recs.iter().find(|r| r.originator != peer) {
         return Err(ExchangeError::Refused(format!("{peer} answered with a record originated by {}", r.originator)));
     }
@@ -231,7 +231,7 @@ async fn ask_one(
             result.outcome = super::peer_outcome(&e) as i32;
             result.error = e.to_string();
         }
-        Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records, events) {
+        Ok(Ok(resp)) => match accept(node, actor, &peer, purpose, resp.into_inner().records, events).await {
             Ok(recs) => {
                 result.outcome = pb::PeerOutcome::Answered as i32;
                 result.records = recs;

@@ -16,6 +16,46 @@ use crate::store::{self, Store, StoreError, Tx};
 use liaison_core::receive::Held;
 pub use liaison_core::receive::Kept;
 
+/// Whether the agreement a record was admitted under still allows storing
+/// it, asked inside the write that stores it: a revocation, suspension or
+/// end applied before that write is seen, though the policy decision was
+/// taken before it. Agreements are read once per write.
+pub struct InForce<'a> {
+    node: &'a Node,
+    restoring: bool,
+    agreements: Option<Vec<(pb::Agreement, pb::AgreementState)>>,
+}
+
+impl<'a> InForce<'a> {
+    /// For a record received now (push, sync): its agreement version must
+    /// be active (or replaced by a newer signed version).
+    pub fn receiving(node: &'a Node) -> InForce<'a> {
+        InForce { node, restoring: false, agreements: None }
+    }
+
+    /// For a held record taken back (`liaison import`): as its decision,
+    /// only a revocation that purges ends it (`policy::import`).
+    pub fn restoring(node: &'a Node) -> InForce<'a> {
+        InForce { node, restoring: true, agreements: None }
+    }
+
+    fn check(&mut self, id: &str, version: u32) -> Result<bool, StoreError> {
+        use crate::agreement::book::BookError;
+        let agreements = match &mut self.agreements {
+            Some(a) => a,
+            slot => slot.insert(crate::agreement::book::for_policy(self.node).map_err(|e| match e {
+                BookError::Store(e) => e,
+                e => StoreError::Corrupt(format!("agreements: {e}")),
+            })?),
+        };
+        if self.restoring {
+            return Ok(!liaison_core::policy::import::purged_on_revoke(agreements, id));
+        }
+        use pb::AgreementState as S;
+        Ok(agreements.iter().any(|(a, s)| a.id == id && a.version == version && matches!(s, S::Active | S::Superseded)))
+    }
+}
+
 /// Counts a new receipt against the sender's cap (a repeat of a delivery
 /// already answered is not counted twice).
 fn keep_receipt(
@@ -60,14 +100,29 @@ pub fn store_received(
     rec: &pb::Record,
     prov: pb::Provenance,
     actor: &str,
+    in_force: &mut InForce<'_>,
 ) -> Result<Kept, StoreError> {
     let key = records::key(&rec.originator, &rec.id);
     let old = records::get(st, &key)?;
     let old_rec = old.as_ref().map(|s| s.record()).transpose()?;
-    let kept = liaison_core::receive::keep(old_rec.as_ref().map(Held::of), store::withdrawals::known(st, &key)?, rec);
+    let kept = liaison_core::receive::keep_under(
+        in_force.check(&prov.agreement_id, prov.agreement_version)?,
+        old_rec.as_ref().map(Held::of),
+        store::withdrawals::known(st, &key)?,
+        rec,
+    );
     match kept {
         Kept::Stored => {}
         Kept::Unchanged => return Ok(kept),
+        Kept::AgreementEnded => {
+            tx.audit(Event::new(actor, "record.refused").record(&key).agreement(prov.agreement_id.clone()).reason(
+                format!(
+                    "version {}: agreement {} v{} is no longer in force",
+                    rec.version, prov.agreement_id, prov.agreement_version
+                ),
+            ));
+            return Ok(kept);
+        }
         Kept::Withdrawn => {
             tx.audit(
                 Event::new(actor, "record.refused")
@@ -188,7 +243,7 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
     let r = node
         .db
         .write(|st, tx| {
-            let r = match store_received(st, tx, &env, &rec, prov, &actor)? {
+            let r = match store_received(st, tx, &env, &rec, prov, &actor, &mut InForce::receiving(node))? {
                 Kept::KindChanged { held } => {
                     let reason =
                         format!("record.body: a later version cannot change the kind from {}", held.as_str_name());
@@ -201,6 +256,14 @@ pub async fn push(node: &Node, caller: &str, req: pb::PushRecordRequest) -> Resu
                     rec.version,
                     false,
                     "record.withdrawn: the originator withdrew this record",
+                ),
+                Kept::AgreementEnded => receipt(
+                    node,
+                    &req.delivery_id,
+                    &key,
+                    rec.version,
+                    false,
+                    "agreement_ended: the agreement ended before the record could be stored",
                 ),
                 Kept::Stored | Kept::Unchanged => receipt(node, &req.delivery_id, &key, rec.version, true, ""),
             };

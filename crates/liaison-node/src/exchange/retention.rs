@@ -129,10 +129,16 @@ pub async fn purge_expired(node: &Node) -> Result<usize, ExchangeError> {
 }
 
 /// Purges records received under revoked agreements that say so, once per
-/// agreement: the walk of every record and the purge happen in one write
-/// (so no record can land under the agreement between the two), which also
-/// marks the agreement done, so later rounds read only that mark.
-pub async fn purge_revoked(node: &Node) -> Result<usize, ExchangeError> {
+/// agreement, and marks the agreement done in the purge's write, so later
+/// rounds read only that mark.
+///
+/// The walk of every record runs on the blocking pool without the write
+/// lock: once the revocation is in the store, no later write can store a
+/// record under the agreement (`receive::InForce` refuses it inside the
+/// write), so what the walk finds is all there is. The purge write reads
+/// each record again and leaves one that a newer version under another
+/// agreement has replaced since.
+pub async fn purge_revoked(node: &Arc<Node>) -> Result<usize, ExchangeError> {
     let store = node.db.store();
     let mut revoked = Vec::new();
     for a in book::list(node, true)?
@@ -148,29 +154,16 @@ pub async fn purge_revoked(node: &Node) -> Result<usize, ExchangeError> {
     if revoked.is_empty() {
         return Ok(0);
     }
+    let ids = revoked.clone();
+    let found = crate::node::off_runtime(node, move |n| received_under(n.db.store(), &ids)).await?;
+    let under_revoked = |s: &StoredRecord| s.provenance.as_ref().is_some_and(|p| revoked.contains(&p.agreement_id));
     Ok(node
         .db
         .write(|st, tx| {
-            let mut victims = Vec::new();
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let chunk = crate::store::scan_prefix(st, Tree::Records, b"", after.as_deref(), WALK_CHUNK)?;
-                let done = chunk.len() < WALK_CHUNK;
-                for (k, v) in chunk {
-                    let s: StoredRecord =
-                        prost::Message::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    if s.provenance.as_ref().is_some_and(|p| revoked.contains(&p.agreement_id)) {
-                        victims.push(String::from_utf8_lossy(&k).into_owned());
-                    }
-                    after = Some(k);
-                }
-                if done {
-                    break;
-                }
-            }
             let mut n = 0;
-            for k in &victims {
-                if purge(st, tx, k, "node", "agreement revoked")? {
+            for k in &found {
+                let still = crate::store::records::get(st, k)?.is_some_and(|s| under_revoked(&s));
+                if still && purge(st, tx, k, "node", "agreement revoked")? {
                     n += 1;
                 }
             }
@@ -180,6 +173,28 @@ pub async fn purge_revoked(node: &Node) -> Result<usize, ExchangeError> {
             Ok::<_, StoreError>(n)
         })
         .await?)
+}
+
+/// Keys of the records received under any of `agreements`, by a walk of
+/// every record.
+fn received_under(st: &dyn crate::store::Store, agreements: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut found = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let chunk = crate::store::scan_prefix(st, Tree::Records, b"", after.as_deref(), WALK_CHUNK)?;
+        let done = chunk.len() < WALK_CHUNK;
+        for (k, v) in chunk {
+            let s: StoredRecord =
+                prost::Message::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if s.provenance.as_ref().is_some_and(|p| agreements.contains(&p.agreement_id)) {
+                found.push(String::from_utf8_lossy(&k).into_owned());
+            }
+            after = Some(k);
+        }
+        if done {
+            return Ok(found);
+        }
+    }
 }
 
 /// Records read at a time by the revocation purge's walk.

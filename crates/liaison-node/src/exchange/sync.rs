@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{exchange_for, exchange_kind, open_records, seal_shared, ExchangeError};
+use super::{exchange_for, exchange_kind, open_page, seal_shared, ExchangeError};
 use crate::agreement::book;
 use crate::audit::Event;
 use crate::convert::timestamp;
@@ -190,10 +190,9 @@ async fn keep_page(
     let envs = resp
         .records
         .iter()
-        .map(|s| s.record.as_ref().ok_or_else(|| super::invalid("records.record", "missing")))
+        .map(|s| s.record.clone().ok_or_else(|| super::invalid("records.record", "missing")))
         .collect::<Result<Vec<_>, _>>()?;
-    let opened = open_records(node, &envs)?;
-    let recs: Vec<(pb::Envelope, pb::Record)> = envs.into_iter().cloned().zip(opened).collect();
+    let recs = open_page(node, envs).await?;
     liaison_core::sync::check_page(
         peer,
         cursor,
@@ -219,6 +218,7 @@ async fn keep_page(
             }
             let mut received = 0;
             let mut purged = 0;
+            let mut in_force = super::receive::InForce::receiving(node);
             for ((env, rec), d) in recs.iter().zip(&decisions) {
                 let Decision::Allow { agreement_id, agreement_version, onward, retention_days, .. } = d else {
                     continue;
@@ -234,7 +234,8 @@ async fn keep_page(
                     }),
                     onward_sharing: *onward as i32,
                 };
-                let kept = super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"))?;
+                let kept =
+                    super::receive::store_received(st, tx, env, rec, prov, &format!("peer:{peer}"), &mut in_force)?;
                 if kept == super::receive::Kept::Stored {
                     received += 1;
                 }

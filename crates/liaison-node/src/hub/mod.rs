@@ -261,7 +261,7 @@ pub fn statistics(node: &Node) -> Result<Vec<pb::StatisticsReport>, StoreError> 
 /// (this is onward sharing from the hub), audits every decision, and stops
 /// after `limit` entries or [`SCAN_BUDGET`] stored records with a page token.
 pub async fn regional_contacts(
-    node: &Node,
+    node: &std::sync::Arc<Node>,
     caller: &str,
     req: &pb::SearchRegionalContactsRequest,
 ) -> Result<pb::SearchRegionalContactsResponse, HubError> {
@@ -275,7 +275,7 @@ pub async fn regional_contacts(
         0 => DEFAULT_CONTACTS,
         n => (n as usize).min(MAX_CONTACTS),
     };
-    let mut cursor = if req.page_token.is_empty() {
+    let cursor = if req.page_token.is_empty() {
         None
     } else {
         Some(
@@ -290,68 +290,19 @@ pub async fn regional_contacts(
     if let Err(d) = rules::may_search(&agreements, node.id(), caller, is_member(node, caller)?, now) {
         return Err(refuse(node, search, "regional directory", d).await);
     }
-    let (mut out, mut events, mut scanned, mut refused) = (Vec::new(), Vec::new(), 0usize, 0usize);
-    let mut next = None;
-    'scan: loop {
-        let chunk = crate::store::scan_prefix(node.db.store(), Tree::Records, b"", cursor.as_deref(), 256)?;
-        let done = chunk.len() < 256;
-        let last = chunk.len();
-        for (i, (k, v)) in chunk.into_iter().enumerate() {
-            scanned += 1;
-            let s = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            // Only contact points received from others: the hub's own records are not the directory.
-            if let Some(prov) = &s.provenance {
-                let rec = s.record()?;
-                let candidate = crate::record::kind(&rec) == Some(pb::RecordKind::ContactPoint)
-                    && !rec.withdrawn
-                    && crate::record::matches_text(&rec, &req.text)
-                    && (req.country.is_empty() || crate::record::countries(&rec).contains(&req.country));
-                if candidate {
-                    let key = String::from_utf8_lossy(&k).into_owned();
-                    let facts = rules::ContactRelease {
-                        hub: node.id().into(),
-                        caller: caller.into(),
-                        caller_is_member: true,
-                        handling: rec.handling(),
-                        onward: pb::OnwardSharing::of(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
-                        originator: rec.originator.clone(),
-                        redacted: rec.redacted_fields.clone(),
-                        at: now,
-                    };
-                    let ev = Event::new(&actor, "hub.contact_release").record(&key).purpose("coordination");
-                    match rules::release_contact(&agreements, &facts) {
-                        Ok(r) => {
-                            let label = format!("{} v{}", r.agreement_id, r.agreement_version);
-                            events.push(
-                                ev.agreement(&r.agreement_id).decision("allow", format!("to {caller} under {label}")),
-                            );
-                            out.push(pb::SharedRecord {
-                                record: s.envelope.clone(),
-                                agreement_id: r.agreement_id,
-                                agreement_version: r.agreement_version,
-                                onward_sharing: r.onward as i32,
-                                retention_days: r.retention_days,
-                            });
-                        }
-                        Err(d) => {
-                            metrics::counter!("liaison_policy_denials_total", "reason" => d.code()).increment(1);
-                            refused += 1;
-                            events.push(ev.decision("deny", format!("to {caller}; {}", d.code())));
-                        }
-                    }
-                }
-            }
-            let at_end = done && i + 1 == last;
-            if !at_end && (out.len() >= limit || scanned >= SCAN_BUDGET) {
-                next = Some(k);
-                break 'scan;
-            }
-            cursor = Some(k);
-        }
-        if done {
-            break;
-        }
-    }
+    // Reads and decrypts up to SCAN_BUDGET records: on the blocking pool.
+    let scan = DirectoryScan {
+        caller: caller.to_string(),
+        text: req.text.clone(),
+        country: req.country.clone(),
+        agreements,
+        now,
+        actor,
+        cursor,
+        limit,
+    };
+    let Found { out, mut events, scanned, refused, next } =
+        crate::node::off_runtime(node, move |n| scan.run(n)).await?;
     events.push(search.decision(
         "allow",
         format!(
@@ -362,6 +313,98 @@ pub async fn regional_contacts(
     ));
     node.db.audit(events).await?;
     Ok(pb::SearchRegionalContactsResponse { records: out, next_page_token: next.map(hex::encode).unwrap_or_default() })
+}
+
+/// One answer's walk of the hub's records for the regional directory.
+struct DirectoryScan {
+    caller: String,
+    text: String,
+    country: String,
+    agreements: Vec<(pb::Agreement, pb::AgreementState)>,
+    now: time::OffsetDateTime,
+    actor: String,
+    cursor: Option<Vec<u8>>,
+    limit: usize,
+}
+
+/// What the walk released, its audit events, how many records it looked at
+/// and refused, and the key to continue after.
+struct Found {
+    out: Vec<pb::SharedRecord>,
+    events: Vec<Event>,
+    scanned: usize,
+    refused: usize,
+    next: Option<Vec<u8>>,
+}
+
+impl DirectoryScan {
+    fn run(self, node: &Node) -> Result<Found, HubError> {
+        let DirectoryScan { caller, text, country, agreements, now, actor, mut cursor, limit } = self;
+        let (mut out, mut events, mut scanned, mut refused) = (Vec::new(), Vec::new(), 0usize, 0usize);
+        let mut next = None;
+        'scan: loop {
+            let chunk = crate::store::scan_prefix(node.db.store(), Tree::Records, b"", cursor.as_deref(), 256)?;
+            let done = chunk.len() < 256;
+            let last = chunk.len();
+            for (i, (k, v)) in chunk.into_iter().enumerate() {
+                scanned += 1;
+                let s = StoredRecord::decode(v.as_slice()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                // Only contact points received from others: the hub's own records are not the directory.
+                if let Some(prov) = &s.provenance {
+                    let rec = s.record()?;
+                    let candidate = crate::record::kind(&rec) == Some(pb::RecordKind::ContactPoint)
+                        && !rec.withdrawn
+                        && crate::record::matches_text(&rec, &text)
+                        && (country.is_empty() || crate::record::countries(&rec).contains(&country));
+                    if candidate {
+                        let key = String::from_utf8_lossy(&k).into_owned();
+                        let facts = rules::ContactRelease {
+                            hub: node.id().into(),
+                            caller: caller.clone(),
+                            caller_is_member: true,
+                            handling: rec.handling(),
+                            onward: pb::OnwardSharing::of(prov.onward_sharing).unwrap_or(pb::OnwardSharing::Forbidden),
+                            originator: rec.originator.clone(),
+                            redacted: rec.redacted_fields.clone(),
+                            at: now,
+                        };
+                        let ev = Event::new(&actor, "hub.contact_release").record(&key).purpose("coordination");
+                        match rules::release_contact(&agreements, &facts) {
+                            Ok(r) => {
+                                let label = format!("{} v{}", r.agreement_id, r.agreement_version);
+                                events.push(
+                                    ev.agreement(&r.agreement_id)
+                                        .decision("allow", format!("to {caller} under {label}")),
+                                );
+                                out.push(pb::SharedRecord {
+                                    record: s.envelope.clone(),
+                                    agreement_id: r.agreement_id,
+                                    agreement_version: r.agreement_version,
+                                    onward_sharing: r.onward as i32,
+                                    retention_days: r.retention_days,
+                                });
+                            }
+                            Err(d) => {
+                                metrics::counter!("liaison_policy_denials_total", "reason" => d.code()).increment(1);
+                                refused += 1;
+                                events.push(ev.decision("deny", format!("to {caller}; {}", d.code())));
+                            }
+                        }
+                    }
+                }
+                let at_end = done && i + 1 == last;
+                if !at_end && (out.len() >= limit || scanned >= SCAN_BUDGET) {
+                    next = Some(k);
+                    break 'scan;
+                }
+                cursor = Some(k);
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(Found { out, events, scanned, refused, next })
+    }
 }
 
 /// A member searches its hubs' regional directories, following page tokens
