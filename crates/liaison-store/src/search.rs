@@ -23,7 +23,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::query::{PhrasePrefixQuery, PhraseQuery, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STRING};
-use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 
 use crate::StoreError;
@@ -42,23 +42,75 @@ const WRITER_BUDGET: usize = 15_000_000;
 /// count characters across the whole text, and no token spans a field
 /// break, so no phrase can match across two fields.
 pub fn grams(text: &str) -> Vec<Token> {
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut out = Vec::with_capacity(chars.len());
-    for (pos, &(from, c)) in chars.iter().enumerate() {
-        if c == FIELD_BREAK {
-            continue;
-        }
-        let window = chars.get(pos..).unwrap_or_default().iter().take(GRAM).take_while(|(_, c)| *c != FIELD_BREAK);
-        let to = window.last().map_or(from, |&(at, c)| at + c.len_utf8());
-        out.push(Token {
-            offset_from: from,
-            offset_to: to,
-            position: pos,
-            text: text.get(from..to).unwrap_or_default().to_string(),
-            position_length: 1,
-        });
+    let mut stream = GramStream::new(text);
+    let mut out = Vec::with_capacity(stream.chars.len());
+    while stream.advance() {
+        out.push(stream.token.clone());
     }
     out
+}
+
+/// [`grams`] one token at a time, reusing one token's buffer: the indexing
+/// side of the index (tantivy's tokenizer for the text field).
+pub struct GramStream<'a> {
+    text: &'a str,
+    chars: Vec<(usize, char)>,
+    /// The next character position to start a token at.
+    next: usize,
+    token: Token,
+}
+
+impl<'a> GramStream<'a> {
+    fn new(text: &'a str) -> GramStream<'a> {
+        GramStream { text, chars: text.char_indices().collect(), next: 0, token: Token::default() }
+    }
+}
+
+impl TokenStream for GramStream<'_> {
+    fn advance(&mut self) -> bool {
+        while let Some(&(from, c)) = self.chars.get(self.next) {
+            let pos = self.next;
+            self.next += 1;
+            if c == FIELD_BREAK {
+                continue;
+            }
+            let window =
+                self.chars.get(pos..).unwrap_or_default().iter().take(GRAM).take_while(|(_, c)| *c != FIELD_BREAK);
+            let to = window.last().map_or(from, |&(at, c)| at + c.len_utf8());
+            self.token.text.clear();
+            self.token.text.push_str(self.text.get(from..to).unwrap_or_default());
+            (self.token.offset_from, self.token.offset_to, self.token.position) = (from, to, pos);
+            self.token.position_length = 1;
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+/// [`grams`] as tantivy's tokenizer for the text field. A document then
+/// carries its text as a plain string: handed over pre-tokenised, tantivy
+/// serialised the tokens to JSON and parsed them again on its indexing
+/// thread, half of that thread's work in an import (perf, issue 17).
+#[derive(Clone)]
+struct Grams;
+
+/// The name [`Grams`] is registered under.
+const TOKENIZER: &str = "liaison_grams";
+
+impl Tokenizer for Grams {
+    type TokenStream<'a> = GramStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> GramStream<'a> {
+        GramStream::new(text)
+    }
 }
 
 /// The in-memory full-text index of one store's catalogue.
@@ -97,9 +149,12 @@ impl TextIndex {
     pub fn new() -> Result<TextIndex, StoreError> {
         let mut schema = Schema::builder();
         let key = schema.add_text_field("key", STRING | FAST);
-        let grams = TextFieldIndexing::default().set_index_option(IndexRecordOption::WithFreqsAndPositions);
+        let grams = TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
         let text = schema.add_text_field("text", TextOptions::default().set_indexing_options(grams));
         let index = Index::create_in_ram(schema.build());
+        index.tokenizers().register(TOKENIZER, Grams);
         let writer = index.writer_with_num_threads(1, WRITER_BUDGET).map_err(failed)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(failed)?;
         Ok(TextIndex { key, text, writer: Mutex::new(Pending { writer, dirty: false, uncommitted: 0 }), reader })
@@ -126,7 +181,7 @@ impl TextIndex {
         if let Some(text) = text {
             let mut doc = TantivyDocument::default();
             doc.add_text(self.key, key);
-            doc.add_pre_tokenized_text(self.text, PreTokenizedString { text: String::new(), tokens: grams(text) });
+            doc.add_text(self.text, text);
             pending.writer.add_document(doc).map_err(failed)?;
         }
         pending.uncommitted = pending.uncommitted.saturating_add(1);
