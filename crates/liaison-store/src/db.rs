@@ -403,66 +403,76 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use std::ops::Bound;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
     use crate::{Entry, SledStore};
 
-    /// A store whose next `apply` stops half-way (after it started, before
-    /// it returns) until the test lets it go, like a slow fsync.
-    struct Gated {
-        inner: SledStore,
-        hold: AtomicBool,
-        entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-        applied: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    /// Where a [`Held`] store stops its first call.
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        /// Applying a batch (after it started, before it returns).
+        Apply,
+        /// A flush (a slow fsync).
+        Flush,
     }
 
-    impl Store for Gated {
-        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(tree, key)
+    /// A store that holds its first apply or its first flush until the test
+    /// lets it go, and counts its flushes.
+    struct Held {
+        inner: SledStore,
+        at: At,
+        first: AtomicBool,
+        flushes: AtomicUsize,
+        entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+        done: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    }
+
+    /// The test's side of a [`Held`] store: the held call has begun; let
+    /// it go; it has returned.
+    struct Gate {
+        entered: tokio::sync::oneshot::Receiver<()>,
+        release: std::sync::mpsc::Sender<()>,
+        done: tokio::sync::oneshot::Receiver<()>,
+    }
+
+    impl Held {
+        fn open(dir: &std::path::Path, at: At) -> (Arc<Held>, Gate) {
+            let (entered_tx, entered) = tokio::sync::oneshot::channel();
+            let (release, release_rx) = std::sync::mpsc::channel();
+            let (done_tx, done) = tokio::sync::oneshot::channel();
+            let store = Held {
+                inner: SledStore::open(dir).unwrap(),
+                at,
+                first: AtomicBool::new(true),
+                flushes: AtomicUsize::new(0),
+                entered: std::sync::Mutex::new(Some(entered_tx)),
+                release: std::sync::Mutex::new(release_rx),
+                done: std::sync::Mutex::new(Some(done_tx)),
+            };
+            (Arc::new(store), Gate { entered, release, done })
         }
-        fn range(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
-            self.inner.range(t, s, e, n)
-        }
-        fn range_rev(&self, t: Tree, s: Bound<Vec<u8>>, e: Bound<Vec<u8>>, n: usize) -> Result<Vec<Entry>, StoreError> {
-            self.inner.range_rev(t, s, e, n)
-        }
-        fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-            if self.hold.swap(false, Ordering::SeqCst) {
-                if let Some(tx) = self.entered.lock().ok().and_then(|mut e| e.take()) {
-                    let _ = tx.send(());
-                }
-                let _ = self.release.lock().map(|r| r.recv());
-                let out = self.inner.apply(batch);
-                if let Some(tx) = self.applied.lock().ok().and_then(|mut a| a.take()) {
-                    let _ = tx.send(());
-                }
-                return out;
+
+        /// Runs `f`, held first if this is the first call at `at`.
+        fn call<T>(&self, at: At, f: impl FnOnce() -> T) -> T {
+            if self.at != at || !self.first.swap(false, Ordering::SeqCst) {
+                return f();
             }
-            self.inner.apply(batch)
-        }
-        fn len(&self, tree: Tree) -> Result<usize, StoreError> {
-            self.inner.len(tree)
-        }
-        fn size_on_disk(&self) -> Result<u64, StoreError> {
-            self.inner.size_on_disk()
-        }
-        fn index_token(&self, value: &str) -> String {
-            self.inner.index_token(value)
+            let signal = |slot: &std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>| {
+                if let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) {
+                    let _ = tx.send(());
+                }
+            };
+            signal(&self.entered);
+            let _ = self.release.lock().map(|r| r.recv());
+            let out = f();
+            signal(&self.done);
+            out
         }
     }
 
-    /// A store that counts its flushes and holds the first one until the
-    /// test lets it go (a slow fsync), so writers queue behind it.
-    struct SlowFlush {
-        inner: SledStore,
-        flushes: std::sync::atomic::AtomicUsize,
-        entered: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-        release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
-    }
-
-    impl Store for SlowFlush {
+    impl Store for Held {
         fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(tree, key)
         }
@@ -473,19 +483,14 @@ mod tests {
             self.inner.range_rev(t, s, e, n)
         }
         fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-            self.inner.apply(batch)
+            self.call(At::Apply, || self.inner.apply(batch))
         }
         fn apply_unflushed(&self, batch: &Batch) -> Result<(), StoreError> {
-            self.inner.apply_unflushed(batch)
+            self.call(At::Apply, || self.inner.apply_unflushed(batch))
         }
         fn flush(&self) -> Result<(), StoreError> {
-            if self.flushes.fetch_add(1, Ordering::SeqCst) == 0 {
-                if let Some(tx) = self.entered.lock().ok().and_then(|mut e| e.take()) {
-                    let _ = tx.send(());
-                }
-                let _ = self.release.lock().map(|r| r.recv());
-            }
-            self.inner.flush()
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            self.call(At::Flush, || self.inner.flush())
         }
         fn len(&self, tree: Tree) -> Result<usize, StoreError> {
             self.inner.len(tree)
@@ -504,14 +509,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_share_one_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel();
-        let store = Arc::new(SlowFlush {
-            inner: SledStore::open(dir.path()).unwrap(),
-            flushes: std::sync::atomic::AtomicUsize::new(0),
-            entered: std::sync::Mutex::new(Some(entered_tx)),
-            release: std::sync::Mutex::new(release_rx),
-        });
+        let (store, gate) = Held::open(dir.path(), At::Flush);
         let db = Arc::new(Db::new(store.clone(), Arc::new(crate::clock::SystemClock::default()), None).unwrap());
         let write = |db: Arc<Db>, i: usize| {
             tokio::spawn(async move {
@@ -524,7 +522,7 @@ mod tests {
             })
         };
         let first = write(Arc::clone(&db), 0);
-        entered_rx.await.unwrap();
+        gate.entered.await.unwrap();
         let rest: Vec<_> = (1..=10).map(|i| write(Arc::clone(&db), i)).collect();
         // All ten are applied in memory (the write lock is free again)
         // while the first flush is still held.
@@ -534,7 +532,7 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert!(rest.iter().all(|h| !h.is_finished()), "nothing is acknowledged before its flush");
-        release_tx.send(()).unwrap();
+        gate.release.send(()).unwrap();
         first.await.unwrap().unwrap();
         for h in rest {
             h.await.unwrap().unwrap();
@@ -614,16 +612,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_whose_caller_gives_up_still_advances_the_head() {
         let dir = tempfile::tempdir().unwrap();
-        let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel();
-        let (applied_tx, applied_rx) = tokio::sync::oneshot::channel();
-        let store = Arc::new(Gated {
-            inner: SledStore::open(dir.path()).unwrap(),
-            hold: AtomicBool::new(true),
-            entered: std::sync::Mutex::new(Some(entered_tx)),
-            release: std::sync::Mutex::new(release_rx),
-            applied: std::sync::Mutex::new(Some(applied_tx)),
-        });
+        let (store, gate) = Held::open(dir.path(), At::Apply);
         let db = Db::new(store.clone(), Arc::new(crate::clock::SystemClock::default()), None).unwrap();
 
         // Boxed so that `drop` really drops the future (a pinned stack
@@ -635,12 +624,12 @@ mod tests {
         }));
         tokio::select! {
             _ = &mut first => panic!("the gated write finished before it was released"),
-            r = entered_rx => r.unwrap(),
+            r = gate.entered => r.unwrap(),
         }
         // The caller goes away mid-write; the store then finishes the batch.
         drop(first);
-        release_tx.send(()).unwrap();
-        applied_rx.await.unwrap();
+        gate.release.send(()).unwrap();
+        gate.done.await.unwrap();
 
         db.write(|_, tx| {
             tx.audit(Event::new("peer:kh", "second"));
