@@ -367,6 +367,20 @@ fn in_force(a: &pb::Agreement, state: AgreementState, at: time::OffsetDateTime) 
     Ok(())
 }
 
+/// Whether a record admitted under agreement `id` v`version` may still be
+/// stored at `at`, asked inside the write that stores it (the decision came
+/// before the write, and a revocation, suspension or end may have come in
+/// between): that version, or a newer version of the same agreement that
+/// replaced it, is in force.
+pub fn admitted_in_force(
+    agreements: &[(pb::Agreement, AgreementState)],
+    id: &str,
+    version: u32,
+    at: time::OffsetDateTime,
+) -> bool {
+    agreements.iter().any(|(a, s)| a.id == id && a.version >= version && in_force(a, *s, at).is_ok())
+}
+
 /// Decides one exchange against every agreement held.
 pub fn decide(agreements: &[(pb::Agreement, AgreementState)], ex: &Exchange) -> Decision {
     if ex.purpose == Purpose::Unspecified {

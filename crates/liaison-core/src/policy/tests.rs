@@ -564,3 +564,30 @@ fn a_victim_case_never_includes_a_party_whose_role_may_not_receive_a_referral() 
     let e = decide_case_step(&nhri, "vn-c02", "kh-antht", pb::CaseStage::Assistance, at).unwrap_err();
     assert_eq!(e.code(), "role_may_not_receive", "the NHRI's own node refuses too");
 }
+
+#[test]
+fn a_record_admitted_under_an_agreement_is_stored_only_while_it_or_its_successor_is_in_force() {
+    let at = t("2027-03-01T00:00:00Z");
+    let doc = mou().remove(0).0;
+    let (id, v) = (doc.id.clone(), doc.version);
+    let with = |states: &[(u32, AgreementState)]| -> Vec<(pb::Agreement, AgreementState)> {
+        states.iter().map(|(ver, s)| (pb::Agreement { version: *ver, ..doc.clone() }, *s)).collect()
+    };
+    assert!(admitted_in_force(&with(&[(v, AgreementState::Active)]), &id, v, at));
+    for ended in [AgreementState::Revoked, AgreementState::Suspended, AgreementState::Expired] {
+        assert!(!admitted_in_force(&with(&[(v, ended)]), &id, v, at), "{ended:?}");
+    }
+    // Replaced by a newer version: in force while that one is.
+    assert!(admitted_in_force(&with(&[(v, AgreementState::Superseded), (v + 1, AgreementState::Active)]), &id, v, at));
+    assert!(!admitted_in_force(
+        &with(&[(v, AgreementState::Superseded), (v + 1, AgreementState::Suspended)]),
+        &id,
+        v,
+        at
+    ));
+    // An older version in force does not carry a newer one; another id never counts.
+    assert!(!admitted_in_force(&with(&[(v, AgreementState::Active)]), &id, v + 1, at));
+    assert!(!admitted_in_force(&with(&[(v, AgreementState::Active)]), "another", v, at));
+    // Outside the validity window.
+    assert!(!admitted_in_force(&with(&[(v, AgreementState::Active)]), &id, v, t("2040-01-01T00:00:00Z")));
+}

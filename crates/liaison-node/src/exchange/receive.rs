@@ -27,8 +27,9 @@ pub struct InForce<'a> {
 }
 
 impl<'a> InForce<'a> {
-    /// For a record received now (push, sync): its agreement version must
-    /// be active (or replaced by a newer signed version).
+    /// For a record received now (push, sync): its agreement version, or a
+    /// newer one that replaced it, must be in force
+    /// (`policy::admitted_in_force`).
     pub fn receiving(node: &'a Node) -> InForce<'a> {
         InForce { node, restoring: false, agreements: None }
     }
@@ -49,10 +50,9 @@ impl<'a> InForce<'a> {
             })?),
         };
         if self.restoring {
-            return Ok(!liaison_core::policy::import::purged_on_revoke(agreements, id));
+            return Ok(!crate::policy::import::purged_on_revoke(agreements, id));
         }
-        use pb::AgreementState as S;
-        Ok(agreements.iter().any(|(a, s)| a.id == id && a.version == version && matches!(s, S::Active | S::Superseded)))
+        Ok(crate::policy::admitted_in_force(agreements, id, version, self.node.now()))
     }
 }
 
