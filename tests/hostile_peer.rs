@@ -441,6 +441,96 @@ async fn case_updates_stop_while_suspended_and_after_revocation() {
     assert!(!vn.cli(&["case", "advance", "case-active", "--to", "identification_confirmed"]).status.success());
 }
 
+/// A case step, as `who` records it on top of `case`.
+fn stepped(case: &pb::VictimCase, to: pb::CaseStage, who: &str) -> pb::VictimCase {
+    let mut next = case.clone();
+    next.history.push(pb::CaseEvent {
+        from: case.stage,
+        to: to as i32,
+        actor: who.into(),
+        time: Some(now_ts()),
+        ..Default::default()
+    });
+    next.stage = to as i32;
+    next
+}
+
+/// Delivers `case` as a sender's outbox would, under a fixed delivery id
+/// (a retry repeats it): the receipt, or the status that asks for a retry.
+async fn deliver_case_as(
+    h: &mut Hostile,
+    delivery_id: &str,
+    case: &pb::VictimCase,
+) -> Result<pb::Receipt, tonic::Status> {
+    let req = pb::DeliverCaseUpdateRequest {
+        delivery_id: delivery_id.into(),
+        case: Some(h.seal(payload::VICTIM_CASE, case)),
+    };
+    let r = h.client.deliver_case_update(req).await?.into_inner();
+    Ok(liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).unwrap())
+}
+
+/// Three parties' case deliveries cross: TH is the transit country of a
+/// return from KH to VN. A step that reaches TH before another party's
+/// step it follows is answered "not yet" (a retry), never taken out of
+/// order and never refused for good (which would leave TH's copy behind
+/// the others' for ever); once the step before it arrives, the retry is
+/// taken. A gap holding the caller's own earlier step, which its in-order
+/// delivery would have brought first, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_step_that_overtakes_another_partys_step_waits_for_it() {
+    const SOP: &str = "kh-vn-victim-return";
+    let root = tempfile::tempdir().unwrap();
+    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
+    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
+    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
+    for n in [&mut kh, &mut vn, &mut th] {
+        n.start();
+    }
+    pin_all(&[&kh, &vn, &th]);
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
+            .unwrap()
+            .replace(r#"parties = ["kh-antht", "vn-c02"]"#, r#"parties = ["kh-antht", "vn-c02", "th-atpd"]"#);
+    activate(&[&kh, &vn, &th], &text, SOP);
+    let mut as_kh = Hostile::new(&kh, &th);
+    let mut as_vn = Hostile::new(&vn, &th);
+    let stage = |th: &TestNode| {
+        th.cli_json(&["case", "show", "case-x"])["case"]["stage"].as_str().unwrap_or_default().to_string()
+    };
+
+    let mut opened = kh_case("case-x", "vn-c02");
+    opened.transit_nodes = vec!["th-atpd".into()];
+    let confirmed = stepped(&opened, pb::CaseStage::IdentificationConfirmed, "vn-c02");
+    let assisted = stepped(&confirmed, pb::CaseStage::Assistance, "kh-antht");
+
+    // VN's confirmation before KH's opening: TH holds nothing and asks for a retry.
+    let waits = deliver_case_as(&mut as_vn, "dlv-vn-1", &confirmed).await.unwrap_err();
+    assert_eq!(waits.code(), tonic::Code::Unavailable, "{waits:?}");
+    assert!(!th.cli(&["case", "show", "case-x"]).status.success(), "a step was taken without its case");
+    assert!(deliver_case_as(&mut as_kh, "dlv-kh-1", &opened).await.unwrap().delivered);
+
+    // KH's assistance before VN's confirmation (VN's retry not yet due): waits.
+    let waits = deliver_case_as(&mut as_kh, "dlv-kh-2", &assisted).await.unwrap_err();
+    assert_eq!(waits.code(), tonic::Code::Unavailable, "{waits:?}");
+    assert_eq!(stage(&th), "CASE_STAGE_REFERRAL");
+
+    // The retries, in the order they come due: both taken, nothing lost.
+    assert!(deliver_case_as(&mut as_vn, "dlv-vn-1", &confirmed).await.unwrap().delivered);
+    assert_eq!(stage(&th), "CASE_STAGE_IDENTIFICATION_CONFIRMED");
+    assert!(deliver_case_as(&mut as_kh, "dlv-kh-2", &assisted).await.unwrap().delivered);
+    assert_eq!(stage(&th), "CASE_STAGE_ASSISTANCE");
+
+    // KH skipping its own planned return: no retry can fill that gap.
+    let planned = stepped(&assisted, pb::CaseStage::ReturnPlanned, "kh-antht");
+    let asylum = stepped(&planned, pb::CaseStage::AsylumReferral, "kh-antht");
+    let r = deliver_case_as(&mut as_kh, "dlv-kh-3", &asylum).await.unwrap();
+    assert!(!r.delivered && r.reason.contains("does not extend"), "{r:?}");
+    assert_eq!(stage(&th), "CASE_STAGE_ASSISTANCE");
+    let held = th.cli_json(&["case", "show", "case-x"]);
+    assert_eq!(held["case"]["history"].as_array().map(Vec::len), Some(3), "{held}");
+}
+
 async fn sync(h: &mut Hostile) -> Result<usize, tonic::Status> {
     let req = pb::SyncRecordsRequest {
         kind: pb::RecordKind::ContactPoint as i32,

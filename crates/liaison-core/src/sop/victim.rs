@@ -350,19 +350,29 @@ pub enum Update {
     AlreadyHeld,
     /// Exactly one step on top of what is held (or the referral, for a new case).
     Extends,
+    /// The caller's step on top of steps this node does not hold yet, each
+    /// recorded by another party (a transit country confirming its leg, the
+    /// other side's step before it): that party's own delivery is still on
+    /// its way, as three parties' deliveries cross. Nothing is taken; the
+    /// sender tries again, in order, once the step before has arrived.
+    Behind,
     /// A history that rewrites what is held, skips a step, or starts elsewhere.
     Refused(&'static str),
 }
 
 /// Whether `incoming` extends `held` by exactly one step. Histories are
 /// append-only, so a peer can neither rewrite a step both nodes hold nor
-/// skip one.
+/// skip one; a step that arrives before another party's step it follows is
+/// [`Update::Behind`], never taken out of order.
 pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Update {
     let Some(h) = held else {
-        return if incoming.history.len() == 1 && incoming.history.first().is_some_and(|e| e.to == C::Referral as i32) {
-            side_of_last_step(incoming)
-        } else {
-            Update::Refused("a case starts at its referral")
+        if incoming.history.first().is_none_or(|e| e.to != C::Referral as i32) {
+            return Update::Refused("a case starts at its referral");
+        }
+        return match incoming.history.len() {
+            1 => side_of_last_step(incoming),
+            _ if others_before_last(incoming, 0) => Update::Behind,
+            _ => Update::Refused("a case starts at its referral"),
         };
     };
     // Who the case is between, and about whom, never changes.
@@ -375,10 +385,25 @@ pub fn update(held: Option<&pb::VictimCase>, incoming: &pb::VictimCase) -> Updat
     if incoming.history.len() <= n {
         return Update::AlreadyHeld;
     }
-    if incoming.history.get(..n) != Some(&h.history[..]) || incoming.history.len() != n.saturating_add(1) {
+    if incoming.history.get(..n) != Some(&h.history[..]) {
         return Update::Refused("the update does not extend the case as held here");
     }
-    side_of_last_step(incoming)
+    if incoming.history.len() == n.saturating_add(1) {
+        side_of_last_step(incoming)
+    } else if others_before_last(incoming, n) {
+        Update::Behind
+    } else {
+        Update::Refused("the update does not extend the case as held here")
+    }
+}
+
+/// Whether every step of `case` from `held` up to its last was recorded by
+/// a party other than the last step's (the caller's). A caller's own
+/// earlier step would have reached this node first (a sender delivers to
+/// each peer in order), so a gap holding one can never fill: refused.
+fn others_before_last(case: &pb::VictimCase, held: usize) -> bool {
+    let Some((last, before)) = case.history.split_last() else { return false };
+    before.get(held..).is_some_and(|gap| !gap.is_empty() && gap.iter().all(|e| e.actor != last.actor))
 }
 
 /// The new step must be a step from the stage before it, recorded by its
@@ -650,17 +675,58 @@ mod tests {
                 }
             }
             let rewritten = rewrite.is_some_and(|i| i < held.min(got));
+            // A gap may only wait for steps of parties other than the caller.
+            let callers_own_gap = incoming
+                .history
+                .split_last()
+                .is_some_and(|(last, before)| before.get(held..).unwrap_or_default().iter().any(|e| e.actor == last.actor));
             let expected = if got <= held {
                 Update::AlreadyHeld
-            } else if got == held + 1 && !rewritten {
-                Update::Extends
-            } else {
+            } else if rewritten {
                 Update::Refused("the update does not extend the case as held here")
+            } else if got == held + 1 {
+                Update::Extends
+            } else if callers_own_gap {
+                Update::Refused("the update does not extend the case as held here")
+            } else {
+                Update::Behind
             };
             prop_assert_eq!(update(Some(&h), &incoming), expected);
             prop_assert_eq!(update(None, &case_with(1)), Update::Extends);
-            prop_assert!(matches!(update(None, &case_with(2)), Update::Refused(_)));
+            // The receiving side's step before the referral has arrived: it waits.
+            prop_assert_eq!(update(None, &case_with(2)), Update::Behind);
+            prop_assert!(matches!(update(None, &case_with(3)), Update::Refused(_)));
         }
+    }
+
+    /// Three parties' deliveries cross: the sending country's return reaches
+    /// the receiving country before the transit country's leg it follows.
+    /// It waits for that leg and is then taken in order; a gap that holds
+    /// the caller's own earlier step can never fill and is refused.
+    #[test]
+    fn a_step_that_overtakes_another_partys_step_waits_for_it() {
+        let v = ready_adult();
+        let mut c = to_assistance(&v);
+        c.transit_nodes = vec!["la-dcta".into()];
+        let planned = advance(&c, &v, C::ReturnPlanned, "th-atpd", "", now()).unwrap();
+        let transit = advance(&planned, &v, C::InTransit, "la-dcta", "", now()).unwrap();
+        let returned = advance(&transit, &v, C::Returned, "th-atpd", "", now()).unwrap();
+        assert_eq!(update(Some(&planned), &returned), Update::Behind);
+        assert_eq!(update(Some(&planned), &transit), Update::Extends);
+        assert_eq!(update(Some(&transit), &returned), Update::Extends);
+        // The caller's own planned return missing below its return: refused.
+        assert!(matches!(update(Some(&c), &returned), Update::Refused(_)));
+        // A forged leg in the gap changes nothing: the prefix must still match.
+        let mut rewritten = returned.clone();
+        rewritten.history[1].note = "rewritten".into();
+        assert!(matches!(update(Some(&planned), &rewritten), Update::Refused(_)));
+        // The transit country holds nothing yet: the receiving side's
+        // confirmation waits for the opening; the sending side's own
+        // assistance step, with its own opening missing, is refused.
+        let mut confirmed = c.clone();
+        confirmed.history.truncate(2);
+        assert_eq!(update(None, &confirmed), Update::Behind);
+        assert!(matches!(update(None, &c), Update::Refused(_)));
     }
 
     #[test]

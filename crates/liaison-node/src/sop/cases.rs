@@ -256,6 +256,13 @@ pub async fn receive(
             ));
         }
         victim::Update::Refused(why) => return refuse_update(node, caller, delivery_id, &case, why.into()).await,
+        victim::Update::Behind => {
+            // Another party's step is still on its way here: the sender retries.
+            return Err(CaseError::NotReady(format!(
+                "this node holds {base_len} steps of {}; a step before the caller's has not arrived yet",
+                case.id
+            )));
+        }
     }
     // Check the step's gates again here when we hold the referral.
     if base_len > 0 {
