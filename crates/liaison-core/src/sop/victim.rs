@@ -716,7 +716,13 @@ mod tests {
         assert_eq!(update(Some(&transit), &returned), Update::Extends);
         // The caller's own planned return missing below its return: refused.
         assert!(matches!(update(Some(&c), &returned), Update::Refused(_)));
-        // A forged leg in the gap changes nothing: the prefix must still match.
+        // A forged leg in the gap is never taken: it only waits, and once the
+        // real leg is held, the forgery no longer extends what is held.
+        let mut forged = returned.clone();
+        forged.history[4].note = "forged".into();
+        assert_eq!(update(Some(&planned), &forged), Update::Behind);
+        assert!(matches!(update(Some(&transit), &forged), Update::Refused(_)));
+        // A rewrite of a step held here is refused at once.
         let mut rewritten = returned.clone();
         rewritten.history[1].note = "rewritten".into();
         assert!(matches!(update(Some(&planned), &rewritten), Update::Refused(_)));
