@@ -350,12 +350,7 @@ fn kh_case(id: &str, receiving: &str) -> pb::VictimCase {
 }
 
 async fn deliver_case(h: &mut Hostile, case: &pb::VictimCase) -> pb::Receipt {
-    let req = pb::DeliverCaseUpdateRequest {
-        delivery_id: liaison::exchange::random_id("dlv"),
-        case: Some(h.seal(payload::VICTIM_CASE, case)),
-    };
-    let r = h.client.deliver_case_update(req).await.expect("a receipt").into_inner();
-    liaison::envelope::decode::<pb::Receipt>(&r.receipt.expect("a receipt")).unwrap()
+    deliver_case_as(h, &liaison::exchange::random_id("dlv"), case).await.expect("a receipt")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,22 +474,11 @@ async fn deliver_case_as(
 /// delivery would have brought first, is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_step_that_overtakes_another_partys_step_waits_for_it() {
-    const SOP: &str = "kh-vn-victim-return";
     let root = tempfile::tempdir().unwrap();
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    let mut vn = TestNode::init(root.path(), "vn-c02", "VN");
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    for n in [&mut kh, &mut vn, &mut th] {
-        n.start();
-    }
-    pin_all(&[&kh, &vn, &th]);
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap()
-            .replace(r#"parties = ["kh-antht", "vn-c02"]"#, r#"parties = ["kh-antht", "vn-c02", "th-atpd"]"#);
-    activate(&[&kh, &vn, &th], &text, SOP);
-    let mut as_kh = Hostile::new(&kh, &th);
-    let mut as_vn = Hostile::new(&vn, &th);
+    let nodes = under_victim_return_sop(root.path(), &[("kh-antht", "KH"), ("vn-c02", "VN"), ("th-atpd", "TH")]);
+    let [kh, vn, th] = &nodes[..] else { unreachable!("three nodes were started") };
+    let mut as_kh = Hostile::new(kh, th);
+    let mut as_vn = Hostile::new(vn, th);
     let stage = |th: &TestNode| {
         th.cli_json(&["case", "show", "case-x"])["case"]["stage"].as_str().unwrap_or_default().to_string()
     };
@@ -513,20 +497,20 @@ async fn a_case_step_that_overtakes_another_partys_step_waits_for_it() {
     // KH's assistance before VN's confirmation (VN's retry not yet due): waits.
     let waits = deliver_case_as(&mut as_kh, "dlv-kh-2", &assisted).await.unwrap_err();
     assert_eq!(waits.code(), tonic::Code::Unavailable, "{waits:?}");
-    assert_eq!(stage(&th), "CASE_STAGE_REFERRAL");
+    assert_eq!(stage(th), "CASE_STAGE_REFERRAL");
 
     // The retries, in the order they come due: both taken, nothing lost.
     assert!(deliver_case_as(&mut as_vn, "dlv-vn-1", &confirmed).await.unwrap().delivered);
-    assert_eq!(stage(&th), "CASE_STAGE_IDENTIFICATION_CONFIRMED");
+    assert_eq!(stage(th), "CASE_STAGE_IDENTIFICATION_CONFIRMED");
     assert!(deliver_case_as(&mut as_kh, "dlv-kh-2", &assisted).await.unwrap().delivered);
-    assert_eq!(stage(&th), "CASE_STAGE_ASSISTANCE");
+    assert_eq!(stage(th), "CASE_STAGE_ASSISTANCE");
 
     // KH skipping its own planned return: no retry can fill that gap.
     let planned = stepped(&assisted, pb::CaseStage::ReturnPlanned, "kh-antht");
     let asylum = stepped(&planned, pb::CaseStage::AsylumReferral, "kh-antht");
     let r = deliver_case_as(&mut as_kh, "dlv-kh-3", &asylum).await.unwrap();
     assert!(!r.delivered && r.reason.contains("does not extend"), "{r:?}");
-    assert_eq!(stage(&th), "CASE_STAGE_ASSISTANCE");
+    assert_eq!(stage(th), "CASE_STAGE_ASSISTANCE");
     let held = th.cli_json(&["case", "show", "case-x"]);
     assert_eq!(held["case"]["history"].as_array().map(Vec::len), Some(3), "{held}");
 }

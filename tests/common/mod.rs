@@ -499,16 +499,27 @@ pub(crate) fn originated(by: &str, mut rec: pb::Record) -> pb::Record {
 /// Cambodia and Viet Nam, pinned to each other, under the KH–VN joint SOP
 /// template (`kh-vn-victim-return`).
 pub(crate) fn kh_vn_under_sop(root: &Path) -> (TestNode, TestNode) {
-    let mut kh = TestNode::init(root, "kh-antht", "KH");
-    let mut vn = TestNode::init(root, "vn-c02", "VN");
-    kh.start();
-    vn.start();
-    pin_all(&[&kh, &vn]);
+    let mut nodes = under_victim_return_sop(root, &[("kh-antht", "KH"), ("vn-c02", "VN")]).into_iter();
+    let (Some(kh), Some(vn)) = (nodes.next(), nodes.next()) else { unreachable!("two nodes were started") };
+    (kh, vn)
+}
+
+/// The KH–VN joint SOP (`kh-vn-victim-return`) with `nodes` as its parties
+/// (e.g. a transit country beside KH and VN), each started and pinned.
+pub(crate) fn under_victim_return_sop(root: &Path, nodes: &[(&str, &str)]) -> Vec<TestNode> {
+    let mut started: Vec<TestNode> = nodes.iter().map(|(id, country)| TestNode::init(root, id, country)).collect();
+    for n in &mut started {
+        n.start();
+    }
+    let refs: Vec<&TestNode> = started.iter().collect();
+    pin_all(&refs);
+    let parties: Vec<String> = nodes.iter().map(|(id, _)| format!("{id:?}")).collect();
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/agreements/kh-vn-victim-return.toml"))
-            .unwrap();
-    activate(&[&kh, &vn], &text, "kh-vn-victim-return");
-    (kh, vn)
+            .unwrap()
+            .replace(r#"parties = ["kh-antht", "vn-c02"]"#, &format!("parties = [{}]", parties.join(", ")));
+    activate(&refs, &text, "kh-vn-victim-return");
+    started
 }
 
 /// A hostile peer: `attacker`'s own pinned certificate and signing key, with a
