@@ -119,6 +119,65 @@ async fn members_learn_each_other_from_the_hub_and_the_hub_reports() {
     assert!(!out.status.success(), "a removed member is refused");
 }
 
+/// A hub with TH and KH as members under its membership agreement, TH
+/// routing what it sends KH through the hub.
+fn th_and_kh_through_a_hub(root: &std::path::Path) -> (TestNode, TestNode, TestNode) {
+    let mut hub = TestNode::init_role(root, "commit-hub", "COMMIT-Mekong", "hub");
+    let mut th = TestNode::init(root, "th-atpd", "TH");
+    let mut kh = TestNode::init(root, "kh-antht", "KH");
+    for n in [&mut hub, &mut th, &mut kh] {
+        n.start();
+    }
+    let hub_card = hub.card_file();
+    for m in [&th, &kh] {
+        hub.cli_ok(&["hub", "admit", &m.card_file().display().to_string()]);
+    }
+    for m in [&th, &kh] {
+        m.cli_ok(&["hub", "join", &hub_card.display().to_string()]);
+    }
+    activate(&[&hub, &th, &kh], &hub_membership("commit-hub", &["th-atpd", "kh-antht"]), "commit-membership");
+    th.cli_ok(&["peer", "route", "kh-antht", "--via", "commit-hub"]);
+    (hub, th, kh)
+}
+
+/// The relay ids in `hub`'s audit entries of `action`, in log order.
+fn relay_ids(hub: &TestNode, action: &str) -> Vec<String> {
+    common::audit_entries(hub, action)
+        .iter()
+        .filter_map(|e| e["reason"].as_str()?.split(':').next().map(str::to_string))
+        .collect()
+}
+
+/// A sender's outbox counts a relayed message taken once the hub accepts
+/// it, so the hub must forward in the order it accepted: a record's new
+/// version, a case step or a withdrawal forwarded ahead of what it follows
+/// is refused or overtaken, and the copies diverge. With KH down while TH
+/// sends, twenty shares queue at the hub; when KH is back they are
+/// forwarded in exactly the order they were accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_forwards_a_senders_messages_in_the_order_it_accepted_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (hub, th, mut kh) = th_and_kh_through_a_hub(root.path());
+    kh.stop();
+    const N: usize = 20;
+    for i in 0..N {
+        let mut r = liaison::record::examples::intelligence_report();
+        r.id = format!("ir-order-{i:02}");
+        create(&th, r).await;
+        th.cli_ok(&["record", "share", &format!("ir-order-{i:02}"), "--to", "kh-antht", "--purpose", "investigation"]);
+    }
+    wait_for(60, "every share accepted by the hub", || relay_ids(&hub, "relay.accept").len() >= N);
+    kh.start();
+    wait_for(90, "every share forwarded to KH", || relay_ids(&hub, "relay.forwarded").len() >= N);
+    let accepted = relay_ids(&hub, "relay.accept");
+    assert_eq!(relay_ids(&hub, "relay.forwarded"), accepted, "forwarded out of the order accepted");
+    let mut sorted = accepted.clone();
+    sorted.sort();
+    assert!(sorted == accepted || sorted.iter().rev().eq(accepted.iter()), "relay ids do not sort by acceptance");
+    let listed = kh.records().await.list_records(pb::ListRecordsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.records.iter().filter(|r| r.id.starts_with("ir-order-")).count(), N);
+}
+
 fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
@@ -135,20 +194,7 @@ fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
     let root = tempfile::tempdir().unwrap();
-    let mut hub = TestNode::init_role(root.path(), "commit-hub", "COMMIT-Mekong", "hub");
-    let mut th = TestNode::init(root.path(), "th-atpd", "TH");
-    let mut kh = TestNode::init(root.path(), "kh-antht", "KH");
-    for n in [&mut hub, &mut th, &mut kh] {
-        n.start();
-    }
-    let hub_card = hub.card_file();
-    for m in [&th, &kh] {
-        hub.cli_ok(&["hub", "admit", &m.card_file().display().to_string()]);
-    }
-    for m in [&th, &kh] {
-        m.cli_ok(&["hub", "join", &hub_card.display().to_string()]);
-    }
-    activate(&[&hub, &th, &kh], &hub_membership("commit-hub", &["th-atpd", "kh-antht"]), "commit-membership");
+    let (mut hub, th, kh) = th_and_kh_through_a_hub(root.path());
 
     const CANARY: &str = "SECRET-7f3a-CANARY";
     let mut r = liaison::record::examples::intelligence_report();
@@ -157,7 +203,6 @@ async fn a_relayed_share_arrives_once_and_the_hub_never_sees_it() {
         i.summary = format!("Broker ledger found: {CANARY}");
     }
     create(&th, r).await;
-    th.cli_ok(&["peer", "route", "kh-antht", "--via", "commit-hub"]);
     th.cli_ok(&["record", "share", "ir-relayed", "--to", "kh-antht", "--purpose", "investigation"]);
 
     wait_for(60, "the relayed record at KH", || {

@@ -1,8 +1,10 @@
 //! The pure halves of a regional hub's work: the regional statistics report
 //! (and the joint report of a hub above hubs), the SOP-compliance
-//! indicators and the members' reporting duties.
+//! indicators, the members' reporting duties, and the order relayed
+//! messages are forwarded in.
 
 pub mod indicators;
 pub mod joint;
+pub mod relay;
 pub mod report;
 pub mod reporting;

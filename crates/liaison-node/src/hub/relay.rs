@@ -5,7 +5,7 @@
 //! sender's signature inside, and handles it exactly as if the sender had
 //! called directly — its own policy checks included.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,7 @@ use crate::pb;
 use crate::policy::hub as rules;
 use crate::store::hubs::{usage, Usage};
 use crate::store::{self, StoreError, Tree};
+use liaison_core::hub::relay as order;
 
 /// How long the hub keeps trying: a sender may ask for less, never more.
 pub const DEFAULT_EXPIRY: time::Duration = time::Duration::days(3);
@@ -153,7 +154,7 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
             return Err(HubError::Denied(d));
         }
     };
-    let id = exchange::random_id("relay");
+    let nonce: [u8; 8] = rand::random();
     let size = sealed.ciphertext.len();
     let recipient = sealed.recipient.clone();
     let q = Queued {
@@ -162,18 +163,24 @@ pub async fn accept(node: &Node, caller: &str, req: pb::RelayMessageRequest) -> 
         next_attempt: Some(timestamp(node.now())),
         attempts: 0,
     };
-    node.db
+    let id = node
+        .db
         .write(|st, tx| {
             // Each member has a bounded share of the hub's storage.
             let u = admit(usage(st, caller)?, size as u64).map_err(HubError::Exhausted)?;
             crate::store::hubs::put_usage(tx, caller, u);
+            // Keyed after every message still queued (read under the
+            // writer's lock), so the queue is in acceptance order.
+            let last = st.range_rev(Tree::Relay, Bound::Unbounded, Bound::Unbounded, 1)?;
+            let last = last.first().and_then(|(k, _)| order::seq_of(k));
+            let id = order::key(order::next_seq(last, tx.now), &hex::encode(nonce));
             tx.batch.put(Tree::Relay, id.clone().into_bytes(), q.encode_to_vec());
             tx.audit(
                 Event::new(format!("peer:{caller}"), "relay.accept")
                     .agreement(&agreement.agreement_id)
                     .reason(format!("{id}: {caller} → {recipient}, {size} bytes")),
             );
-            Ok::<_, HubError>(())
+            Ok::<_, HubError>(id)
         })
         .await?;
     tracing::info!(relay = %id, from = %caller, to = %recipient, bytes = size, "relay accepted");
@@ -207,7 +214,7 @@ async fn due_by_recipient(node: &Node) -> Result<BTreeMap<String, Vec<(Vec<u8>, 
     let entries = node.db.store().range(Tree::Relay, Bound::Unbounded, Bound::Unbounded, 1000)?;
     metrics::gauge!("liaison_relay_queue").set(entries.len() as f64);
     let now = node.now();
-    let mut due: BTreeMap<String, Vec<(Vec<u8>, Queued)>> = BTreeMap::new();
+    let mut queued = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let id = String::from_utf8_lossy(&k).into_owned();
         let Ok(q) = Queued::decode(v.as_slice()) else { continue };
@@ -225,21 +232,41 @@ async fn due_by_recipient(node: &Node) -> Result<BTreeMap<String, Vec<(Vec<u8>, 
                 .await?;
             continue;
         }
-        if q.next_attempt.as_ref().and_then(from_timestamp).is_some_and(|t| t > now) {
-            continue;
+        queued.push((k, q, sealed));
+    }
+    let waiting: Vec<order::Waiting<'_>> = queued
+        .iter()
+        .map(|(_, q, s)| order::Waiting {
+            sender: &s.sender,
+            recipient: &s.recipient,
+            next_attempt: q.next_attempt.as_ref().and_then(from_timestamp),
+        })
+        .collect();
+    let go: BTreeSet<usize> = order::due(&waiting, now).into_iter().collect();
+    let mut due: BTreeMap<String, Vec<(Vec<u8>, Queued)>> = BTreeMap::new();
+    for (n, (k, q, sealed)) in queued.into_iter().enumerate() {
+        if go.contains(&n) {
+            due.entry(sealed.recipient).or_default().push((k, q));
         }
-        due.entry(sealed.recipient.clone()).or_default().push((k, q));
     }
     Ok(due)
 }
 
-/// Forwards one recipient's messages in order; stops at the first failure
-/// (the rest are retried with it).
+/// Forwards one recipient's messages in queue order. After a failure, that
+/// sender's later messages wait for it (they must not overtake it); other
+/// senders' messages go on.
 async fn forward_all(node: &Node, items: Vec<(Vec<u8>, Queued)>) {
+    let mut failed: BTreeSet<String> = BTreeSet::new();
     for (k, q) in items {
+        let sender = q.sealed.as_ref().map(|s| s.sender.clone()).unwrap_or_default();
+        if failed.contains(&sender) {
+            continue;
+        }
         match forward_one(node, &k, q).await {
             Ok(true) => {}
-            Ok(false) => return,
+            Ok(false) => {
+                failed.insert(sender);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "relay update failed");
                 return;
