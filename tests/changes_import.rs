@@ -76,19 +76,31 @@ async fn watch_changes_resumes_without_gap_or_duplicate() {
     assert_eq!(item.record.unwrap().id, "cp-live");
 }
 
+/// One JSON line of `liaison import`: a valid contact point.
+fn imported(id: &str) -> String {
+    serde_json::to_string(&contact_point(id, "Imported")).unwrap()
+}
+
+/// Runs an import with refused lines: the command fails, and its JSON
+/// report still says what was stored.
+fn refused(node: &TestNode, args: &[&str]) -> serde_json::Value {
+    let out = node.cli(args);
+    assert!(!out.status.success(), "refused lines fail the import");
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON report")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_stores_good_lines_and_reports_bad_ones() {
     let root = tempfile::tempdir().unwrap();
     let mut a = TestNode::init(root.path(), "th-atpd", "TH");
     a.start();
-    let good = |id: &str| serde_json::to_string(&contact_point(id, "Imported")).unwrap();
     let lines = [
-        good("cp-imp-1"),
+        imported("cp-imp-1"),
         "{ not json".to_string(),
-        good("cp-imp-2"),
-        good("cp-imp-1"), // duplicate id
+        imported("cp-imp-2"),
+        imported("cp-imp-1"), // duplicate id
         String::new(),
-        good("cp-imp-3"),
+        imported("cp-imp-3"),
         serde_json::to_string(&{
             let mut r = contact_point("cp-imp-4", "Bad country");
             if let Some(pb::record::Body::ContactPoint(c)) = r.body.as_mut() {
@@ -100,13 +112,7 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     ];
     let file = root.path().join("in.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
-    // Refused lines fail the command; the report still says what was stored.
-    let refused = |args: &[&str]| {
-        let out = a.cli(args);
-        assert!(!out.status.success(), "refused lines fail the import");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON report")
-    };
-    let out = refused(&["--json", "import", &file.display().to_string()]);
+    let out = refused(&a, &["--json", "import", &file.display().to_string()]);
     assert_eq!(out["stored"], 3, "{out}");
     let problems = out["problems"].as_array().unwrap();
     let line_nos: Vec<u64> = problems.iter().map(|p| p["line"].as_u64().unwrap()).collect();
@@ -121,7 +127,7 @@ async fn import_stores_good_lines_and_reports_bad_ones() {
     );
     let file = root.path().join("contacts.csv");
     std::fs::write(&file, csv).unwrap();
-    let out = refused(&["--json", "import", &file.display().to_string()]);
+    let out = refused(&a, &["--json", "import", &file.display().to_string()]);
     assert_eq!(out["stored"], 1, "{out}");
     assert_eq!(out["problems"][0]["line"], 3);
     assert_eq!(out["problems"][0]["field"], "role");
@@ -138,25 +144,19 @@ async fn import_keeps_several_calls_in_flight_and_refuses_duplicates_on_their_la
     let root = tempfile::tempdir().unwrap();
     let mut a = TestNode::init(root.path(), "th-atpd", "TH");
     a.start();
-    let good = |id: &str| serde_json::to_string(&contact_point(id, "Imported")).unwrap();
-    let refused = |args: &[&str]| {
-        let out = a.cli(args);
-        assert!(!out.status.success(), "refused lines fail the import");
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("JSON report")
-    };
     let held = root.path().join("held.jsonl");
-    std::fs::write(&held, good("cp-held")).unwrap();
+    std::fs::write(&held, imported("cp-held")).unwrap();
     assert!(a.cli(&["import", &held.display().to_string()]).status.success());
     // Enough lines for several calls in flight at once: every one is
     // stored once, and an id used again far down the file (in another
     // call) is refused on its later line, whichever call the node takes
     // first; one the node already holds is refused too.
-    let mut many: Vec<String> = (0..2600).map(|i| good(&format!("cp-many-{i}"))).collect();
-    many[2100] = good("cp-many-7");
-    many[2400] = good("cp-held");
+    let mut many: Vec<String> = (0..2600).map(|i| imported(&format!("cp-many-{i}"))).collect();
+    many[2100] = imported("cp-many-7");
+    many[2400] = imported("cp-held");
     let file = root.path().join("many.jsonl");
     std::fs::write(&file, many.join("\n")).unwrap();
-    let out = refused(&["--json", "import", &file.display().to_string()]);
+    let out = refused(&a, &["--json", "import", &file.display().to_string()]);
     assert_eq!(out["stored"], 2598, "{out}");
     let line_nos: Vec<u64> = out["problems"].as_array().unwrap().iter().map(|p| p["line"].as_u64().unwrap()).collect();
     assert_eq!(line_nos, vec![2101, 2401], "{out}");
